@@ -1,0 +1,59 @@
+# feedring — every target a person needs. CONFIG=other.toml runs another cluster side by side.
+CONFIG ?= cluster.toml
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: help install cluster stop status test test-unit test-integration lint protos check-protos bench bench-quick clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 20
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP)  ## create .venv and install feedring with its dependencies
+
+cluster: install  ## start every process of $(CONFIG) in the background and wait until healthy
+	$(PY) -m client.local_cluster start --config $(CONFIG)
+
+stop:  ## stop exactly the processes `make cluster` started
+	@if [ -x $(PY) ]; then $(PY) -m client.local_cluster stop --config $(CONFIG); else echo "not installed: nothing to stop"; fi
+
+status: install  ## processes of $(CONFIG), then the cluster's own view (feedring status)
+	$(PY) -m client.local_cluster status --config $(CONFIG)
+	-$(VENV)/bin/feedring --config $(CONFIG) status
+
+test: install check-protos  ## the whole suite: unit + integration against real processes
+	$(PY) -m pytest tests -q
+
+test-unit: install  ## unit tests only (seconds)
+	$(PY) -m pytest tests/unit -q
+
+test-integration: install  ## integration tests only
+	$(PY) -m pytest tests/integration -q
+
+lint: install  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy common node router client
+
+protos: install  ## regenerate protos/*_pb2*.py from protos/*.proto
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/*.proto
+
+check-protos: install  ## fail if the committed generated code is stale
+	@rm -rf build/protos-check && mkdir -p build/protos-check
+	@$(PY) -m grpc_tools.protoc -I. --python_out=build/protos-check --pyi_out=build/protos-check --grpc_python_out=build/protos-check protos/*.proto
+	@for f in build/protos-check/protos/*; do cmp -s $$f protos/$$(basename $$f) || { echo "stale generated code: protos/$$(basename $$f) (run make protos)"; exit 1; }; done
+	@echo "generated code is up to date"
+
+bench: install  ## the benchmark (several minutes); figures go to bench/results/
+	$(PY) -m bench
+
+bench-quick: install  ## a two-minute benchmark run
+	$(PY) -m bench --quick
+
+clean: stop  ## stop the cluster and delete its data, logs and build files
+	rm -rf data .run build

@@ -1,0 +1,236 @@
+"""Runs a whole cluster from a cluster file as local background processes (``make cluster``).
+
+Each process (every node, then every router) gets a log file and a pid file under the cluster's
+``run_dir``. ``start`` waits until each answers the gRPC health check with SERVING; ``stop`` signals
+exactly the processes it started (a pid file's process must still be running our command line for
+this cluster file, so a recycled pid is never killed). Both are safe to repeat. The integration tests
+start their clusters through this same class.
+
+    python -m client.local_cluster start|stop|status [--config cluster.toml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from common.config import ClusterConfig, ConfigError, load
+
+__all__ = ["LocalCluster", "Process", "ClusterStartError"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ClusterStartError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str  # "n1" or "router-0"
+    module: str  # "node" or "router"
+    ident: str  # the --id argument
+    address: str
+
+
+class LocalCluster:
+    def __init__(self, config_path: str | Path) -> None:
+        self.config_path = Path(config_path).resolve()
+        self.config: ClusterConfig = load(self.config_path)
+        self.run_dir = self.config.run_dir
+        self.processes = [Process(n.id, "node", n.id, n.address) for n in self.config.nodes] + [
+            Process(f"router-{r.id}", "router", str(r.id), r.address) for r in self.config.routers
+        ]
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def log_path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.log"
+
+    def _pid_path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def _command(self, proc: Process) -> list[str]:
+        return [sys.executable, "-m", proc.module, "--config", str(self.config_path), "--id", proc.ident]
+
+    def pid(self, name: str) -> int | None:
+        """The pid of our running process `name`, or None (stale pid files are ignored)."""
+        try:
+            pid = int(self._pid_path(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\x00")
+        except OSError:
+            return None
+        proc = self._process(name)
+        expected = [arg.encode() for arg in self._command(proc)[1:]]
+        if cmdline[1 : 1 + len(expected)] != expected:
+            return None  # the pid was recycled by an unrelated process
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        except (OSError, IndexError):
+            return None
+        return None if state == "Z" else pid
+
+    def _process(self, name: str) -> Process:
+        for proc in self.processes:
+            if proc.name == name:
+                return proc
+        raise KeyError(f"no process {name!r} in {self.config_path}")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, timeout_s: float = 60.0, quiet: bool = False) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        started = []
+        for proc in self.processes:
+            if proc.module == "router":
+                # Routers read the live map from the nodes at start: bring nodes up first.
+                self._wait_healthy([p for p in self.processes if p.module == "node"], timeout_s)
+            if self.pid(proc.name) is not None:
+                if not quiet:
+                    print(f"{proc.name} is already running (pid {self.pid(proc.name)}, {proc.address})")
+                continue
+            self.start_process(proc.name)
+            started.append(proc)
+        self._wait_healthy(self.processes, timeout_s)
+        if not quiet:
+            if started:
+                print(f"cluster {self.config.name!r} is up: {len(started)} process(es) started")
+            else:
+                print(f"cluster {self.config.name!r} was already running; nothing started")
+            for proc in self.processes:
+                print(f"  {proc.name:<10} {proc.address:<22} pid {self.pid(proc.name)}  log {self.log_path(proc.name)}")
+
+    def start_process(self, name: str) -> int:
+        proc = self._process(name)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        with open(self.log_path(name), "ab") as log:
+            child = subprocess.Popen(
+                self._command(proc),
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        self._pid_path(name).write_text(f"{child.pid}\n")
+        return child.pid
+
+    def _wait_healthy(self, procs: list[Process], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for proc in procs:
+            while not self.healthy(proc.address):
+                if self.pid(proc.name) is None:
+                    raise ClusterStartError(
+                        f"{proc.name} exited during start-up; last lines of {self.log_path(proc.name)}:\n"
+                        + self.log_tail(proc.name)
+                    )
+                if time.monotonic() > deadline:
+                    raise ClusterStartError(
+                        f"{proc.name} at {proc.address} not healthy after {timeout_s:.0f}s; "
+                        f"see {self.log_path(proc.name)}"
+                    )
+                time.sleep(0.1)
+
+    @staticmethod
+    def healthy(address: str, timeout_s: float = 0.5) -> bool:
+        with grpc.insecure_channel(address) as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
+                )
+            except grpc.RpcError:
+                return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout_s: float = 15.0, quiet: bool = False) -> None:
+        # Routers first, so they can finish fan-outs into still-running nodes.
+        order = [p for p in self.processes if p.module == "router"] + [p for p in self.processes if p.module == "node"]
+        stopped = 0
+        for proc in order:
+            if self.stop_process(proc.name, timeout_s):
+                stopped += 1
+        if not quiet:
+            print(
+                f"cluster {self.config.name!r}: " + (f"stopped {stopped} process(es)" if stopped else "was not running")
+            )
+
+    def stop_process(self, name: str, timeout_s: float = 15.0, sig: int = signal.SIGTERM) -> bool:
+        """Stops one process; True if it was running. SIGKILL if it ignores `sig` past the timeout."""
+        pid = self.pid(name)
+        if pid is None:
+            self._pid_path(name).unlink(missing_ok=True)
+            return False
+        if sig == signal.SIGKILL:
+            os.killpg(pid, sig)  # the whole group: a router's forked workers too
+        else:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while self.pid(name) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.pid(name) is not None:
+            os.killpg(pid, signal.SIGKILL)
+            while self.pid(name) is not None:
+                time.sleep(0.05)
+        self._pid_path(name).unlink(missing_ok=True)
+        return True
+
+    def kill(self, name: str) -> None:
+        """kill -9, as a crash would; for fault tests."""
+        self.stop_process(name, timeout_s=5.0, sig=signal.SIGKILL)
+
+    def restart(self, name: str, timeout_s: float = 30.0) -> None:
+        self.stop_process(name)
+        self.start_process(name)
+        self._wait_healthy([self._process(name)], timeout_s)
+
+    def status(self) -> list[tuple[Process, int | None, bool]]:
+        return [(p, self.pid(p.name), self.healthy(p.address)) for p in self.processes]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m client.local_cluster",
+        description="Start, stop or inspect a local feedring cluster described by a cluster file.",
+    )
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("--config", default=os.environ.get("FEEDRING_CONFIG", "cluster.toml"))
+    args = parser.parse_args(argv)
+    try:
+        cluster = LocalCluster(args.config)
+        if args.action == "start":
+            cluster.start()
+        elif args.action == "stop":
+            cluster.stop()
+        else:
+            for proc, pid, healthy in cluster.status():
+                state = "SERVING" if healthy else ("running, not serving" if pid else "stopped")
+                print(f"{proc.name:<10} {proc.address:<22} {state:<22} pid {pid or '-'}")
+    except (ConfigError, ClusterStartError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared by node, router and client: configuration, errors, partitioning and the cluster map."""

@@ -1,0 +1,121 @@
+"""The cluster map: nodes, partition -> replica list, and the epoch it is valid at.
+
+Partitioning is decoupled from placement (Dynamo's "strategy 3"): the number of partitions is fixed
+for the life of the cluster and a key's partition never changes; only the partition table, built from
+a consistent-hash ring (uhashring, md5 mode) over stable node ids, changes with membership. So a
+membership change moves whole partitions, each one contiguous LevelDB range, and only those whose
+replicas change. Maps are immutable values: a new epoch is a new ClusterMap, swapped in whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from uhashring import HashRing
+
+from common.config import ClusterConfig
+from common.partitioning import partition_of
+from protos import cluster_pb2
+
+__all__ = ["Member", "ClusterMap", "build_table", "initial_map"]
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    address: str
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class ClusterMap:
+    epoch: int
+    partitions: int
+    replication_factor: int
+    vnodes: int
+    members: tuple[Member, ...]
+    table: tuple[tuple[str, ...], ...]  # index = partition id; first = primary
+
+    def partition(self, key: str) -> int:
+        return partition_of(key, self.partitions)
+
+    def replicas(self, partition: int) -> tuple[str, ...]:
+        return self.table[partition]
+
+    def primary(self, partition: int) -> str:
+        return self.table[partition][0]
+
+    def primary_for_key(self, key: str) -> str:
+        return self.table[partition_of(key, self.partitions)][0]
+
+    def address(self, node_id: str) -> str:
+        for member in self.members:
+            if member.id == node_id:
+                return member.address
+        raise KeyError(node_id)
+
+    def owned_by(self, node_id: str) -> frozenset[int]:
+        """Partitions the node holds a replica of."""
+        return frozenset(p for p, replicas in enumerate(self.table) if node_id in replicas)
+
+    def primaries_by_node(self) -> dict[str, int]:
+        counts = {m.id: 0 for m in self.members}
+        for replicas in self.table:
+            counts[replicas[0]] += 1
+        return counts
+
+    def to_proto(self) -> cluster_pb2.ClusterMap:
+        return cluster_pb2.ClusterMap(
+            epoch=self.epoch,
+            partitions=self.partitions,
+            replication_factor=self.replication_factor,
+            vnodes=self.vnodes,
+            nodes=[cluster_pb2.NodeInfo(id=m.id, address=m.address, weight=m.weight) for m in self.members],
+            table=[cluster_pb2.ReplicaList(node_ids=list(r)) for r in self.table],
+        )
+
+    @classmethod
+    def from_proto(cls, msg: cluster_pb2.ClusterMap) -> ClusterMap:
+        return cls(
+            epoch=msg.epoch,
+            partitions=msg.partitions,
+            replication_factor=msg.replication_factor,
+            vnodes=msg.vnodes,
+            members=tuple(Member(n.id, n.address, n.weight or 1) for n in msg.nodes),
+            table=tuple(tuple(r.node_ids) for r in msg.table),
+        )
+
+    def to_bytes(self) -> bytes:
+        return bytes(self.to_proto().SerializeToString(deterministic=True))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ClusterMap:
+        msg = cluster_pb2.ClusterMap()
+        msg.ParseFromString(raw)
+        return cls.from_proto(msg)
+
+
+def build_table(
+    members: tuple[Member, ...], partitions: int, replication_factor: int, vnodes: int
+) -> tuple[tuple[str, ...], ...]:
+    """Each partition's preference list: the first `replication_factor` distinct nodes clockwise of
+    the partition's point on the ring. Deterministic for a given membership."""
+    ring = HashRing(
+        nodes={m.id: {"weight": m.weight, "vnodes": vnodes} for m in sorted(members, key=lambda m: m.id)},
+        vnodes=vnodes,
+    )
+    size = min(replication_factor, len(members))
+    return tuple(tuple(conf["nodename"] for conf in ring.range(f"p{p}", size=size)) for p in range(partitions))
+
+
+def initial_map(config: ClusterConfig) -> ClusterMap:
+    """Epoch 1, seeded from cluster.toml; after that the live map stored on the nodes is the truth."""
+    members = tuple(Member(n.id, n.address, n.weight) for n in config.nodes)
+    return ClusterMap(
+        epoch=1,
+        partitions=config.partitions,
+        replication_factor=config.replication_factor,
+        vnodes=config.vnodes,
+        members=members,
+        table=build_table(members, config.partitions, config.replication_factor, config.vnodes),
+    )

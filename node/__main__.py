@@ -1,0 +1,33 @@
+"""python -m node --config cluster.toml --id n1: run one storage node in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from common.config import ConfigError, load
+from common.logging_setup import configure_logging
+from node.server import NodeServer, PortInUseError
+from node.store import StoreLockedError
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m node", description="Run one feedring storage node.")
+    parser.add_argument("--config", default="cluster.toml", help="cluster file (default: %(default)s)")
+    parser.add_argument("--id", required=True, help="this node's id in the cluster file, e.g. n1")
+    args = parser.parse_args()
+    configure_logging(f"node {args.id}")
+    log = logging.getLogger("node")
+    try:
+        server = NodeServer(load(args.config), args.id)
+        asyncio.run(server.run_until_signalled())
+    except (ConfigError, PortInUseError, StoreLockedError, RuntimeError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""The node's data model: posts by author, inboxes by consumer, follow edges and counters.
+
+Each method is one atomic batch over the Store, and each is idempotent: posts and inbox entries are
+keyed by post id, edges by the pair of users, and counters only move when a key appears or goes.
+That is what lets routers retry, fan-outs overlap, and (later) partitions stream while written.
+
+Two rules keep concurrent operations from resurrecting data:
+- an inbox accepts a post only while its consumer follows the post's author (the ``following``
+  edge lives in the consumer's partition, beside the inbox), so a fan-out that lands after an
+  unfollow is dropped;
+- removing a post from an inbox leaves a tombstone, so a fan-out that lands after the delete is
+  dropped too.
+
+Posts are stored as ``feed_pb2.Post`` bytes: the storage record and the wire message are one format.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from common.partitioning import partition_of
+from node import keys
+from node.store import Store
+from protos import feed_pb2
+
+__all__ = ["FeedStore", "UserCounters"]
+
+_COUNTERS = struct.Struct(">QQQQ")
+
+
+@dataclass
+class UserCounters:
+    follower_count: int = 0
+    following_count: int = 0
+    post_count: int = 0
+    inbox_size: int = 0
+
+    def encode(self) -> bytes:
+        return _COUNTERS.pack(
+            max(self.follower_count, 0),
+            max(self.following_count, 0),
+            max(self.post_count, 0),
+            max(self.inbox_size, 0),
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> UserCounters:
+        return cls(*_COUNTERS.unpack(raw))
+
+
+class _Batch:
+    """Puts and deletes gathered for one atomic write, readable before they are written."""
+
+    def __init__(self, store: Store, family_counts: Counter[bytes]) -> None:
+        self.store = store
+        self.family_counts = family_counts
+        self.puts: dict[bytes, bytes] = {}
+        self.deletes: set[bytes] = set()
+        self.counters: dict[bytes, UserCounters] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.puts:
+            return self.puts[key]
+        if key in self.deletes:
+            return None
+        return self.store.get(key)
+
+    def put_new(self, key: bytes, value: bytes) -> bool:
+        """Puts a key that must not exist yet; False (and nothing written) if it does."""
+        if self.get(key) is not None:
+            return False
+        self.put(key, value)
+        self.family_counts[keys.family_of(key)] += 1
+        return True
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.deletes.discard(key)
+        self.puts[key] = value
+
+    def delete_existing(self, key: bytes) -> bool:
+        if self.get(key) is None:
+            return False
+        self.puts.pop(key, None)
+        self.deletes.add(key)
+        self.family_counts[keys.family_of(key)] -= 1
+        return True
+
+    def counters_of(self, partition: int, user_key: str) -> UserCounters:
+        key = keys.meta_key(partition, user_key)
+        if key not in self.counters:
+            raw = self.get(key)
+            if raw is None:
+                self.family_counts[keys.META] += 1
+            self.counters[key] = UserCounters.decode(raw) if raw is not None else UserCounters()
+        return self.counters[key]
+
+    def commit(self) -> None:
+        for key, counters in self.counters.items():
+            self.puts[key] = counters.encode()
+        if self.puts or self.deletes:
+            self.store.write(self.puts.items(), self.deletes)
+
+
+class FeedStore:
+    def __init__(self, store: Store, partitions: int, timeline_cap: int) -> None:
+        self.store = store
+        self.partitions = partitions
+        self.timeline_cap = timeline_cap
+        # Keys per family on this node, for status; counted once at start, then kept current.
+        self.family_counts: Counter[bytes] = Counter()
+
+    def partition(self, key: str) -> int:
+        return partition_of(key, self.partitions)
+
+    def count_keys(self) -> None:
+        counts: Counter[bytes] = Counter()
+        for key, _ in self.store.scan(b""):
+            if not key.startswith(b"\xff\xff"):
+                counts[keys.family_of(key)] += 1
+        self.family_counts = counts
+
+    def _batch(self) -> _Batch:
+        return _Batch(self.store, self.family_counts)
+
+    # -- posts, by author ------------------------------------------------------------------------
+
+    def store_post(self, author_key: str, post: feed_pb2.Post) -> tuple[bool, list[str]]:
+        """Stores the post; returns (created, followers under the same key) read in the same step."""
+        part = self.partition(author_key)
+        batch = self._batch()
+        created = batch.put_new(keys.post_key(part, keys.POSTS, author_key, post.id), post.SerializeToString())
+        if created:
+            batch.counters_of(part, author_key).post_count += 1
+        batch.commit()
+        return created, self._edges(part, keys.FOLLOWERS, author_key)
+
+    def remove_post(self, author_key: str, post_id: int) -> tuple[feed_pb2.Post | None, list[str]]:
+        part = self.partition(author_key)
+        key = keys.post_key(part, keys.POSTS, author_key, post_id)
+        raw = self.store.get(key)
+        if raw is None:
+            return None, []
+        batch = self._batch()
+        batch.delete_existing(key)
+        batch.counters_of(part, author_key).post_count -= 1
+        batch.commit()
+        return feed_pb2.Post.FromString(raw), self._edges(part, keys.FOLLOWERS, author_key)
+
+    def read_posts(self, author_key: str, limit: int, before_id: int = 0) -> list[bytes]:
+        return self._newest(self.partition(author_key), keys.POSTS, author_key, limit, before_id)
+
+    # -- inboxes, by consumer --------------------------------------------------------------------
+
+    def insert_inbox(self, posts: Iterable[feed_pb2.Post], consumers: Iterable[str]) -> int:
+        """Inserts every post into every consumer's inbox that follows its author; trims each to the cap."""
+        posts = list(posts)
+        encoded = [p.SerializeToString() for p in posts]
+        batch = self._batch()
+        inserted = 0
+        touched: list[tuple[int, str]] = []
+        for consumer in consumers:
+            part = self.partition(consumer)
+            counters = None
+            for post, raw in zip(posts, encoded, strict=True):
+                if batch.get(keys.edge_key(part, keys.FOLLOWING, consumer, post.author)) is None:
+                    continue  # not (or no longer) a follower: never resurrect after an unfollow
+                if batch.get(keys.post_key(part, keys.DELETED, consumer, post.id)) is not None:
+                    continue  # deleted while this fan-out was in flight
+                if batch.put_new(keys.post_key(part, keys.INBOX, consumer, post.id), raw):
+                    counters = counters or batch.counters_of(part, consumer)
+                    counters.inbox_size += 1
+                    inserted += 1
+            if counters is not None and counters.inbox_size > self.timeline_cap:
+                touched.append((part, consumer))
+        for part, consumer in touched:
+            self._trim_inbox(batch, part, consumer)
+        batch.commit()
+        return inserted
+
+    def _trim_inbox(self, batch: _Batch, part: int, consumer: str) -> None:
+        counters = batch.counters_of(part, consumer)
+        excess = counters.inbox_size - self.timeline_cap
+        # Oldest first; entries queued in this batch are merged by looking at the batch's view.
+        prefix = keys.user_prefix(part, keys.INBOX, consumer)
+        candidates = sorted(
+            {k for k, _ in self._first_keys(prefix, excess + len(batch.deletes))}
+            | {k for k in batch.puts if k.startswith(prefix)}
+        )
+        for key in candidates:
+            if excess <= 0:
+                break
+            if batch.delete_existing(key):
+                counters.inbox_size -= 1
+                excess -= 1
+
+    def _first_keys(self, prefix: bytes, count: int) -> list[tuple[bytes, bytes]]:
+        out = []
+        for item in self.store.scan(prefix):
+            out.append(item)
+            if len(out) >= count:
+                break
+        return out
+
+    def remove_from_inboxes(self, post_id: int, consumers: Iterable[str]) -> int:
+        batch = self._batch()
+        removed = 0
+        for consumer in consumers:
+            part = self.partition(consumer)
+            batch.put(keys.post_key(part, keys.DELETED, consumer, post_id), b"")
+            if batch.delete_existing(keys.post_key(part, keys.INBOX, consumer, post_id)):
+                batch.counters_of(part, consumer).inbox_size -= 1
+                removed += 1
+        batch.commit()
+        return removed
+
+    def read_inbox(self, consumer: str, limit: int, before_id: int = 0) -> list[bytes]:
+        return self._newest(self.partition(consumer), keys.INBOX, consumer, limit, before_id)
+
+    # -- follow edges ----------------------------------------------------------------------------
+
+    def add_following(self, follower: str, followee: str) -> bool:
+        part = self.partition(follower)
+        batch = self._batch()
+        created = batch.put_new(keys.edge_key(part, keys.FOLLOWING, follower, followee), b"")
+        if created:
+            batch.counters_of(part, follower).following_count += 1
+        else:
+            batch.counters_of(part, follower)  # the user exists from now on either way
+        batch.commit()
+        return created
+
+    def remove_following(self, follower: str, followee: str) -> bool:
+        """Removes the edge and every post of `followee` from the follower's inbox."""
+        part = self.partition(follower)
+        batch = self._batch()
+        removed = batch.delete_existing(keys.edge_key(part, keys.FOLLOWING, follower, followee))
+        if removed:
+            counters = batch.counters_of(part, follower)
+            counters.following_count -= 1
+            for key, raw in self.store.scan(keys.user_prefix(part, keys.INBOX, follower)):
+                if feed_pb2.Post.FromString(raw).author == followee and batch.delete_existing(key):
+                    counters.inbox_size -= 1
+        batch.commit()
+        return removed
+
+    def add_follower(
+        self, followee_key: str, follower: str, author: str, backfill_limit: int
+    ) -> tuple[bool, list[bytes]]:
+        """Writes the followee-side edge; returns the author's newest posts, read in the same step."""
+        part = self.partition(followee_key)
+        batch = self._batch()
+        created = batch.put_new(keys.edge_key(part, keys.FOLLOWERS, followee_key, follower), b"")
+        counters = batch.counters_of(part, followee_key)
+        if created:
+            counters.follower_count += 1
+        batch.commit()
+        recent = self.read_posts(author, backfill_limit) if backfill_limit else []
+        return created, recent
+
+    def remove_follower(self, followee_key: str, follower: str) -> bool:
+        part = self.partition(followee_key)
+        batch = self._batch()
+        removed = batch.delete_existing(keys.edge_key(part, keys.FOLLOWERS, followee_key, follower))
+        if removed:
+            batch.counters_of(part, followee_key).follower_count -= 1
+        batch.commit()
+        return removed
+
+    def list_edges(self, family: bytes, user_key: str, after: str, limit: int) -> list[str]:
+        part = self.partition(user_key)
+        prefix = keys.user_prefix(part, family, user_key)
+        start = prefix + after.encode("utf-8") + b"\x00" if after else None
+        out = []
+        for key, _ in self.store.scan(prefix, start=start):
+            out.append(keys.edge_user_of(key, len(prefix)))
+            if len(out) >= limit:
+                break
+        return out
+
+    def _edges(self, part: int, family: bytes, user_key: str) -> list[str]:
+        prefix = keys.user_prefix(part, family, user_key)
+        return [keys.edge_user_of(key, len(prefix)) for key, _ in self.store.scan(prefix)]
+
+    # -- counters --------------------------------------------------------------------------------
+
+    def user_counters(self, user_key: str) -> UserCounters | None:
+        raw = self.store.get(keys.meta_key(self.partition(user_key), user_key))
+        return UserCounters.decode(raw) if raw is not None else None
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _newest(self, part: int, family: bytes, user_key: str, limit: int, before_id: int) -> list[bytes]:
+        prefix = keys.user_prefix(part, family, user_key)
+        start = keys.post_key(part, family, user_key, before_id - 1) if before_id else None
+        out = []
+        for _, raw in self.store.scan(prefix, start=start, reverse=True):
+            out.append(raw)
+            if len(out) >= limit:
+                break
+        return out

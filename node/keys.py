@@ -1,0 +1,95 @@
+"""Every LevelDB key a node writes, in one place. Nobody concatenates key bytes elsewhere.
+
+A key starts with its partition (2 bytes, big-endian), so one partition is one contiguous range and
+moving it means streaming that range. Then one byte names the data family:
+
+    family     key                                            value
+    P posts    part | 'P' | author_key  0x00 | post_id (8B BE)   Post (protobuf)
+    I inbox    part | 'I' | consumer    0x00 | post_id (8B BE)   Post (protobuf, a copy)
+    X deleted  part | 'X' | consumer    0x00 | post_id (8B BE)   b""  (inbox tombstone)
+    F follower part | 'F' | followee_key 0x00 | follower         b""
+    G follows  part | 'G' | follower    0x00 | followee          b""
+    M meta     part | 'M' | user_key                             counters (4 x u64 BE)
+
+User ids never contain 0x00, so ``user 0x00`` ends every user prefix exactly ("ann" never matches
+"anna"). Post ids are big-endian so byte order is time order: iterating an inbox or an author's
+posts in reverse yields newest first. Node-wide records (the cluster map) live under 0xFFFF, above
+every partition id (partitions are at most 65535, so ids stop at 0xFFFE).
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = [
+    "POSTS",
+    "INBOX",
+    "DELETED",
+    "FOLLOWERS",
+    "FOLLOWING",
+    "META",
+    "FAMILY_NAMES",
+    "CLUSTER_MAP_KEY",
+    "partition_prefix",
+    "user_prefix",
+    "post_key",
+    "edge_key",
+    "meta_key",
+    "post_id_of",
+    "edge_user_of",
+    "family_of",
+]
+
+POSTS = b"P"
+INBOX = b"I"
+DELETED = b"X"
+FOLLOWERS = b"F"
+FOLLOWING = b"G"
+META = b"M"
+
+FAMILY_NAMES = {
+    POSTS: "posts",
+    INBOX: "inbox",
+    DELETED: "inbox_tombstones",
+    FOLLOWERS: "followers",
+    FOLLOWING: "following",
+    META: "users",
+}
+
+CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"
+
+_PARTITION = struct.Struct(">H")
+_POST_ID = struct.Struct(">Q")
+
+
+def partition_prefix(partition: int) -> bytes:
+    return _PARTITION.pack(partition)
+
+
+def user_prefix(partition: int, family: bytes, user_key: str) -> bytes:
+    """All keys of one user in one family: the range to scan for a timeline, posts or edges."""
+    return _PARTITION.pack(partition) + family + user_key.encode("utf-8") + b"\x00"
+
+
+def post_key(partition: int, family: bytes, user_key: str, post_id: int) -> bytes:
+    return user_prefix(partition, family, user_key) + _POST_ID.pack(post_id)
+
+
+def edge_key(partition: int, family: bytes, user_key: str, other: str) -> bytes:
+    return user_prefix(partition, family, user_key) + other.encode("utf-8")
+
+
+def meta_key(partition: int, user_key: str) -> bytes:
+    return _PARTITION.pack(partition) + META + user_key.encode("utf-8")
+
+
+def post_id_of(key: bytes) -> int:
+    return int(_POST_ID.unpack_from(key, len(key) - 8)[0])
+
+
+def edge_user_of(key: bytes, prefix_len: int) -> str:
+    return key[prefix_len:].decode("utf-8")
+
+
+def family_of(key: bytes) -> bytes:
+    return key[2:3]

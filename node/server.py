@@ -1,0 +1,104 @@
+"""Starting and stopping one storage node: its LevelDB, its cluster map, its gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from common.cluster_map import ClusterMap, initial_map
+from common.config import ClusterConfig
+from node import keys
+from node.feed_store import FeedStore
+from node.service import StorageServicer
+from node.store import LevelDBStore
+from protos import storage_pb2_grpc
+
+__all__ = ["NodeServer", "PortInUseError"]
+
+log = logging.getLogger(__name__)
+
+
+class PortInUseError(RuntimeError):
+    pass
+
+
+class NodeServer:
+    """One node process: opens the store, loads (or seeds) the cluster map, serves gRPC."""
+
+    def __init__(self, config: ClusterConfig, node_id: str) -> None:
+        self.config = config
+        self.node = config.node(node_id)
+        self.store = LevelDBStore(self.node.data_dir)
+        self.feed = FeedStore(self.store, config.partitions, config.limits.timeline_cap)
+        self.map = self._load_map()
+        self.servicer = StorageServicer(node_id, self.feed, self.map)
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+
+    def _load_map(self) -> ClusterMap:
+        """The live map persisted on this node is the truth; cluster.toml only seeds the first."""
+        raw = self.store.get(keys.CLUSTER_MAP_KEY)
+        if raw is not None:
+            stored = ClusterMap.from_bytes(raw)
+            if stored.partitions != self.config.partitions:
+                raise RuntimeError(
+                    f"{self.node.data_dir} holds {stored.partitions} partitions but "
+                    f"{self.config.path} says cluster.partitions = {self.config.partitions}; "
+                    "the partition count is fixed for the life of a cluster"
+                )
+            return stored
+        seeded = initial_map(self.config)
+        self.store.write([(keys.CLUSTER_MAP_KEY, seeded.to_bytes())])
+        return seeded
+
+    async def start(self) -> int:
+        # so_reuseport off: two nodes silently sharing a port would split a partition's traffic.
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.max_send_message_length", 64 << 20),
+            ]
+        )
+        storage_pb2_grpc.add_StorageServicer_to_server(self.servicer, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        try:
+            port = self.server.add_insecure_port(self.node.address)
+        except RuntimeError as exc:
+            raise PortInUseError(f"cannot listen on {self.node.address}: {exc}") from exc
+        if port == 0:
+            raise PortInUseError(f"cannot listen on {self.node.address}: address in use")
+        await asyncio.to_thread(self.feed.count_keys)
+        await self.server.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set("feedring.v1.Storage", health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "node serving node=%s address=%s epoch=%d partitions_owned=%d keys=%d data_dir=%s",
+            self.node.id,
+            self.node.address,
+            self.map.epoch,
+            len(self.servicer.owned),
+            sum(self.feed.family_counts.values()),
+            self.node.data_dir,
+        )
+        return int(port)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self.server is not None:
+            await self.server.stop(grace)
+        self.store.close()
+        log.info("node stopped node=%s", self.node.id)
+
+    async def run_until_signalled(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await self.stop()

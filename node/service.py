@@ -1,0 +1,199 @@
+"""feedring.v1.Storage on a node: decode, check ownership, call FeedStore, encode.
+
+Store calls run on the event loop thread: each is a few LevelDB operations (microseconds), and
+running them one at a time makes every method atomic with respect to the others, which is what the
+read-in-the-same-step guarantees of StorePost and AddFollower rely on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import grpc
+
+from common.cluster_map import ClusterMap
+from common.errors import InvalidArgument, NotFound, WrongEpoch
+from common.server_errors import grpc_errors
+from node import keys
+from node.feed_store import FeedStore
+from protos import cluster_pb2, feed_pb2, storage_pb2, storage_pb2_grpc
+
+__all__ = ["StorageServicer"]
+
+log = logging.getLogger(__name__)
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+class StorageServicer(storage_pb2_grpc.StorageServicer):
+    def __init__(self, node_id: str, feed: FeedStore, cluster_map: ClusterMap) -> None:
+        self.node_id = node_id
+        self.feed = feed
+        self.requests_served = 0
+        self.set_map(cluster_map)
+
+    def set_map(self, cluster_map: ClusterMap) -> None:
+        self.map = cluster_map
+        self.owned = cluster_map.owned_by(self.node_id)
+
+    def _own(self, *user_keys: str) -> None:
+        """Refuses keys whose partition this node does not hold (the caller's map is stale)."""
+        self.requests_served += 1
+        for user_key in user_keys:
+            if not user_key:
+                raise InvalidArgument("empty user key")
+            part = self.feed.partition(user_key)
+            if part not in self.owned:
+                raise WrongEpoch(
+                    f"node {self.node_id} does not own partition {part} (key {user_key!r}) at epoch {self.map.epoch}",
+                    self.map.epoch,
+                )
+
+    @staticmethod
+    def _posts(raws: list[bytes]) -> list[feed_pb2.Post]:
+        return [feed_pb2.Post.FromString(raw) for raw in raws]
+
+    # -- posts -----------------------------------------------------------------------------------
+
+    @grpc_errors
+    async def StorePost(
+        self, request: storage_pb2.StorePostRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.StorePostResponse:
+        self._own(request.author_key)
+        created, followers = self.feed.store_post(request.author_key, request.post)
+        return storage_pb2.StorePostResponse(created=created, followers=followers)
+
+    @grpc_errors
+    async def RemovePost(
+        self, request: storage_pb2.RemovePostRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.RemovePostResponse:
+        self._own(request.author_key)
+        post, followers = self.feed.remove_post(request.author_key, request.post_id)
+        if post is None:
+            raise NotFound(f"{request.author_key} has no post {request.post_id}")
+        return storage_pb2.RemovePostResponse(post=post, followers=followers)
+
+    @grpc_errors
+    async def ReadPosts(
+        self, request: storage_pb2.ReadPostsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ReadPostsResponse:
+        self._own(request.author_key)
+        raws = self.feed.read_posts(request.author_key, request.limit, request.before_id)
+        return storage_pb2.ReadPostsResponse(posts=self._posts(raws))
+
+    # -- inboxes ---------------------------------------------------------------------------------
+
+    @grpc_errors
+    async def InsertInbox(
+        self, request: storage_pb2.InsertInboxRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.InsertInboxResponse:
+        self._own(*request.consumers)
+        inserted = self.feed.insert_inbox(request.posts, request.consumers)
+        return storage_pb2.InsertInboxResponse(inserted=inserted)
+
+    @grpc_errors
+    async def RemoveFromInboxes(
+        self, request: storage_pb2.RemoveFromInboxesRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.RemoveFromInboxesResponse:
+        self._own(*request.consumers)
+        removed = self.feed.remove_from_inboxes(request.post_id, request.consumers)
+        return storage_pb2.RemoveFromInboxesResponse(removed=removed)
+
+    @grpc_errors
+    async def ReadInbox(
+        self, request: storage_pb2.ReadInboxRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ReadInboxResponse:
+        self._own(request.consumer)
+        raws = self.feed.read_inbox(request.consumer, request.limit, request.before_id)
+        return storage_pb2.ReadInboxResponse(posts=self._posts(raws))
+
+    # -- edges -----------------------------------------------------------------------------------
+
+    @grpc_errors
+    async def AddFollowing(
+        self, request: storage_pb2.AddFollowingRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.EdgeResponse:
+        self._own(request.follower)
+        return storage_pb2.EdgeResponse(changed=self.feed.add_following(request.follower, request.followee))
+
+    @grpc_errors
+    async def RemoveFollowing(
+        self, request: storage_pb2.RemoveFollowingRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.EdgeResponse:
+        self._own(request.follower)
+        return storage_pb2.EdgeResponse(changed=self.feed.remove_following(request.follower, request.followee))
+
+    @grpc_errors
+    async def AddFollower(
+        self, request: storage_pb2.AddFollowerRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.AddFollowerResponse:
+        author = request.author or request.followee_key
+        self._own(request.followee_key, author)
+        created, recent = self.feed.add_follower(request.followee_key, request.follower, author, request.backfill_limit)
+        return storage_pb2.AddFollowerResponse(created=created, recent_posts=self._posts(recent))
+
+    @grpc_errors
+    async def RemoveFollower(
+        self, request: storage_pb2.RemoveFollowerRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.EdgeResponse:
+        self._own(request.followee_key)
+        return storage_pb2.EdgeResponse(changed=self.feed.remove_follower(request.followee_key, request.follower))
+
+    @grpc_errors
+    async def ListEdges(
+        self, request: storage_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ListEdgesResponse:
+        self._own(request.user_key)
+        if request.direction == storage_pb2.FOLLOWERS:
+            family = keys.FOLLOWERS
+        elif request.direction == storage_pb2.FOLLOWING:
+            family = keys.FOLLOWING
+        else:
+            raise InvalidArgument("direction must be FOLLOWERS or FOLLOWING")
+        users = self.feed.list_edges(family, request.user_key, request.after, request.limit)
+        return storage_pb2.ListEdgesResponse(users=users)
+
+    # -- counters and status ---------------------------------------------------------------------
+
+    @grpc_errors
+    async def GetUserMeta(
+        self, request: storage_pb2.GetUserMetaRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.UserMeta:
+        self._own(request.user_key)
+        counters = self.feed.user_counters(request.user_key)
+        if counters is None:
+            return storage_pb2.UserMeta(found=False)
+        return storage_pb2.UserMeta(
+            found=True,
+            follower_count=counters.follower_count,
+            following_count=counters.following_count,
+            post_count=counters.post_count,
+        )
+
+    @grpc_errors
+    async def GetClusterMap(
+        self, request: storage_pb2.GetClusterMapRequest, context: grpc.aio.ServicerContext
+    ) -> cluster_pb2.ClusterMap:
+        return self.map.to_proto()
+
+    @grpc_errors
+    async def GetNodeStatus(
+        self, request: storage_pb2.GetNodeStatusRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.NodeStatus:
+        return storage_pb2.NodeStatus(
+            node_id=self.node_id,
+            epoch=self.map.epoch,
+            partitions_owned=len(self.owned),
+            keys_by_family={
+                keys.FAMILY_NAMES.get(family, repr(family)): count
+                for family, count in sorted(self.feed.family_counts.items())
+            },
+            requests_served=self.requests_served,
+            rss_bytes=_rss_bytes(),
+        )

@@ -1,0 +1,121 @@
+"""The node's key-value store: a small interface, LevelDB behind it, and an in-memory twin.
+
+The domain layer (``feed_store``) only needs point reads, atomic batches and ordered range scans,
+so that is all ``Store`` offers. ``MemoryStore`` exists for fast unit tests of the domain layer.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import plyvel
+
+__all__ = ["Store", "LevelDBStore", "MemoryStore", "StoreLockedError"]
+
+
+class StoreLockedError(RuntimeError):
+    """Another process has the database open (LevelDB allows one)."""
+
+
+class Store(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
+        """Applies every put and delete atomically."""
+
+    def scan(
+        self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Keys under `prefix` in byte order (or reverse). `start` is inclusive: the first key
+        yielded is >= start (reverse: <= start)."""
+
+    def close(self) -> None: ...
+
+
+class LevelDBStore:
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = plyvel.DB(str(path), create_if_missing=True, lru_cache_size=32 << 20)
+        except plyvel.IOError as exc:
+            raise StoreLockedError(f"cannot open LevelDB at {path}: {exc}") from exc
+
+    def get(self, key: bytes) -> bytes | None:
+        # Never `key in db`: plyvel 1.5.1 answers False after scanning everything.
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
+        # transaction=True: a batch that raises midway writes nothing.
+        with self._db.write_batch(transaction=True) as batch:
+            for key, value in puts:
+                batch.put(key, value)
+            for key in deletes:
+                batch.delete(key)
+
+    def scan(
+        self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        if start is None:
+            it = self._db.iterator(prefix=prefix, reverse=reverse)
+        elif reverse:
+            it = self._db.iterator(start=prefix, stop=start + b"\x00", reverse=True)
+        else:
+            it = self._db.iterator(start=start, stop=_prefix_end(prefix))
+        with it:
+            for key, value in it:
+                if not key.startswith(prefix):
+                    return
+                yield key, value
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class MemoryStore:
+    """A sorted in-memory store with LevelDB's semantics; used only for unit tests."""
+
+    def __init__(self) -> None:
+        self._keys: list[bytes] = []
+        self._values: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._values.get(key)
+
+    def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
+        for key, value in list(puts):
+            if key not in self._values:
+                bisect.insort(self._keys, key)
+            self._values[key] = value
+        for key in list(deletes):
+            if self._values.pop(key, None) is not None:
+                del self._keys[bisect.bisect_left(self._keys, key)]
+
+    def scan(
+        self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        lo = bisect.bisect_left(self._keys, prefix)
+        hi = bisect.bisect_left(self._keys, _prefix_end(prefix)) if prefix else len(self._keys)
+        if start is not None:
+            if reverse:
+                hi = min(hi, bisect.bisect_right(self._keys, start))
+            else:
+                lo = max(lo, bisect.bisect_left(self._keys, start))
+        keys = self._keys[lo:hi]
+        for key in reversed(keys) if reverse else keys:
+            if key in self._values:
+                yield key, self._values[key]
+
+    def close(self) -> None:
+        pass
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with `prefix`."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return b"\xff" * (len(prefix) + 1)
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])

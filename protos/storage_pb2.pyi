@@ -1,0 +1,252 @@
+from protos import cluster_pb2 as _cluster_pb2
+from protos import feed_pb2 as _feed_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EdgeDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EDGE_DIRECTION_UNSPECIFIED: _ClassVar[EdgeDirection]
+    FOLLOWERS: _ClassVar[EdgeDirection]
+    FOLLOWING: _ClassVar[EdgeDirection]
+EDGE_DIRECTION_UNSPECIFIED: EdgeDirection
+FOLLOWERS: EdgeDirection
+FOLLOWING: EdgeDirection
+
+class StorePostRequest(_message.Message):
+    __slots__ = ("epoch", "author_key", "post")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
+    POST_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    author_key: str
+    post: _feed_pb2.Post
+    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ...) -> None: ...
+
+class StorePostResponse(_message.Message):
+    __slots__ = ("created", "followers")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWERS_FIELD_NUMBER: _ClassVar[int]
+    created: bool
+    followers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, created: _Optional[bool] = ..., followers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RemovePostRequest(_message.Message):
+    __slots__ = ("epoch", "author_key", "post_id")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    author_key: str
+    post_id: int
+    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post_id: _Optional[int] = ...) -> None: ...
+
+class RemovePostResponse(_message.Message):
+    __slots__ = ("post", "followers")
+    POST_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWERS_FIELD_NUMBER: _ClassVar[int]
+    post: _feed_pb2.Post
+    followers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., followers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReadPostsRequest(_message.Message):
+    __slots__ = ("epoch", "author_key", "limit", "before_id")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_ID_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    author_key: str
+    limit: int
+    before_id: int
+    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., limit: _Optional[int] = ..., before_id: _Optional[int] = ...) -> None: ...
+
+class ReadPostsResponse(_message.Message):
+    __slots__ = ("posts",)
+    POSTS_FIELD_NUMBER: _ClassVar[int]
+    posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
+    def __init__(self, posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ...) -> None: ...
+
+class InsertInboxRequest(_message.Message):
+    __slots__ = ("epoch", "posts", "consumers")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    POSTS_FIELD_NUMBER: _ClassVar[int]
+    CONSUMERS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
+    consumers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., consumers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class InsertInboxResponse(_message.Message):
+    __slots__ = ("inserted",)
+    INSERTED_FIELD_NUMBER: _ClassVar[int]
+    inserted: int
+    def __init__(self, inserted: _Optional[int] = ...) -> None: ...
+
+class RemoveFromInboxesRequest(_message.Message):
+    __slots__ = ("epoch", "post_id", "consumers")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    CONSUMERS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    post_id: int
+    consumers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., post_id: _Optional[int] = ..., consumers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RemoveFromInboxesResponse(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    def __init__(self, removed: _Optional[int] = ...) -> None: ...
+
+class ReadInboxRequest(_message.Message):
+    __slots__ = ("epoch", "consumer", "limit", "before_id")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    CONSUMER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_ID_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    consumer: str
+    limit: int
+    before_id: int
+    def __init__(self, epoch: _Optional[int] = ..., consumer: _Optional[str] = ..., limit: _Optional[int] = ..., before_id: _Optional[int] = ...) -> None: ...
+
+class ReadInboxResponse(_message.Message):
+    __slots__ = ("posts",)
+    POSTS_FIELD_NUMBER: _ClassVar[int]
+    posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
+    def __init__(self, posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ...) -> None: ...
+
+class AddFollowingRequest(_message.Message):
+    __slots__ = ("epoch", "follower", "followee")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    follower: str
+    followee: str
+    def __init__(self, epoch: _Optional[int] = ..., follower: _Optional[str] = ..., followee: _Optional[str] = ...) -> None: ...
+
+class RemoveFollowingRequest(_message.Message):
+    __slots__ = ("epoch", "follower", "followee")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    follower: str
+    followee: str
+    def __init__(self, epoch: _Optional[int] = ..., follower: _Optional[str] = ..., followee: _Optional[str] = ...) -> None: ...
+
+class AddFollowerRequest(_message.Message):
+    __slots__ = ("epoch", "followee_key", "follower", "backfill_limit", "author")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_KEY_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_FIELD_NUMBER: _ClassVar[int]
+    BACKFILL_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    followee_key: str
+    follower: str
+    backfill_limit: int
+    author: str
+    def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ..., backfill_limit: _Optional[int] = ..., author: _Optional[str] = ...) -> None: ...
+
+class AddFollowerResponse(_message.Message):
+    __slots__ = ("created", "recent_posts")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    RECENT_POSTS_FIELD_NUMBER: _ClassVar[int]
+    created: bool
+    recent_posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
+    def __init__(self, created: _Optional[bool] = ..., recent_posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ...) -> None: ...
+
+class RemoveFollowerRequest(_message.Message):
+    __slots__ = ("epoch", "followee_key", "follower")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_KEY_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    followee_key: str
+    follower: str
+    def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ...) -> None: ...
+
+class EdgeResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class ListEdgesRequest(_message.Message):
+    __slots__ = ("epoch", "direction", "user_key", "after", "limit")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    USER_KEY_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    direction: EdgeDirection
+    user_key: str
+    after: str
+    limit: int
+    def __init__(self, epoch: _Optional[int] = ..., direction: _Optional[_Union[EdgeDirection, str]] = ..., user_key: _Optional[str] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListEdgesResponse(_message.Message):
+    __slots__ = ("users",)
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, users: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetUserMetaRequest(_message.Message):
+    __slots__ = ("epoch", "user_key")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    USER_KEY_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    user_key: str
+    def __init__(self, epoch: _Optional[int] = ..., user_key: _Optional[str] = ...) -> None: ...
+
+class UserMeta(_message.Message):
+    __slots__ = ("found", "follower_count", "following_count", "post_count")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    POST_COUNT_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    follower_count: int
+    following_count: int
+    post_count: int
+    def __init__(self, found: _Optional[bool] = ..., follower_count: _Optional[int] = ..., following_count: _Optional[int] = ..., post_count: _Optional[int] = ...) -> None: ...
+
+class GetClusterMapRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetNodeStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class NodeStatus(_message.Message):
+    __slots__ = ("node_id", "epoch", "partitions_owned", "keys_by_family", "requests_served", "rss_bytes")
+    class KeysByFamilyEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_OWNED_FIELD_NUMBER: _ClassVar[int]
+    KEYS_BY_FAMILY_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_SERVED_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    partitions_owned: int
+    keys_by_family: _containers.ScalarMap[str, int]
+    requests_served: int
+    rss_bytes: int
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The stateless routing tier: validates, routes keys to nodes, fans out, merges timelines."""

@@ -1,0 +1,104 @@
+"""Starting and stopping one router worker: map, node pool, fan-out, and the public services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from common.cluster_map import initial_map
+from common.config import ClusterConfig
+from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc
+from router.admin_service import AdminServicer
+from router.fanout import FanOut
+from router.feed_service import FeedServicer
+from router.node_pool import NodePool
+from router.post_ids import PostIdGenerator, generator_id
+
+__all__ = ["RouterServer"]
+
+log = logging.getLogger(__name__)
+
+MAP_REFRESH_S = 1.0
+
+
+class RouterServer:
+    def __init__(self, config: ClusterConfig, router_id: int, worker: int = 0, reuse_port: bool = False) -> None:
+        self.config = config
+        self.router = config.router(router_id)
+        self.worker = worker
+        self.reuse_port = reuse_port
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        # Channels belong to the running loop: everything gRPC is created here, not in __init__.
+        self.pool = NodePool(initial_map(self.config), self.config.limits.rpc_timeout_s)
+        await self.pool.refresh_map()
+        self.fanout = FanOut(self.pool)
+        ids = PostIdGenerator(generator_id(self.router.id, self.worker))
+        self.feed = FeedServicer(self.config, self.pool, self.fanout, ids)
+        self.admin = AdminServicer(self.pool)
+
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if self.reuse_port else 0)])
+        feed_pb2_grpc.add_FeedServicer_to_server(self.feed, self.server)
+        admin_pb2_grpc.add_AdminServicer_to_server(self.admin, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (
+                feed_pb2.DESCRIPTOR.services_by_name["Feed"].full_name,
+                admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+                health.SERVICE_NAME,
+                reflection.SERVICE_NAME,
+            ),
+            self.server,
+        )
+        try:
+            port = self.server.add_insecure_port(self.router.address)
+        except RuntimeError as exc:
+            raise RuntimeError(f"cannot listen on {self.router.address}: {exc}") from exc
+        await self.server.start()
+        for service in ("", "feedring.v1.Feed", "feedring.v1.Admin"):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._refresher = asyncio.create_task(self._refresh_map_forever())
+        log.info(
+            "router serving router=%d worker=%d address=%s epoch=%d nodes=%d",
+            self.router.id,
+            self.worker,
+            self.router.address,
+            self.pool.map.epoch,
+            len(self.pool.map.members),
+        )
+        return int(port)
+
+    async def _refresh_map_forever(self) -> None:
+        while True:
+            await asyncio.sleep(MAP_REFRESH_S)
+            try:
+                await self.pool.refresh_map()
+            except Exception:  # a refresh failing must never stop the next one
+                log.exception("cluster map refresh failed")
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self._refresher:
+            self._refresher.cancel()
+        if self.server is not None:
+            await self.server.stop(grace)
+        await self.fanout.drain(timeout_s=grace + 3.0)
+        await self.pool.close()
+        log.info("router stopped router=%d worker=%d", self.router.id, self.worker)
+
+    async def run_until_signalled(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await self.stop()

@@ -1,0 +1,72 @@
+"""A real cluster for the integration tests: separate node and router processes on free loopback
+ports, started through the same LocalCluster that `make cluster` uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from client import FeedClient
+from client.local_cluster import LocalCluster
+from tests.support import write_cluster_file
+
+
+class ClusterHandle:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.local = LocalCluster(path)
+        self.config = self.local.config
+        self.router_address = self.config.routers[0].address
+        self._clients: list[FeedClient] = []
+
+    def client(self, timeout_s: float = 10.0) -> FeedClient:
+        client = FeedClient(self.router_address, timeout_s=timeout_s)
+        self._clients.append(client)
+        return client
+
+    def start(self) -> None:
+        self.local.start(quiet=True)
+
+    def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        self.local.stop(quiet=True)
+
+    def kill(self, name: str) -> None:
+        self.local.kill(name)
+
+    def restart(self, name: str) -> None:
+        self.local.restart(name)
+
+
+def start_cluster(directory: Path, **kwargs: object) -> ClusterHandle:
+    handle = ClusterHandle(write_cluster_file(directory, **kwargs))  # type: ignore[arg-type]
+    try:
+        handle.start()
+    except BaseException:
+        handle.stop()
+        raise
+    return handle
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
+    """One 3-node + router cluster shared by the tests that do not break it; small cap for trimming tests."""
+    handle = start_cluster(tmp_path_factory.mktemp("cluster"), limits={"timeline_cap": 60, "backfill_posts": 50})
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[ClusterHandle]:
+    """A private cluster for tests that kill or restart processes."""
+    handle = start_cluster(tmp_path)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def client(cluster: ClusterHandle) -> FeedClient:
+    return cluster.client()

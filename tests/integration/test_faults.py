@@ -1,0 +1,123 @@
+"""Failures a real deployment meets: a node down, a node restarted, a port already taken."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from client.local_cluster import PROJECT_ROOT, LocalCluster
+from common.cluster_map import initial_map
+from common.errors import Unavailable
+from tests.integration.conftest import ClusterHandle
+from tests.support import eventually
+
+
+def user_on(handle: ClusterHandle, node_id: str, prefix: str) -> str:
+    """A user id whose partition's primary is `node_id`."""
+    cluster_map = initial_map(handle.config)
+    for i in range(10_000):
+        user = f"{prefix}{i}"
+        if cluster_map.primary_for_key(user) == node_id:
+            return user
+    raise AssertionError("no such user")
+
+
+def test_a_down_node_fails_only_what_needs_it_and_loses_nothing(own_cluster: ClusterHandle) -> None:
+    client = own_cluster.client(timeout_s=3.0)
+    on1, on2, on3 = (user_on(own_cluster, n, f"user-{n}-") for n in ("n1", "n2", "n3"))
+    client.follow(on1, on3)
+    before = client.post(on3, "before the crash")
+    eventually(lambda: _equal([p.id for p in client.timeline(on1).items], [before.id]))
+
+    own_cluster.kill("n2")
+    with pytest.raises(Unavailable, match="n2"):
+        client.timeline(on2)
+    with pytest.raises(Unavailable, match="n2"):
+        client.post(on2, "cannot be stored")
+    # Everything that does not touch n2 keeps working.
+    during = client.post(on3, "while n2 is down")
+    eventually(lambda: _equal([p.id for p in client.timeline(on1).items], [during.id, before.id]))
+    status = client.cluster_status()
+    by_id = {n.id: n for n in status.nodes}
+    assert not by_id["n2"].healthy and "n2" in by_id["n2"].error
+    assert by_id["n1"].healthy and by_id["n3"].healthy
+
+    own_cluster.restart("n2")
+    eventually(lambda: _reachable(client, on2), timeout_s=5.0)  # the router reconnects within ~1 s
+    assert client.follow(on2, on3) is True  # backfill reads n3, writes n2
+    eventually(lambda: _equal([p.id for p in client.timeline(on2).items], [during.id, before.id]))
+
+
+def test_data_survives_a_full_restart(own_cluster: ClusterHandle) -> None:
+    client = own_cluster.client()
+    client.follow("reader", "writer")
+    posts = [client.post("writer", f"durable {i}") for i in range(5)]
+    eventually(lambda: _equal(len(client.timeline("reader").items), 5))
+    own_cluster.local.stop(quiet=True)
+    own_cluster.local.start(quiet=True)
+    client = own_cluster.client()
+    assert [p.id for p in client.timeline("reader").items] == [p.id for p in reversed(posts)]
+    assert client.get_user("writer").post_count == 5
+
+
+def test_a_node_refuses_a_port_another_process_serves(own_cluster: ClusterHandle, tmp_path: Path) -> None:
+    taken = own_cluster.config.nodes[0].address
+    clash = tmp_path / "clash.toml"
+    clash.write_text(
+        f'[[nodes]]\nid = "n1"\naddress = "{taken}"\ndata_dir = "other"\n[[routers]]\nid = 0\naddress = "127.0.0.1:1"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "node", "--config", str(clash), "--id", "n1"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "cannot listen on " + taken in result.stderr
+    # The running node is untouched.
+    assert LocalCluster.healthy(taken)
+
+
+def test_start_and_stop_are_safe_to_repeat(own_cluster: ClusterHandle, capsys: pytest.CaptureFixture[str]) -> None:
+    pids = {p.name: pid for p, pid, _ in own_cluster.local.status()}
+    own_cluster.local.start()
+    assert "already running" in capsys.readouterr().out
+    assert {p.name: pid for p, pid, _ in own_cluster.local.status()} == pids
+    own_cluster.local.stop()
+    assert "stopped 4 process(es)" in capsys.readouterr().out
+    own_cluster.local.stop()
+    assert "was not running" in capsys.readouterr().out
+    assert all(pid is None for _, pid, _ in own_cluster.local.status())
+
+
+def test_an_invalid_cluster_file_names_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[limits]\npage_size_max = 0\n'
+        '[[nodes]]\nid = "n1"\naddress = "127.0.0.1:1"\n'
+        '[[routers]]\nid = 0\naddress = "127.0.0.1:2"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "node", "--config", str(bad), "--id", "n1"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "limits.page_size_max" in result.stderr
+
+
+def _reachable(client, user: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        client.timeline(user)
+    except Unavailable as exc:
+        raise AssertionError(str(exc)) from exc
+
+
+def _equal(actual: object, expected: object) -> None:
+    assert actual == expected

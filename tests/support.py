@@ -1,0 +1,83 @@
+"""Helpers shared by the test suites: free ports, cluster files, and eventually()."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out, so parallel runs and other clusters do not collide."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def write_cluster_file(
+    directory: Path,
+    nodes: int = 3,
+    partitions: int = 64,
+    limits: dict[str, object] | None = None,
+    hot_users: dict[str, object] | None = None,
+    router_workers: int = 1,
+) -> Path:
+    ports = free_ports(nodes + 1)
+    lines = [
+        "[cluster]",
+        'name = "test"',
+        f"partitions = {partitions}",
+        'run_dir = "run"',
+        "",
+        "[limits]",
+        *(f"{k} = {_toml(v)}" for k, v in (limits or {}).items()),
+        "",
+        "[hot_users]",
+        *(f"{k} = {_toml(v)}" for k, v in (hot_users or {}).items()),
+        "",
+    ]
+    for i in range(nodes):
+        lines += [
+            "[[nodes]]",
+            f'id = "n{i + 1}"',
+            f'address = "127.0.0.1:{ports[i + 1]}"',
+            f'data_dir = "data/n{i + 1}"',
+            "",
+        ]
+    lines += ["[[routers]]", "id = 0", f'address = "127.0.0.1:{ports[0]}"', f"workers = {router_workers}", ""]
+    path = directory / "cluster.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+def eventually(check: Callable[[], T], timeout_s: float = 5.0, interval_s: float = 0.05) -> T:
+    """Retries `check` until it stops raising AssertionError, or re-raises the last one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(interval_s)
