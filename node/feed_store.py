@@ -16,17 +16,19 @@ Posts are stored as ``feed_pb2.Post`` bytes: the storage record and the wire mes
 
 from __future__ import annotations
 
+import heapq
 import struct
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from common.hot_state import HotState
 from common.partitioning import partition_of
 from node import keys
 from node.store import Store
 from protos import feed_pb2
 
-__all__ = ["FeedStore", "UserCounters"]
+__all__ = ["FeedStore", "UserCounters", "HotEntry"]
 
 _COUNTERS = struct.Struct(">QQQQ")
 
@@ -49,6 +51,14 @@ class UserCounters:
     @classmethod
     def decode(cls, raw: bytes) -> UserCounters:
         return cls(*_COUNTERS.unpack(raw))
+
+
+@dataclass(frozen=True)
+class HotEntry:
+    user: str
+    state: HotState
+    pinned: bool
+    follower_count: int
 
 
 class _Batch:
@@ -105,10 +115,19 @@ class _Batch:
 
 
 class FeedStore:
-    def __init__(self, store: Store, partitions: int, timeline_cap: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        partitions: int,
+        timeline_cap: int,
+        hot_threshold: int = 10_000,
+        cooldown_ratio: float = 0.8,
+    ) -> None:
         self.store = store
         self.partitions = partitions
         self.timeline_cap = timeline_cap
+        self.hot_threshold = hot_threshold
+        self.cool_below = hot_threshold * cooldown_ratio
         # Keys per family on this node, for status; counted once at start, then kept current.
         self.family_counts: Counter[bytes] = Counter()
 
@@ -127,15 +146,20 @@ class FeedStore:
 
     # -- posts, by author ------------------------------------------------------------------------
 
-    def store_post(self, author_key: str, post: feed_pb2.Post) -> tuple[bool, list[str]]:
-        """Stores the post; returns (created, followers under the same key) read in the same step."""
+    def store_post(
+        self, author_key: str, post: feed_pb2.Post, with_followers: bool = True
+    ) -> tuple[bool, list[str], HotState]:
+        """Stores the post; returns (created, followers under the same key, the key's hot state),
+        all read in the same step. A HOT key returns no followers: its posts are not fanned out."""
         part = self.partition(author_key)
         batch = self._batch()
         created = batch.put_new(keys.post_key(part, keys.POSTS, author_key, post.id), post.SerializeToString())
         if created:
             batch.counters_of(part, author_key).post_count += 1
         batch.commit()
-        return created, self._edges(part, keys.FOLLOWERS, author_key)
+        state, _ = self._registry(batch, part, author_key)
+        followers = self._edges(part, keys.FOLLOWERS, author_key) if with_followers and state.fans_out else []
+        return created, followers, state
 
     def remove_post(self, author_key: str, post_id: int) -> tuple[feed_pb2.Post | None, list[str]]:
         part = self.partition(author_key)
@@ -149,8 +173,20 @@ class FeedStore:
         batch.commit()
         return feed_pb2.Post.FromString(raw), self._edges(part, keys.FOLLOWERS, author_key)
 
-    def read_posts(self, author_key: str, limit: int, before_id: int = 0) -> list[bytes]:
-        return self._newest(self.partition(author_key), keys.POSTS, author_key, limit, before_id)
+    def read_posts(self, author_key: str, limit: int, before_id: int = 0, more_keys: Iterable[str] = ()) -> list[bytes]:
+        """Newest first, merged over the author's salted keys when `more_keys` names them."""
+        all_keys = [author_key, *more_keys]
+        if len(all_keys) == 1:
+            return self._newest(self.partition(author_key), keys.POSTS, author_key, limit, before_id)
+        streams = [
+            [
+                (keys.post_id_of_raw(raw), raw)
+                for raw in self._newest(self.partition(k), keys.POSTS, k, limit, before_id)
+            ]
+            for k in all_keys
+        ]
+        merged = heapq.merge(*streams, key=lambda item: -item[0])
+        return [raw for _, raw in list(merged)[:limit]]
 
     # -- inboxes, by consumer --------------------------------------------------------------------
 
@@ -216,15 +252,22 @@ class FeedStore:
         batch.commit()
         return removed
 
-    def read_inbox(self, consumer: str, limit: int, before_id: int = 0) -> list[bytes]:
-        return self._newest(self.partition(consumer), keys.INBOX, consumer, limit, before_id)
+    def read_inbox(self, consumer: str, limit: int, before_id: int = 0) -> tuple[list[bytes], list[str]]:
+        """The newest inbox entries and, read in the same step, the followees merged at read time."""
+        part = self.partition(consumer)
+        return (
+            self._newest(part, keys.INBOX, consumer, limit, before_id),
+            self._edges(part, keys.HOT_FOLLOWING, consumer),
+        )
 
     # -- follow edges ----------------------------------------------------------------------------
 
-    def add_following(self, follower: str, followee: str) -> bool:
+    def add_following(self, follower: str, followee: str, hot: bool = False) -> bool:
         part = self.partition(follower)
         batch = self._batch()
         created = batch.put_new(keys.edge_key(part, keys.FOLLOWING, follower, followee), b"")
+        if hot:
+            batch.put_new(keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee), b"")
         if created:
             batch.counters_of(part, follower).following_count += 1
         else:
@@ -237,6 +280,7 @@ class FeedStore:
         part = self.partition(follower)
         batch = self._batch()
         removed = batch.delete_existing(keys.edge_key(part, keys.FOLLOWING, follower, followee))
+        batch.delete_existing(keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee))
         if removed:
             counters = batch.counters_of(part, follower)
             counters.following_count -= 1
@@ -248,36 +292,52 @@ class FeedStore:
 
     def add_follower(
         self, followee_key: str, follower: str, author: str, backfill_limit: int
-    ) -> tuple[bool, list[bytes]]:
-        """Writes the followee-side edge; returns the author's newest posts, read in the same step."""
+    ) -> tuple[bool, list[bytes], HotState]:
+        """Writes the followee-side edge; returns the author's newest posts, read in the same step,
+        and (for a home key) the followee's hot state after this follow."""
         part = self.partition(followee_key)
         batch = self._batch()
         created = batch.put_new(keys.edge_key(part, keys.FOLLOWERS, followee_key, follower), b"")
         counters = batch.counters_of(part, followee_key)
         if created:
             counters.follower_count += 1
+        state = self._evaluate_hot(batch, part, followee_key, counters.follower_count)
         batch.commit()
         recent = self.read_posts(author, backfill_limit) if backfill_limit else []
-        return created, recent
+        return created, recent, state
 
-    def remove_follower(self, followee_key: str, follower: str) -> bool:
+    def remove_follower(self, followee_key: str, follower: str) -> tuple[bool, HotState]:
         part = self.partition(followee_key)
         batch = self._batch()
         removed = batch.delete_existing(keys.edge_key(part, keys.FOLLOWERS, followee_key, follower))
+        counters = batch.counters_of(part, followee_key)
         if removed:
-            batch.counters_of(part, followee_key).follower_count -= 1
+            counters.follower_count -= 1
+        state = self._evaluate_hot(batch, part, followee_key, counters.follower_count)
         batch.commit()
-        return removed
+        return removed, state
 
-    def list_edges(self, family: bytes, user_key: str, after: str, limit: int) -> list[str]:
-        part = self.partition(user_key)
-        prefix = keys.user_prefix(part, family, user_key)
-        start = prefix + after.encode("utf-8") + b"\x00" if after else None
-        out = []
-        for key, _ in self.store.scan(prefix, start=start):
-            out.append(keys.edge_user_of(key, len(prefix)))
-            if len(out) >= limit:
-                break
+    def list_edges(
+        self, family: bytes, user_key: str, after: str, limit: int, more_keys: Iterable[str] = ()
+    ) -> list[str]:
+        """Users in byte order after `after`, merged (without repeats) over `more_keys` too."""
+        streams = []
+        for k in [user_key, *more_keys]:
+            part = self.partition(k)
+            prefix = keys.user_prefix(part, family, k)
+            start = prefix + after.encode("utf-8") + b"\x00" if after else None
+            stream = []
+            for key, _ in self.store.scan(prefix, start=start):
+                stream.append(keys.edge_user_of(key, len(prefix)))
+                if len(stream) >= limit:
+                    break
+            streams.append(stream)
+        out: list[str] = []
+        for user in heapq.merge(*streams):
+            if not out or out[-1] != user:
+                out.append(user)
+                if len(out) >= limit:
+                    break
         return out
 
     def _edges(self, part: int, family: bytes, user_key: str) -> list[str]:
@@ -289,6 +349,91 @@ class FeedStore:
     def user_counters(self, user_key: str) -> UserCounters | None:
         raw = self.store.get(keys.meta_key(self.partition(user_key), user_key))
         return UserCounters.decode(raw) if raw is not None else None
+
+    # -- hot users -------------------------------------------------------------------------------
+
+    def _registry(self, batch: _Batch, part: int, user: str) -> tuple[HotState, bool]:
+        raw = batch.get(keys.registry_key(part, user))
+        if raw is None:
+            return HotState.NORMAL, False
+        return HotState(raw[0]), bool(raw[1])
+
+    def _set_registry(self, batch: _Batch, part: int, user: str, state: HotState, pinned: bool) -> None:
+        key = keys.registry_key(part, user)
+        value = bytes([int(state), int(pinned)])
+        if not batch.put_new(key, value):
+            batch.put(key, value)
+
+    def _evaluate_hot(self, batch: _Batch, part: int, user: str, follower_count: int) -> HotState:
+        """Starts a transition when the follower count crosses a mark (with hysteresis)."""
+        state, pinned = self._registry(batch, part, user)
+        if state in (HotState.NORMAL, HotState.COLD) and follower_count >= self.hot_threshold:
+            state = HotState.MIGRATING
+        elif state is HotState.HOT and not pinned and follower_count < self.cool_below:
+            state = HotState.COOLING
+        else:
+            return state
+        self._set_registry(batch, part, user, state, pinned)
+        return state
+
+    def hot_state(self, user: str) -> HotState:
+        return self._registry(self._batch(), self.partition(user), user)[0]
+
+    def adjust_followers(self, user: str, delta: int) -> HotState:
+        """A salted user's total follower count lives on its home key; edges are on the salts."""
+        part = self.partition(user)
+        batch = self._batch()
+        counters = batch.counters_of(part, user)
+        counters.follower_count = max(counters.follower_count + delta, 0)
+        state = self._evaluate_hot(batch, part, user, counters.follower_count)
+        batch.commit()
+        return state
+
+    def set_hot_state(
+        self, user: str, state: HotState, expect: Iterable[HotState] = (), pin: bool = False
+    ) -> tuple[HotState, bool]:
+        """Compare-and-set: with `expect`, only from one of those states. Returns (state, changed)."""
+        part = self.partition(user)
+        batch = self._batch()
+        current, pinned = self._registry(batch, part, user)
+        expected = set(expect)
+        if expected and current not in expected:
+            return current, False
+        self._set_registry(batch, part, user, state, pinned or pin)
+        batch.counters_of(part, user)
+        batch.commit()
+        return state, current != state
+
+    def list_hot_users(self, partitions: Iterable[int]) -> list[HotEntry]:
+        entries = []
+        for part in sorted(partitions):
+            prefix = keys.registry_prefix(part)
+            for key, raw in self.store.scan(prefix):
+                user = key[len(prefix) :].decode("utf-8")
+                counters = self.user_counters(user) or UserCounters()
+                entries.append(HotEntry(user, HotState(raw[0]), bool(raw[1]), counters.follower_count))
+        return entries
+
+    def set_hot_following(
+        self, followee: str, consumers: Iterable[str], hot: bool, posts: Iterable[feed_pb2.Post] = ()
+    ) -> int:
+        """Marks `followee` merged-at-read for each consumer who follows it, or (hot=False) copies
+        `posts` into their inboxes and then unmarks it, so no post disappears in between."""
+        consumers = list(consumers)
+        if not hot:
+            self.insert_inbox(posts, consumers)
+        batch = self._batch()
+        changed = 0
+        for consumer in consumers:
+            part = self.partition(consumer)
+            key = keys.edge_key(part, keys.HOT_FOLLOWING, consumer, followee)
+            if hot:
+                if batch.get(keys.edge_key(part, keys.FOLLOWING, consumer, followee)) is not None:
+                    changed += batch.put_new(key, b"")
+            else:
+                changed += batch.delete_existing(key)
+        batch.commit()
+        return changed
 
     # -- helpers ---------------------------------------------------------------------------------
 

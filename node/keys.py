@@ -9,7 +9,9 @@ moving it means streaming that range. Then one byte names the data family:
     X deleted  part | 'X' | consumer    0x00 | post_id (8B BE)   b""  (inbox tombstone)
     F follower part | 'F' | followee_key 0x00 | follower         b""
     G follows  part | 'G' | follower    0x00 | followee          b""
+    K hot      part | 'K' | follower    0x00 | followee          b""  (merged at read)
     M meta     part | 'M' | user_key                             counters (4 x u64 BE)
+    H hot reg. part | 'H' | user                                 state, pinned (2 bytes)
 
 User ids never contain 0x00, so ``user 0x00`` ends every user prefix exactly ("ann" never matches
 "anna"). Post ids are big-endian so byte order is time order: iterating an inbox or an author's
@@ -28,6 +30,8 @@ __all__ = [
     "FOLLOWERS",
     "FOLLOWING",
     "META",
+    "HOT_FOLLOWING",
+    "HOT_REGISTRY",
     "FAMILY_NAMES",
     "CLUSTER_MAP_KEY",
     "partition_prefix",
@@ -35,7 +39,10 @@ __all__ = [
     "post_key",
     "edge_key",
     "meta_key",
+    "registry_key",
+    "registry_prefix",
     "post_id_of",
+    "post_id_of_raw",
     "edge_user_of",
     "family_of",
 ]
@@ -46,6 +53,8 @@ DELETED = b"X"
 FOLLOWERS = b"F"
 FOLLOWING = b"G"
 META = b"M"
+HOT_FOLLOWING = b"K"
+HOT_REGISTRY = b"H"
 
 FAMILY_NAMES = {
     POSTS: "posts",
@@ -54,6 +63,8 @@ FAMILY_NAMES = {
     FOLLOWERS: "followers",
     FOLLOWING: "following",
     META: "users",
+    HOT_FOLLOWING: "hot_following",
+    HOT_REGISTRY: "hot_registry",
 }
 
 CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"
@@ -83,8 +94,29 @@ def meta_key(partition: int, user_key: str) -> bytes:
     return _PARTITION.pack(partition) + META + user_key.encode("utf-8")
 
 
+def registry_key(partition: int, user: str) -> bytes:
+    return _PARTITION.pack(partition) + HOT_REGISTRY + user.encode("utf-8")
+
+
+def registry_prefix(partition: int) -> bytes:
+    return _PARTITION.pack(partition) + HOT_REGISTRY
+
+
 def post_id_of(key: bytes) -> int:
     return int(_POST_ID.unpack_from(key, len(key) - 8)[0])
+
+
+def post_id_of_raw(raw_post: bytes) -> int:
+    """The id of an encoded Post without decoding it all: field 1 (varint) is written first."""
+    if not raw_post or raw_post[0] != 0x08:
+        return 0
+    value, shift = 0, 0
+    for byte in raw_post[1:11]:
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+    return value
 
 
 def edge_user_of(key: bytes, prefix_len: int) -> str:

@@ -33,7 +33,13 @@ class NodeServer:
         self.config = config
         self.node = config.node(node_id)
         self.store = LevelDBStore(self.node.data_dir)
-        self.feed = FeedStore(self.store, config.partitions, config.limits.timeline_cap)
+        self.feed = FeedStore(
+            self.store,
+            config.partitions,
+            config.limits.timeline_cap,
+            hot_threshold=config.hot.follower_threshold,
+            cooldown_ratio=config.hot.cooldown_ratio,
+        )
         self.map = self._load_map()
         self.servicer = StorageServicer(node_id, self.feed, self.map)
         self.health = health.aio.HealthServicer()

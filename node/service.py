@@ -14,6 +14,7 @@ import grpc
 
 from common.cluster_map import ClusterMap
 from common.errors import InvalidArgument, NotFound, WrongEpoch
+from common.hot_state import HotState
 from common.server_errors import grpc_errors
 from node import keys
 from node.feed_store import FeedStore
@@ -66,8 +67,10 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.StorePostRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.StorePostResponse:
         self._own(request.author_key)
-        created, followers = self.feed.store_post(request.author_key, request.post)
-        return storage_pb2.StorePostResponse(created=created, followers=followers)
+        created, followers, state = self.feed.store_post(
+            request.author_key, request.post, with_followers=not request.skip_followers
+        )
+        return storage_pb2.StorePostResponse(created=created, followers=followers, state=state.name)
 
     @grpc_errors
     async def RemovePost(
@@ -83,8 +86,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def ReadPosts(
         self, request: storage_pb2.ReadPostsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadPostsResponse:
-        self._own(request.author_key)
-        raws = self.feed.read_posts(request.author_key, request.limit, request.before_id)
+        self._own(request.author_key, *request.more_keys)
+        raws = self.feed.read_posts(request.author_key, request.limit, request.before_id, request.more_keys)
         return storage_pb2.ReadPostsResponse(posts=self._posts(raws))
 
     # -- inboxes ---------------------------------------------------------------------------------
@@ -110,8 +113,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.ReadInboxRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadInboxResponse:
         self._own(request.consumer)
-        raws = self.feed.read_inbox(request.consumer, request.limit, request.before_id)
-        return storage_pb2.ReadInboxResponse(posts=self._posts(raws))
+        raws, hot_followees = self.feed.read_inbox(request.consumer, request.limit, request.before_id)
+        return storage_pb2.ReadInboxResponse(posts=self._posts(raws), hot_followees=hot_followees)
 
     # -- edges -----------------------------------------------------------------------------------
 
@@ -120,7 +123,9 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.AddFollowingRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeResponse:
         self._own(request.follower)
-        return storage_pb2.EdgeResponse(changed=self.feed.add_following(request.follower, request.followee))
+        return storage_pb2.EdgeResponse(
+            changed=self.feed.add_following(request.follower, request.followee, request.hot)
+        )
 
     @grpc_errors
     async def RemoveFollowing(
@@ -135,28 +140,31 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     ) -> storage_pb2.AddFollowerResponse:
         author = request.author or request.followee_key
         self._own(request.followee_key, author)
-        created, recent = self.feed.add_follower(request.followee_key, request.follower, author, request.backfill_limit)
-        return storage_pb2.AddFollowerResponse(created=created, recent_posts=self._posts(recent))
+        created, recent, state = self.feed.add_follower(
+            request.followee_key, request.follower, author, request.backfill_limit
+        )
+        return storage_pb2.AddFollowerResponse(created=created, recent_posts=self._posts(recent), state=state.name)
 
     @grpc_errors
     async def RemoveFollower(
         self, request: storage_pb2.RemoveFollowerRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeResponse:
         self._own(request.followee_key)
-        return storage_pb2.EdgeResponse(changed=self.feed.remove_follower(request.followee_key, request.follower))
+        changed, state = self.feed.remove_follower(request.followee_key, request.follower)
+        return storage_pb2.EdgeResponse(changed=changed, state=state.name)
 
     @grpc_errors
     async def ListEdges(
         self, request: storage_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListEdgesResponse:
-        self._own(request.user_key)
+        self._own(request.user_key, *request.more_keys)
         if request.direction == storage_pb2.FOLLOWERS:
             family = keys.FOLLOWERS
         elif request.direction == storage_pb2.FOLLOWING:
             family = keys.FOLLOWING
         else:
             raise InvalidArgument("direction must be FOLLOWERS or FOLLOWING")
-        users = self.feed.list_edges(family, request.user_key, request.after, request.limit)
+        users = self.feed.list_edges(family, request.user_key, request.after, request.limit, request.more_keys)
         return storage_pb2.ListEdgesResponse(users=users)
 
     # -- counters and status ---------------------------------------------------------------------
@@ -165,16 +173,63 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def GetUserMeta(
         self, request: storage_pb2.GetUserMetaRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.UserMeta:
-        self._own(request.user_key)
+        self._own(request.user_key, *request.post_keys)
         counters = self.feed.user_counters(request.user_key)
+        salted_posts = sum(c.post_count for k in request.post_keys if (c := self.feed.user_counters(k)))
         if counters is None:
-            return storage_pb2.UserMeta(found=False)
+            return storage_pb2.UserMeta(found=False, post_count=salted_posts)
         return storage_pb2.UserMeta(
             found=True,
             follower_count=counters.follower_count,
             following_count=counters.following_count,
-            post_count=counters.post_count,
+            post_count=counters.post_count + salted_posts,
+            state=self.feed.hot_state(request.user_key).name,
         )
+
+    # -- hot users -------------------------------------------------------------------------------
+
+    @grpc_errors
+    async def AdjustFollowers(
+        self, request: storage_pb2.AdjustFollowersRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.HotStateResponse:
+        self._own(request.user)
+        state = self.feed.adjust_followers(request.user, request.delta)
+        return storage_pb2.HotStateResponse(state=state.name)
+
+    @grpc_errors
+    async def SetHotState(
+        self, request: storage_pb2.SetHotStateRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.HotStateResponse:
+        self._own(request.user)
+        state, changed = self.feed.set_hot_state(
+            request.user, HotState(request.state), [HotState(s) for s in request.expect], request.pin
+        )
+        if changed:
+            log.info("hot state changed user=%s state=%s pinned=%s", request.user, state.name, request.pin)
+        return storage_pb2.HotStateResponse(state=state.name, changed=changed)
+
+    @grpc_errors
+    async def ListHotUsers(
+        self, request: storage_pb2.ListHotUsersRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ListHotUsersResponse:
+        self.requests_served += 1
+        entries = self.feed.list_hot_users(self.owned)
+        return storage_pb2.ListHotUsersResponse(
+            users=[
+                storage_pb2.HotUserEntry(
+                    user=e.user, state=e.state.name, pinned=e.pinned, follower_count=e.follower_count
+                )
+                for e in entries
+            ]
+        )
+
+    @grpc_errors
+    async def SetHotFollowing(
+        self, request: storage_pb2.SetHotFollowingRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.SetHotFollowingResponse:
+        self._own(*request.consumers)
+        changed = self.feed.set_hot_following(request.followee, request.consumers, request.hot, request.posts)
+        return storage_pb2.SetHotFollowingResponse(changed=changed)
 
     @grpc_errors
     async def GetClusterMap(

@@ -9,32 +9,49 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class HotState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NORMAL: _ClassVar[HotState]
+    MIGRATING: _ClassVar[HotState]
+    HOT: _ClassVar[HotState]
+    COOLING: _ClassVar[HotState]
+    COLD: _ClassVar[HotState]
+
 class EdgeDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EDGE_DIRECTION_UNSPECIFIED: _ClassVar[EdgeDirection]
     FOLLOWERS: _ClassVar[EdgeDirection]
     FOLLOWING: _ClassVar[EdgeDirection]
+NORMAL: HotState
+MIGRATING: HotState
+HOT: HotState
+COOLING: HotState
+COLD: HotState
 EDGE_DIRECTION_UNSPECIFIED: EdgeDirection
 FOLLOWERS: EdgeDirection
 FOLLOWING: EdgeDirection
 
 class StorePostRequest(_message.Message):
-    __slots__ = ("epoch", "author_key", "post")
+    __slots__ = ("epoch", "author_key", "post", "skip_followers")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
     POST_FIELD_NUMBER: _ClassVar[int]
+    SKIP_FOLLOWERS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     author_key: str
     post: _feed_pb2.Post
-    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ...) -> None: ...
+    skip_followers: bool
+    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., skip_followers: _Optional[bool] = ...) -> None: ...
 
 class StorePostResponse(_message.Message):
-    __slots__ = ("created", "followers")
+    __slots__ = ("created", "followers", "state")
     CREATED_FIELD_NUMBER: _ClassVar[int]
     FOLLOWERS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     created: bool
     followers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, created: _Optional[bool] = ..., followers: _Optional[_Iterable[str]] = ...) -> None: ...
+    state: HotState
+    def __init__(self, created: _Optional[bool] = ..., followers: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
 
 class RemovePostRequest(_message.Message):
     __slots__ = ("epoch", "author_key", "post_id")
@@ -55,16 +72,18 @@ class RemovePostResponse(_message.Message):
     def __init__(self, post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., followers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReadPostsRequest(_message.Message):
-    __slots__ = ("epoch", "author_key", "limit", "before_id")
+    __slots__ = ("epoch", "author_key", "limit", "before_id", "more_keys")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     BEFORE_ID_FIELD_NUMBER: _ClassVar[int]
+    MORE_KEYS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     author_key: str
     limit: int
     before_id: int
-    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., limit: _Optional[int] = ..., before_id: _Optional[int] = ...) -> None: ...
+    more_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., limit: _Optional[int] = ..., before_id: _Optional[int] = ..., more_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReadPostsResponse(_message.Message):
     __slots__ = ("posts",)
@@ -117,20 +136,24 @@ class ReadInboxRequest(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., consumer: _Optional[str] = ..., limit: _Optional[int] = ..., before_id: _Optional[int] = ...) -> None: ...
 
 class ReadInboxResponse(_message.Message):
-    __slots__ = ("posts",)
+    __slots__ = ("posts", "hot_followees")
     POSTS_FIELD_NUMBER: _ClassVar[int]
+    HOT_FOLLOWEES_FIELD_NUMBER: _ClassVar[int]
     posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
-    def __init__(self, posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ...) -> None: ...
+    hot_followees: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., hot_followees: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AddFollowingRequest(_message.Message):
-    __slots__ = ("epoch", "follower", "followee")
+    __slots__ = ("epoch", "follower", "followee", "hot")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     FOLLOWER_FIELD_NUMBER: _ClassVar[int]
     FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
+    HOT_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     follower: str
     followee: str
-    def __init__(self, epoch: _Optional[int] = ..., follower: _Optional[str] = ..., followee: _Optional[str] = ...) -> None: ...
+    hot: bool
+    def __init__(self, epoch: _Optional[int] = ..., follower: _Optional[str] = ..., followee: _Optional[str] = ..., hot: _Optional[bool] = ...) -> None: ...
 
 class RemoveFollowingRequest(_message.Message):
     __slots__ = ("epoch", "follower", "followee")
@@ -157,12 +180,14 @@ class AddFollowerRequest(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ..., backfill_limit: _Optional[int] = ..., author: _Optional[str] = ...) -> None: ...
 
 class AddFollowerResponse(_message.Message):
-    __slots__ = ("created", "recent_posts")
+    __slots__ = ("created", "recent_posts", "state")
     CREATED_FIELD_NUMBER: _ClassVar[int]
     RECENT_POSTS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     created: bool
     recent_posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
-    def __init__(self, created: _Optional[bool] = ..., recent_posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ...) -> None: ...
+    state: HotState
+    def __init__(self, created: _Optional[bool] = ..., recent_posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
 
 class RemoveFollowerRequest(_message.Message):
     __slots__ = ("epoch", "followee_key", "follower")
@@ -175,24 +200,28 @@ class RemoveFollowerRequest(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ...) -> None: ...
 
 class EdgeResponse(_message.Message):
-    __slots__ = ("changed",)
+    __slots__ = ("changed", "state")
     CHANGED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     changed: bool
-    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+    state: HotState
+    def __init__(self, changed: _Optional[bool] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
 
 class ListEdgesRequest(_message.Message):
-    __slots__ = ("epoch", "direction", "user_key", "after", "limit")
+    __slots__ = ("epoch", "direction", "user_key", "after", "limit", "more_keys")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     USER_KEY_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MORE_KEYS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     direction: EdgeDirection
     user_key: str
     after: str
     limit: int
-    def __init__(self, epoch: _Optional[int] = ..., direction: _Optional[_Union[EdgeDirection, str]] = ..., user_key: _Optional[str] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    more_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., direction: _Optional[_Union[EdgeDirection, str]] = ..., user_key: _Optional[str] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ..., more_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListEdgesResponse(_message.Message):
     __slots__ = ("users",)
@@ -201,24 +230,102 @@ class ListEdgesResponse(_message.Message):
     def __init__(self, users: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetUserMetaRequest(_message.Message):
-    __slots__ = ("epoch", "user_key")
+    __slots__ = ("epoch", "user_key", "post_keys")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     USER_KEY_FIELD_NUMBER: _ClassVar[int]
+    POST_KEYS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     user_key: str
-    def __init__(self, epoch: _Optional[int] = ..., user_key: _Optional[str] = ...) -> None: ...
+    post_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., user_key: _Optional[str] = ..., post_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UserMeta(_message.Message):
-    __slots__ = ("found", "follower_count", "following_count", "post_count")
+    __slots__ = ("found", "follower_count", "following_count", "post_count", "state")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     FOLLOWER_COUNT_FIELD_NUMBER: _ClassVar[int]
     FOLLOWING_COUNT_FIELD_NUMBER: _ClassVar[int]
     POST_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     found: bool
     follower_count: int
     following_count: int
     post_count: int
-    def __init__(self, found: _Optional[bool] = ..., follower_count: _Optional[int] = ..., following_count: _Optional[int] = ..., post_count: _Optional[int] = ...) -> None: ...
+    state: HotState
+    def __init__(self, found: _Optional[bool] = ..., follower_count: _Optional[int] = ..., following_count: _Optional[int] = ..., post_count: _Optional[int] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
+
+class AdjustFollowersRequest(_message.Message):
+    __slots__ = ("epoch", "user", "delta")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    user: str
+    delta: int
+    def __init__(self, epoch: _Optional[int] = ..., user: _Optional[str] = ..., delta: _Optional[int] = ...) -> None: ...
+
+class SetHotStateRequest(_message.Message):
+    __slots__ = ("epoch", "user", "state", "expect", "pin")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_FIELD_NUMBER: _ClassVar[int]
+    PIN_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    user: str
+    state: HotState
+    expect: _containers.RepeatedScalarFieldContainer[HotState]
+    pin: bool
+    def __init__(self, epoch: _Optional[int] = ..., user: _Optional[str] = ..., state: _Optional[_Union[HotState, str]] = ..., expect: _Optional[_Iterable[_Union[HotState, str]]] = ..., pin: _Optional[bool] = ...) -> None: ...
+
+class HotStateResponse(_message.Message):
+    __slots__ = ("state", "changed")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    state: HotState
+    changed: bool
+    def __init__(self, state: _Optional[_Union[HotState, str]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class ListHotUsersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HotUserEntry(_message.Message):
+    __slots__ = ("user", "state", "pinned", "follower_count")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    state: HotState
+    pinned: bool
+    follower_count: int
+    def __init__(self, user: _Optional[str] = ..., state: _Optional[_Union[HotState, str]] = ..., pinned: _Optional[bool] = ..., follower_count: _Optional[int] = ...) -> None: ...
+
+class ListHotUsersResponse(_message.Message):
+    __slots__ = ("users",)
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[HotUserEntry]
+    def __init__(self, users: _Optional[_Iterable[_Union[HotUserEntry, _Mapping]]] = ...) -> None: ...
+
+class SetHotFollowingRequest(_message.Message):
+    __slots__ = ("epoch", "followee", "consumers", "hot", "posts")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
+    CONSUMERS_FIELD_NUMBER: _ClassVar[int]
+    HOT_FIELD_NUMBER: _ClassVar[int]
+    POSTS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    followee: str
+    consumers: _containers.RepeatedScalarFieldContainer[str]
+    hot: bool
+    posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
+    def __init__(self, epoch: _Optional[int] = ..., followee: _Optional[str] = ..., consumers: _Optional[_Iterable[str]] = ..., hot: _Optional[bool] = ..., posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ...) -> None: ...
+
+class SetHotFollowingResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: int
+    def __init__(self, changed: _Optional[int] = ...) -> None: ...
 
 class GetClusterMapRequest(_message.Message):
     __slots__ = ()

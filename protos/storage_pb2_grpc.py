@@ -95,6 +95,26 @@ class StorageStub:
                 request_serializer=protos_dot_storage__pb2.GetUserMetaRequest.SerializeToString,
                 response_deserializer=protos_dot_storage__pb2.UserMeta.FromString,
                 _registered_method=True)
+        self.AdjustFollowers = channel.unary_unary(
+                '/feedring.v1.Storage/AdjustFollowers',
+                request_serializer=protos_dot_storage__pb2.AdjustFollowersRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.HotStateResponse.FromString,
+                _registered_method=True)
+        self.SetHotState = channel.unary_unary(
+                '/feedring.v1.Storage/SetHotState',
+                request_serializer=protos_dot_storage__pb2.SetHotStateRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.HotStateResponse.FromString,
+                _registered_method=True)
+        self.ListHotUsers = channel.unary_unary(
+                '/feedring.v1.Storage/ListHotUsers',
+                request_serializer=protos_dot_storage__pb2.ListHotUsersRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.ListHotUsersResponse.FromString,
+                _registered_method=True)
+        self.SetHotFollowing = channel.unary_unary(
+                '/feedring.v1.Storage/SetHotFollowing',
+                request_serializer=protos_dot_storage__pb2.SetHotFollowingRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.SetHotFollowingResponse.FromString,
+                _registered_method=True)
         self.GetClusterMap = channel.unary_unary(
                 '/feedring.v1.Storage/GetClusterMap',
                 request_serializer=protos_dot_storage__pb2.GetClusterMapRequest.SerializeToString,
@@ -197,6 +217,37 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdjustFollowers(self, request, context):
+        """Hot users. The registry of users whose posts and follower edges are salted lives on each
+        user's home partition; routers poll it. Thresholds are evaluated where the count changes.
+        Adds `delta` to a salted user's total follower count (kept on the home key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetHotState(self, request, context):
+        """Compare-and-set of a user's hot state (finishing a transition, pinning configured users).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHotUsers(self, request, context):
+        """Every registry entry in the partitions this node owns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetHotFollowing(self, request, context):
+        """Marks (hot) or unmarks a followee as merged-at-read for many consumers. Unmarking first copies
+        `posts` into their inboxes, so a cooled user's recent posts stay visible.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetClusterMap(self, request, context):
         """The node's current cluster map.
         """
@@ -273,6 +324,26 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.GetUserMeta,
                     request_deserializer=protos_dot_storage__pb2.GetUserMetaRequest.FromString,
                     response_serializer=protos_dot_storage__pb2.UserMeta.SerializeToString,
+            ),
+            'AdjustFollowers': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdjustFollowers,
+                    request_deserializer=protos_dot_storage__pb2.AdjustFollowersRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.HotStateResponse.SerializeToString,
+            ),
+            'SetHotState': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetHotState,
+                    request_deserializer=protos_dot_storage__pb2.SetHotStateRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.HotStateResponse.SerializeToString,
+            ),
+            'ListHotUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHotUsers,
+                    request_deserializer=protos_dot_storage__pb2.ListHotUsersRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.ListHotUsersResponse.SerializeToString,
+            ),
+            'SetHotFollowing': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetHotFollowing,
+                    request_deserializer=protos_dot_storage__pb2.SetHotFollowingRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.SetHotFollowingResponse.SerializeToString,
             ),
             'GetClusterMap': grpc.unary_unary_rpc_method_handler(
                     servicer.GetClusterMap,
@@ -609,6 +680,114 @@ class Storage:
             '/feedring.v1.Storage/GetUserMeta',
             protos_dot_storage__pb2.GetUserMetaRequest.SerializeToString,
             protos_dot_storage__pb2.UserMeta.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdjustFollowers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/AdjustFollowers',
+            protos_dot_storage__pb2.AdjustFollowersRequest.SerializeToString,
+            protos_dot_storage__pb2.HotStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetHotState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/SetHotState',
+            protos_dot_storage__pb2.SetHotStateRequest.SerializeToString,
+            protos_dot_storage__pb2.HotStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHotUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/ListHotUsers',
+            protos_dot_storage__pb2.ListHotUsersRequest.SerializeToString,
+            protos_dot_storage__pb2.ListHotUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetHotFollowing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/SetHotFollowing',
+            protos_dot_storage__pb2.SetHotFollowingRequest.SerializeToString,
+            protos_dot_storage__pb2.SetHotFollowingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
 
 import grpc
 
 from common.errors import FeedringError
 from common.server_errors import grpc_errors
 from protos import admin_pb2, admin_pb2_grpc, cluster_pb2, storage_pb2
+from router.fanout import FanOut
+from router.hot_cache import HotPostCache
+from router.hot_users import HotUsers
 from router.node_pool import NodePool
 
-__all__ = ["AdminServicer"]
+__all__ = ["AdminServicer", "rss_bytes"]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, pool: NodePool, hot_users: Callable[[], list[str]] = list) -> None:
+    def __init__(self, pool: NodePool, hot: HotUsers, cache: HotPostCache, fanout: FanOut) -> None:
         self.pool = pool
-        self.hot_users = hot_users
+        self.hot = hot
+        self.cache = cache
+        self.fanout = fanout
 
     @grpc_errors
     async def GetClusterStatus(
@@ -34,7 +44,21 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             partitions=cluster_map.partitions,
             replication_factor=cluster_map.replication_factor,
             nodes=nodes,
-            hot_users=sorted(self.hot_users()),
+            hot_users=self.hot.hot_now(),
+            hot_registry=[
+                admin_pb2.HotUser(user=v.user, state=v.state.name, pinned=v.pinned, follower_count=v.follower_count)
+                for v in self.hot.views()
+            ],
+            router=admin_pb2.RouterStats(
+                cache_entries=len(self.cache),
+                cache_capacity=self.cache.max_entries,
+                cache_hits=self.cache.hits,
+                cache_misses=self.cache.misses,
+                fanout_pending=self.fanout.pending,
+                inbox_writes=self.fanout.inbox_writes,
+                fanout_failed_batches=self.fanout.failed_batches,
+                rss_bytes=rss_bytes(),
+            ),
         )
 
     async def _node_health(self, node_id: str, address: str, partitions: int) -> admin_pb2.NodeHealth:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from common.errors import FeedringError, WrongEpoch
@@ -58,6 +58,19 @@ class FanOut:
                 "RemoveFromInboxes",
                 lambda consumers: storage_pb2.RemoveFromInboxesRequest(post_id=post_id, consumers=consumers),
             )
+
+    def run(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs delivery work that must first find its consumers (e.g. paging salted followers)."""
+        task = asyncio.create_task(self._logged(work))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    @staticmethod
+    async def _logged(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except FeedringError as exc:
+            log.error("fan-out could not list followers error=%s", exc.message)
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Waits for deliveries in flight (at shutdown, and in tests)."""

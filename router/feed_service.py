@@ -1,46 +1,51 @@
-"""feedring.v1.Feed: the public API. Each method validates, calls the nodes, and encodes.
+"""feedring.v1.Feed: the public API. Each method validates, delegates, and encodes.
 
-Order of steps is what makes concurrent operations safe (see node/feed_store.py for the node side):
-- Follow writes the follower-side edge first (so the follower's inbox accepts the followee's posts),
-  then the followee-side edge together with a read of the followee's newest posts, then backfills
-  those. A concurrent post is either in that read or sees the new follower when it fans out.
-- Unfollow removes the followee-side edge first (no new fan-out reaches the follower), then the
-  follower-side edge together with the followee's posts in the inbox.
+The flows live beside it: follows.py (follow, unfollow), posts.py (post, delete), timeline.py
+(home timeline merge) and salted_reads.py (a user's posts and followers over its salted keys).
 """
 
 from __future__ import annotations
-
-import logging
 
 import grpc
 
 from common.config import ClusterConfig
 from common.errors import InvalidArgument, NotFound
+from common.hot_state import HotState
 from common.server_errors import grpc_errors
 from protos import feed_pb2, feed_pb2_grpc, storage_pb2
 from router import page_tokens
-from router.fanout import FanOut
+from router.follows import Follows
+from router.hot_users import HotUsers
 from router.node_pool import NodePool
-from router.post_ids import PostIdGenerator, created_at_ms
+from router.posts import Posts
+from router.salted_reads import SaltedReads
+from router.timeline import TimelineReader
 from router.validation import check_text, check_user, page_size
 
 __all__ = ["FeedServicer", "TIMELINE", "USER_POSTS", "FOLLOWERS", "FOLLOWING"]
-
-log = logging.getLogger(__name__)
 
 # Listing kinds, bound into page tokens so one listing's token cannot page another.
 TIMELINE, USER_POSTS, FOLLOWERS, FOLLOWING = 1, 2, 3, 4
 
 
 class FeedServicer(feed_pb2_grpc.FeedServicer):
-    def __init__(self, config: ClusterConfig, pool: NodePool, fanout: FanOut, ids: PostIdGenerator) -> None:
-        self.config = config
+    def __init__(
+        self,
+        config: ClusterConfig,
+        pool: NodePool,
+        hot: HotUsers,
+        reads: SaltedReads,
+        follows: Follows,
+        posts: Posts,
+        timeline: TimelineReader,
+    ) -> None:
         self.limits = config.limits
         self.pool = pool
-        self.fanout = fanout
-        self.ids = ids
-
-    # -- follow graph ----------------------------------------------------------------------------
+        self.hot = hot
+        self.reads = reads
+        self.follows = follows
+        self.posts = posts
+        self.timeline = timeline
 
     @grpc_errors
     async def Follow(
@@ -50,26 +55,7 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         followee = check_user(request.followee, "followee")
         if follower == followee:
             raise InvalidArgument(f"{follower} cannot follow themselves")
-        await self.pool.call(
-            follower, "AddFollowing", storage_pb2.AddFollowingRequest(follower=follower, followee=followee)
-        )
-        added = await self.pool.call(
-            followee,
-            "AddFollower",
-            storage_pb2.AddFollowerRequest(
-                followee_key=followee,
-                follower=follower,
-                author=followee,
-                backfill_limit=self.limits.backfill_posts,
-            ),
-        )
-        if added.recent_posts:
-            await self.pool.call(
-                follower,
-                "InsertInbox",
-                storage_pb2.InsertInboxRequest(posts=added.recent_posts, consumers=[follower]),
-            )
-        return feed_pb2.FollowResponse(created=added.created)
+        return feed_pb2.FollowResponse(created=await self.follows.follow(follower, followee))
 
     @grpc_errors
     async def Unfollow(
@@ -79,26 +65,12 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         followee = check_user(request.followee, "followee")
         if follower == followee:
             raise InvalidArgument(f"{follower} cannot unfollow themselves")
-        follower_edge = await self.pool.call(
-            followee, "RemoveFollower", storage_pb2.RemoveFollowerRequest(followee_key=followee, follower=follower)
-        )
-        following_edge = await self.pool.call(
-            follower, "RemoveFollowing", storage_pb2.RemoveFollowingRequest(follower=follower, followee=followee)
-        )
-        return feed_pb2.UnfollowResponse(removed=follower_edge.changed or following_edge.changed)
-
-    # -- posts -----------------------------------------------------------------------------------
+        return feed_pb2.UnfollowResponse(removed=await self.follows.unfollow(follower, followee))
 
     @grpc_errors
     async def Post(self, request: feed_pb2.PostRequest, context: grpc.aio.ServicerContext) -> feed_pb2.Post:
         author = check_user(request.author, "author")
-        text = check_text(request.text, self.limits)
-        post_id = self.ids.next_id()
-        post = feed_pb2.Post(id=post_id, author=author, text=text, created_at_ms=created_at_ms(post_id))
-        stored = await self.pool.call(author, "StorePost", storage_pb2.StorePostRequest(author_key=author, post=post))
-        # Acknowledged once stored under the author; delivery to followers runs on after the reply.
-        self.fanout.deliver(post, stored.followers)
-        return post
+        return await self.posts.post(author, check_text(request.text, self.limits))
 
     @grpc_errors
     async def DeletePost(
@@ -107,13 +79,8 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         author = check_user(request.author, "author")
         if request.post_id == 0:
             raise InvalidArgument("post_id is required")
-        removed = await self.pool.call(
-            author, "RemovePost", storage_pb2.RemovePostRequest(author_key=author, post_id=request.post_id)
-        )
-        self.fanout.retract(request.post_id, removed.followers)
+        await self.posts.delete(author, request.post_id)
         return feed_pb2.DeletePostResponse()
-
-    # -- reads -----------------------------------------------------------------------------------
 
     @grpc_errors
     async def GetTimeline(
@@ -122,10 +89,8 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         user = check_user(request.user)
         size = page_size(request.page_size, self.limits)
         before = page_tokens.decode_post_cursor(TIMELINE, user, request.page_token)
-        read = await self.pool.call(
-            user, "ReadInbox", storage_pb2.ReadInboxRequest(consumer=user, limit=size + 1, before_id=before)
-        )
-        return self._post_page(TIMELINE, user, list(read.posts), size)
+        posts = await self.timeline.read(user, size + 1, before)
+        return self._post_page(TIMELINE, user, posts, size)
 
     @grpc_errors
     async def GetUserPosts(
@@ -134,10 +99,8 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         author = check_user(request.author, "author")
         size = page_size(request.page_size, self.limits)
         before = page_tokens.decode_post_cursor(USER_POSTS, author, request.page_token)
-        read = await self.pool.call(
-            author, "ReadPosts", storage_pb2.ReadPostsRequest(author_key=author, limit=size + 1, before_id=before)
-        )
-        return self._post_page(USER_POSTS, author, list(read.posts), size)
+        posts = await self.reads.posts(author, self.hot.state(author), size + 1, before)
+        return self._post_page(USER_POSTS, author, posts, size)
 
     @staticmethod
     def _post_page(listing: int, user: str, posts: list[feed_pb2.Post], size: int) -> feed_pb2.PostPage:
@@ -151,29 +114,28 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
     async def ListFollowers(
         self, request: feed_pb2.ListFollowersRequest, context: grpc.aio.ServicerContext
     ) -> feed_pb2.UserPage:
-        return await self._list_edges(FOLLOWERS, storage_pb2.FOLLOWERS, request)
+        user = check_user(request.user)
+        size = page_size(request.page_size, self.limits)
+        after = page_tokens.decode_user_cursor(FOLLOWERS, user, request.page_token)
+        users = await self.reads.followers(user, self.hot.state(user), after, size + 1)
+        return self._user_page(FOLLOWERS, user, users, size)
 
     @grpc_errors
     async def ListFollowing(
         self, request: feed_pb2.ListFollowingRequest, context: grpc.aio.ServicerContext
     ) -> feed_pb2.UserPage:
-        return await self._list_edges(FOLLOWING, storage_pb2.FOLLOWING, request)
-
-    async def _list_edges(
-        self,
-        listing: int,
-        direction: storage_pb2.EdgeDirection,
-        request: feed_pb2.ListFollowersRequest | feed_pb2.ListFollowingRequest,
-    ) -> feed_pb2.UserPage:
         user = check_user(request.user)
         size = page_size(request.page_size, self.limits)
-        after = page_tokens.decode_user_cursor(listing, user, request.page_token)
+        after = page_tokens.decode_user_cursor(FOLLOWING, user, request.page_token)
         read = await self.pool.call(
             user,
             "ListEdges",
-            storage_pb2.ListEdgesRequest(direction=direction, user_key=user, after=after, limit=size + 1),
+            storage_pb2.ListEdgesRequest(direction=storage_pb2.FOLLOWING, user_key=user, after=after, limit=size + 1),
         )
-        users = list(read.users)
+        return self._user_page(FOLLOWING, user, list(read.users), size)
+
+    @staticmethod
+    def _user_page(listing: int, user: str, users: list[str], size: int) -> feed_pb2.UserPage:
         page = feed_pb2.UserPage(users=users[:size])
         if len(users) > size:
             page.next_page_token = page_tokens.encode_user_cursor(listing, user, users[size - 1])
@@ -185,10 +147,13 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         meta = await self.pool.call(user, "GetUserMeta", storage_pb2.GetUserMetaRequest(user_key=user))
         if not meta.found:
             raise NotFound(f"user {user} not found: they have never posted, followed or been followed")
+        state = HotState(meta.state)
+        self.hot.learn(user, state)
+        post_count = meta.post_count + (await self.reads.salted_post_count(user) if state.salted else 0)
         return feed_pb2.User(
             user=user,
             follower_count=meta.follower_count,
             following_count=meta.following_count,
-            post_count=meta.post_count,
-            hot=False,
+            post_count=post_count,
+            hot=state in (HotState.MIGRATING, HotState.HOT),
         )

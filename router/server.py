@@ -16,8 +16,14 @@ from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc
 from router.admin_service import AdminServicer
 from router.fanout import FanOut
 from router.feed_service import FeedServicer
+from router.follows import Follows
+from router.hot_cache import HotPostCache
+from router.hot_users import HotUsers
 from router.node_pool import NodePool
 from router.post_ids import PostIdGenerator, generator_id
+from router.posts import Posts
+from router.salted_reads import SaltedReads
+from router.timeline import TimelineReader
 
 __all__ = ["RouterServer"]
 
@@ -41,9 +47,22 @@ class RouterServer:
         self.pool = NodePool(initial_map(self.config), self.config.limits.rpc_timeout_s)
         await self.pool.refresh_map()
         self.fanout = FanOut(self.pool)
+        hot_conf = self.config.hot
+        reads = SaltedReads(self.pool, hot_conf.salt_buckets)
+        self.hot = HotUsers(self.config, self.pool, reads)
+        await self.hot.start()
+        self.cache = HotPostCache(hot_conf.cache_max_entries, hot_conf.cache_posts_per_user, hot_conf.cache_ttl_ms)
         ids = PostIdGenerator(generator_id(self.router.id, self.worker))
-        self.feed = FeedServicer(self.config, self.pool, self.fanout, ids)
-        self.admin = AdminServicer(self.pool)
+        self.feed = FeedServicer(
+            self.config,
+            self.pool,
+            self.hot,
+            reads,
+            Follows(self.config, self.pool, self.hot, reads),
+            Posts(self.config, self.pool, self.fanout, self.hot, reads, self.cache, ids),
+            TimelineReader(self.pool, reads, self.cache),
+        )
+        self.admin = AdminServicer(self.pool, self.hot, self.cache, self.fanout)
 
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if self.reuse_port else 0)])
         feed_pb2_grpc.add_FeedServicer_to_server(self.feed, self.server)
@@ -90,6 +109,7 @@ class RouterServer:
             self._refresher.cancel()
         if self.server is not None:
             await self.server.stop(grace)
+        await self.hot.stop()
         await self.fanout.drain(timeout_s=grace + 3.0)
         await self.pool.close()
         log.info("router stopped router=%d worker=%d", self.router.id, self.worker)
