@@ -317,6 +317,40 @@ class FeedStore:
         batch.commit()
         return removed, state
 
+    def add_following_many(self, edges: Iterable[tuple[str, str, bool]]) -> Counter[str]:
+        """Bulk follower-side edges (follower, followee, hot), one atomic batch; returns the edges
+        created per followee."""
+        batch = self._batch()
+        created: Counter[str] = Counter()
+        for follower, followee, hot in edges:
+            part = self.partition(follower)
+            counters = batch.counters_of(part, follower)
+            if batch.put_new(keys.edge_key(part, keys.FOLLOWING, follower, followee), b""):
+                counters.following_count += 1
+                created[followee] += 1
+            if hot:
+                batch.put_new(keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee), b"")
+        batch.commit()
+        return created
+
+    def add_follower_many(self, edges: Iterable[tuple[str, str]]) -> dict[str, tuple[int, HotState]]:
+        """Bulk followee-side edges (followee_key, follower); returns, per followee key, the edges
+        created and its state after the batch (transitions evaluated once per key)."""
+        batch = self._batch()
+        created: Counter[str] = Counter()
+        touched: dict[str, int] = {}
+        for followee_key, follower in edges:
+            part = touched.setdefault(followee_key, self.partition(followee_key))
+            if batch.put_new(keys.edge_key(part, keys.FOLLOWERS, followee_key, follower), b""):
+                batch.counters_of(part, followee_key).follower_count += 1
+                created[followee_key] += 1
+        result = {
+            key: (created[key], self._evaluate_hot(batch, part, key, batch.counters_of(part, key).follower_count))
+            for key, part in touched.items()
+        }
+        batch.commit()
+        return result
+
     def list_edges(
         self, family: bytes, user_key: str, after: str, limit: int, more_keys: Iterable[str] = ()
     ) -> list[str]:

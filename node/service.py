@@ -154,6 +154,31 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         return storage_pb2.EdgeResponse(changed=changed, state=state.name)
 
     @grpc_errors
+    async def AddFollowingMany(
+        self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.EdgeBatchResponse:
+        self._own(*{e.follower for e in request.edges})
+        created = self.feed.add_following_many((e.follower, e.followee, e.hot) for e in request.edges)
+        return storage_pb2.EdgeBatchResponse(
+            created=sum(created.values()),
+            states=[storage_pb2.UserState(user=followee, created=n) for followee, n in created.items()],
+        )
+
+    @grpc_errors
+    async def AddFollowerMany(
+        self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.EdgeBatchResponse:
+        self._own(*{e.followee for e in request.edges})
+        per_key = self.feed.add_follower_many((e.followee, e.follower) for e in request.edges)
+        return storage_pb2.EdgeBatchResponse(
+            created=sum(created for created, _ in per_key.values()),
+            states=[
+                storage_pb2.UserState(user=key, state=state.name, created=created)
+                for key, (created, state) in per_key.items()
+            ],
+        )
+
+    @grpc_errors
     async def ListEdges(
         self, request: storage_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListEdgesResponse:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos import cluster_pb2 as protos_dot_cluster__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/admin.proto\x12\x0b\x66\x65\x65\x64ring.v1\x1a\x14protos/cluster.proto\"\x19\n\x17GetClusterStatusRequest\"\x15\n\x13GetRouterMapRequest\"\x81\x02\n\nNodeHealth\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07healthy\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x12\n\npartitions\x18\x05 \x01(\r\x12\x41\n\x0ekeys_by_family\x18\x06 \x03(\x0b\x32).feedring.v1.NodeHealth.KeysByFamilyEntry\x12\x17\n\x0frequests_served\x18\x07 \x01(\x04\x12\x11\n\trss_bytes\x18\x08 \x01(\x04\x1a\x33\n\x11KeysByFamilyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"N\n\x07HotUser\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06pinned\x18\x03 \x01(\x08\x12\x16\n\x0e\x66ollower_count\x18\x04 \x01(\x04\"\xc6\x01\n\x0bRouterStats\x12\x15\n\rcache_entries\x18\x01 \x01(\r\x12\x16\n\x0e\x63\x61\x63he_capacity\x18\x02 \x01(\r\x12\x12\n\ncache_hits\x18\x03 \x01(\x04\x12\x14\n\x0c\x63\x61\x63he_misses\x18\x04 \x01(\x04\x12\x16\n\x0e\x66\x61nout_pending\x18\x05 \x01(\r\x12\x14\n\x0cinbox_writes\x18\x06 \x01(\x04\x12\x1d\n\x15\x66\x61nout_failed_batches\x18\x07 \x01(\x04\x12\x11\n\trss_bytes\x18\x08 \x01(\x04\"\xdf\x01\n\rClusterStatus\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\npartitions\x18\x02 \x01(\r\x12\x1a\n\x12replication_factor\x18\x03 \x01(\r\x12&\n\x05nodes\x18\x04 \x03(\x0b\x32\x17.feedring.v1.NodeHealth\x12\x11\n\thot_users\x18\x05 \x03(\t\x12*\n\x0chot_registry\x18\x06 \x03(\x0b\x32\x14.feedring.v1.HotUser\x12(\n\x06router\x18\x07 \x01(\x0b\x32\x18.feedring.v1.RouterStats2\xa9\x01\n\x05\x41\x64min\x12T\n\x10GetClusterStatus\x12$.feedring.v1.GetClusterStatusRequest\x1a\x1a.feedring.v1.ClusterStatus\x12J\n\rGetClusterMap\x12 .feedring.v1.GetRouterMapRequest\x1a\x17.feedring.v1.ClusterMapb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/admin.proto\x12\x0b\x66\x65\x65\x64ring.v1\x1a\x14protos/cluster.proto\"\x19\n\x17GetClusterStatusRequest\"0\n\nFollowEdge\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\";\n\x11\x42ulkFollowRequest\x12&\n\x05\x65\x64ges\x18\x01 \x03(\x0b\x32\x17.feedring.v1.FollowEdge\"%\n\x12\x42ulkFollowResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\r\"\x15\n\x13GetRouterMapRequest\"\x81\x02\n\nNodeHealth\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07healthy\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x12\n\npartitions\x18\x05 \x01(\r\x12\x41\n\x0ekeys_by_family\x18\x06 \x03(\x0b\x32).feedring.v1.NodeHealth.KeysByFamilyEntry\x12\x17\n\x0frequests_served\x18\x07 \x01(\x04\x12\x11\n\trss_bytes\x18\x08 \x01(\x04\x1a\x33\n\x11KeysByFamilyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"N\n\x07HotUser\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06pinned\x18\x03 \x01(\x08\x12\x16\n\x0e\x66ollower_count\x18\x04 \x01(\x04\"\xc6\x01\n\x0bRouterStats\x12\x15\n\rcache_entries\x18\x01 \x01(\r\x12\x16\n\x0e\x63\x61\x63he_capacity\x18\x02 \x01(\r\x12\x12\n\ncache_hits\x18\x03 \x01(\x04\x12\x14\n\x0c\x63\x61\x63he_misses\x18\x04 \x01(\x04\x12\x16\n\x0e\x66\x61nout_pending\x18\x05 \x01(\r\x12\x14\n\x0cinbox_writes\x18\x06 \x01(\x04\x12\x1d\n\x15\x66\x61nout_failed_batches\x18\x07 \x01(\x04\x12\x11\n\trss_bytes\x18\x08 \x01(\x04\"\xdf\x01\n\rClusterStatus\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\npartitions\x18\x02 \x01(\r\x12\x1a\n\x12replication_factor\x18\x03 \x01(\r\x12&\n\x05nodes\x18\x04 \x03(\x0b\x32\x17.feedring.v1.NodeHealth\x12\x11\n\thot_users\x18\x05 \x03(\t\x12*\n\x0chot_registry\x18\x06 \x03(\x0b\x32\x14.feedring.v1.HotUser\x12(\n\x06router\x18\x07 \x01(\x0b\x32\x18.feedring.v1.RouterStats2\xf8\x01\n\x05\x41\x64min\x12T\n\x10GetClusterStatus\x12$.feedring.v1.GetClusterStatusRequest\x1a\x1a.feedring.v1.ClusterStatus\x12M\n\nBulkFollow\x12\x1e.feedring.v1.BulkFollowRequest\x1a\x1f.feedring.v1.BulkFollowResponse\x12J\n\rGetClusterMap\x12 .feedring.v1.GetRouterMapRequest\x1a\x17.feedring.v1.ClusterMapb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,18 +36,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._serialized_options = b'8\001'
   _globals['_GETCLUSTERSTATUSREQUEST']._serialized_start=57
   _globals['_GETCLUSTERSTATUSREQUEST']._serialized_end=82
-  _globals['_GETROUTERMAPREQUEST']._serialized_start=84
-  _globals['_GETROUTERMAPREQUEST']._serialized_end=105
-  _globals['_NODEHEALTH']._serialized_start=108
-  _globals['_NODEHEALTH']._serialized_end=365
-  _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._serialized_start=314
-  _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._serialized_end=365
-  _globals['_HOTUSER']._serialized_start=367
-  _globals['_HOTUSER']._serialized_end=445
-  _globals['_ROUTERSTATS']._serialized_start=448
-  _globals['_ROUTERSTATS']._serialized_end=646
-  _globals['_CLUSTERSTATUS']._serialized_start=649
-  _globals['_CLUSTERSTATUS']._serialized_end=872
-  _globals['_ADMIN']._serialized_start=875
-  _globals['_ADMIN']._serialized_end=1044
+  _globals['_FOLLOWEDGE']._serialized_start=84
+  _globals['_FOLLOWEDGE']._serialized_end=132
+  _globals['_BULKFOLLOWREQUEST']._serialized_start=134
+  _globals['_BULKFOLLOWREQUEST']._serialized_end=193
+  _globals['_BULKFOLLOWRESPONSE']._serialized_start=195
+  _globals['_BULKFOLLOWRESPONSE']._serialized_end=232
+  _globals['_GETROUTERMAPREQUEST']._serialized_start=234
+  _globals['_GETROUTERMAPREQUEST']._serialized_end=255
+  _globals['_NODEHEALTH']._serialized_start=258
+  _globals['_NODEHEALTH']._serialized_end=515
+  _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._serialized_start=464
+  _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._serialized_end=515
+  _globals['_HOTUSER']._serialized_start=517
+  _globals['_HOTUSER']._serialized_end=595
+  _globals['_ROUTERSTATS']._serialized_start=598
+  _globals['_ROUTERSTATS']._serialized_end=796
+  _globals['_CLUSTERSTATUS']._serialized_start=799
+  _globals['_CLUSTERSTATUS']._serialized_end=1022
+  _globals['_ADMIN']._serialized_start=1025
+  _globals['_ADMIN']._serialized_end=1273
 # @@protoc_insertion_point(module_scope)

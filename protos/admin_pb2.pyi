@@ -11,6 +11,26 @@ class GetClusterStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class FollowEdge(_message.Message):
+    __slots__ = ("follower", "followee")
+    FOLLOWER_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
+    follower: str
+    followee: str
+    def __init__(self, follower: _Optional[str] = ..., followee: _Optional[str] = ...) -> None: ...
+
+class BulkFollowRequest(_message.Message):
+    __slots__ = ("edges",)
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    edges: _containers.RepeatedCompositeFieldContainer[FollowEdge]
+    def __init__(self, edges: _Optional[_Iterable[_Union[FollowEdge, _Mapping]]] = ...) -> None: ...
+
+class BulkFollowResponse(_message.Message):
+    __slots__ = ("created",)
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    created: int
+    def __init__(self, created: _Optional[int] = ...) -> None: ...
+
 class GetRouterMapRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

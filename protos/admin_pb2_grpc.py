@@ -40,6 +40,11 @@ class AdminStub:
                 request_serializer=protos_dot_admin__pb2.GetClusterStatusRequest.SerializeToString,
                 response_deserializer=protos_dot_admin__pb2.ClusterStatus.FromString,
                 _registered_method=True)
+        self.BulkFollow = channel.unary_unary(
+                '/feedring.v1.Admin/BulkFollow',
+                request_serializer=protos_dot_admin__pb2.BulkFollowRequest.SerializeToString,
+                response_deserializer=protos_dot_admin__pb2.BulkFollowResponse.FromString,
+                _registered_method=True)
         self.GetClusterMap = channel.unary_unary(
                 '/feedring.v1.Admin/GetClusterMap',
                 request_serializer=protos_dot_admin__pb2.GetRouterMapRequest.SerializeToString,
@@ -52,6 +57,14 @@ class AdminServicer:
 
     def GetClusterStatus(self, request, context):
         """Every node's health and load, the epoch and the hot users.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkFollow(self, request, context):
+        """Loads many follow edges at once (graph imports, benchmarks): batched per node, no backfill of
+        existing posts. Hot-state transitions happen exactly as with single follows.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -71,6 +84,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.GetClusterStatus,
                     request_deserializer=protos_dot_admin__pb2.GetClusterStatusRequest.FromString,
                     response_serializer=protos_dot_admin__pb2.ClusterStatus.SerializeToString,
+            ),
+            'BulkFollow': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkFollow,
+                    request_deserializer=protos_dot_admin__pb2.BulkFollowRequest.FromString,
+                    response_serializer=protos_dot_admin__pb2.BulkFollowResponse.SerializeToString,
             ),
             'GetClusterMap': grpc.unary_unary_rpc_method_handler(
                     servicer.GetClusterMap,
@@ -105,6 +123,33 @@ class Admin:
             '/feedring.v1.Admin/GetClusterStatus',
             protos_dot_admin__pb2.GetClusterStatusRequest.SerializeToString,
             protos_dot_admin__pb2.ClusterStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkFollow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Admin/BulkFollow',
+            protos_dot_admin__pb2.BulkFollowRequest.SerializeToString,
+            protos_dot_admin__pb2.BulkFollowResponse.FromString,
             options,
             channel_credentials,
             insecure,

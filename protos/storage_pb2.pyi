@@ -207,6 +207,42 @@ class EdgeResponse(_message.Message):
     state: HotState
     def __init__(self, changed: _Optional[bool] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
 
+class Edge(_message.Message):
+    __slots__ = ("follower", "followee", "hot")
+    FOLLOWER_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
+    HOT_FIELD_NUMBER: _ClassVar[int]
+    follower: str
+    followee: str
+    hot: bool
+    def __init__(self, follower: _Optional[str] = ..., followee: _Optional[str] = ..., hot: _Optional[bool] = ...) -> None: ...
+
+class EdgeBatch(_message.Message):
+    __slots__ = ("epoch", "edges")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    edges: _containers.RepeatedCompositeFieldContainer[Edge]
+    def __init__(self, epoch: _Optional[int] = ..., edges: _Optional[_Iterable[_Union[Edge, _Mapping]]] = ...) -> None: ...
+
+class UserState(_message.Message):
+    __slots__ = ("user", "state", "created")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    state: HotState
+    created: int
+    def __init__(self, user: _Optional[str] = ..., state: _Optional[_Union[HotState, str]] = ..., created: _Optional[int] = ...) -> None: ...
+
+class EdgeBatchResponse(_message.Message):
+    __slots__ = ("created", "states")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    created: int
+    states: _containers.RepeatedCompositeFieldContainer[UserState]
+    def __init__(self, created: _Optional[int] = ..., states: _Optional[_Iterable[_Union[UserState, _Mapping]]] = ...) -> None: ...
+
 class ListEdgesRequest(_message.Message):
     __slots__ = ("epoch", "direction", "user_key", "after", "limit", "more_keys")
     EPOCH_FIELD_NUMBER: _ClassVar[int]

@@ -85,6 +85,16 @@ class StorageStub:
                 request_serializer=protos_dot_storage__pb2.RemoveFollowerRequest.SerializeToString,
                 response_deserializer=protos_dot_storage__pb2.EdgeResponse.FromString,
                 _registered_method=True)
+        self.AddFollowingMany = channel.unary_unary(
+                '/feedring.v1.Storage/AddFollowingMany',
+                request_serializer=protos_dot_storage__pb2.EdgeBatch.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.EdgeBatchResponse.FromString,
+                _registered_method=True)
+        self.AddFollowerMany = channel.unary_unary(
+                '/feedring.v1.Storage/AddFollowerMany',
+                request_serializer=protos_dot_storage__pb2.EdgeBatch.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.EdgeBatchResponse.FromString,
+                _registered_method=True)
         self.ListEdges = channel.unary_unary(
                 '/feedring.v1.Storage/ListEdges',
                 request_serializer=protos_dot_storage__pb2.ListEdgesRequest.SerializeToString,
@@ -203,6 +213,20 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddFollowingMany(self, request, context):
+        """Bulk loading (no backfill): many follower-side edges, and many followee-side edges. Both
+        return the edges created per followee (key); the latter also each key's hot state after it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddFollowerMany(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListEdges(self, request, context):
         """Pages through one user key's followers or followees in lexicographic order.
         """
@@ -314,6 +338,16 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.RemoveFollower,
                     request_deserializer=protos_dot_storage__pb2.RemoveFollowerRequest.FromString,
                     response_serializer=protos_dot_storage__pb2.EdgeResponse.SerializeToString,
+            ),
+            'AddFollowingMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddFollowingMany,
+                    request_deserializer=protos_dot_storage__pb2.EdgeBatch.FromString,
+                    response_serializer=protos_dot_storage__pb2.EdgeBatchResponse.SerializeToString,
+            ),
+            'AddFollowerMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddFollowerMany,
+                    request_deserializer=protos_dot_storage__pb2.EdgeBatch.FromString,
+                    response_serializer=protos_dot_storage__pb2.EdgeBatchResponse.SerializeToString,
             ),
             'ListEdges': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEdges,
@@ -626,6 +660,60 @@ class Storage:
             '/feedring.v1.Storage/RemoveFollower',
             protos_dot_storage__pb2.RemoveFollowerRequest.SerializeToString,
             protos_dot_storage__pb2.EdgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddFollowingMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/AddFollowingMany',
+            protos_dot_storage__pb2.EdgeBatch.SerializeToString,
+            protos_dot_storage__pb2.EdgeBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddFollowerMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/AddFollowerMany',
+            protos_dot_storage__pb2.EdgeBatch.SerializeToString,
+            protos_dot_storage__pb2.EdgeBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

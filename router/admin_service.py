@@ -10,6 +10,7 @@ import grpc
 from common.errors import FeedringError
 from common.server_errors import grpc_errors
 from protos import admin_pb2, admin_pb2_grpc, cluster_pb2, storage_pb2
+from router.bulk_load import BulkLoader
 from router.fanout import FanOut
 from router.hot_cache import HotPostCache
 from router.hot_users import HotUsers
@@ -24,8 +25,9 @@ def rss_bytes() -> int:
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, pool: NodePool, hot: HotUsers, cache: HotPostCache, fanout: FanOut) -> None:
+    def __init__(self, pool: NodePool, hot: HotUsers, cache: HotPostCache, fanout: FanOut, bulk: BulkLoader) -> None:
         self.pool = pool
+        self.bulk = bulk
         self.hot = hot
         self.cache = cache
         self.fanout = fanout
@@ -75,6 +77,13 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         health.requests_served = status.requests_served
         health.rss_bytes = status.rss_bytes
         return health
+
+    @grpc_errors
+    async def BulkFollow(
+        self, request: admin_pb2.BulkFollowRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.BulkFollowResponse:
+        created = await self.bulk.follow_many([(e.follower, e.followee) for e in request.edges])
+        return admin_pb2.BulkFollowResponse(created=created)
 
     @grpc_errors
     async def GetClusterMap(

@@ -36,14 +36,18 @@ class Follows:
 
     async def follow(self, follower: str, followee: str) -> bool:
         believed = self.hot.state(followee)
-        await self._add_following(follower, followee, believed.merged_at_read)
+        new_following = await self._add_following(follower, followee, believed.merged_at_read)
         recent: list[feed_pb2.Post]
         if believed.salted:
             key = salted_key(followee, salt_of(follower, self.buckets))
             added = await self.pool.call(
                 key, "AddFollower", storage_pb2.AddFollowerRequest(followee_key=key, follower=follower, author=key)
             )
-            state = await self._adjust(followee, +1) if added.created else believed
+            # Count only a follow that is new on both sides: an edge made before the followee was
+            # salted sits on the home key, and following again must not count it twice. (A retry
+            # after a failure between the two writes leaves the count one short; the edge is right.)
+            created = added.created and new_following
+            state = await self._adjust(followee, +1) if created else believed
             recent = [] if state.merged_at_read else await self.reads.posts(followee, state, self.backfill)
         else:
             added = await self.pool.call(
@@ -55,6 +59,7 @@ class Follows:
             )
             state = HotState(added.state)
             recent = list(added.recent_posts)
+            created = added.created
         self.hot.learn(followee, state)
         if state.merged_at_read and not believed.merged_at_read:
             # The followee turned hot under us: its next posts will not be fanned out to us.
@@ -63,7 +68,7 @@ class Follows:
             await self.pool.call(
                 follower, "InsertInbox", storage_pb2.InsertInboxRequest(posts=recent, consumers=[follower])
             )
-        return bool(added.created)
+        return bool(created)
 
     async def unfollow(self, follower: str, followee: str) -> bool:
         state = self.hot.state(followee)
@@ -90,10 +95,11 @@ class Follows:
         )
         return bool(removed or following.changed)
 
-    async def _add_following(self, follower: str, followee: str, hot: bool) -> None:
-        await self.pool.call(
+    async def _add_following(self, follower: str, followee: str, hot: bool) -> bool:
+        reply = await self.pool.call(
             follower, "AddFollowing", storage_pb2.AddFollowingRequest(follower=follower, followee=followee, hot=hot)
         )
+        return bool(reply.changed)
 
     async def _adjust(self, user: str, delta: int) -> HotState:
         reply = await self.pool.call(

@@ -14,6 +14,7 @@ from common.cluster_map import initial_map
 from common.config import ClusterConfig
 from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc
 from router.admin_service import AdminServicer
+from router.bulk_load import BulkLoader
 from router.fanout import FanOut
 from router.feed_service import FeedServicer
 from router.follows import Follows
@@ -62,7 +63,9 @@ class RouterServer:
             Posts(self.config, self.pool, self.fanout, self.hot, reads, self.cache, ids),
             TimelineReader(self.pool, reads, self.cache),
         )
-        self.admin = AdminServicer(self.pool, self.hot, self.cache, self.fanout)
+        self.admin = AdminServicer(
+            self.pool, self.hot, self.cache, self.fanout, BulkLoader(self.config, self.pool, self.hot)
+        )
 
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if self.reuse_port else 0)])
         feed_pb2_grpc.add_FeedServicer_to_server(self.feed, self.server)

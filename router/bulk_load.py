@@ -1,0 +1,97 @@
+"""Bulk follow loading (graph imports, benchmarks): the follow flow, batched per node.
+
+One call of up to 100,000 edges becomes one AddFollowingMany per follower node and one
+AddFollowerMany per followee node, all concurrent, instead of three RPCs per edge. It keeps the
+meaning of Follow (salted edges for salted followees, merged-at-read marks for hot ones, counts on
+the home key, transitions evaluated by the nodes) but copies no existing posts: it is meant for
+loading a graph before the posts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import Callable
+
+from common.config import ClusterConfig
+from common.errors import InvalidArgument
+from common.hot_state import HotState, salt_of, salted_key
+from protos import storage_pb2
+from router.hot_users import HotUsers
+from router.node_pool import NodePool
+from router.validation import check_user
+
+__all__ = ["BulkLoader", "MAX_EDGES"]
+
+MAX_EDGES = 100_000
+
+
+class BulkLoader:
+    def __init__(self, config: ClusterConfig, pool: NodePool, hot: HotUsers) -> None:
+        self.pool = pool
+        self.hot = hot
+        self.buckets = config.hot.salt_buckets
+
+    async def follow_many(self, edges: list[tuple[str, str]]) -> int:
+        if len(edges) > MAX_EDGES:
+            raise InvalidArgument(f"at most {MAX_EDGES} edges per call (got {len(edges)}); split the load")
+        for i, (follower, followee) in enumerate(edges):
+            check_user(follower, f"edges[{i}].follower")
+            check_user(followee, f"edges[{i}].followee")
+            if follower == followee:
+                raise InvalidArgument(f"edges[{i}]: {follower} cannot follow themselves")
+        believed = {followee: self.hot.state(followee) for _, followee in edges}
+
+        new_following = await self._add_following(edges, lambda followee: believed[followee].merged_at_read)
+
+        by_node: dict[str, list[storage_pb2.Edge]] = defaultdict(list)
+        for follower, followee in edges:
+            key = salted_key(followee, salt_of(follower, self.buckets)) if believed[followee].salted else followee
+            by_node[self.pool.node_for(key)].append(storage_pb2.Edge(follower=follower, followee=key))
+        replies = await asyncio.gather(
+            *(self.pool.call_node(n, "AddFollowerMany", storage_pb2.EdgeBatch(edges=b)) for n, b in by_node.items())
+        )
+
+        states: dict[str, HotState] = {}
+        salted_created: Counter[str] = Counter()
+        for reply in replies:
+            for entry in reply.states:
+                home, _, salt = entry.user.partition("#")
+                if salt:
+                    salted_created[home] += entry.created
+                else:
+                    states[home] = HotState(entry.state)
+        # As in Follow: a salted followee counts only edges new on both sides.
+        deltas = {u: min(d, new_following[u]) for u, d in salted_created.items() if min(d, new_following[u])}
+        adjusted = await asyncio.gather(
+            *(
+                self.pool.call(u, "AdjustFollowers", storage_pb2.AdjustFollowersRequest(user=u, delta=d))
+                for u, d in deltas.items()
+            )
+        )
+        for user, reply in zip(deltas, adjusted, strict=True):
+            states[user] = HotState(reply.state)
+        for user, state in states.items():
+            self.hot.learn(user, state)
+
+        # Followees that turned hot during this load: mark them merged-at-read for these followers.
+        turned = {u for u, s in states.items() if s.merged_at_read and not believed[u].merged_at_read}
+        if turned:
+            await self._add_following([e for e in edges if e[1] in turned], lambda _followee: True)
+        return sum(new_following.values())
+
+    async def _add_following(self, edges: list[tuple[str, str]], hot: Callable[[str], bool]) -> Counter[str]:
+        """Writes follower-side edges; returns how many were new, per followee."""
+        by_node: dict[str, list[storage_pb2.Edge]] = defaultdict(list)
+        for follower, followee in edges:
+            by_node[self.pool.node_for(follower)].append(
+                storage_pb2.Edge(follower=follower, followee=followee, hot=hot(followee))
+            )
+        replies = await asyncio.gather(
+            *(self.pool.call_node(n, "AddFollowingMany", storage_pb2.EdgeBatch(edges=b)) for n, b in by_node.items())
+        )
+        created: Counter[str] = Counter()
+        for reply in replies:
+            for entry in reply.states:
+                created[entry.user] += entry.created
+        return created
