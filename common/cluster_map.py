@@ -9,7 +9,7 @@ replicas change. Maps are immutable values: a new epoch is a new ClusterMap, swa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from uhashring import HashRing
 
@@ -17,7 +17,7 @@ from common.config import ClusterConfig
 from common.partitioning import partition_of
 from protos import cluster_pb2
 
-__all__ = ["Member", "ClusterMap", "build_table", "initial_map"]
+__all__ = ["Member", "ClusterMap", "build_table", "initial_map", "empty_map"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,11 @@ class ClusterMap:
     vnodes: int
     members: tuple[Member, ...]
     table: tuple[tuple[str, ...], ...]  # index = partition id; first = primary
+    # A membership change in progress (empty when none): the table being moved to, what the change
+    # is, and the nodes it removes. Routing stays on `table` until the change commits.
+    pending_table: tuple[tuple[str, ...], ...] = ()
+    change: str = ""
+    leaving: tuple[Member, ...] = ()
 
     def partition(self, key: str) -> int:
         return partition_of(key, self.partitions)
@@ -64,6 +69,63 @@ class ClusterMap:
             counts[replicas[0]] += 1
         return counts
 
+    # -- membership changes ----------------------------------------------------------------------
+
+    @property
+    def changing(self) -> bool:
+        return bool(self.pending_table)
+
+    def member(self, node_id: str) -> Member | None:
+        return next((m for m in self.members if m.id == node_id), None)
+
+    def begin_change(self, new_members: tuple[Member, ...], description: str) -> ClusterMap:
+        """The next epoch's map: routing unchanged, the new table pending. Nodes that are added are
+        members from now on (so their addresses are known); removed ones are marked leaving."""
+        new_table = build_table(new_members, self.partitions, self.replication_factor, self.vnodes)
+        new_ids = {m.id for m in new_members}
+        return replace(
+            self,
+            epoch=self.epoch + 1,
+            members=tuple(sorted({m.id: m for m in (*self.members, *new_members)}.values(), key=lambda m: m.id)),
+            pending_table=new_table,
+            change=description,
+            leaving=tuple(m for m in self.members if m.id not in new_ids),
+        )
+
+    def moves(self) -> list[tuple[int, str, str]]:
+        """(partition, source, destination) for every replica the pending change adds; the source
+        is the partition's current primary."""
+        out = []
+        for part, (old, new) in enumerate(zip(self.table, self.pending_table, strict=True)):
+            for node_id in new:
+                if node_id not in old:
+                    out.append((part, old[0], node_id))
+        return out
+
+    def commit_change(self) -> ClusterMap:
+        leaving = {m.id for m in self.leaving}
+        return replace(
+            self,
+            epoch=self.epoch + 1,
+            members=tuple(m for m in self.members if m.id not in leaving),
+            table=self.pending_table,
+            pending_table=(),
+            change="",
+            leaving=(),
+        )
+
+    def abort_change(self) -> ClusterMap:
+        """Back to the current table; a node that was being added is no member any more."""
+        in_use = {n for replicas in self.table for n in replicas} | {m.id for m in self.leaving}
+        return replace(
+            self,
+            epoch=self.epoch + 1,
+            members=tuple(m for m in self.members if m.id in in_use),
+            pending_table=(),
+            change="",
+            leaving=(),
+        )
+
     def to_proto(self) -> cluster_pb2.ClusterMap:
         return cluster_pb2.ClusterMap(
             epoch=self.epoch,
@@ -72,6 +134,9 @@ class ClusterMap:
             vnodes=self.vnodes,
             nodes=[cluster_pb2.NodeInfo(id=m.id, address=m.address, weight=m.weight) for m in self.members],
             table=[cluster_pb2.ReplicaList(node_ids=list(r)) for r in self.table],
+            pending_table=[cluster_pb2.ReplicaList(node_ids=list(r)) for r in self.pending_table],
+            change=self.change,
+            leaving=[cluster_pb2.NodeInfo(id=m.id, address=m.address, weight=m.weight) for m in self.leaving],
         )
 
     @classmethod
@@ -83,6 +148,9 @@ class ClusterMap:
             vnodes=msg.vnodes,
             members=tuple(Member(n.id, n.address, n.weight or 1) for n in msg.nodes),
             table=tuple(tuple(r.node_ids) for r in msg.table),
+            pending_table=tuple(tuple(r.node_ids) for r in msg.pending_table),
+            change=msg.change,
+            leaving=tuple(Member(n.id, n.address, n.weight or 1) for n in msg.leaving),
         )
 
     def to_bytes(self) -> bytes:
@@ -106,6 +174,11 @@ def build_table(
     )
     size = min(replication_factor, len(members))
     return tuple(tuple(conf["nodename"] for conf in ring.range(f"p{p}", size=size)) for p in range(partitions))
+
+
+def empty_map(config: ClusterConfig) -> ClusterMap:
+    """What a node that is not (yet) in any map starts with: epoch 0, owning nothing."""
+    return ClusterMap(0, config.partitions, config.replication_factor, config.vnodes, (), ())
 
 
 def initial_map(config: ClusterConfig) -> ClusterMap:

@@ -16,12 +16,17 @@ from node.store import StoreLockedError
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m node", description="Run one feedring storage node.")
     parser.add_argument("--config", default="cluster.toml", help="cluster file (default: %(default)s)")
-    parser.add_argument("--id", required=True, help="this node's id in the cluster file, e.g. n1")
+    parser.add_argument("--id", required=True, help="this node's id, e.g. n1")
+    parser.add_argument(
+        "--address",
+        help="host:port for a node that is not in the cluster file (one about to be added with "
+        "`feedring node add`); its data directory goes beside the other nodes' ones",
+    )
     args = parser.parse_args()
     configure_logging(f"node {args.id}")
     log = logging.getLogger("node")
     try:
-        server = NodeServer(load(args.config), args.id)
+        server = NodeServer(load(args.config), args.id, args.address)
         asyncio.run(server.run_until_signalled())
     except (ConfigError, PortInUseError, StoreLockedError, RuntimeError) as exc:
         log.error("%s", exc)

@@ -9,13 +9,15 @@ import signal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from common.cluster_map import ClusterMap, initial_map
-from common.config import ClusterConfig
+from common.cluster_map import ClusterMap, empty_map, initial_map
+from common.config import ClusterConfig, NodeConfig
 from node import keys
+from node.change_feed import ChangeFeed, ObservedStore
 from node.feed_store import FeedStore
 from node.service import StorageServicer
 from node.store import LevelDBStore
-from protos import storage_pb2_grpc
+from node.transfer import PartitionMover
+from protos import storage_pb2, storage_pb2_grpc
 
 __all__ = ["NodeServer", "PortInUseError"]
 
@@ -29,10 +31,12 @@ class PortInUseError(RuntimeError):
 class NodeServer:
     """One node process: opens the store, loads (or seeds) the cluster map, serves gRPC."""
 
-    def __init__(self, config: ClusterConfig, node_id: str) -> None:
+    def __init__(self, config: ClusterConfig, node_id: str, address: str | None = None) -> None:
         self.config = config
-        self.node = config.node(node_id)
-        self.store = LevelDBStore(self.node.data_dir)
+        self.node = self._node_config(config, node_id, address)
+        self.changes = ChangeFeed()
+        self.store = ObservedStore(LevelDBStore(self.node.data_dir), self.changes)
+        self.mover = PartitionMover(node_id, self.store, self.changes)
         self.feed = FeedStore(
             self.store,
             config.partitions,
@@ -41,9 +45,40 @@ class NodeServer:
             cooldown_ratio=config.hot.cooldown_ratio,
         )
         self.map = self._load_map()
-        self.servicer = StorageServicer(node_id, self.feed, self.map)
+        self.servicer = StorageServicer(node_id, self.feed, self.map, self.mover, self._persist_map)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
+
+    @staticmethod
+    def _node_config(config: ClusterConfig, node_id: str, address: str | None) -> NodeConfig:
+        """A node from cluster.toml, or one joining later (``--address``), whose data directory goes
+        beside the configured nodes' ones."""
+        if any(n.id == node_id for n in config.nodes):
+            node = config.node(node_id)
+            if address and address != node.address:
+                raise RuntimeError(f"node {node_id} is at {node.address} in {config.path}, not {address}")
+            return node
+        if not address:
+            raise RuntimeError(f"node {node_id} is not in {config.path}: give its --address to start it as a new node")
+        return NodeConfig(id=node_id, address=address, data_dir=config.nodes[0].data_dir.parent / node_id)
+
+    def _persist_map(self, cluster_map: ClusterMap) -> None:
+        self.store.write([(keys.CLUSTER_MAP_KEY, cluster_map.to_bytes())])
+
+    async def _catch_up_map(self) -> None:
+        """A node that was down during a change learns the newest map from its peers at start."""
+        peers = {m.address for m in self.map.members} | {n.address for n in self.config.nodes}
+        peers.discard(self.node.address)
+        for address in sorted(peers):
+            try:
+                async with grpc.aio.insecure_channel(address) as channel:
+                    msg = await storage_pb2_grpc.StorageStub(channel).GetClusterMap(
+                        storage_pb2.GetClusterMapRequest(), timeout=1.0
+                    )
+            except grpc.aio.AioRpcError:
+                continue
+            self.servicer.adopt_map(ClusterMap.from_proto(msg))
+        self.map = self.servicer.map
 
     def _load_map(self) -> ClusterMap:
         """The live map persisted on this node is the truth; cluster.toml only seeds the first."""
@@ -57,6 +92,8 @@ class NodeServer:
                     "the partition count is fixed for the life of a cluster"
                 )
             return stored
+        if not any(n.id == self.node.id for n in self.config.nodes):
+            return empty_map(self.config)  # a joining node owns nothing until a change gives it some
         seeded = initial_map(self.config)
         self.store.write([(keys.CLUSTER_MAP_KEY, seeded.to_bytes())])
         return seeded
@@ -80,6 +117,7 @@ class NodeServer:
             raise PortInUseError(f"cannot listen on {self.node.address}: address in use")
         await asyncio.to_thread(self.feed.count_keys)
         await self.server.start()
+        await self._catch_up_map()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("feedring.v1.Storage", health_pb2.HealthCheckResponse.SERVING)
         log.info(

@@ -7,17 +7,20 @@ read-in-the-same-step guarantees of StorePost and AddFollower rely on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
 from common.cluster_map import ClusterMap
-from common.errors import InvalidArgument, NotFound, WrongEpoch
+from common.errors import FailedPrecondition, FeedringError, InvalidArgument, NotFound, WrongEpoch
 from common.hot_state import HotState
 from common.server_errors import grpc_errors
 from node import keys
 from node.feed_store import FeedStore
+from node.transfer import PartitionMover
 from protos import cluster_pb2, feed_pb2, storage_pb2, storage_pb2_grpc
 
 __all__ = ["StorageServicer"]
@@ -33,9 +36,18 @@ def _rss_bytes() -> int:
 
 
 class StorageServicer(storage_pb2_grpc.StorageServicer):
-    def __init__(self, node_id: str, feed: FeedStore, cluster_map: ClusterMap) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        feed: FeedStore,
+        cluster_map: ClusterMap,
+        mover: PartitionMover,
+        persist_map: Callable[[ClusterMap], None],
+    ) -> None:
         self.node_id = node_id
         self.feed = feed
+        self.mover = mover
+        self.persist_map = persist_map
         self.requests_served = 0
         self.set_map(cluster_map)
 
@@ -43,7 +55,26 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self.map = cluster_map
         self.owned = cluster_map.owned_by(self.node_id)
 
-    def _own(self, *user_keys: str) -> None:
+    def adopt_map(self, cluster_map: ClusterMap) -> bool:
+        """Takes a newer map (persisted before use); an older or equal one is ignored."""
+        if cluster_map.epoch <= self.map.epoch:
+            return False
+        if cluster_map.partitions != self.map.partitions and self.map.epoch:
+            raise InvalidArgument("a cluster map must keep the partition count")
+        self.persist_map(cluster_map)
+        before = self.owned
+        self.set_map(cluster_map)
+        log.info(
+            "cluster map adopted epoch=%d partitions_owned=%d gained=%d lost=%d change=%r",
+            cluster_map.epoch,
+            len(self.owned),
+            len(self.owned - before),
+            len(before - self.owned),
+            cluster_map.change,
+        )
+        return True
+
+    def _own_for_read(self, *user_keys: str) -> None:
         """Refuses keys whose partition this node does not hold (the caller's map is stale)."""
         self.requests_served += 1
         for user_key in user_keys:
@@ -55,6 +86,19 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
                     f"node {self.node_id} does not own partition {part} (key {user_key!r}) at epoch {self.map.epoch}",
                     self.map.epoch,
                 )
+
+    def _own(self, *user_keys: str) -> None:
+        """For writes: as _own_for_read, and a partition sealed for hand-over refuses writes until the
+        map that moves it is committed (the caller refreshes its map and retries)."""
+        self._own_for_read(*user_keys)
+        if self.mover.sealed:
+            for user_key in user_keys:
+                part = self.feed.partition(user_key)
+                if part in self.mover.sealed:
+                    raise WrongEpoch(
+                        f"partition {part} is being handed over from node {self.node_id}; retry shortly",
+                        self.map.epoch,
+                    )
 
     @staticmethod
     def _posts(raws: list[bytes]) -> list[feed_pb2.Post]:
@@ -86,7 +130,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def ReadPosts(
         self, request: storage_pb2.ReadPostsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadPostsResponse:
-        self._own(request.author_key, *request.more_keys)
+        self._own_for_read(request.author_key, *request.more_keys)
         raws = self.feed.read_posts(request.author_key, request.limit, request.before_id, request.more_keys)
         return storage_pb2.ReadPostsResponse(posts=self._posts(raws))
 
@@ -112,7 +156,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def ReadInbox(
         self, request: storage_pb2.ReadInboxRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadInboxResponse:
-        self._own(request.consumer)
+        self._own_for_read(request.consumer)
         raws, hot_followees = self.feed.read_inbox(request.consumer, request.limit, request.before_id)
         return storage_pb2.ReadInboxResponse(posts=self._posts(raws), hot_followees=hot_followees)
 
@@ -182,7 +226,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def ListEdges(
         self, request: storage_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListEdgesResponse:
-        self._own(request.user_key, *request.more_keys)
+        self._own_for_read(request.user_key, *request.more_keys)
         if request.direction == storage_pb2.FOLLOWERS:
             family = keys.FOLLOWERS
         elif request.direction == storage_pb2.FOLLOWING:
@@ -198,7 +242,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def GetUserMeta(
         self, request: storage_pb2.GetUserMetaRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.UserMeta:
-        self._own(request.user_key, *request.post_keys)
+        self._own_for_read(request.user_key, *request.post_keys)
         counters = self.feed.user_counters(request.user_key)
         salted_posts = sum(c.post_count for k in request.post_keys if (c := self.feed.user_counters(k)))
         if counters is None:
@@ -255,6 +299,72 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self._own(*request.consumers)
         changed = self.feed.set_hot_following(request.followee, request.consumers, request.hot, request.posts)
         return storage_pb2.SetHotFollowingResponse(changed=changed)
+
+    # -- membership changes ----------------------------------------------------------------------
+
+    @grpc_errors
+    async def SetClusterMap(
+        self, request: cluster_pb2.ClusterMap, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.SetClusterMapResponse:
+        adopted = self.adopt_map(ClusterMap.from_proto(request))
+        return storage_pb2.SetClusterMapResponse(epoch=self.map.epoch, adopted=adopted)
+
+    async def StreamPartitions(
+        self, request: storage_pb2.StreamPartitionsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[storage_pb2.PartitionChunk]:
+        not_owned = set(request.partitions) - self.owned
+        if not_owned:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"node {self.node_id} does not own partitions {sorted(not_owned)[:10]} at epoch {self.map.epoch}",
+            )
+        async for chunk in self.mover.stream(
+            list(request.partitions), request.max_keys_per_second, request.destination
+        ):
+            yield chunk
+
+    async def PullPartitions(
+        self, request: storage_pb2.PullPartitionsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[storage_pb2.PullProgress]:
+        owned = set(request.partitions) & self.owned
+        if owned:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"node {self.node_id} already owns partitions {sorted(owned)[:10]}: refusing to overwrite them",
+            )
+        try:
+            async for progress in self.mover.pull(request):
+                yield progress
+        except FeedringError as exc:
+            await context.abort(exc.code, exc.message)
+        finally:
+            await asyncio.to_thread(self.feed.count_keys)
+
+    @grpc_errors
+    async def SealPartitions(
+        self, request: storage_pb2.SealPartitionsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.SealPartitionsResponse:
+        if request.unseal:
+            self.mover.unseal(request.partitions)
+        else:
+            self.mover.seal(request.partitions)
+        log.info("partitions %s count=%d", "unsealed" if request.unseal else "sealed", len(request.partitions))
+        return storage_pb2.SealPartitionsResponse()
+
+    @grpc_errors
+    async def DropPartitions(
+        self, request: storage_pb2.DropPartitionsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.DropPartitionsResponse:
+        owned = set(request.partitions) & self.owned
+        if owned:
+            raise FailedPrecondition(
+                f"node {self.node_id} still owns partitions {sorted(owned)[:10]} at epoch {self.map.epoch}; "
+                "only partitions moved away can be dropped"
+            )
+        self.mover.unseal(request.partitions)
+        deleted = await self.mover.drop(list(request.partitions))
+        await asyncio.to_thread(self.feed.count_keys)
+        return storage_pb2.DropPartitionsResponse(keys_deleted=deleted)
 
     @grpc_errors
     async def GetClusterMap(

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import plyvel
 
-__all__ = ["Store", "LevelDBStore", "MemoryStore", "StoreLockedError"]
+__all__ = ["Store", "Snapshot", "LevelDBStore", "MemoryStore", "StoreLockedError"]
 
 
 class StoreLockedError(RuntimeError):
@@ -32,7 +32,29 @@ class Store(Protocol):
         """Keys under `prefix` in byte order (or reverse). `start` is inclusive: the first key
         yielded is >= start (reverse: <= start)."""
 
+    def snapshot(self) -> Snapshot:
+        """A consistent read-only view as of now (for streaming a partition while it is written)."""
+
     def close(self) -> None: ...
+
+
+class Snapshot(Protocol):
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def close(self) -> None: ...
+
+
+class LevelDBSnapshot:
+    def __init__(self, snap: plyvel.Snapshot) -> None:
+        self._snap = snap
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        with self._snap.iterator(prefix=prefix) as it:
+            yield from it
+
+    def close(self) -> None:
+        # Releasing a snapshot promptly matters: it pins old data in LevelDB.
+        self._snap.close()
 
 
 class LevelDBStore:
@@ -71,6 +93,9 @@ class LevelDBStore:
                     return
                 yield key, value
 
+    def snapshot(self) -> LevelDBSnapshot:
+        return LevelDBSnapshot(self._db.snapshot())
+
     def close(self) -> None:
         self._db.close()
 
@@ -108,6 +133,23 @@ class MemoryStore:
         for key in reversed(keys) if reverse else keys:
             if key in self._values:
                 yield key, self._values[key]
+
+    def snapshot(self) -> MemorySnapshot:
+        twin = MemoryStore()
+        twin._keys = list(self._keys)
+        twin._values = dict(self._values)
+        return MemorySnapshot(twin)
+
+    def close(self) -> None:
+        pass
+
+
+class MemorySnapshot:
+    def __init__(self, frozen: MemoryStore) -> None:
+        self._frozen = frozen
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self._frozen.scan(prefix)
 
     def close(self) -> None:
         pass

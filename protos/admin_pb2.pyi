@@ -1,5 +1,6 @@
 from protos import cluster_pb2 as _cluster_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -95,7 +96,7 @@ class RouterStats(_message.Message):
     def __init__(self, cache_entries: _Optional[int] = ..., cache_capacity: _Optional[int] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., fanout_pending: _Optional[int] = ..., inbox_writes: _Optional[int] = ..., fanout_failed_batches: _Optional[int] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("epoch", "partitions", "replication_factor", "nodes", "hot_users", "hot_registry", "router")
+    __slots__ = ("epoch", "partitions", "replication_factor", "nodes", "hot_users", "hot_registry", "router", "change", "change_progress")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +104,8 @@ class ClusterStatus(_message.Message):
     HOT_USERS_FIELD_NUMBER: _ClassVar[int]
     HOT_REGISTRY_FIELD_NUMBER: _ClassVar[int]
     ROUTER_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     partitions: int
     replication_factor: int
@@ -110,4 +113,72 @@ class ClusterStatus(_message.Message):
     hot_users: _containers.RepeatedScalarFieldContainer[str]
     hot_registry: _containers.RepeatedCompositeFieldContainer[HotUser]
     router: RouterStats
-    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[int] = ..., replication_factor: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeHealth, _Mapping]]] = ..., hot_users: _Optional[_Iterable[str]] = ..., hot_registry: _Optional[_Iterable[_Union[HotUser, _Mapping]]] = ..., router: _Optional[_Union[RouterStats, _Mapping]] = ...) -> None: ...
+    change: str
+    change_progress: ChangeProgress
+    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[int] = ..., replication_factor: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeHealth, _Mapping]]] = ..., hot_users: _Optional[_Iterable[str]] = ..., hot_registry: _Optional[_Iterable[_Union[HotUser, _Mapping]]] = ..., router: _Optional[_Union[RouterStats, _Mapping]] = ..., change: _Optional[str] = ..., change_progress: _Optional[_Union[ChangeProgress, _Mapping]] = ...) -> None: ...
+
+class ChangeMembershipRequest(_message.Message):
+    __slots__ = ("kind", "node_id", "address", "dry_run", "max_keys_per_second")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[ChangeMembershipRequest.Kind]
+        ADD: _ClassVar[ChangeMembershipRequest.Kind]
+        REMOVE: _ClassVar[ChangeMembershipRequest.Kind]
+        RESUME: _ClassVar[ChangeMembershipRequest.Kind]
+        ABORT: _ClassVar[ChangeMembershipRequest.Kind]
+    KIND_UNSPECIFIED: ChangeMembershipRequest.Kind
+    ADD: ChangeMembershipRequest.Kind
+    REMOVE: ChangeMembershipRequest.Kind
+    RESUME: ChangeMembershipRequest.Kind
+    ABORT: ChangeMembershipRequest.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    kind: ChangeMembershipRequest.Kind
+    node_id: str
+    address: str
+    dry_run: bool
+    max_keys_per_second: int
+    def __init__(self, kind: _Optional[_Union[ChangeMembershipRequest.Kind, str]] = ..., node_id: _Optional[str] = ..., address: _Optional[str] = ..., dry_run: _Optional[bool] = ..., max_keys_per_second: _Optional[int] = ...) -> None: ...
+
+class PlannedMove(_message.Message):
+    __slots__ = ("source", "destination", "partitions")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    destination: str
+    partitions: int
+    def __init__(self, source: _Optional[str] = ..., destination: _Optional[str] = ..., partitions: _Optional[int] = ...) -> None: ...
+
+class ChangeProgress(_message.Message):
+    __slots__ = ("phase", "change", "from_epoch", "to_epoch", "partitions_total", "partitions_moving", "moves", "keys_total", "keys_moved", "bytes_moved", "transfers_total", "transfers_caught_up", "message")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    FROM_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    TO_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_MOVING_FIELD_NUMBER: _ClassVar[int]
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    KEYS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    KEYS_MOVED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_MOVED_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERS_CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    change: str
+    from_epoch: int
+    to_epoch: int
+    partitions_total: int
+    partitions_moving: int
+    moves: _containers.RepeatedCompositeFieldContainer[PlannedMove]
+    keys_total: int
+    keys_moved: int
+    bytes_moved: int
+    transfers_total: int
+    transfers_caught_up: int
+    message: str
+    def __init__(self, phase: _Optional[str] = ..., change: _Optional[str] = ..., from_epoch: _Optional[int] = ..., to_epoch: _Optional[int] = ..., partitions_total: _Optional[int] = ..., partitions_moving: _Optional[int] = ..., moves: _Optional[_Iterable[_Union[PlannedMove, _Mapping]]] = ..., keys_total: _Optional[int] = ..., keys_moved: _Optional[int] = ..., bytes_moved: _Optional[int] = ..., transfers_total: _Optional[int] = ..., transfers_caught_up: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...

@@ -45,6 +45,11 @@ class AdminStub:
                 request_serializer=protos_dot_admin__pb2.BulkFollowRequest.SerializeToString,
                 response_deserializer=protos_dot_admin__pb2.BulkFollowResponse.FromString,
                 _registered_method=True)
+        self.ChangeMembership = channel.unary_stream(
+                '/feedring.v1.Admin/ChangeMembership',
+                request_serializer=protos_dot_admin__pb2.ChangeMembershipRequest.SerializeToString,
+                response_deserializer=protos_dot_admin__pb2.ChangeProgress.FromString,
+                _registered_method=True)
         self.GetClusterMap = channel.unary_unary(
                 '/feedring.v1.Admin/GetClusterMap',
                 request_serializer=protos_dot_admin__pb2.GetRouterMapRequest.SerializeToString,
@@ -70,6 +75,16 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangeMembership(self, request, context):
+        """Adds or removes a storage node, or resumes or aborts an interrupted change. Streams the plan
+        and then progress. The change runs in the router, not in the caller: a caller that goes
+        away does not stop it, and calling again (or RESUME) attaches to it. One change at a time:
+        another is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetClusterMap(self, request, context):
         """The cluster map the router currently routes by.
         """
@@ -89,6 +104,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.BulkFollow,
                     request_deserializer=protos_dot_admin__pb2.BulkFollowRequest.FromString,
                     response_serializer=protos_dot_admin__pb2.BulkFollowResponse.SerializeToString,
+            ),
+            'ChangeMembership': grpc.unary_stream_rpc_method_handler(
+                    servicer.ChangeMembership,
+                    request_deserializer=protos_dot_admin__pb2.ChangeMembershipRequest.FromString,
+                    response_serializer=protos_dot_admin__pb2.ChangeProgress.SerializeToString,
             ),
             'GetClusterMap': grpc.unary_unary_rpc_method_handler(
                     servicer.GetClusterMap,
@@ -150,6 +170,33 @@ class Admin:
             '/feedring.v1.Admin/BulkFollow',
             protos_dot_admin__pb2.BulkFollowRequest.SerializeToString,
             protos_dot_admin__pb2.BulkFollowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/feedring.v1.Admin/ChangeMembership',
+            protos_dot_admin__pb2.ChangeMembershipRequest.SerializeToString,
+            protos_dot_admin__pb2.ChangeProgress.FromString,
             options,
             channel_credentials,
             insecure,

@@ -393,3 +393,101 @@ class NodeStatus(_message.Message):
     requests_served: int
     rss_bytes: int
     def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
+
+class SetClusterMapResponse(_message.Message):
+    __slots__ = ("epoch", "adopted")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ADOPTED_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    adopted: bool
+    def __init__(self, epoch: _Optional[int] = ..., adopted: _Optional[bool] = ...) -> None: ...
+
+class KeyValue(_message.Message):
+    __slots__ = ("key", "value", "deleted")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    value: bytes
+    deleted: bool
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., deleted: _Optional[bool] = ...) -> None: ...
+
+class PartitionChunk(_message.Message):
+    __slots__ = ("entries", "total_keys", "snapshot_done", "end")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_KEYS_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_DONE_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[KeyValue]
+    total_keys: int
+    snapshot_done: bool
+    end: bool
+    def __init__(self, entries: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., total_keys: _Optional[int] = ..., snapshot_done: _Optional[bool] = ..., end: _Optional[bool] = ...) -> None: ...
+
+class StreamPartitionsRequest(_message.Message):
+    __slots__ = ("epoch", "partitions", "max_keys_per_second", "destination")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    max_keys_per_second: int
+    destination: str
+    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[_Iterable[int]] = ..., max_keys_per_second: _Optional[int] = ..., destination: _Optional[str] = ...) -> None: ...
+
+class PullPartitionsRequest(_message.Message):
+    __slots__ = ("epoch", "source_id", "source_address", "partitions", "max_keys_per_second")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    source_id: str
+    source_address: str
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    max_keys_per_second: int
+    def __init__(self, epoch: _Optional[int] = ..., source_id: _Optional[str] = ..., source_address: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., max_keys_per_second: _Optional[int] = ...) -> None: ...
+
+class PullProgress(_message.Message):
+    __slots__ = ("total_keys", "keys", "bytes", "snapshot_done", "done")
+    TOTAL_KEYS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_DONE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    total_keys: int
+    keys: int
+    bytes: int
+    snapshot_done: bool
+    done: bool
+    def __init__(self, total_keys: _Optional[int] = ..., keys: _Optional[int] = ..., bytes: _Optional[int] = ..., snapshot_done: _Optional[bool] = ..., done: _Optional[bool] = ...) -> None: ...
+
+class SealPartitionsRequest(_message.Message):
+    __slots__ = ("epoch", "partitions", "unseal")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    UNSEAL_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    unseal: bool
+    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[_Iterable[int]] = ..., unseal: _Optional[bool] = ...) -> None: ...
+
+class SealPartitionsResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DropPartitionsRequest(_message.Message):
+    __slots__ = ("epoch", "partitions")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class DropPartitionsResponse(_message.Message):
+    __slots__ = ("keys_deleted",)
+    KEYS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    keys_deleted: int
+    def __init__(self, keys_deleted: _Optional[int] = ...) -> None: ...

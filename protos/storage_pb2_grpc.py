@@ -125,6 +125,31 @@ class StorageStub:
                 request_serializer=protos_dot_storage__pb2.SetHotFollowingRequest.SerializeToString,
                 response_deserializer=protos_dot_storage__pb2.SetHotFollowingResponse.FromString,
                 _registered_method=True)
+        self.SetClusterMap = channel.unary_unary(
+                '/feedring.v1.Storage/SetClusterMap',
+                request_serializer=protos_dot_cluster__pb2.ClusterMap.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.SetClusterMapResponse.FromString,
+                _registered_method=True)
+        self.StreamPartitions = channel.unary_stream(
+                '/feedring.v1.Storage/StreamPartitions',
+                request_serializer=protos_dot_storage__pb2.StreamPartitionsRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.PartitionChunk.FromString,
+                _registered_method=True)
+        self.PullPartitions = channel.unary_stream(
+                '/feedring.v1.Storage/PullPartitions',
+                request_serializer=protos_dot_storage__pb2.PullPartitionsRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.PullProgress.FromString,
+                _registered_method=True)
+        self.SealPartitions = channel.unary_unary(
+                '/feedring.v1.Storage/SealPartitions',
+                request_serializer=protos_dot_storage__pb2.SealPartitionsRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.SealPartitionsResponse.FromString,
+                _registered_method=True)
+        self.DropPartitions = channel.unary_unary(
+                '/feedring.v1.Storage/DropPartitions',
+                request_serializer=protos_dot_storage__pb2.DropPartitionsRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.DropPartitionsResponse.FromString,
+                _registered_method=True)
         self.GetClusterMap = channel.unary_unary(
                 '/feedring.v1.Storage/GetClusterMap',
                 request_serializer=protos_dot_storage__pb2.GetClusterMapRequest.SerializeToString,
@@ -272,6 +297,43 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetClusterMap(self, request, context):
+        """Membership changes (router/membership.py drives them; node/transfer.py does the moving).
+        Adopts the map if its epoch is newer than the node's, persisting it first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamPartitions(self, request, context):
+        """Source side: a snapshot of the partitions, then every later write to them, until sealed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullPartitions(self, request, context):
+        """Destination side: pulls the partitions from the source and reports progress as it goes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SealPartitions(self, request, context):
+        """Source side: refuse writes to the partitions (callers retry) and end their streams after
+        the last accepted write; `unseal` undoes it (an aborted or resumed change).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropPartitions(self, request, context):
+        """Deletes this node's copy of partitions it does not own (after a change committed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetClusterMap(self, request, context):
         """The node's current cluster map.
         """
@@ -378,6 +440,31 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.SetHotFollowing,
                     request_deserializer=protos_dot_storage__pb2.SetHotFollowingRequest.FromString,
                     response_serializer=protos_dot_storage__pb2.SetHotFollowingResponse.SerializeToString,
+            ),
+            'SetClusterMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClusterMap,
+                    request_deserializer=protos_dot_cluster__pb2.ClusterMap.FromString,
+                    response_serializer=protos_dot_storage__pb2.SetClusterMapResponse.SerializeToString,
+            ),
+            'StreamPartitions': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamPartitions,
+                    request_deserializer=protos_dot_storage__pb2.StreamPartitionsRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.PartitionChunk.SerializeToString,
+            ),
+            'PullPartitions': grpc.unary_stream_rpc_method_handler(
+                    servicer.PullPartitions,
+                    request_deserializer=protos_dot_storage__pb2.PullPartitionsRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.PullProgress.SerializeToString,
+            ),
+            'SealPartitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealPartitions,
+                    request_deserializer=protos_dot_storage__pb2.SealPartitionsRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.SealPartitionsResponse.SerializeToString,
+            ),
+            'DropPartitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropPartitions,
+                    request_deserializer=protos_dot_storage__pb2.DropPartitionsRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.DropPartitionsResponse.SerializeToString,
             ),
             'GetClusterMap': grpc.unary_unary_rpc_method_handler(
                     servicer.GetClusterMap,
@@ -876,6 +963,141 @@ class Storage:
             '/feedring.v1.Storage/SetHotFollowing',
             protos_dot_storage__pb2.SetHotFollowingRequest.SerializeToString,
             protos_dot_storage__pb2.SetHotFollowingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClusterMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/SetClusterMap',
+            protos_dot_cluster__pb2.ClusterMap.SerializeToString,
+            protos_dot_storage__pb2.SetClusterMapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamPartitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/feedring.v1.Storage/StreamPartitions',
+            protos_dot_storage__pb2.StreamPartitionsRequest.SerializeToString,
+            protos_dot_storage__pb2.PartitionChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullPartitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/feedring.v1.Storage/PullPartitions',
+            protos_dot_storage__pb2.PullPartitionsRequest.SerializeToString,
+            protos_dot_storage__pb2.PullProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealPartitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/SealPartitions',
+            protos_dot_storage__pb2.SealPartitionsRequest.SerializeToString,
+            protos_dot_storage__pb2.SealPartitionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropPartitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/DropPartitions',
+            protos_dot_storage__pb2.DropPartitionsRequest.SerializeToString,
+            protos_dot_storage__pb2.DropPartitionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

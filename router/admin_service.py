@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -14,6 +15,7 @@ from router.bulk_load import BulkLoader
 from router.fanout import FanOut
 from router.hot_cache import HotPostCache
 from router.hot_users import HotUsers
+from router.membership import MembershipChanges
 from router.node_pool import NodePool
 
 __all__ = ["AdminServicer", "rss_bytes"]
@@ -25,7 +27,16 @@ def rss_bytes() -> int:
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, pool: NodePool, hot: HotUsers, cache: HotPostCache, fanout: FanOut, bulk: BulkLoader) -> None:
+    def __init__(
+        self,
+        pool: NodePool,
+        hot: HotUsers,
+        cache: HotPostCache,
+        fanout: FanOut,
+        bulk: BulkLoader,
+        membership: MembershipChanges,
+    ) -> None:
+        self.membership = membership
         self.pool = pool
         self.bulk = bulk
         self.hot = hot
@@ -51,6 +62,8 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 admin_pb2.HotUser(user=v.user, state=v.state.name, pinned=v.pinned, follower_count=v.follower_count)
                 for v in self.hot.views()
             ],
+            change=cluster_map.change,
+            change_progress=self.membership.progress(),
             router=admin_pb2.RouterStats(
                 cache_entries=len(self.cache),
                 cache_capacity=self.cache.max_entries,
@@ -77,6 +90,15 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         health.requests_served = status.requests_served
         health.rss_bytes = status.rss_bytes
         return health
+
+    async def ChangeMembership(
+        self, request: admin_pb2.ChangeMembershipRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[admin_pb2.ChangeProgress]:
+        try:
+            async for progress in self.membership.request(request):
+                yield progress
+        except FeedringError as exc:
+            await context.abort(exc.code, exc.message)
 
     @grpc_errors
     async def BulkFollow(

@@ -28,9 +28,12 @@ from common.errors import (
 )
 from protos import storage_pb2, storage_pb2_grpc
 
-__all__ = ["NodePool"]
+__all__ = ["NodePool", "MOVED_RETRIES"]
 
 log = logging.getLogger(__name__)
+
+# How often a call follows "wrong owner" answers (about 5 s with backoff) before giving up.
+MOVED_RETRIES = 14
 
 # Retry only what was certainly not processed; everything we send is idempotent anyway.
 _SERVICE_CONFIG = json.dumps(
@@ -82,7 +85,9 @@ class NodePool:
     # -- calls -----------------------------------------------------------------------------------
 
     def stub(self, node_id: str) -> storage_pb2_grpc.StorageStub:
-        address = self.map.address(node_id)
+        return self.stub_for_address(self.map.address(node_id))
+
+    def stub_for_address(self, address: str) -> storage_pb2_grpc.StorageStub:
         stub = self._stubs.get(address)
         if stub is None:
             channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
@@ -104,12 +109,20 @@ class NodePool:
             raise self._translate(exc, node_id, address) from None
 
     async def call(self, key: str, method: str, request: Any) -> Any:
-        """One RPC to the node owning `key`; refreshes the map and retries once if it moved."""
-        try:
-            return await self.call_node(self.node_for(key), method, request)
-        except WrongEpoch as exc:
-            await self.refresh_map(at_least=exc.epoch)
-            return await self.call_node(self.node_for(key), method, request)
+        """One RPC to the node owning `key`. A "wrong owner" answer means our map is stale (refresh
+        it and go to the new owner) or the partition is being handed over (wait a moment: the map
+        that moves it is about to commit); either way the caller never sees it unless it lasts."""
+        delay = 0.02
+        for _ in range(MOVED_RETRIES):
+            try:
+                return await self.call_node(self.node_for(key), method, request)
+            except WrongEpoch as exc:
+                before = self.map.epoch
+                await self.refresh_map(at_least=exc.epoch)
+                if self.map.epoch == before:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+        return await self.call_node(self.node_for(key), method, request)
 
     def _translate(self, exc: grpc.aio.AioRpcError, node_id: str, address: str) -> FeedringError:
         code = exc.code()
@@ -124,20 +137,25 @@ class NodePool:
 
     # -- the map ---------------------------------------------------------------------------------
 
+    def adopt(self, cluster_map: ClusterMap) -> None:
+        if cluster_map.epoch > self.map.epoch:
+            log.info("cluster map updated epoch=%d->%d", self.map.epoch, cluster_map.epoch)
+            self.map = cluster_map
+
     async def refresh_map(self, at_least: int = 0) -> ClusterMap:
         """Asks every known node for its map and adopts the newest; nodes are the truth."""
         async with self._refresh_lock:
             if at_least and self.map.epoch >= at_least:
                 return self.map  # already as new as the node that refused us
-            maps = await asyncio.gather(*(self._fetch_map(m.id) for m in self.map.members), return_exceptions=True)
+            addresses = {m.address for m in (*self.map.members, *self.map.leaving)}
+            maps = await asyncio.gather(*(self._fetch_map(a) for a in addresses), return_exceptions=True)
             newest = max((m for m in maps if isinstance(m, ClusterMap)), key=lambda m: m.epoch, default=None)
-            if newest is not None and newest.epoch > self.map.epoch:
-                log.info("cluster map updated epoch=%d->%d", self.map.epoch, newest.epoch)
-                self.map = newest
+            if newest is not None:
+                self.adopt(newest)
             return self.map
 
-    async def _fetch_map(self, node_id: str) -> ClusterMap:
-        msg = await self.call_node(node_id, "GetClusterMap", storage_pb2.GetClusterMapRequest(), timeout_s=1.0)
+    async def _fetch_map(self, address: str) -> ClusterMap:
+        msg = await self.stub_for_address(address).GetClusterMap(storage_pb2.GetClusterMapRequest(), timeout=1.0)
         return ClusterMap.from_proto(msg)
 
     async def close(self) -> None:

@@ -20,6 +20,7 @@ from router.feed_service import FeedServicer
 from router.follows import Follows
 from router.hot_cache import HotPostCache
 from router.hot_users import HotUsers
+from router.membership import MembershipChanges
 from router.node_pool import NodePool
 from router.post_ids import PostIdGenerator, generator_id
 from router.posts import Posts
@@ -64,7 +65,12 @@ class RouterServer:
             TimelineReader(self.pool, reads, self.cache),
         )
         self.admin = AdminServicer(
-            self.pool, self.hot, self.cache, self.fanout, BulkLoader(self.config, self.pool, self.hot)
+            self.pool,
+            self.hot,
+            self.cache,
+            self.fanout,
+            BulkLoader(self.config, self.pool, self.hot),
+            MembershipChanges(self.pool),
         )
 
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if self.reuse_port else 0)])

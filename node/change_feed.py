@@ -1,0 +1,94 @@
+"""Forwarding for partition moves: every write to a moving partition also goes to its new owner.
+
+The node's Store is wrapped so that each atomic write, after it is applied, is published to the
+subscriptions of the partitions it touches. A subscription is opened by a transfer in the same
+event-loop step as its LevelDB snapshot, so snapshot + published writes = every write, in order,
+exactly once; replaying them on the destination yields the same partition. Sealing a partition
+ends its subscriptions after the last write it accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from node.store import Snapshot, Store
+
+__all__ = ["ChangeFeed", "Subscription", "ObservedStore", "Change", "partition_of_key"]
+
+# (key, value, deleted)
+Change = tuple[bytes, bytes, bool]
+
+
+def partition_of_key(key: bytes) -> int:
+    return int.from_bytes(key[:2], "big")
+
+
+@dataclass(eq=False)
+class Subscription:
+    partitions: frozenset[int]
+    queue: asyncio.Queue[list[Change] | None] = field(default_factory=asyncio.Queue)
+    ended: bool = False
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.queue.put_nowait(None)  # None marks the end, after every earlier change
+
+
+class ChangeFeed:
+    def __init__(self) -> None:
+        self._subscriptions: list[Subscription] = []
+
+    def subscribe(self, partitions: Iterable[int]) -> Subscription:
+        sub = Subscription(frozenset(partitions))
+        self._subscriptions.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        if sub in self._subscriptions:
+            self._subscriptions.remove(sub)
+
+    def end(self, partitions: Iterable[int]) -> None:
+        """Ends every subscription whose partitions are all in `partitions` (they were sealed)."""
+        sealed = frozenset(partitions)
+        for sub in self._subscriptions:
+            if sub.partitions <= sealed:
+                sub.end()
+
+    def publish(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+        for sub in self._subscriptions:
+            if sub.ended:
+                continue
+            changes = [(k, v, False) for k, v in puts if partition_of_key(k) in sub.partitions]
+            changes += [(k, b"", True) for k in deletes if partition_of_key(k) in sub.partitions]
+            if changes:
+                sub.queue.put_nowait(changes)
+
+
+class ObservedStore:
+    """A Store whose writes are published to a ChangeFeed after they are applied."""
+
+    def __init__(self, inner: Store, feed: ChangeFeed) -> None:
+        self.inner = inner
+        self.feed = feed
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.inner.get(key)
+
+    def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
+        puts, deletes = list(puts), list(deletes)
+        self.inner.write(puts, deletes)
+        self.feed.publish(puts, deletes)
+
+    def scan(
+        self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        return self.inner.scan(prefix, start=start, reverse=reverse)
+
+    def snapshot(self) -> Snapshot:
+        return self.inner.snapshot()
+
+    def close(self) -> None:
+        self.inner.close()

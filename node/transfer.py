@@ -1,0 +1,179 @@
+"""Moving partitions between nodes, node to node: the source streams, the destination pulls.
+
+Source (``stream``): opens a change-feed subscription and a LevelDB snapshot in one event-loop step,
+sends the snapshot's keys of the moving partitions in chunks (read in a worker thread: plyvel
+releases the GIL), then every write accepted since, until the partitions are sealed; then ``end``.
+Destination (``pull``): clears any partial copy left by an interrupted attempt, applies the chunks
+in order, and reports progress. Because a partition is a contiguous key range (node/keys.py), both
+sides work on whole ranges and never look inside the data.
+
+A destination killed midway simply pulls again from scratch when the change is resumed; nothing it
+holds is served before the change commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+
+import grpc
+
+from common.errors import FailedPrecondition, Unavailable
+from node import keys
+from node.change_feed import ChangeFeed, ObservedStore
+from node.store import Snapshot
+from protos import storage_pb2, storage_pb2_grpc
+
+__all__ = ["PartitionMover"]
+
+log = logging.getLogger(__name__)
+
+CHUNK_KEYS = 1000
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+
+
+def _take(it: Iterator[tuple[bytes, bytes]], count: int) -> list[tuple[bytes, bytes]]:
+    out = []
+    for item in it:
+        out.append(item)
+        if len(out) >= count:
+            break
+    return out
+
+
+class PartitionMover:
+    def __init__(self, node_id: str, store: ObservedStore, feed: ChangeFeed) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.feed = feed
+        self.sealed: set[int] = set()
+
+    # -- source ----------------------------------------------------------------------------------
+
+    def seal(self, partitions: Iterable[int]) -> None:
+        self.sealed.update(partitions)
+        self.feed.end(self.sealed)
+
+    def unseal(self, partitions: Iterable[int]) -> None:
+        self.sealed.difference_update(partitions)
+
+    async def stream(
+        self, partitions: list[int], max_keys_per_second: int, destination: str
+    ) -> AsyncIterator[storage_pb2.PartitionChunk]:
+        # Same event-loop step: no write can fall between the snapshot and the subscription.
+        subscription = self.feed.subscribe(partitions)
+        snapshot = self.store.snapshot()
+        started = time.monotonic()
+        sent = 0
+        try:
+            total = await asyncio.to_thread(self._count, snapshot, partitions)
+            log.info("streaming partitions to=%s partitions=%d keys=%d", destination, len(partitions), total)
+            yield storage_pb2.PartitionChunk(total_keys=total)
+            for part in partitions:
+                it = snapshot.scan(keys.partition_prefix(part))
+                while batch := await asyncio.to_thread(_take, it, CHUNK_KEYS):
+                    yield storage_pb2.PartitionChunk(entries=[storage_pb2.KeyValue(key=k, value=v) for k, v in batch])
+                    sent += len(batch)
+                    if max_keys_per_second:
+                        ahead = sent / max_keys_per_second - (time.monotonic() - started)
+                        if ahead > 0:
+                            await asyncio.sleep(ahead)
+            snapshot.close()
+            yield storage_pb2.PartitionChunk(snapshot_done=True)
+            log.info("snapshot sent to=%s keys=%d; following writes until sealed", destination, sent)
+            while True:
+                changes = await subscription.queue.get()
+                if changes is None:
+                    break
+                while not subscription.queue.empty():  # batch what has piled up
+                    more = subscription.queue.get_nowait()
+                    if more is None:
+                        subscription.queue.put_nowait(None)
+                        break
+                    changes += more
+                yield storage_pb2.PartitionChunk(
+                    entries=[storage_pb2.KeyValue(key=k, value=v, deleted=d) for k, v, d in changes]
+                )
+            yield storage_pb2.PartitionChunk(end=True)
+            log.info("stream ended (sealed) to=%s partitions=%d", destination, len(partitions))
+        finally:
+            self.feed.unsubscribe(subscription)
+            snapshot.close()
+
+    @staticmethod
+    def _count(snapshot: Snapshot, partitions: list[int]) -> int:
+        total = 0
+        for part in partitions:
+            for _ in snapshot.scan(keys.partition_prefix(part)):
+                total += 1
+        return total
+
+    # -- destination -----------------------------------------------------------------------------
+
+    async def pull(self, request: storage_pb2.PullPartitionsRequest) -> AsyncIterator[storage_pb2.PullProgress]:
+        partitions = list(request.partitions)
+        cleared = await asyncio.to_thread(self._delete_partitions, partitions)
+        if cleared:
+            log.info("cleared a partial copy source=%s keys=%d", request.source_id, cleared)
+        progress = storage_pb2.PullProgress()
+        log.info(
+            "pulling partitions from=%s (%s) partitions=%d",
+            request.source_id,
+            request.source_address,
+            len(partitions),
+        )
+        async with grpc.aio.insecure_channel(request.source_address, options=_CHANNEL_OPTIONS) as channel:
+            call = storage_pb2_grpc.StorageStub(channel).StreamPartitions(
+                storage_pb2.StreamPartitionsRequest(
+                    epoch=request.epoch,
+                    partitions=partitions,
+                    max_keys_per_second=request.max_keys_per_second,
+                    destination=self.node_id,
+                )
+            )
+            try:
+                async for chunk in call:
+                    if chunk.total_keys:
+                        progress.total_keys = chunk.total_keys
+                    if chunk.entries:
+                        self._apply(chunk.entries)
+                        progress.keys += len(chunk.entries)
+                        progress.bytes += sum(len(e.key) + len(e.value) for e in chunk.entries)
+                    if chunk.snapshot_done:
+                        progress.snapshot_done = True
+                    if chunk.end:
+                        progress.done = True
+                    yield progress
+            except grpc.aio.AioRpcError as exc:
+                raise Unavailable(
+                    f"source {request.source_id} ({request.source_address}) failed mid-transfer: "
+                    f"{exc.code().name}: {exc.details()}"
+                ) from None
+        if not progress.done:
+            raise Unavailable(f"source {request.source_id} ended the transfer before sealing it")
+        log.info("pulled partitions from=%s keys=%d bytes=%d", request.source_id, progress.keys, progress.bytes)
+
+    def _apply(self, entries: Iterable[storage_pb2.KeyValue]) -> None:
+        puts = [(e.key, e.value) for e in entries if not e.deleted]
+        deletes = [e.key for e in entries if e.deleted]
+        for key, _ in puts:
+            if key.startswith(b"\xff\xff"):
+                raise FailedPrecondition("a transfer may only carry partition keys")
+        self.store.inner.write(puts, deletes)
+
+    # -- both ------------------------------------------------------------------------------------
+
+    def _delete_partitions(self, partitions: Iterable[int]) -> int:
+        deleted = 0
+        for part in partitions:
+            while batch := [k for k, _ in _take(self.store.scan(keys.partition_prefix(part)), 10_000)]:
+                self.store.inner.write((), batch)
+                deleted += len(batch)
+        return deleted
+
+    async def drop(self, partitions: list[int]) -> int:
+        deleted = await asyncio.to_thread(self._delete_partitions, partitions)
+        log.info("dropped partitions no longer owned partitions=%d keys=%d", len(partitions), deleted)
+        return deleted
