@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help install cluster stop status test test-unit test-integration lint protos check-protos bench bench-quick clean
+.PHONY: help install cluster node stop status test test-unit test-integration lint protos check-protos bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 20
@@ -19,6 +19,10 @@ install: $(STAMP)  ## create .venv and install feedring with its dependencies
 
 cluster: install  ## start every process of $(CONFIG) in the background and wait until healthy
 	$(PY) -m client.local_cluster start --config $(CONFIG)
+
+node: install  ## start one more (empty) node: make node ID=n4 ADDR=127.0.0.1:7104, then feedring node add
+	@test -n "$(ID)" -a -n "$(ADDR)" || { echo "usage: make node ID=n4 ADDR=127.0.0.1:7104 [CONFIG=...]"; exit 2; }
+	$(PY) -m client.local_cluster start-node --config $(CONFIG) --id $(ID) --address $(ADDR)
 
 stop:  ## stop exactly the processes `make cluster` started
 	@if [ -x $(PY) ]; then $(PY) -m client.local_cluster stop --config $(CONFIG); else echo "not installed: nothing to stop"; fi

@@ -7,11 +7,13 @@ this cluster file, so a recycled pid is never killed). Both are safe to repeat. 
 start their clusters through this same class.
 
     python -m client.local_cluster start|stop|status [--config cluster.toml]
+    python -m client.local_cluster start-node --id n4 --address 127.0.0.1:7104
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -40,6 +42,7 @@ class Process:
     module: str  # "node" or "router"
     ident: str  # the --id argument
     address: str
+    extra: bool = False  # a node started later (`make node`), not in the cluster file
 
 
 class LocalCluster:
@@ -50,6 +53,32 @@ class LocalCluster:
         self.processes = [Process(n.id, "node", n.id, n.address) for n in self.config.nodes] + [
             Process(f"router-{r.id}", "router", str(r.id), r.address) for r in self.config.routers
         ]
+        # Nodes added later live in the run directory, so start/stop/status include them.
+        self._extra_path = self.run_dir / "extra-nodes.json"
+        for node_id, address in self._extra_nodes().items():
+            self.processes.insert(len(self.config.nodes), Process(node_id, "node", node_id, address, extra=True))
+
+    def _extra_nodes(self) -> dict[str, str]:
+        try:
+            return dict(json.loads(self._extra_path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def add_node(self, node_id: str, address: str, timeout_s: float = 30.0) -> None:
+        """Starts a node that is not in the cluster file (to be added with `feedring node add`)."""
+        if any(p.name == node_id for p in self.processes):
+            proc = self._process(node_id)
+            if proc.address != address:
+                raise ClusterStartError(f"node {node_id} is already known at {proc.address}")
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            extra = self._extra_nodes()
+            extra[node_id] = address
+            self._extra_path.write_text(json.dumps(extra, indent=1))
+            self.processes.insert(len(self.config.nodes), Process(node_id, "node", node_id, address, extra=True))
+        if self.pid(node_id) is None:
+            self.start_process(node_id)
+        self._wait_healthy([self._process(node_id)], timeout_s)
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -60,7 +89,8 @@ class LocalCluster:
         return self.run_dir / f"{name}.pid"
 
     def _command(self, proc: Process) -> list[str]:
-        return [sys.executable, "-m", proc.module, "--config", str(self.config_path), "--id", proc.ident]
+        command = [sys.executable, "-m", proc.module, "--config", str(self.config_path), "--id", proc.ident]
+        return command + ["--address", proc.address] if proc.extra else command
 
     def pid(self, name: str) -> int | None:
         """The pid of our running process `name`, or None (stale pid files are ignored)."""
@@ -213,12 +243,22 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m client.local_cluster",
         description="Start, stop or inspect a local feedring cluster described by a cluster file.",
     )
-    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("action", choices=["start", "stop", "status", "start-node"])
     parser.add_argument("--config", default=os.environ.get("FEEDRING_CONFIG", "cluster.toml"))
+    parser.add_argument("--id", help="start-node: the new node's id, e.g. n4")
+    parser.add_argument("--address", help="start-node: its host:port, e.g. 127.0.0.1:7104")
     args = parser.parse_args(argv)
     try:
         cluster = LocalCluster(args.config)
-        if args.action == "start":
+        if args.action == "start-node":
+            if not args.id or not args.address:
+                parser.error("start-node needs --id and --address")
+            cluster.add_node(args.id, args.address)
+            print(
+                f"node {args.id} is serving at {args.address} (log {cluster.log_path(args.id)}); "
+                f"it owns nothing until: feedring node add {args.id} {args.address}"
+            )
+        elif args.action == "start":
             cluster.start()
         elif args.action == "stop":
             cluster.stop()

@@ -71,9 +71,11 @@ class PartitionMover:
             total = await asyncio.to_thread(self._count, snapshot, partitions)
             log.info("streaming partitions to=%s partitions=%d keys=%d", destination, len(partitions), total)
             yield storage_pb2.PartitionChunk(total_keys=total)
+            # Throttled transfers send small chunks often rather than one big chunk, then a pause.
+            chunk_keys = min(CHUNK_KEYS, max(1, max_keys_per_second // 10)) if max_keys_per_second else CHUNK_KEYS
             for part in partitions:
                 it = snapshot.scan(keys.partition_prefix(part))
-                while batch := await asyncio.to_thread(_take, it, CHUNK_KEYS):
+                while batch := await asyncio.to_thread(_take, it, chunk_keys):
                     yield storage_pb2.PartitionChunk(entries=[storage_pb2.KeyValue(key=k, value=v) for k, v in batch])
                     sent += len(batch)
                     if max_keys_per_second:

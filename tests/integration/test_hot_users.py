@@ -140,7 +140,7 @@ def test_salted_follower_listing_is_complete_and_ordered(client: FeedClient) -> 
     listed = list(client.iter_followers(star, page_size=4))
     assert listed == sorted(fans)
     client.unfollow(fans[-1], star)  # a salted edge
-    client.unfollow(fans[0], star)   # an edge from before the turn
+    client.unfollow(fans[0], star)  # an edge from before the turn
     assert list(client.iter_followers(star, page_size=6)) == sorted(fans[1:-1])
     assert client.get_user(star).follower_count == len(fans) - 2
 

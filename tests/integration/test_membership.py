@@ -1,0 +1,239 @@
+"""Adding and removing nodes on a live cluster of real processes, with writers running throughout.
+
+The proof is Jepsen's set check and Redis's resharding test in miniature: every write acknowledged
+during the change must be readable exactly once afterwards, nothing may appear that was not
+written, and every timeline must equal a model of the follows and posts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from client import FeedClient
+from common.errors import FeedringError
+from protos import admin_pb2, admin_pb2_grpc
+from tests.integration.conftest import ClusterHandle, start_cluster
+from tests.support import eventually, free_ports
+
+PARTITIONS = 512  # enough for the moved fraction to sit close to the ideal
+Kind = admin_pb2.ChangeMembershipRequest
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ClusterHandle]:
+    handle = start_cluster(tmp_path, partitions=PARTITIONS)
+    yield handle
+    handle.stop()
+
+
+def change(
+    handle: ClusterHandle, kind: int, node_id: str = "", address: str = "", **kw: object
+) -> list[admin_pb2.ChangeProgress]:
+    with grpc.insecure_channel(handle.router_address) as channel:
+        stub = admin_pb2_grpc.AdminStub(channel)
+        request = admin_pb2.ChangeMembershipRequest(kind=kind, node_id=node_id, address=address, **kw)
+        return list(stub.ChangeMembership(request, timeout=120))
+
+
+def start_extra_node(handle: ClusterHandle, node_id: str) -> str:
+    address = f"127.0.0.1:{free_ports(1)[0]}"
+    handle.local.add_node(node_id, address)
+    return address
+
+
+class Writer:
+    """Posts and follows in a loop, recording what was acknowledged (Jepsen's set check)."""
+
+    def __init__(self, handle: ClusterHandle, users: list[str]) -> None:
+        self.client = handle.client(timeout_s=15.0)
+        self.users = users
+        self.acked_posts: dict[str, set[int]] = defaultdict(set)
+        self.acked_follows: set[tuple[str, str]] = set()
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            author = self.users[i % len(self.users)]
+            try:
+                if i % 5 == 4:
+                    other = self.users[(i * 7 + 3) % len(self.users)]
+                    if other != author:
+                        self.client.follow(author, other)
+                        self.acked_follows.add((author, other))
+                else:
+                    self.acked_posts[author].add(self.client.post(author, f"write {i}").id)
+            except FeedringError as exc:
+                self.failures.append(exc.message)
+            i += 1
+
+
+def check_nothing_lost(client: FeedClient, writer: Writer) -> None:
+    for author, acked in writer.acked_posts.items():
+        stored = [p.id for p in client.iter_user_posts(author, page_size=200)]
+        assert len(stored) == len(set(stored)), f"{author}: a post appears twice"
+        assert acked <= set(stored), f"{author}: lost {sorted(acked - set(stored))[:5]}"
+    following: dict[str, set[str]] = defaultdict(set)
+    for follower, followee in writer.acked_follows:
+        following[follower].add(followee)
+    for follower, followees in following.items():
+        assert followees <= set(client.iter_following(follower, page_size=200)), f"{follower} lost a follow"
+
+    def timelines_match() -> None:
+        for follower, followees in following.items():
+            expected = sorted((pid for f in followees for pid in writer.acked_posts.get(f, ())), reverse=True)
+            got = [p.id for p in client.iter_timeline(follower, page_size=200)]
+            assert got == expected[: len(got)] and len(got) == min(len(expected), 800), f"timeline of {follower}"
+
+    eventually(timelines_match, timeout_s=10.0, interval_s=0.25)
+
+
+def test_add_then_remove_a_node_while_writing_loses_nothing(cluster: ClusterHandle) -> None:
+    client = cluster.client()
+    users = [f"user{i}-{uuid.uuid4().hex[:4]}" for i in range(40)]
+    address = start_extra_node(cluster, "n4")
+
+    plan = change(cluster, Kind.ADD, "n4", address, dry_run=True)
+    assert [p.phase for p in plan] == ["PLANNED"]
+    assert client.cluster_status().epoch == 1  # a dry run changes nothing
+    ideal = PARTITIONS / 4
+    assert abs(plan[0].partitions_moving - ideal) <= 0.15 * ideal
+    assert {m.destination for m in plan[0].moves} == {"n4"}
+
+    with Writer(cluster, users) as writer:
+        time.sleep(0.5)
+        progress = change(cluster, Kind.ADD, "n4", address)
+        time.sleep(0.5)
+    assert progress[-1].phase == "DONE", progress[-1].message
+    assert {"COPYING", "DONE"} <= {p.phase for p in progress}
+    assert progress[-1].partitions_moving == plan[0].partitions_moving
+    assert not writer.failures, writer.failures[:3]
+    status = client.cluster_status()
+    assert status.epoch == 3 and sorted(n.id for n in status.nodes) == ["n1", "n2", "n3", "n4"]
+    n4 = next(n for n in status.nodes if n.id == "n4")
+    assert n4.partitions == plan[0].partitions_moving and n4.keys_by_family.get("posts", 0) > 0
+    check_nothing_lost(client, writer)
+
+    n2_partitions = next(n.partitions for n in status.nodes if n.id == "n2")
+    with Writer(cluster, users) as writer2:
+        time.sleep(0.5)
+        progress = change(cluster, Kind.REMOVE, "n2")
+        time.sleep(0.5)
+    assert progress[-1].phase == "DONE", progress[-1].message
+    assert progress[-1].partitions_moving == n2_partitions  # only n2's partitions move
+    assert not writer2.failures, writer2.failures[:3]
+    status = client.cluster_status()
+    assert sorted(n.id for n in status.nodes) == ["n1", "n3", "n4"]
+    assert status.epoch == 5
+    for acked in writer2.acked_posts.items():
+        writer.acked_posts[acked[0]] |= acked[1]
+    writer.acked_follows |= writer2.acked_follows
+    check_nothing_lost(client, writer)
+    # n2 dropped its copy and can be stopped without losing anything.
+    cluster.kill("n2")
+    check_nothing_lost(client, writer)
+
+
+def test_one_change_at_a_time_and_abort_rolls_back(cluster: ClusterHandle) -> None:
+    client = cluster.client()
+    for i in range(300):
+        client.post(f"seed{i % 30}", f"seed {i}")
+    address = start_extra_node(cluster, "n4")
+    other = start_extra_node(cluster, "n5")
+    results: list[list[admin_pb2.ChangeProgress]] = []
+    slow = threading.Thread(
+        target=lambda: results.append(change(cluster, Kind.ADD, "n4", address, max_keys_per_second=10))
+    )
+    slow.start()
+    eventually(lambda: _equal(client.cluster_status().change, f"add n4 {address}"), timeout_s=5.0)
+    with pytest.raises(grpc.RpcError) as refused:
+        change(cluster, Kind.ADD, "n5", other)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "one change at a time" in (refused.value.details() or "")
+
+    aborted = change(cluster, Kind.ABORT)
+    slow.join(timeout=30)
+    assert aborted[-1].phase == "ABORTED"
+    status = client.cluster_status()
+    assert status.change == "" and sorted(n.id for n in status.nodes) == ["n1", "n2", "n3"]
+    assert sum(len(list(client.iter_user_posts(f"seed{i}"))) for i in range(30)) == 300
+    client.post("seed0", "still writable after the abort")
+
+
+def test_killing_the_source_mid_move_then_resuming_loses_nothing(cluster: ClusterHandle) -> None:
+    client = cluster.client()
+    users = [f"k{i}" for i in range(30)]
+    for i in range(1500):
+        client.post(users[i % 30], f"seed {i}")
+    address = start_extra_node(cluster, "n4")
+    outcome: list[list[admin_pb2.ChangeProgress]] = []
+    with Writer(cluster, users) as writer:
+        mover = threading.Thread(
+            target=lambda: outcome.append(change(cluster, Kind.ADD, "n4", address, max_keys_per_second=20))
+        )
+        mover.start()
+        eventually(lambda: _check((client.cluster_status().change_progress.keys_moved or 0) > 0), timeout_s=10)
+        cluster.kill("n1")  # a source, mid-stream
+        mover.join(timeout=60)
+        assert outcome and outcome[0][-1].phase == "FAILED", outcome
+        assert "resume" in outcome[0][-1].message
+        cluster.restart("n1")
+        progress = change(cluster, Kind.RESUME)
+        time.sleep(0.5)
+    assert progress[-1].phase == "DONE", progress[-1].message
+    # Writes to n1's partitions failed while it was down; every acknowledged one survived.
+    check_nothing_lost(client, writer)
+    assert sorted(n.id for n in client.cluster_status().nodes) == ["n1", "n2", "n3", "n4"]
+
+
+def test_bad_changes_are_refused_before_anything_moves(cluster: ClusterHandle) -> None:
+    client = cluster.client()
+    unreachable = f"127.0.0.1:{free_ports(1)[0]}"
+    cases = [
+        ((Kind.ADD, "n9", unreachable), grpc.StatusCode.UNAVAILABLE, "not reachable"),
+        ((Kind.REMOVE, "n42", ""), grpc.StatusCode.NOT_FOUND, "not a member"),
+        ((Kind.ADD, "n1", "127.0.0.1:1"), grpc.StatusCode.FAILED_PRECONDITION, "already a member"),
+        ((Kind.RESUME, "", ""), grpc.StatusCode.FAILED_PRECONDITION, "no membership change"),
+    ]
+    for (kind, node_id, address), code, message in cases:
+        with pytest.raises(grpc.RpcError) as err:
+            change(cluster, kind, node_id, address)
+        assert err.value.code() == code and message in (err.value.details() or ""), err.value.details()
+    assert client.cluster_status().epoch == 1
+
+
+def test_the_last_node_cannot_be_removed(tmp_path: Path) -> None:
+    handle = start_cluster(tmp_path, nodes=1)
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            change(handle, Kind.REMOVE, "n1")
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "last node" in (err.value.details() or "")
+    finally:
+        handle.stop()
+
+
+def _check(condition: bool) -> None:
+    assert condition
+
+
+def _equal(actual: object, expected: object) -> None:
+    assert actual == expected

@@ -1,0 +1,25 @@
+"""Merging the inbox with hot authors' posts: newest first, no repeats, bounded."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protos import feed_pb2
+from router.timeline import merge_newest
+
+
+def posts(ids: list[int]) -> list[feed_pb2.Post]:
+    return [feed_pb2.Post(id=i) for i in sorted(set(ids), reverse=True)]
+
+
+def test_merge_interleaves_and_drops_repeats() -> None:
+    merged = merge_newest([posts([9, 5, 1]), posts([8, 5, 2]), posts([])], limit=10)
+    assert [p.id for p in merged] == [9, 8, 5, 2, 1]
+
+
+@given(st.lists(st.lists(st.integers(1, 10_000), max_size=30), max_size=6), st.integers(1, 50))
+def test_merge_equals_sorted_union(streams: list[list[int]], limit: int) -> None:
+    merged = [p.id for p in merge_newest([posts(s) for s in streams], limit)]
+    union = sorted({i for s in streams for i in s}, reverse=True)
+    assert merged == union[:limit]
