@@ -1,0 +1,47 @@
+"""Planning membership changes on the cluster map: what moves, and what the epochs become."""
+
+from __future__ import annotations
+
+from common.cluster_map import ClusterMap, Member, build_table
+
+
+def three_nodes(partitions: int = 512) -> ClusterMap:
+    members = tuple(Member(f"n{i}", f"127.0.0.1:{7100 + i}") for i in (1, 2, 3))
+    return ClusterMap(1, partitions, 1, 160, members, build_table(members, partitions, 1, 160))
+
+
+def test_adding_a_fourth_node_moves_about_a_quarter_all_to_it() -> None:
+    current = three_nodes()
+    plan = current.begin_change((*current.members, Member("n4", "127.0.0.1:7104")), "add n4")
+    moves = plan.moves()
+    assert plan.epoch == 2 and plan.changing and plan.table == current.table  # routing unchanged
+    assert {destination for _, _, destination in moves} == {"n4"}
+    assert abs(len(moves) / 512 - 0.25) <= 0.15 * 0.25
+    assert all(current.primary(p) == source for p, source, _ in moves)
+    committed = plan.commit_change()
+    assert committed.epoch == 3 and not committed.changing
+    assert committed.owned_by("n4") == {p for p, _, _ in moves}
+
+
+def test_removing_a_node_moves_only_its_partitions() -> None:
+    current = three_nodes()
+    plan = current.begin_change(tuple(m for m in current.members if m.id != "n2"), "remove n2")
+    assert {p for p, _, _ in plan.moves()} == current.owned_by("n2")
+    assert {source for _, source, _ in plan.moves()} == {"n2"}
+    assert [m.id for m in plan.leaving] == ["n2"]
+    committed = plan.commit_change()
+    assert "n2" not in {m.id for m in committed.members} and committed.owned_by("n2") == frozenset()
+
+
+def test_abort_returns_to_the_current_table_without_the_new_node() -> None:
+    current = three_nodes()
+    plan = current.begin_change((*current.members, Member("n4", "x:1")), "add n4")
+    aborted = plan.abort_change()
+    assert aborted.epoch == 3 and aborted.table == current.table and not aborted.changing
+    assert [m.id for m in aborted.members] == ["n1", "n2", "n3"]
+
+
+def test_a_pending_map_survives_the_wire() -> None:
+    current = three_nodes(64)
+    plan = current.begin_change(tuple(m for m in current.members if m.id != "n3"), "remove n3")
+    assert ClusterMap.from_bytes(plan.to_bytes()) == plan
