@@ -97,7 +97,7 @@ def test_start_and_stop_are_safe_to_repeat(own_cluster: ClusterHandle, capsys: p
 def test_an_invalid_cluster_file_names_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(
-        '[limits]\npage_size_max = 0\n'
+        "[limits]\npage_size_max = 0\n"
         '[[nodes]]\nid = "n1"\naddress = "127.0.0.1:1"\n'
         '[[routers]]\nid = 0\naddress = "127.0.0.1:2"\n'
     )

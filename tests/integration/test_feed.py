@@ -61,7 +61,7 @@ def test_follow_backfills_and_unfollow_removes(client: FeedClient) -> None:
     assert client.follow(fan, star) is True
     assert client.follow(fan, star) is False  # idempotent: nothing changes
     eventually(
-        lambda: _assert_equal([p.id for p in client.iter_timeline(fan)], [p.id for p in reversed(old)] + [keep.id])
+        lambda: _assert_equal([p.id for p in client.iter_timeline(fan)], [keep.id] + [p.id for p in reversed(old)])
     )
     assert client.get_user(star).follower_count == 1
     assert client.unfollow(fan, star) is True

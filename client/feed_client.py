@@ -1,0 +1,263 @@
+"""FeedClient: a small synchronous Python API over the Feed and Admin services.
+
+Results are plain frozen dataclasses, not protobuf messages; every call has a deadline; failures
+are feedring's exceptions (client/errors.py). ``iter_*`` helpers walk every page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import grpc
+
+from client.errors import translate_errors
+from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc
+
+__all__ = [
+    "FeedClient",
+    "Post",
+    "Page",
+    "User",
+    "NodeHealth",
+    "HotUser",
+    "RouterStats",
+    "ChangeProgress",
+    "ClusterStatus",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Post:
+    id: int
+    author: str
+    text: str
+    created_at_ms: int
+
+    @classmethod
+    def from_proto(cls, msg: feed_pb2.Post) -> Post:
+        return cls(msg.id, msg.author, msg.text, msg.created_at_ms)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str  # empty on the last page
+
+
+@dataclass(frozen=True)
+class User:
+    user: str
+    follower_count: int
+    following_count: int
+    post_count: int
+    hot: bool
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    id: str
+    address: str
+    healthy: bool
+    error: str
+    partitions: int
+    keys_by_family: dict[str, int]
+    requests_served: int
+    rss_bytes: int
+
+
+@dataclass(frozen=True)
+class HotUser:
+    user: str
+    state: str
+    pinned: bool
+    follower_count: int
+
+
+@dataclass(frozen=True)
+class RouterStats:
+    cache_entries: int = 0
+    cache_capacity: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    fanout_pending: int = 0
+    inbox_writes: int = 0
+    fanout_failed_batches: int = 0
+    rss_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ChangeProgress:
+    phase: str = ""
+    change: str = ""
+    keys_total: int = 0
+    keys_moved: int = 0
+    bytes_moved: int = 0
+    partitions_moving: int = 0
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    epoch: int
+    partitions: int
+    replication_factor: int
+    nodes: list[NodeHealth]
+    hot_users: list[str]
+    hot_registry: list[HotUser] = field(default_factory=list)
+    router: RouterStats = field(default_factory=RouterStats)
+    change: str = ""
+    change_progress: ChangeProgress = field(default_factory=ChangeProgress)
+
+
+class FeedClient:
+    """Talks to one router. Use as a context manager, or call close()."""
+
+    def __init__(self, address: str, timeout_s: float = 5.0, channel: grpc.Channel | None = None) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._own_channel = channel is None
+        self.channel = channel if channel is not None else grpc.insecure_channel(address)
+        self._feed = feed_pb2_grpc.FeedStub(self.channel)
+        self._admin = admin_pb2_grpc.AdminStub(self.channel)
+
+    def __enter__(self) -> FeedClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._own_channel:
+            self.channel.close()
+
+    def _call(self, method: Callable[..., T], request: object) -> T:
+        with translate_errors(self.address):
+            return method(request, timeout=self.timeout_s)
+
+    # -- follow graph ----------------------------------------------------------------------------
+
+    def follow(self, follower: str, followee: str) -> bool:
+        """True if the edge is new; following again changes nothing."""
+        reply = self._call(self._feed.Follow, feed_pb2.FollowRequest(follower=follower, followee=followee))
+        return bool(reply.created)
+
+    def unfollow(self, follower: str, followee: str) -> bool:
+        reply = self._call(self._feed.Unfollow, feed_pb2.UnfollowRequest(follower=follower, followee=followee))
+        return bool(reply.removed)
+
+    def bulk_follow(self, edges: list[tuple[str, str]]) -> int:
+        """Loads many edges at once (no backfill of existing posts); returns how many were new."""
+        request = admin_pb2.BulkFollowRequest(edges=[admin_pb2.FollowEdge(follower=a, followee=b) for a, b in edges])
+        return int(self._call(self._admin.BulkFollow, request).created)
+
+    # -- posts -----------------------------------------------------------------------------------
+
+    def post(self, author: str, text: str) -> Post:
+        return Post.from_proto(self._call(self._feed.Post, feed_pb2.PostRequest(author=author, text=text)))
+
+    def delete_post(self, author: str, post_id: int) -> None:
+        self._call(self._feed.DeletePost, feed_pb2.DeletePostRequest(author=author, post_id=post_id))
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def timeline(self, user: str, page_size: int = 0, page_token: str = "") -> Page[Post]:
+        reply = self._call(
+            self._feed.GetTimeline, feed_pb2.GetTimelineRequest(user=user, page_size=page_size, page_token=page_token)
+        )
+        return Page([Post.from_proto(p) for p in reply.posts], reply.next_page_token)
+
+    def user_posts(self, author: str, page_size: int = 0, page_token: str = "") -> Page[Post]:
+        reply = self._call(
+            self._feed.GetUserPosts,
+            feed_pb2.GetUserPostsRequest(author=author, page_size=page_size, page_token=page_token),
+        )
+        return Page([Post.from_proto(p) for p in reply.posts], reply.next_page_token)
+
+    def followers(self, user: str, page_size: int = 0, page_token: str = "") -> Page[str]:
+        reply = self._call(
+            self._feed.ListFollowers,
+            feed_pb2.ListFollowersRequest(user=user, page_size=page_size, page_token=page_token),
+        )
+        return Page(list(reply.users), reply.next_page_token)
+
+    def following(self, user: str, page_size: int = 0, page_token: str = "") -> Page[str]:
+        reply = self._call(
+            self._feed.ListFollowing,
+            feed_pb2.ListFollowingRequest(user=user, page_size=page_size, page_token=page_token),
+        )
+        return Page(list(reply.users), reply.next_page_token)
+
+    def get_user(self, user: str) -> User:
+        r = self._call(self._feed.GetUser, feed_pb2.GetUserRequest(user=user))
+        return User(r.user, r.follower_count, r.following_count, r.post_count, r.hot)
+
+    # -- every page ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _walk(fetch: Callable[[str], Page[T]]) -> Iterator[T]:
+        token = ""
+        while True:
+            page = fetch(token)
+            yield from page.items
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def iter_timeline(self, user: str, page_size: int = 0) -> Iterator[Post]:
+        return self._walk(lambda token: self.timeline(user, page_size, token))
+
+    def iter_user_posts(self, author: str, page_size: int = 0) -> Iterator[Post]:
+        return self._walk(lambda token: self.user_posts(author, page_size, token))
+
+    def iter_followers(self, user: str, page_size: int = 0) -> Iterator[str]:
+        return self._walk(lambda token: self.followers(user, page_size, token))
+
+    def iter_following(self, user: str, page_size: int = 0) -> Iterator[str]:
+        return self._walk(lambda token: self.following(user, page_size, token))
+
+    # -- admin -----------------------------------------------------------------------------------
+
+    def cluster_status(self) -> ClusterStatus:
+        r = self._call(self._admin.GetClusterStatus, admin_pb2.GetClusterStatusRequest())
+        return ClusterStatus(
+            epoch=r.epoch,
+            partitions=r.partitions,
+            replication_factor=r.replication_factor,
+            nodes=[
+                NodeHealth(
+                    n.id,
+                    n.address,
+                    n.healthy,
+                    n.error,
+                    n.partitions,
+                    dict(n.keys_by_family),
+                    n.requests_served,
+                    n.rss_bytes,
+                )
+                for n in r.nodes
+            ],
+            hot_users=list(r.hot_users),
+            hot_registry=[HotUser(h.user, h.state, h.pinned, h.follower_count) for h in r.hot_registry],
+            router=RouterStats(
+                r.router.cache_entries,
+                r.router.cache_capacity,
+                r.router.cache_hits,
+                r.router.cache_misses,
+                r.router.fanout_pending,
+                r.router.inbox_writes,
+                r.router.fanout_failed_batches,
+                r.router.rss_bytes,
+            ),
+            change=r.change,
+            change_progress=ChangeProgress(
+                r.change_progress.phase,
+                r.change_progress.change,
+                r.change_progress.keys_total,
+                r.change_progress.keys_moved,
+                r.change_progress.bytes_moved,
+                r.change_progress.partitions_moving,
+            ),
+        )
