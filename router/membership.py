@@ -290,7 +290,10 @@ class MembershipChanges:
 
     async def _seal(self, plan: ClusterMap, source: str, parts: list[int], unseal: bool = False) -> None:
         await self.pool.call_node(
-            source, "SealPartitions", storage_pb2.SealPartitionsRequest(partitions=parts, unseal=unseal)
+            source,
+            "SealPartitions",
+            storage_pb2.SealPartitionsRequest(partitions=parts, unseal=unseal),
+            wait_for_ready=True,
         )
 
     async def _push(self, cluster_map: ClusterMap) -> None:
@@ -309,7 +312,8 @@ class MembershipChanges:
     async def _set_map(self, node_id: str, address: str, message: object) -> None:
         stub = self.pool.stub_for_address(address)
         try:
-            await stub.SetClusterMap(message, timeout=5.0)
+            # wait_for_ready: a node restarted moments ago may still be in the channel's reconnect backoff.
+            await stub.SetClusterMap(message, timeout=5.0, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"node {node_id} ({address}): {exc.code().name}: {exc.details()}") from None
 
@@ -317,6 +321,7 @@ class MembershipChanges:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._publish(phase="ABORTED", message="aborted by `feedring node abort`")
         if not current.changing:
             raise FailedPrecondition(f"no membership change is in progress (epoch {current.epoch})")
         moves = current.moves()

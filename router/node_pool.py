@@ -95,7 +95,9 @@ class NodePool:
             stub = self._stubs[address] = storage_pb2_grpc.StorageStub(channel)
         return stub
 
-    async def call_node(self, node_id: str, method: str, request: Any, timeout_s: float | None = None) -> Any:
+    async def call_node(
+        self, node_id: str, method: str, request: Any, timeout_s: float | None = None, wait_for_ready: bool = False
+    ) -> Any:
         """One RPC to one node, with the map's epoch stamped on the request."""
         if hasattr(request, "epoch"):
             request.epoch = self.map.epoch
@@ -104,7 +106,9 @@ class NodePool:
         except KeyError:
             raise WrongEpoch(f"node {node_id} is not in the map at epoch {self.map.epoch}", 0) from None
         try:
-            return await getattr(self.stub(node_id), method)(request, timeout=timeout_s or self.timeout_s)
+            return await getattr(self.stub(node_id), method)(
+                request, timeout=timeout_s or self.timeout_s, wait_for_ready=wait_for_ready
+            )
         except grpc.aio.AioRpcError as exc:
             raise self._translate(exc, node_id, address) from None
 

@@ -20,6 +20,7 @@ import pytest
 from client import FeedClient
 from common.errors import FeedringError
 from protos import admin_pb2, admin_pb2_grpc
+from router.post_ids import created_at_ms
 from tests.integration.conftest import ClusterHandle, start_cluster
 from tests.support import eventually, free_ports
 
@@ -56,7 +57,7 @@ class Writer:
         self.client = handle.client(timeout_s=15.0)
         self.users = users
         self.acked_posts: dict[str, set[int]] = defaultdict(set)
-        self.acked_follows: set[tuple[str, str]] = set()
+        self.acked_follows: dict[tuple[str, str], float] = {}  # edge -> when it was acknowledged
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -78,7 +79,7 @@ class Writer:
                     other = self.users[(i * 7 + 3) % len(self.users)]
                     if other != author:
                         self.client.follow(author, other)
-                        self.acked_follows.add((author, other))
+                        self.acked_follows.setdefault((author, other), time.time())
                 else:
                     self.acked_posts[author].add(self.client.post(author, f"write {i}").id)
             except FeedringError as exc:
@@ -91,17 +92,24 @@ def check_nothing_lost(client: FeedClient, writer: Writer) -> None:
         stored = [p.id for p in client.iter_user_posts(author, page_size=200)]
         assert len(stored) == len(set(stored)), f"{author}: a post appears twice"
         assert acked <= set(stored), f"{author}: lost {sorted(acked - set(stored))[:5]}"
-    following: dict[str, set[str]] = defaultdict(set)
-    for follower, followee in writer.acked_follows:
-        following[follower].add(followee)
+    following: dict[str, dict[str, float]] = defaultdict(dict)
+    for (follower, followee), since in writer.acked_follows.items():
+        following[follower][followee] = since
     for follower, followees in following.items():
-        assert followees <= set(client.iter_following(follower, page_size=200)), f"{follower} lost a follow"
+        assert set(followees) <= set(client.iter_following(follower, page_size=200)), f"{follower} lost a follow"
+    posts_of = {u: {p.id for p in client.iter_user_posts(u, page_size=200)} for u in writer.users}
 
     def timelines_match() -> None:
         for follower, followees in following.items():
-            expected = sorted((pid for f in followees for pid in writer.acked_posts.get(f, ())), reverse=True)
-            got = [p.id for p in client.iter_timeline(follower, page_size=200)]
-            assert got == expected[: len(got)] and len(got) == min(len(expected), 800), f"timeline of {follower}"
+            got = [p for p in client.iter_timeline(follower, page_size=200)]
+            ids = [p.id for p in got]
+            assert ids == sorted(set(ids), reverse=True), f"timeline of {follower}: repeats or out of order"
+            # Nothing that was not written by someone followed...
+            assert all(p.id in posts_of.get(p.author, set()) and p.author in followees for p in got)
+            # ...and every acknowledged post made after the follow is there.
+            for followee, since in followees.items():
+                later = {i for i in writer.acked_posts.get(followee, ()) if created_at_ms(i) > since * 1000 + 5}
+                assert later <= set(ids), f"timeline of {follower} misses posts of {followee}"
 
     eventually(timelines_match, timeout_s=10.0, interval_s=0.25)
 
@@ -143,9 +151,10 @@ def test_add_then_remove_a_node_while_writing_loses_nothing(cluster: ClusterHand
     status = client.cluster_status()
     assert sorted(n.id for n in status.nodes) == ["n1", "n3", "n4"]
     assert status.epoch == 5
-    for acked in writer2.acked_posts.items():
-        writer.acked_posts[acked[0]] |= acked[1]
-    writer.acked_follows |= writer2.acked_follows
+    for author, acked in writer2.acked_posts.items():
+        writer.acked_posts[author] |= acked
+    for edge, since in writer2.acked_follows.items():
+        writer.acked_follows.setdefault(edge, since)
     check_nothing_lost(client, writer)
     # n2 dropped its copy and can be stopped without losing anything.
     cluster.kill("n2")
