@@ -118,7 +118,9 @@ def run_change(channel: grpc.Channel, args: argparse.Namespace, as_json: bool) -
             bar.update(
                 task,
                 total=max(progress.keys_total, progress.keys_moved, 1),
-                completed=progress.keys_moved,
+                completed=max(progress.keys_total, progress.keys_moved, 1)
+                if progress.phase == "DONE"
+                else progress.keys_moved,
                 detail=f"{progress.phase.lower():<9} "
                 f"transfers {progress.transfers_caught_up}/{progress.transfers_total} "
                 f"caught up, {progress.keys_moved:,} keys, {progress.bytes_moved / 1e6:.1f} MB",
