@@ -370,6 +370,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def GetClusterMap(
         self, request: storage_pb2.GetClusterMapRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ClusterMap:
+        if request.known_epoch and request.known_epoch >= self.map.epoch:
+            return cluster_pb2.ClusterMap(epoch=self.map.epoch)  # nothing newer: skip the table
         return self.map.to_proto()
 
     @grpc_errors

@@ -364,8 +364,10 @@ class SetHotFollowingResponse(_message.Message):
     def __init__(self, changed: _Optional[int] = ...) -> None: ...
 
 class GetClusterMapRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("known_epoch",)
+    KNOWN_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    known_epoch: int
+    def __init__(self, known_epoch: _Optional[int] = ...) -> None: ...
 
 class GetNodeStatusRequest(_message.Message):
     __slots__ = ()

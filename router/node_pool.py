@@ -153,13 +153,17 @@ class NodePool:
                 return self.map  # already as new as the node that refused us
             addresses = {m.address for m in (*self.map.members, *self.map.leaving)}
             maps = await asyncio.gather(*(self._fetch_map(a) for a in addresses), return_exceptions=True)
-            newest = max((m for m in maps if isinstance(m, ClusterMap)), key=lambda m: m.epoch, default=None)
+            newest = max(
+                (m for m in maps if isinstance(m, ClusterMap) and m.table), key=lambda m: m.epoch, default=None
+            )
             if newest is not None:
                 self.adopt(newest)
             return self.map
 
     async def _fetch_map(self, address: str) -> ClusterMap:
-        msg = await self.stub_for_address(address).GetClusterMap(storage_pb2.GetClusterMapRequest(), timeout=1.0)
+        msg = await self.stub_for_address(address).GetClusterMap(
+            storage_pb2.GetClusterMapRequest(known_epoch=self.map.epoch), timeout=1.0
+        )
         return ClusterMap.from_proto(msg)
 
     async def close(self) -> None:

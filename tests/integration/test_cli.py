@@ -88,3 +88,17 @@ def test_every_command_has_help_with_an_example() -> None:
             [sys.executable, "-m", "client.cli", command, "--help"], capture_output=True, text=True, timeout=30
         )
         assert out.returncode == 0 and "example" in out.stdout, command
+
+
+def test_generic_grpc_tools_can_discover_the_router(cluster: ClusterHandle) -> None:
+    """Server reflection and the standard health service, as grpcurl or a load balancer uses them."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    with grpc.insecure_channel(cluster.router_address) as channel:
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+        assert {"feedring.v1.Feed", "feedring.v1.Admin", "grpc.health.v1.Health"} <= services
+        for service in ("", "feedring.v1.Feed"):
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service))
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
