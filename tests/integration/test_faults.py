@@ -121,3 +121,18 @@ def _reachable(client, user: str) -> None:  # type: ignore[no-untyped-def]
 
 def _equal(actual: object, expected: object) -> None:
     assert actual == expected
+
+
+def test_a_router_with_two_workers_shares_its_port_and_never_repeats_an_id(tmp_path: Path) -> None:
+    from tests.integration.conftest import start_cluster
+
+    handle = start_cluster(tmp_path, router_workers=2)
+    try:
+        clients = [handle.client() for _ in range(6)]  # separate connections spread over the workers
+        ids = [c.post("busy-author", f"from client {i}").id for i in range(40) for c in clients]
+        assert len(set(ids)) == len(ids)
+        generators = {(post_id >> 12) & 0x3FF for post_id in ids}
+        assert generators <= {0, 1}  # router 0, worker 0 or 1
+        assert clients[0].get_user("busy-author").post_count == len(ids)
+    finally:
+        handle.stop()
