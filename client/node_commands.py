@@ -121,7 +121,7 @@ def run_change(channel: grpc.Channel, args: argparse.Namespace, as_json: bool) -
                 completed=max(progress.keys_total, progress.keys_moved, 1)
                 if progress.phase == "DONE"
                 else progress.keys_moved,
-                detail=f"{progress.phase.lower():<9} "
+                detail=f"{progress.phase.lower():<9} {_rate(progress)} "
                 f"transfers {progress.transfers_caught_up}/{progress.transfers_total} "
                 f"caught up, {progress.keys_moved:,} keys, {progress.bytes_moved / 1e6:.1f} MB",
             )
@@ -129,6 +129,15 @@ def run_change(channel: grpc.Channel, args: argparse.Namespace, as_json: bool) -
     if last.message:
         console.print(("error: " if last.phase == "FAILED" else "") + last.message)
     return 0 if last.phase in ("DONE", "PLANNED", "ABORTED") else 1
+
+
+def _rate(progress: admin_pb2.ChangeProgress) -> str:
+    """keys/s so far; the router puts the elapsed seconds in `message` while copying."""
+    try:
+        seconds = float(progress.message.rstrip("s"))
+    except ValueError:
+        return ""
+    return f"{progress.keys_moved / seconds:,.0f} keys/s" if seconds > 0 else ""
 
 
 def _print_plan(console: Console, progress: admin_pb2.ChangeProgress) -> None:

@@ -246,3 +246,41 @@ def _check(condition: bool) -> None:
 
 def _equal(actual: object, expected: object) -> None:
     assert actual == expected
+
+
+@pytest.mark.parametrize("victim", ["destination", "admin command"])
+def test_killing_the_destination_or_the_admin_command_mid_move_loses_nothing(
+    cluster: ClusterHandle, victim: str
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    client = cluster.client()
+    users = [f"d{i}" for i in range(30)]
+    for i in range(900):
+        client.post(users[i % 30], f"seed {i}")
+    address = start_extra_node(cluster, "n4")
+    command = [sys.executable, "-m", "client.cli", "--config", str(cluster.path), "node"]
+    with Writer(cluster, users) as writer:
+        cli = subprocess.Popen(
+            [*command, "add", "n4", address, "--max-rate", "20"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        eventually(lambda: _check(client.cluster_status().change_progress.keys_moved > 0), timeout_s=15)
+        if victim == "destination":
+            cluster.kill("n4")
+            eventually(lambda: _equal(client.cluster_status().change_progress.phase, ""), timeout_s=15)
+            cli.wait(timeout=30)
+            assert cli.returncode == 1  # the CLI reports the failure
+            cluster.restart("n4")
+        else:
+            os.kill(cli.pid, signal.SIGKILL)
+            cli.wait()
+        resumed = subprocess.run([*command, "resume"], capture_output=True, text=True, timeout=120)
+        time.sleep(0.3)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "moved" in resumed.stderr
+    status = client.cluster_status()
+    assert status.change == "" and sorted(n.id for n in status.nodes) == ["n1", "n2", "n3", "n4"]
+    check_nothing_lost(client, writer)
