@@ -1,0 +1,61 @@
+"""cluster.toml: the shipped file loads, defaults apply, and every mistake names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.config import ConfigError, load
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = '[[nodes]]\nid = "n1"\naddress = "127.0.0.1:7101"\n[[routers]]\nid = 0\naddress = "127.0.0.1:7100"\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cluster.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_cluster_file_loads() -> None:
+    config = load(ROOT / "cluster.toml")
+    assert [n.id for n in config.nodes] == ["n1", "n2", "n3"]
+    assert config.partitions == 1024 and config.limits.timeline_cap == 800
+    assert config.limits.page_size_default == 20 and config.limits.page_size_max == 200
+    assert config.limits.post_max_bytes == 1024 and config.hot.salt_buckets == 8
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    config = load(write(tmp_path, MINIMAL))
+    assert config.replication_factor == 1 and config.vnodes == 160
+    assert config.nodes[0].data_dir == tmp_path / "data" / "n1"  # relative to the file, not the cwd
+    assert config.run_dir == tmp_path / ".run"
+    assert config.hot.follower_threshold == 10_000 and config.hot.cooldown_ratio == 0.8
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("[limits]\npage_size_max = 0\n" + MINIMAL, "limits.page_size_max"),
+        ("[limits]\npage_size_default = 300\n" + MINIMAL, "page_size_default"),
+        ('[limits]\npost_max_bytes = "big"\n' + MINIMAL, "limits.post_max_bytes"),
+        ("[cluster]\npartitons = 10\n" + MINIMAL, "cluster.partitons"),
+        ("[cluster]\nreplication_factor = 2\n" + MINIMAL, "cluster.replication_factor"),
+        ("[hot_users]\ncooldown_ratio = 1.5\n" + MINIMAL, "hot_users.cooldown_ratio"),
+        ("[hot_users]\nusers = [1]\n" + MINIMAL, "hot_users.users"),
+        (MINIMAL + '[[nodes]]\nid = "n1"\naddress = "127.0.0.1:7102"\n', "nodes[1].id 'n1' is used twice"),
+        (MINIMAL + '[[nodes]]\nid = "n2"\naddress = "nowhere"\n', "nodes[1].address"),
+        ('[[routers]]\nid = 0\naddress = "127.0.0.1:7100"\n', "nodes must list"),
+        (MINIMAL.replace("id = 0", "id = 99"), "routers[0].id"),
+        ("this is not toml", "cannot read"),
+    ],
+)
+def test_invalid_files_name_the_key(tmp_path: Path, text: str, names: str) -> None:
+    with pytest.raises(ConfigError, match=names.replace("[", r"\[").replace("]", r"\]")):
+        load(write(tmp_path, text))
+
+
+def test_a_missing_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such cluster file"):
+        load(tmp_path / "absent.toml")

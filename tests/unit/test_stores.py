@@ -1,0 +1,120 @@
+"""LevelDB and its in-memory twin behave the same; the domain layer's rules hold on either."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from node import keys
+from node.feed_store import FeedStore
+from node.store import LevelDBStore, MemoryStore, Store, StoreLockedError
+from protos import feed_pb2
+
+
+@pytest.fixture(params=["leveldb", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s: Store = LevelDBStore(tmp_path / "db") if request.param == "leveldb" else MemoryStore()
+    yield s
+    s.close()
+
+
+def test_scan_respects_prefix_boundaries_and_start(store: Store) -> None:
+    store.write([(k, b"v") for k in (b"ann\x00a", b"ann\x00b", b"anna\x00a", b"b", b"ann\x00c")])
+    assert [k for k, _ in store.scan(b"ann\x00")] == [b"ann\x00a", b"ann\x00b", b"ann\x00c"]
+    assert [k for k, _ in store.scan(b"ann\x00", reverse=True)] == [b"ann\x00c", b"ann\x00b", b"ann\x00a"]
+    assert [k for k, _ in store.scan(b"ann\x00", start=b"ann\x00b")] == [b"ann\x00b", b"ann\x00c"]
+    assert [k for k, _ in store.scan(b"ann\x00", start=b"ann\x00b", reverse=True)] == [b"ann\x00b", b"ann\x00a"]
+    store.write((), [b"ann\x00b"])
+    assert store.get(b"ann\x00b") is None and store.get(b"ann\x00a") == b"v"
+
+
+def test_snapshot_does_not_see_later_writes(store: Store) -> None:
+    store.write([(b"k1", b"old")])
+    snap = store.snapshot()
+    store.write([(b"k1", b"new"), (b"k2", b"x")])
+    assert list(snap.scan(b"k")) == [(b"k1", b"old")]
+    snap.close()
+
+
+def test_one_process_one_database(tmp_path: Path) -> None:
+    first = LevelDBStore(tmp_path / "db")
+    try:
+        with pytest.raises(StoreLockedError):
+            LevelDBStore(tmp_path / "db")
+    finally:
+        first.close()
+
+
+def post(post_id: int, author: str) -> feed_pb2.Post:
+    return feed_pb2.Post(id=post_id, author=author, text=f"{author} #{post_id}")
+
+
+@pytest.fixture
+def feed() -> FeedStore:
+    return FeedStore(MemoryStore(), partitions=16, timeline_cap=5, hot_threshold=3, cooldown_ratio=0.5)
+
+
+def ids(raws: list[bytes]) -> list[int]:
+    return [feed_pb2.Post.FromString(r).id for r in raws]
+
+
+def test_storing_a_post_twice_changes_nothing(feed: FeedStore) -> None:
+    assert feed.store_post("bob", post(1, "bob"))[0] is True
+    assert feed.store_post("bob", post(1, "bob"))[0] is False
+    assert feed.user_counters("bob").post_count == 1  # type: ignore[union-attr]
+    assert ids(feed.read_posts("bob", 10)) == [1]
+
+
+def test_posts_page_newest_first_below_a_cursor(feed: FeedStore) -> None:
+    for i in range(1, 8):
+        feed.store_post("bob", post(i, "bob"))
+    assert ids(feed.read_posts("bob", 3)) == [7, 6, 5]
+    assert ids(feed.read_posts("bob", 3, before_id=5)) == [4, 3, 2]
+
+
+def test_inbox_only_accepts_posts_of_followees_and_keeps_the_newest_cap(feed: FeedStore) -> None:
+    feed.add_following("fan", "bob")
+    inserted = feed.insert_inbox([post(i, "bob") for i in range(1, 9)] + [post(99, "stranger")], ["fan"])
+    assert inserted == 8
+    assert ids(feed.read_inbox("fan", 10)[0]) == [8, 7, 6, 5, 4]  # cap 5, newest kept
+    feed.insert_inbox([post(2, "bob")], ["fan"])  # an old backfill into a full inbox
+    assert ids(feed.read_inbox("fan", 10)[0]) == [8, 7, 6, 5, 4]
+    assert feed.user_counters("fan").inbox_size == 5  # type: ignore[union-attr]
+
+
+def test_a_tombstone_stops_a_late_fan_out(feed: FeedStore) -> None:
+    feed.add_following("fan", "bob")
+    feed.remove_from_inboxes(3, ["fan"])
+    assert feed.insert_inbox([post(3, "bob")], ["fan"]) == 0
+    assert feed.read_inbox("fan", 10)[0] == []
+
+
+def test_unfollow_purges_only_that_followee(feed: FeedStore) -> None:
+    feed.add_following("fan", "bob")
+    feed.add_following("fan", "carol")
+    feed.insert_inbox([post(1, "bob"), post(2, "carol")], ["fan"])
+    assert feed.remove_following("fan", "bob") is True
+    assert ids(feed.read_inbox("fan", 10)[0]) == [2]
+    assert feed.insert_inbox([post(3, "bob")], ["fan"]) == 0  # a fan-out landing after the unfollow
+    assert feed.user_counters("fan").following_count == 1  # type: ignore[union-attr]
+
+
+def test_edges_page_in_order_and_count_once(feed: FeedStore) -> None:
+    for name in ["d", "a", "c", "b"]:
+        feed.add_follower("star", name, "star", 0)
+    feed.add_follower("star", "a", "star", 0)
+    assert feed.list_edges(keys.FOLLOWERS, "star", "", 2) == ["a", "b"]
+    assert feed.list_edges(keys.FOLLOWERS, "star", "b", 10) == ["c", "d"]
+    assert feed.user_counters("star").follower_count == 4  # type: ignore[union-attr]
+
+
+def test_crossing_the_threshold_starts_turning_hot_and_cooling_has_hysteresis(feed: FeedStore) -> None:
+    from common.hot_state import HotState
+
+    states = [feed.add_follower("star", f"f{i}", "star", 0)[2] for i in range(3)]
+    assert states == [HotState.NORMAL, HotState.NORMAL, HotState.MIGRATING]
+    feed.set_hot_state("star", HotState.HOT, [HotState.MIGRATING])
+    assert feed.remove_follower("star", "f0")[1] is HotState.HOT  # 2 followers: above 3 x 0.5
+    assert feed.remove_follower("star", "f1")[1] is HotState.COOLING  # 1 follower: below
