@@ -1,0 +1,1 @@
+"""`make bench`: feedring's benchmark. Figures are ratios to baselines measured in the same run."""

@@ -1,0 +1,183 @@
+"""python -m bench [--quick]: feedring's benchmark, with baselines measured in the same run.
+
+It starts its own cluster (3 nodes, a router with 2 workers) on free ports under bench/results/,
+loads the Reed College graph and a synthetic power-law graph with celebrity-scale follower counts,
+runs a read-heavy mixed workload from several client processes, then the hot-user, fan-out and
+rebalancing scenarios, and writes a table, bench/results/<stamp>.json and <stamp>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import graphs, report, scenarios
+from bench.baselines import plyvel_batched_puts_per_second
+from bench.harness import Mix, run_load, start_echo_server
+from bench.stats import summary
+from client import FeedClient
+from client.local_cluster import LocalCluster
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark feedring on this machine. Every figure comes with a same-run baseline.",
+        epilog="examples:\n  make bench              # the full run (about 10 minutes)\n"
+        "  make bench-quick        # about two minutes\n"
+        "  python -m bench --quick --seconds 5 --mix 0.8,0.15,0.05",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="small graphs and short phases (about 2 minutes)")
+    parser.add_argument("--seconds", type=float, help="length of each load phase (default 20, quick 6)")
+    parser.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
+    parser.add_argument("--concurrency", type=int, default=16, help="calls in flight per client process (default 16)")
+    parser.add_argument("--mix", default="0.90,0.08,0.02", help="read,post,follow shares (default 0.90,0.08,0.02)")
+    parser.add_argument("--users", type=int, help="synthetic users (default 50000, quick 5000)")
+    parser.add_argument("--seed", type=int, default=7, help="graph seed (default 7)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write results (default bench/results)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quick = args.quick
+    seconds = args.seconds or (6.0 if quick else 20.0)
+    users = args.users or (5_000 if quick else 50_000)
+    read, post, follow = (float(x) for x in args.mix.split(","))
+    mix = Mix(read, post, follow)
+    # Follower-count classes; the top one is hot (above the threshold), the others are not.
+    classes = (
+        {"10": 10, "1K": 1_000, "10K": 10_000} if quick else {"10": 10, "1K": 1_000, "100K": 100_000, "1M": 1_000_000}
+    )
+    threshold = 5_000 if quick else 200_000
+    hot_pinned = [f"pinned{i}" for i in range(20)]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = args.out / f"run-{stamp}"
+    results: dict[str, object] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {_cores()} cores, {_memory_gib():.0f} GiB, "
+        f"Python {platform.python_version()}",
+        "mode": "quick" if quick else "full",
+        "settings": {
+            "seconds": seconds,
+            "processes": args.processes,
+            "concurrency": args.concurrency,
+            "mix": [read, post, follow],
+            "users": users,
+            "hot_threshold": threshold,
+        },
+    }
+    started = time.perf_counter()
+
+    print("baselines: raw plyvel batched puts, bare gRPC echo ...", flush=True)
+    results["plyvel_puts_per_s"] = plyvel_batched_puts_per_second(100_000 if quick else 300_000)
+    echo_process, echo_target = start_echo_server()
+    try:
+        echo = run_load(echo_target, "echo", seconds, args.processes, args.concurrency)
+        results["echo"] = summary(echo["echo"], seconds)
+        results["echo_single"] = summary(run_load(echo_target, "echo", min(seconds, 5), 1, 1)["echo"])
+    finally:
+        echo_process.terminate()
+
+    cluster = LocalCluster(scenarios.write_cluster_file(run_dir, threshold, 8, hot_pinned))
+    cluster.start(quiet=True)
+    try:
+        with FeedClient(cluster.config.routers[0].address, timeout_s=120) as client:
+            target = cluster.config.routers[0].address
+            rss_empty = client.cluster_status().router.rss_bytes
+            print("loading graphs ...", flush=True)
+            reed = graphs.reed_edges()
+            synthetic = graphs.synthetic_edges(users, args.seed)
+            load_rates = {
+                "reed": graphs.load(client, reed, len(reed), "Reed College graph"),
+                "synthetic": graphs.load(client, synthetic, len(synthetic), f"synthetic graph ({users} users)"),
+            }
+            for label, followers in classes.items():
+                load_rates[f"c{label}"] = graphs.load(
+                    client, graphs.celebrity_edges(f"c{followers}", followers), followers, f"{label}-follower author"
+                )
+            results["graph"] = {
+                "reed_edges": len(reed),
+                "synthetic_edges": len(synthetic),
+                "celebrity_followers": classes,
+                "load_edges_per_s": load_rates,
+            }
+            # Give the synthetic users something to read.
+            for i in range(300):
+                client.post(f"u{i}", f"seed post {i}")
+            time.sleep(2)  # hot transitions of the big classes settle
+
+            print("mixed workload ...", flush=True)
+            load = run_load(target, "feed", seconds, args.processes, args.concurrency, mix, users)
+            results["workload"] = {op: summary(v, seconds) for op, v in load.items() if v}
+            results["read_single"] = summary(
+                run_load(target, "feed", min(seconds, 5), 1, 1, Mix(1, 0, 0), users)["read"]
+            )
+            results["router_rss_mb"] = {
+                "empty": rss_empty / 2**20,
+                "after_workload": client.cluster_status().router.rss_bytes / 2**20,
+            }
+
+            print("post ack by follower class, delivery ...", flush=True)
+            results["post_ack"] = scenarios.post_ack_by_class(client, classes, 30 if quick else 100)
+            # Lag: a 1K-follower author and one of its followers; rate: a burst of its posts.
+            results["delivery"] = scenarios.delivery(
+                client, "c1000", "fan0", ["c1000"] * (5 if quick else 20), 1000, 20 if quick else 50
+            )
+
+            print("hot users ...", flush=True)
+            for i, hot in enumerate(hot_pinned):
+                client.follow("hotfan", hot)
+                client.follow("plainfan", f"plain{i}")
+                for j in range(10):
+                    client.post(hot, f"hot {i}.{j}")
+                    client.post(f"plain{i}", f"plain {i}.{j}")
+            time.sleep(0.5)
+            results["hot_read"] = scenarios.timeline_read_with_hot_followees(client, "hotfan", "plainfan", 300)
+            results["burst"] = scenarios.burst(client, target, users, hot_pinned, min(seconds, 6))
+            results["nodes"] = scenarios.node_figures(client)
+
+            print("salting spread (separate short clusters, S=8 and S=1) ...", flush=True)
+            results["salting"] = {
+                f"S={s}": scenarios.salted_write_spread(run_dir / f"salt{s}", s, hot_pinned[:2], 300) for s in (8, 1)
+            }
+
+            print("rebalancing: adding a fourth node under read load ...", flush=True)
+            results["rebalance"] = scenarios.rebalance(cluster, client, users, min(seconds, 6))
+    finally:
+        cluster.stop(quiet=True)
+
+    results["elapsed_s"] = time.perf_counter() - started
+    results["targets"] = report.targets(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"{stamp}.json"
+    json_path.write_text(json.dumps(results, indent=1, default=str))
+    report.print_table(results)
+    if not args.no_plot:
+        print(f"plot: {report.plot(results, args.out / f'{stamp}.png')}")
+    print(f"results: {json_path}")
+    return 0
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def _memory_gib() -> float:
+    with open("/proc/meminfo") as f:
+        return int(f.readline().split()[1]) / 2**20
+
+
+if __name__ == "__main__":
+    sys.exit(main())

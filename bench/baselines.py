@@ -1,0 +1,25 @@
+"""Same-run baselines: what the machine does without feedring, so figures survive a noisy host."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import plyvel
+
+__all__ = ["plyvel_batched_puts_per_second"]
+
+
+def plyvel_batched_puts_per_second(keys: int = 300_000, batch: int = 1000) -> float:
+    """Raw LevelDB write rate: 60-byte keys, 200-byte values, batches of `batch`, like inbox entries."""
+    with tempfile.TemporaryDirectory() as directory:
+        db = plyvel.DB(directory, create_if_missing=True)
+        value = b"v" * 200
+        started = time.perf_counter()
+        for start in range(0, keys, batch):
+            with db.write_batch() as wb:
+                for i in range(start, start + batch):
+                    wb.put(b"%016d-inbox-consumer-%032d" % (i % 997, i), value)
+        elapsed = time.perf_counter() - started
+        db.close()
+    return keys / elapsed

@@ -1,0 +1,231 @@
+"""The measured scenarios, each returning plain numbers for the report."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import grpc
+
+from bench.harness import Mix, run_load
+from bench.stats import summary
+from client import FeedClient
+from client.local_cluster import LocalCluster
+from protos import admin_pb2, admin_pb2_grpc
+
+__all__ = [
+    "write_cluster_file",
+    "post_ack_by_class",
+    "delivery",
+    "timeline_read_with_hot_followees",
+    "burst",
+    "rebalance",
+    "node_figures",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_cluster_file(directory: Path, threshold: int, salt_buckets: int, hot_users: list[str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "[cluster]",
+        'name = "bench"',
+        "partitions = 1024",
+        'run_dir = "run"',
+        "",
+        "[hot_users]",
+        f"follower_threshold = {threshold}",
+        f"salt_buckets = {salt_buckets}",
+        "users = [" + ", ".join(f'"{u}"' for u in hot_users) + "]",
+        "",
+    ]
+    for i in range(1, 4):
+        lines += ["[[nodes]]", f'id = "n{i}"', f'address = "127.0.0.1:{_free_port()}"', f'data_dir = "data/n{i}"', ""]
+    lines += ["[[routers]]", "id = 0", f'address = "127.0.0.1:{_free_port()}"', "workers = 2", ""]
+    path = directory / "cluster.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def post_ack_by_class(client: FeedClient, classes: dict[str, int], posts: int) -> dict[str, dict[str, float]]:
+    """Sequential posts by one author per follower-count class: how long until acknowledged."""
+    out = {}
+    for label, followers in classes.items():
+        author = f"c{followers}"
+        latencies = []
+        for i in range(posts):
+            started = time.perf_counter()
+            client.post(author, f"class {label} post {i}")
+            latencies.append(time.perf_counter() - started)
+        out[label] = {**summary(latencies), "followers": float(followers), "hot": float(client.get_user(author).hot)}
+    return out
+
+
+def delivery(
+    client: FeedClient, author: str, follower: str, authors: list[str], followers_each: int, posts: int
+) -> dict[str, float]:
+    """Lag from ack to visible in a follower's timeline, and inbox entries written per second."""
+    lags = []
+    for i in range(posts):
+        post = client.post(author, f"lag probe {i}")
+        acked = time.perf_counter()
+        while client.timeline(follower, page_size=1).items[:1] != [post]:
+            if time.perf_counter() - acked > 10:
+                break
+            time.sleep(0.0005)
+        lags.append(time.perf_counter() - acked)
+    lag = summary(lags)
+
+    def inbox_entries() -> int:
+        return sum(n.keys_by_family.get("inbox", 0) for n in client.cluster_status().nodes)
+
+    before = inbox_entries()
+    expected = len(authors) * followers_each
+    started = time.perf_counter()
+    for author_name in authors:
+        client.post(author_name, "rate probe")
+    while (written := inbox_entries() - before) < expected and time.perf_counter() - started < 60:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    return {
+        "lag_p50_ms": lag["p50_ms"],
+        "lag_p99_ms": lag["p99_ms"],
+        "inbox_entries_per_s": written / elapsed,
+        "inbox_entries": float(written),
+    }
+
+
+def timeline_read_with_hot_followees(client: FeedClient, hot_fan: str, plain_fan: str, reads: int) -> dict[str, float]:
+    def measure(user: str) -> dict[str, float]:
+        latencies = []
+        for _ in range(reads):
+            started = time.perf_counter()
+            client.timeline(user)
+            latencies.append(time.perf_counter() - started)
+        return summary(latencies)
+
+    measure(hot_fan)  # warm the hot-post cache as a steady state would
+    hot, plain = measure(hot_fan), measure(plain_fan)
+    return {"hot20_p50_ms": hot["p50_ms"], "none_p50_ms": plain["p50_ms"], "ratio": hot["p50_ms"] / plain["p50_ms"]}
+
+
+def _node_requests(client: FeedClient) -> dict[str, int]:
+    return {n.id: n.requests_served for n in client.cluster_status().nodes}
+
+
+def burst(client: FeedClient, target: str, users: int, hot_authors: list[str], seconds: float) -> dict[str, float]:
+    """Ordinary users' read p99 quiet vs during a burst of hot users' posts, and writes per node."""
+    quiet = summary(run_load(target, "feed", seconds, 1, 8, Mix(1.0, 0.0, 0.0), users)["read"])
+    stop = threading.Event()
+    posted = [0]
+
+    def hot_poster() -> None:
+        with FeedClient(target) as poster:
+            i = 0
+            while not stop.is_set():
+                poster.post(hot_authors[i % len(hot_authors)], f"burst {i}")
+                posted[0] += 1
+                i += 1
+
+    before = _node_requests(client)
+    threads = [threading.Thread(target=hot_poster) for _ in range(4)]
+    for t in threads:
+        t.start()
+    loud = summary(run_load(target, "feed", seconds, 1, 8, Mix(1.0, 0.0, 0.0), users)["read"])
+    stop.set()
+    for t in threads:
+        t.join()
+    after = _node_requests(client)
+    return {
+        "quiet_read_p99_ms": quiet["p99_ms"],
+        "burst_read_p99_ms": loud["p99_ms"],
+        "p99_ratio": loud["p99_ms"] / quiet["p99_ms"],
+        "hot_posts": float(posted[0]),
+        **burst_spread(before, after),
+    }
+
+
+def burst_spread(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    deltas = [after[n] - before.get(n, 0) for n in after]
+    mean = sum(deltas) / len(deltas)
+    return {"node_requests_max_over_mean": max(deltas) / mean if mean else float("nan")}
+
+
+def salted_write_spread(directory: Path, salt_buckets: int, hot_authors: list[str], posts: int) -> dict[str, float]:
+    """A short separate cluster: hot posts only, to compare writes per node for a salt count."""
+    cluster = LocalCluster(write_cluster_file(directory, 1_000_000, salt_buckets, hot_authors))
+    cluster.start(quiet=True)
+    try:
+        with FeedClient(cluster.config.routers[0].address) as client:
+            time.sleep(1.5)  # let the router pin the configured hot users
+            before = {n.id: n.keys_by_family.get("posts", 0) for n in client.cluster_status().nodes}
+            for i in range(posts):
+                client.post(hot_authors[i % len(hot_authors)], f"salted {i}")
+            after = {n.id: n.keys_by_family.get("posts", 0) for n in client.cluster_status().nodes}
+    finally:
+        cluster.stop(quiet=True)
+    deltas = [after[n] - before.get(n, 0) for n in after]
+    mean = sum(deltas) / len(deltas)
+    return {"post_writes_per_node": deltas, "max_over_mean": max(deltas) / mean if mean else float("nan")}  # type: ignore[dict-item]
+
+
+def rebalance(cluster: LocalCluster, client: FeedClient, users: int, seconds: float) -> dict[str, float]:
+    """Adds a fourth node under read load: keys/s and MB/s moved, read latency during vs before."""
+    target = cluster.config.routers[0].address
+    before = summary(run_load(target, "feed", seconds, 1, 8, Mix(1.0, 0.0, 0.0), users)["read"])
+    address = f"127.0.0.1:{_free_port()}"
+    cluster.add_node("n4", address)
+    during: dict[str, list[float]] = {}
+    reader = threading.Thread(
+        target=lambda: during.update(run_load(target, "feed", seconds, 1, 8, Mix(1.0, 0.0, 0.0), users))
+    )
+    started = time.perf_counter()
+    reader.start()
+    with grpc.insecure_channel(target) as channel:
+        progress = list(
+            admin_pb2_grpc.AdminStub(channel).ChangeMembership(
+                admin_pb2.ChangeMembershipRequest(
+                    kind=admin_pb2.ChangeMembershipRequest.ADD, node_id="n4", address=address
+                )
+            )
+        )
+    last = progress[-1] if progress else None
+    elapsed = time.perf_counter() - started
+    reader.join()
+    assert last is not None and last.phase == "DONE", last
+    moving = summary(during.get("read", []))
+    return {
+        "keys_moved": float(last.keys_moved),
+        "mb_moved": last.bytes_moved / 1e6,
+        "seconds": elapsed,
+        "keys_per_s": last.keys_moved / elapsed,
+        "mb_per_s": last.bytes_moved / 1e6 / elapsed,
+        "partitions_moved": float(last.partitions_moving),
+        "read_p50_before_ms": before["p50_ms"],
+        "read_p99_before_ms": before["p99_ms"],
+        "read_p50_during_ms": moving["p50_ms"],
+        "read_p99_during_ms": moving["p99_ms"],
+    }
+
+
+def node_figures(client: FeedClient) -> dict[str, object]:
+    status = client.cluster_status()
+    keys = {n.id: sum(n.keys_by_family.values()) for n in status.nodes}
+    requests = {n.id: n.requests_served for n in status.nodes}
+    mean_keys = sum(keys.values()) / len(keys)
+    mean_requests = sum(requests.values()) / len(requests)
+    return {
+        "keys": keys,
+        "requests": requests,
+        "rss_mb": {n.id: n.rss_bytes / 2**20 for n in status.nodes},
+        "keys_max_over_mean": max(keys.values()) / mean_keys if mean_keys else float("nan"),
+        "requests_max_over_mean": max(requests.values()) / mean_requests if mean_requests else float("nan"),
+        "router_rss_mb": status.router.rss_bytes / 2**20,
+    }

@@ -1,0 +1,50 @@
+"""`python -m bench --quick` runs end to end, so the benchmark never rots. Not a timed test: it
+asserts the figures exist and are sane, never that they are fast."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from client.local_cluster import PROJECT_ROOT
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--no-plot",
+            "--seconds",
+            "3",
+            "--users",
+            "2000",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (json_path,) = tmp_path.glob("*.json")
+    r = json.loads(json_path.read_text())
+    assert r["echo"]["qps"] > 0 and r["plyvel_puts_per_s"] > 0
+    read = r["workload"]["read"]
+    assert read["qps"] > 0 and 0 < read["p50_ms"] <= read["p99_ms"]
+    assert set(r["post_ack"]) == {"10", "1K", "10K"} and r["post_ack"]["10K"]["hot"] == 1.0
+    assert r["delivery"]["inbox_entries_per_s"] > 0 and r["delivery"]["lag_p50_ms"] > 0
+    assert r["salting"]["S=1"]["max_over_mean"] > r["salting"]["S=8"]["max_over_mean"]
+    assert r["rebalance"]["keys_moved"] > 0 and r["rebalance"]["partitions_moved"] > 0
+    assert all(not (isinstance(t["measured"], float) and math.isnan(t["measured"])) for t in r["targets"])
+    assert "targets" in result.stdout
