@@ -119,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
             print("mixed workload ...", flush=True)
             load = run_load(target, "feed", seconds, args.processes, args.concurrency, mix, users)
             results["workload"] = {op: summary(v, seconds) for op, v in load.items() if v}
+            rss_after_workload = client.cluster_status().router.rss_bytes
+            results["read_only"] = summary(
+                run_load(target, "feed", seconds, args.processes, args.concurrency, Mix(1, 0, 0), users)["read"],
+                seconds,
+            )
             results["read_single"] = summary(
                 run_load(target, "feed", min(seconds, 5), 1, 1, Mix(1, 0, 0), users)["read"]
             )
-            results["router_rss_mb"] = {
-                "empty": rss_empty / 2**20,
-                "after_workload": client.cluster_status().router.rss_bytes / 2**20,
-            }
 
             print("post ack by follower class, delivery ...", flush=True)
             results["post_ack"] = scenarios.post_ack_by_class(client, classes, 30 if quick else 100)
@@ -145,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             results["hot_read"] = scenarios.timeline_read_with_hot_followees(client, "hotfan", "plainfan", 300)
             results["burst"] = scenarios.burst(client, target, users, hot_pinned, min(seconds, 6))
             results["nodes"] = scenarios.node_figures(client)
+            # Memory must not grow with users and posts: compare after all the phases that added some.
+            results["router_rss_mb"] = {
+                "empty": rss_empty / 2**20,
+                "after_workload": rss_after_workload / 2**20,
+                "after_all_phases": client.cluster_status().router.rss_bytes / 2**20,
+            }
 
             print("salting spread (separate short clusters, S=8 and S=1) ...", flush=True)
             results["salting"] = {

@@ -50,6 +50,7 @@ class LocalCluster:
         self.config_path = Path(config_path).resolve()
         self.config: ClusterConfig = load(self.config_path)
         self.run_dir = self.config.run_dir
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
         self.processes = [Process(n.id, "node", n.id, n.address) for n in self.config.nodes] + [
             Process(f"router-{r.id}", "router", str(r.id), r.address) for r in self.config.routers
         ]
@@ -158,13 +159,14 @@ class LocalCluster:
                 start_new_session=True,
             )
         self._pid_path(name).write_text(f"{child.pid}\n")
+        self._children[name] = child
         return child.pid
 
     def _wait_healthy(self, procs: list[Process], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         for proc in procs:
             while not self.healthy(proc.address):
-                if self.pid(proc.name) is None:
+                if self._exited(proc.name):
                     raise ClusterStartError(
                         f"{proc.name} exited during start-up; last lines of {self.log_path(proc.name)}:\n"
                         + self.log_tail(proc.name)
@@ -175,6 +177,12 @@ class LocalCluster:
                         f"see {self.log_path(proc.name)}"
                     )
                 time.sleep(0.1)
+
+    def _exited(self, name: str) -> bool:
+        child = self._children.get(name)
+        if child is not None:  # started by this object: ask the kernel directly
+            return child.poll() is not None
+        return self.pid(name) is None
 
     @staticmethod
     def healthy(address: str, timeout_s: float = 0.5) -> bool:
