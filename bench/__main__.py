@@ -54,11 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     users = args.users or (5_000 if quick else 50_000)
     read, post, follow = (float(x) for x in args.mix.split(","))
     mix = Mix(read, post, follow)
-    # Follower-count classes; the top one is hot (above the threshold), the others are not.
+    # Follower-count classes; those above the hot threshold are hot (merged at read, not fanned out).
     classes = (
         {"10": 10, "1K": 1_000, "10K": 10_000} if quick else {"10": 10, "1K": 1_000, "100K": 100_000, "1M": 1_000_000}
     )
-    threshold = 5_000 if quick else 200_000
+    threshold = 5_000 if quick else 10_000  # the default: the 100K and 1M classes are hot
     hot_pinned = [f"pinned{i}" for i in range(20)]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = args.out / f"run-{stamp}"

@@ -258,7 +258,8 @@ def _show_status(out: Console, client: FeedClient, args: argparse.Namespace) -> 
     out.print("hot users: " + (", ".join(hot) if hot else "none"))
     r = status.router
     out.print(
-        f"router: hot-post cache {r.cache_entries}/{r.cache_capacity} users, {r.fanout_pending} fan-outs in flight, "
+        f"router: hot-post cache {r.cache_entries}/{r.cache_capacity} users, {r.fanout_pending} fan-outs in flight "
+        f"({r.fanout_backlog:,} inbox writes queued), "
         f"{r.inbox_writes:,} inbox writes, {r.fanout_failed_batches} failed batches, RSS {r.rss_bytes / 2**20:.0f} MiB"
     )
 

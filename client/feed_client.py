@@ -87,6 +87,7 @@ class RouterStats:
     inbox_writes: int = 0
     fanout_failed_batches: int = 0
     rss_bytes: int = 0
+    fanout_backlog: int = 0
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ class FeedClient:
                 r.router.inbox_writes,
                 r.router.fanout_failed_batches,
                 r.router.rss_bytes,
+                r.router.fanout_backlog,
             ),
             change=r.change,
             change_progress=ChangeProgress(

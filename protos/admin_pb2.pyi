@@ -76,7 +76,7 @@ class HotUser(_message.Message):
     def __init__(self, user: _Optional[str] = ..., state: _Optional[str] = ..., pinned: _Optional[bool] = ..., follower_count: _Optional[int] = ...) -> None: ...
 
 class RouterStats(_message.Message):
-    __slots__ = ("cache_entries", "cache_capacity", "cache_hits", "cache_misses", "fanout_pending", "inbox_writes", "fanout_failed_batches", "rss_bytes")
+    __slots__ = ("cache_entries", "cache_capacity", "cache_hits", "cache_misses", "fanout_pending", "inbox_writes", "fanout_failed_batches", "rss_bytes", "fanout_backlog")
     CACHE_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     CACHE_CAPACITY_FIELD_NUMBER: _ClassVar[int]
     CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,7 @@ class RouterStats(_message.Message):
     INBOX_WRITES_FIELD_NUMBER: _ClassVar[int]
     FANOUT_FAILED_BATCHES_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FANOUT_BACKLOG_FIELD_NUMBER: _ClassVar[int]
     cache_entries: int
     cache_capacity: int
     cache_hits: int
@@ -93,7 +94,8 @@ class RouterStats(_message.Message):
     inbox_writes: int
     fanout_failed_batches: int
     rss_bytes: int
-    def __init__(self, cache_entries: _Optional[int] = ..., cache_capacity: _Optional[int] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., fanout_pending: _Optional[int] = ..., inbox_writes: _Optional[int] = ..., fanout_failed_batches: _Optional[int] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
+    fanout_backlog: int
+    def __init__(self, cache_entries: _Optional[int] = ..., cache_capacity: _Optional[int] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., fanout_pending: _Optional[int] = ..., inbox_writes: _Optional[int] = ..., fanout_failed_batches: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., fanout_backlog: _Optional[int] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
     __slots__ = ("epoch", "partitions", "replication_factor", "nodes", "hot_users", "hot_registry", "router", "change", "change_progress")

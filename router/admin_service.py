@@ -70,6 +70,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 cache_hits=self.cache.hits,
                 cache_misses=self.cache.misses,
                 fanout_pending=self.fanout.pending,
+                fanout_backlog=self.fanout.backlog,
                 inbox_writes=self.fanout.inbox_writes,
                 fanout_failed_batches=self.fanout.failed_batches,
                 rss_bytes=rss_bytes(),

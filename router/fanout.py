@@ -27,13 +27,31 @@ log = logging.getLogger(__name__)
 
 
 class FanOut:
-    def __init__(self, pool: NodePool, max_batch: int = 2000, max_attempts: int = 8) -> None:
+    def __init__(
+        self, pool: NodePool, max_batch: int = 2000, max_attempts: int = 8, max_backlog: int = 200_000
+    ) -> None:
         self.pool = pool
         self.max_batch = max_batch
         self.max_attempts = max_attempts
+        self.max_backlog = max_backlog
         self.inbox_writes = 0  # inbox entries written, for status and benchmarks
         self.failed_batches = 0  # batches given up on after every retry
         self._pending: set[asyncio.Task[None]] = set()
+        self._backlog = 0  # inbox entries queued and not yet written
+        self._room = asyncio.Event()
+        self._room.set()
+
+    @property
+    def backlog(self) -> int:
+        return self._backlog
+
+    async def admit(self) -> None:
+        """Backpressure: waits while more than `max_backlog` inbox writes are queued, so a burst of
+        posts by well-followed authors slows their acknowledgements instead of growing the
+        router's memory without bound."""
+        while self._backlog > self.max_backlog:
+            self._room.clear()
+            await self._room.wait()
 
     @property
     def pending(self) -> int:
@@ -78,9 +96,18 @@ class FanOut:
             await asyncio.wait(list(self._pending), timeout=timeout_s)
 
     def _spawn(self, what: str, consumers: Sequence[str], method: str, build: Callable[[list[str]], Any]) -> None:
+        count = len(consumers)
+        self._backlog += count
         task = asyncio.create_task(self._send_all(what, list(consumers), method, build))
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+
+        def finished(t: asyncio.Task[None]) -> None:
+            self._pending.discard(t)
+            self._backlog -= count
+            if self._backlog <= self.max_backlog:
+                self._room.set()
+
+        task.add_done_callback(finished)
 
     async def _send_all(self, what: str, consumers: list[str], method: str, build: Callable[[list[str]], Any]) -> None:
         batches = []

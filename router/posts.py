@@ -65,6 +65,7 @@ class Posts:
         self.fanout.deliver(post, stored.followers)
         if state.salted:  # followers who came while it was hot have salted edges
             self.fanout.run(self._deliver_to_salted(post, state, set(stored.followers)))
+        await self.fanout.admit()
         return post
 
     async def _deliver_to_salted(self, post: feed_pb2.Post, state: HotState, done: set[str]) -> None:
