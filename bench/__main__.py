@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmark feedring on this machine. Every figure comes with a same-run baseline.",
-        epilog="examples:\n  make bench              # the full run (about 10 minutes)\n"
+        epilog="examples:\n  make bench              # the full run (about 5 minutes)\n"
         "  make bench-quick        # about two minutes\n"
         "  python -m bench --quick --seconds 5 --mix 0.8,0.15,0.05",
         formatter_class=argparse.RawDescriptionHelpFormatter,
