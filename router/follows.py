@@ -85,7 +85,12 @@ class Follows:
                 ),
             )
             removed = home_edge.changed or salt_edge.changed
-            new_state = await self._adjust(followee, -1) if salt_edge.changed else HotState(home_edge.state)
+            # The home node already uncounted a home edge; a follow repeated after salting may have
+            # left a second, uncounted edge on the salt: uncount one edge, not two.
+            if salt_edge.changed and not home_edge.changed:
+                new_state = await self._adjust(followee, -1)
+            else:
+                new_state = HotState(home_edge.state)
         else:
             home_edge = await home
             removed, new_state = home_edge.changed, HotState(home_edge.state)

@@ -195,3 +195,17 @@ def test_a_configured_hot_user_is_hot_from_the_start(client: FeedClient) -> None
     assert ids(client.timeline(fan).items)[0] == post.id
     client.unfollow(fan, "pinned-celebrity")
     assert client.get_user("pinned-celebrity").hot  # pinned: never cools down
+
+
+def test_following_again_after_the_turn_counts_once(client: FeedClient) -> None:
+    star = tagged("star")
+    early = f"{star}-early"
+    client.follow(early, star)  # a home edge, before the user is salted
+    make_hot(client, star)
+    count = client.get_user(star).follower_count
+    assert client.follow(early, star) is False  # idempotent after the turn too
+    assert client.get_user(star).follower_count == count
+    assert list(client.iter_followers(star)).count(early) == 1
+    assert client.unfollow(early, star) is True
+    assert client.get_user(star).follower_count == count - 1
+    assert early not in set(client.iter_followers(star))
