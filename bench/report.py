@@ -104,7 +104,8 @@ def print_table(r: dict[str, Any]) -> None:
         ),
         (
             "ordinary read p99 quiet vs hot burst",
-            f"{r['burst']['quiet_read_p99_ms']:.1f} vs {r['burst']['burst_read_p99_ms']:.1f} ms",
+            f"{r['burst']['quiet_read_p99_ms']:.1f} vs {r['burst']['burst_read_p99_ms']:.1f} ms "
+            f"({r['burst']['hot_posts_per_s']:.0f} hot posts/s)",
         ),
         *(
             (f"hot post writes per node max/mean, {k}", f"{v['max_over_mean']:.2f} {v['post_writes_per_node']}")
