@@ -53,7 +53,7 @@ check-protos: install  ## fail if the committed generated code is stale
 	@for f in build/protos-check/protos/*; do cmp -s $$f protos/$$(basename $$f) || { echo "stale generated code: protos/$$(basename $$f) (run make protos)"; exit 1; }; done
 	@echo "generated code is up to date"
 
-bench: install  ## the benchmark (about 5 minutes); table, JSON and PNG go to bench/results/
+bench: install  ## the benchmark (about 7 minutes); table, JSON and PNG go to bench/results/
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench
 

@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmark feedring on this machine. Every figure comes with a same-run baseline.",
-        epilog="examples:\n  make bench              # the full run (about 5 minutes)\n"
+        epilog="examples:\n  make bench              # the full run (about 7 minutes)\n"
         "  make bench-quick        # about two minutes\n"
         "  python -m bench --quick --seconds 5 --mix 0.8,0.15,0.05",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, help="synthetic users (default 50000, quick 5000)")
     parser.add_argument("--seed", type=int, default=7, help="graph seed (default 7)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+    parser.add_argument(
+        "--node-entries",
+        type=int,
+        help="before rebalancing, bulk-load until one node holds this many keys and report its RSS "
+        "(default 5000000, quick 0 = skip)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write results (default bench/results)")
     return parser.parse_args(argv)
 
@@ -157,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             results["salting"] = {
                 f"S={s}": scenarios.salted_write_spread(run_dir / f"salt{s}", s, hot_pinned[:2], 300) for s in (8, 1)
             }
+
+            node_entries = args.node_entries if args.node_entries is not None else (0 if quick else 5_000_000)
+            if node_entries:
+                print(f"growing one node to {node_entries:,} entries for the memory figure ...", flush=True)
+                results["big_node"] = scenarios.grow_node_entries(client, node_entries)
 
             print("rebalancing: adding a fourth node under read load ...", flush=True)
             results["rebalance"] = scenarios.rebalance(cluster, client, users, min(seconds, 6))

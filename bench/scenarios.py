@@ -240,3 +240,27 @@ def node_figures(client: FeedClient) -> dict[str, object]:
         "requests_max_over_mean": max(requests.values()) / mean_requests if mean_requests else float("nan"),
         "router_rss_mb": status.router.rss_bytes / 2**20,
     }
+
+
+def grow_node_entries(client: FeedClient, target_entries: int, batch: int = 50_000) -> dict[str, float]:
+    """Bulk-loads follows of fresh hot users until one node holds `target_entries` keys, then reads
+    that node's RSS: the memory a node needs for a given amount of data."""
+    from bench.graphs import load
+
+    started = time.perf_counter()
+    round_ = 0
+    while True:
+        status = client.cluster_status()
+        fullest = max(status.nodes, key=lambda n: sum(n.keys_by_family.values()))
+        entries = sum(fullest.keys_by_family.values())
+        if entries >= target_entries:
+            break
+        edges = ((f"filler{round_}x{i}", f"bulky{round_ % 20}") for i in range(500_000))
+        load(client, edges, 500_000, f"filler round {round_} ({entries:,} entries on {fullest.id})", batch)
+        round_ += 1
+    return {
+        "node": fullest.id,  # type: ignore[dict-item]
+        "entries": float(entries),
+        "rss_mb": fullest.rss_bytes / 2**20,
+        "seconds": time.perf_counter() - started,
+    }
