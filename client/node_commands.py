@@ -132,12 +132,7 @@ def run_change(channel: grpc.Channel, args: argparse.Namespace, as_json: bool) -
 
 
 def _rate(progress: admin_pb2.ChangeProgress) -> str:
-    """keys/s so far; the router puts the elapsed seconds in `message` while copying."""
-    try:
-        seconds = float(progress.message.rstrip("s"))
-    except ValueError:
-        return ""
-    return f"{progress.keys_moved / seconds:,.0f} keys/s" if seconds > 0 else ""
+    return f"{progress.keys_moved / progress.elapsed_s:,.0f} keys/s" if progress.elapsed_s > 0 else ""
 
 
 def _print_plan(console: Console, progress: admin_pb2.ChangeProgress) -> None:

@@ -156,7 +156,7 @@ class PlannedMove(_message.Message):
     def __init__(self, source: _Optional[str] = ..., destination: _Optional[str] = ..., partitions: _Optional[int] = ...) -> None: ...
 
 class ChangeProgress(_message.Message):
-    __slots__ = ("phase", "change", "from_epoch", "to_epoch", "partitions_total", "partitions_moving", "moves", "keys_total", "keys_moved", "bytes_moved", "transfers_total", "transfers_caught_up", "message")
+    __slots__ = ("phase", "change", "from_epoch", "to_epoch", "partitions_total", "partitions_moving", "moves", "keys_total", "keys_moved", "bytes_moved", "transfers_total", "transfers_caught_up", "message", "elapsed_s")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     FROM_EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +170,7 @@ class ChangeProgress(_message.Message):
     TRANSFERS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     TRANSFERS_CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_S_FIELD_NUMBER: _ClassVar[int]
     phase: str
     change: str
     from_epoch: int
@@ -183,4 +184,5 @@ class ChangeProgress(_message.Message):
     transfers_total: int
     transfers_caught_up: int
     message: str
-    def __init__(self, phase: _Optional[str] = ..., change: _Optional[str] = ..., from_epoch: _Optional[int] = ..., to_epoch: _Optional[int] = ..., partitions_total: _Optional[int] = ..., partitions_moving: _Optional[int] = ..., moves: _Optional[_Iterable[_Union[PlannedMove, _Mapping]]] = ..., keys_total: _Optional[int] = ..., keys_moved: _Optional[int] = ..., bytes_moved: _Optional[int] = ..., transfers_total: _Optional[int] = ..., transfers_caught_up: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    elapsed_s: float
+    def __init__(self, phase: _Optional[str] = ..., change: _Optional[str] = ..., from_epoch: _Optional[int] = ..., to_epoch: _Optional[int] = ..., partitions_total: _Optional[int] = ..., partitions_moving: _Optional[int] = ..., moves: _Optional[_Iterable[_Union[PlannedMove, _Mapping]]] = ..., keys_total: _Optional[int] = ..., keys_moved: _Optional[int] = ..., bytes_moved: _Optional[int] = ..., transfers_total: _Optional[int] = ..., transfers_caught_up: _Optional[int] = ..., message: _Optional[str] = ..., elapsed_s: _Optional[float] = ...) -> None: ...

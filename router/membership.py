@@ -233,7 +233,7 @@ class MembershipChanges:
                         keys_moved=sum(t.keys for t in totals.values()),
                         bytes_moved=sum(t.bytes for t in totals.values()),
                         transfers_caught_up=len(caught_up),
-                        message=f"{time.monotonic() - started:.1f}s",
+                        elapsed_s=time.monotonic() - started,
                     )
             except grpc.aio.AioRpcError as exc:
                 raise Unavailable(
