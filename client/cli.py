@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # --json is accepted after the command too (`feedring timeline alice --json`).
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+
     def command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
         return commands.add_parser(
             name,
@@ -65,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=help_text,
             epilog=f"example:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[json_flag],
         )
 
     p = command("follow", "make FOLLOWER follow FOLLOWEE (idempotent)", "feedring follow alice bob")

@@ -38,7 +38,7 @@ def test_follow_post_and_read_the_timeline(cluster: ClusterHandle) -> None:
     eventually(shows_the_post)
     human = feedring(cluster, "timeline", alice)
     assert "hello world" in human.stdout and bob in human.stdout
-    user = json.loads(feedring(cluster, "--json", "user", bob).stdout)
+    user = json.loads(feedring(cluster, "user", bob, "--json").stdout)  # --json after the command works too
     assert user["follower_count"] == 1 and user["post_count"] == 1
     assert json.loads(feedring(cluster, "--json", "followers", bob, "--all").stdout)["users"] == [alice]
 
