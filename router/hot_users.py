@@ -52,6 +52,7 @@ class HotUsers:
         self._views: dict[str, HotUserView] = {}
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._unpinned = set(config.hot.users)
 
     def state(self, user: str) -> HotState:
         view = self._views.get(user)
@@ -90,7 +91,8 @@ class HotUsers:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _pin_configured(self) -> None:
-        for user in self.config.hot.users:
+        """Pins the users cluster.toml lists; a user whose node is down is tried again every poll."""
+        for user in sorted(self._unpinned):
             try:
                 reply = await self.pool.call(
                     user,
@@ -106,11 +108,15 @@ class HotUsers:
                     )
             except FeedringError as exc:
                 log.warning("could not pin configured hot user user=%s error=%s", user, exc.message)
+                continue
+            self._unpinned.discard(user)
 
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(POLL_S)
             try:
+                if self._unpinned:
+                    await self._pin_configured()
                 await self.refresh()
             except FeedringError as exc:
                 log.debug("hot-user poll incomplete: %s", exc.message)
