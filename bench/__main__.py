@@ -111,6 +111,15 @@ def main(argv: list[str] | None = None) -> int:
                 load_rates[f"c{label}"] = graphs.load(
                     client, graphs.celebrity_edges(f"c{followers}", followers), followers, f"{label}-follower author"
                 )
+            # Four authors just below the hot threshold, for the fan-out delivery rate.
+            fanout_followers = 2_000 if quick else 5_000
+            fanout_authors = [f"fanout{i}" for i in range(4)]
+            graphs.load(
+                client,
+                ((f"ff{i}", author) for author in fanout_authors for i in range(fanout_followers)),
+                4 * fanout_followers,
+                "fan-out authors",
+            )
             results["graph"] = {
                 "reed_edges": len(reed),
                 "synthetic_edges": len(synthetic),
@@ -137,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             print("post ack by follower class, delivery ...", flush=True)
             results["post_ack"] = scenarios.post_ack_by_class(client, classes, 30 if quick else 100)
             # Lag: a 1K-follower author and one of its followers; rate: a burst of its posts.
+            # Lag: one author and one of its followers; rate: 40 posts by the four fan-out authors.
             results["delivery"] = scenarios.delivery(
-                client, "c1000", "fan0", ["c1000"] * (5 if quick else 20), 1000, 20 if quick else 50
+                client, "fanout0", "ff0", fanout_authors * 10, fanout_followers, 20 if quick else 50
             )
 
             print("hot users ...", flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -86,11 +87,12 @@ def delivery(
     def inbox_entries() -> int:
         return sum(n.keys_by_family.get("inbox", 0) for n in client.cluster_status().nodes)
 
+    time.sleep(1.0)  # let the lag probes' own fan-out finish
     before = inbox_entries()
     expected = len(authors) * followers_each
     started = time.perf_counter()
-    for author_name in authors:
-        client.post(author_name, "rate probe")
+    with ThreadPoolExecutor(len(set(authors))) as posters:  # the authors post concurrently
+        list(posters.map(lambda a: client.post(a, "rate probe"), authors))
     while (written := inbox_entries() - before) < expected and time.perf_counter() - started < 60:
         time.sleep(0.01)
     elapsed = time.perf_counter() - started
