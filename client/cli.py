@@ -166,7 +166,7 @@ def _run(client: FeedClient, args: argparse.Namespace) -> int:
     elif args.command == "status":
         _show_status(out, client, args)
     elif args.command == "node":
-        return node_commands.run_change(client.channel, args, args.json)
+        return node_commands.run_change(client.channel, client.address, args, args.json)
     return 0
 
 

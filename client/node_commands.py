@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Iterator
 
 import grpc
@@ -75,23 +74,19 @@ def request_for(args: argparse.Namespace) -> admin_pb2.ChangeMembershipRequest:
 
 
 def stream_change(
-    channel: grpc.Channel, request: admin_pb2.ChangeMembershipRequest
+    channel: grpc.Channel, target: str, request: admin_pb2.ChangeMembershipRequest
 ) -> Iterator[admin_pb2.ChangeProgress]:
-    with translate_errors(channel_target(channel)):
+    with translate_errors(target):
         yield from admin_pb2_grpc.AdminStub(channel).ChangeMembership(request)
 
 
-def channel_target(channel: grpc.Channel) -> str:
-    return getattr(channel, "_target", "") or "the router"
-
-
-def run_change(channel: grpc.Channel, args: argparse.Namespace, as_json: bool) -> int:
+def run_change(channel: grpc.Channel, target: str, args: argparse.Namespace, as_json: bool) -> int:
     """Runs one `feedring node ...` command; returns the exit code."""
     console = Console(stderr=True)
     request = request_for(args)
     last = admin_pb2.ChangeProgress()
     if as_json:
-        for last in stream_change(channel, request):
+        for last in stream_change(channel, target, request):
             print(json.dumps(_progress_dict(last)), flush=True)
         return 0 if last.phase in ("DONE", "PLANNED", "ABORTED") else 1
 
@@ -105,7 +100,7 @@ def run_change(channel: grpc.Channel, args: argparse.Namespace, as_json: bool) -
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = None
-        for progress in stream_change(channel, request):
+        for progress in stream_change(channel, target, request):
             if progress.phase == "PLANNED" and task is None:
                 _print_plan(console, progress)
             if progress.phase in ("PLANNED", "ABORTED"):
@@ -161,7 +156,3 @@ def _progress_dict(progress: admin_pb2.ChangeProgress) -> dict[str, object]:
         "bytes_moved": progress.bytes_moved,
         "message": progress.message,
     }
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use: feedring node --help")

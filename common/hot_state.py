@@ -6,7 +6,8 @@
     COLD <──(recent posts copied to inboxes)── COOLING <────────────────────┘
       └──(followers >= threshold)──> MIGRATING ...
 
-Values equal the ``feedring.v1.HotState`` enum. What each state means for routing:
+Values equal the ``feedring.v1.HotState`` enum; the comment on each member says what it means for
+routing, and the properties below answer the questions routers ask of a state.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
@@ -17,6 +16,7 @@ import grpc
 from common.cluster_map import ClusterMap
 from common.errors import FailedPrecondition, FeedringError, InvalidArgument, NotFound, WrongEpoch
 from common.hot_state import HotState
+from common.process_stats import rss_bytes
 from common.server_errors import grpc_errors
 from node import keys
 from node.feed_store import FeedStore
@@ -29,13 +29,6 @@ log = logging.getLogger(__name__)
 
 # Consumers written per event-loop turn in a fan-out batch (about a millisecond of work).
 WRITE_SLICE = 64
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
 
 
 class StorageServicer(storage_pb2_grpc.StorageServicer):
@@ -404,5 +397,5 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
                 for family, count in sorted(self.feed.family_counts.items())
             },
             requests_served=self.requests_served,
-            rss_bytes=_rss_bytes(),
+            rss_bytes=rss_bytes(),
         )

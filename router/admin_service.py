@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 
 import grpc
 
 from common.errors import FeedringError
+from common.process_stats import rss_bytes
 from common.server_errors import grpc_errors
 from protos import admin_pb2, admin_pb2_grpc, cluster_pb2, storage_pb2
 from router.bulk_load import BulkLoader
@@ -18,12 +18,7 @@ from router.hot_users import HotUsers
 from router.membership import MembershipChanges
 from router.node_pool import NodePool
 
-__all__ = ["AdminServicer", "rss_bytes"]
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+__all__ = ["AdminServicer"]
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
