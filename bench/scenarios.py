@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -72,7 +73,13 @@ def post_ack_by_class(client: FeedClient, classes: dict[str, int], posts: int) -
 def delivery(
     client: FeedClient, author: str, follower: str, authors: list[str], followers_each: int, posts: int
 ) -> dict[str, float]:
-    """Lag from ack to visible in a follower's timeline, and inbox entries written per second."""
+    """Lag from ack to visible in a follower's timeline, and inbox entries written per second,
+    measured once the fan-out queued by earlier phases has drained."""
+
+    def inbox_entries() -> int:
+        return sum(n.keys_by_family.get("inbox", 0) for n in client.cluster_status().nodes)
+
+    _wait_until_quiet(inbox_entries)
     lags = []
     for i in range(posts):
         post = client.post(author, f"lag probe {i}")
@@ -83,11 +90,7 @@ def delivery(
             time.sleep(0.0005)
         lags.append(time.perf_counter() - acked)
     lag = summary(lags)
-
-    def inbox_entries() -> int:
-        return sum(n.keys_by_family.get("inbox", 0) for n in client.cluster_status().nodes)
-
-    time.sleep(1.0)  # let the lag probes' own fan-out finish
+    _wait_until_quiet(inbox_entries)
     before = inbox_entries()
     expected = len(authors) * followers_each
     started = time.perf_counter()
@@ -102,6 +105,17 @@ def delivery(
         "inbox_entries_per_s": written / elapsed,
         "inbox_entries": float(written),
     }
+
+
+def _wait_until_quiet(count: Callable[[], int], timeout_s: float = 120.0) -> None:
+    """Waits until `count` stops changing for a second (no fan-out left in flight)."""
+    deadline = time.perf_counter() + timeout_s
+    last, still = count(), 0
+    while still < 4 and time.perf_counter() < deadline:
+        time.sleep(0.25)
+        now = count()
+        still = still + 1 if now == last else 0
+        last = now
 
 
 def timeline_read_with_hot_followees(client: FeedClient, hot_fan: str, plain_fan: str, reads: int) -> dict[str, float]:
