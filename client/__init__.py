@@ -1,6 +1,21 @@
-"""The Python client of feedring: FeedClient, its result types, and the error classes."""
+"""The Python client of feedring: FeedClient, its result types, and the error classes.
 
-from client.feed_client import ClusterStatus, FeedClient, HotUser, NodeHealth, Page, Post, RouterStats, User
+The error classes are common/errors.py's own, so code catching ``client.NotFound`` also catches what
+a server raised as ``common.errors.NotFound``.
+"""
+
+from client.feed_client import (
+    ChangeProgress,
+    ClusterMap,
+    ClusterStatus,
+    FeedClient,
+    HotUser,
+    NodeHealth,
+    Page,
+    Post,
+    RouterStats,
+    User,
+)
 from common.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -20,7 +35,9 @@ __all__ = [
     "NodeHealth",
     "HotUser",
     "RouterStats",
+    "ChangeProgress",
     "ClusterStatus",
+    "ClusterMap",
     "FeedringError",
     "InvalidArgument",
     "NotFound",

@@ -1,10 +1,11 @@
 """`feedring`: the command line, a thin layer over FeedClient.
 
-    feedring [--config FILE | --router HOST:PORT] [--json] COMMAND ...
+    feedring [--config FILE] [--router HOST:PORT] [--timeout S] [--json] COMMAND ...
 
 User commands: follow, unfollow, post, delete, timeline, posts, followers, following, user.
-Cluster commands: status, node add|remove|resume|abort. Errors print `error: <message>` to stderr
-and exit 1 (2 for a bad command line or cluster file).
+Cluster commands: status, node add|remove|resume|abort. Global options also work after the
+command. Errors print `error: <message>` to stderr and exit 1 (2 for a bad command line or
+cluster file); never a traceback for an expected failure.
 """
 
 from __future__ import annotations
@@ -13,22 +14,37 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from client import node_commands
-from client.feed_client import FeedClient, Page, Post
+from client.feed_client import ClusterStatus, FeedClient, Page, Post
 from common.config import ConfigError, load
-from common.errors import FeedringError
+from common.errors import FeedringError, InvalidArgument
 
 __all__ = ["main", "build_parser", "router_address"]
 
 T = TypeVar("T")
+
+ROUTER_ENV = "FEEDRING_ROUTER"
+CONFIG_ENV = "FEEDRING_CONFIG"
+DEFAULT_CONFIG = "cluster.toml"
+# Above the router's own per-node deadline (limits.rpc_timeout_s, 5 s by default), so when a node
+# is down the router's message naming that node arrives before our deadline does.
+DEFAULT_TIMEOUT_S = 10.0
+# --limit without --page-size asks for exactly what is left, in pages of at most this many (the
+# default limits.page_size_max is 200): never more than is shown, so the printed next page token
+# continues right after the last entry shown.
+_LIMIT_PAGE_MAX = 100
+# Key families in the order `status` shows them; families a node reports beyond these follow.
+_FAMILIES = ("posts", "inbox", "followers", "following", "users")
 
 _EXAMPLES = """\
 examples:
@@ -36,12 +52,12 @@ examples:
   feedring post bob "hello world"      prints the new post's id
   feedring timeline alice              alice's home timeline, newest first
   feedring timeline alice --all        every page
-  feedring --json user bob             counters as JSON
+  feedring user bob --json             counters as JSON
   feedring status                      nodes, partitions, keys, hot users
   feedring node add n4 127.0.0.1:7104  grow the cluster (start the node first: make node ...)
 
 The router is --router HOST:PORT, else $FEEDRING_ROUTER, else the first [[routers]] address in
---config (default: $FEEDRING_CONFIG or cluster.toml).
+--config (default: $FEEDRING_CONFIG, else cluster.toml).
 """
 
 
@@ -52,72 +68,164 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", default=os.environ.get("FEEDRING_CONFIG", "cluster.toml"), help="cluster file")
-    parser.add_argument("--router", default=os.environ.get("FEEDRING_ROUTER"), help="router HOST:PORT")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="S", help="deadline per call (default 10)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    _global_options(parser, default=None)
+    parser.set_defaults(json=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    # --json is accepted after the command too (`feedring timeline alice --json`).
-    json_flag = argparse.ArgumentParser(add_help=False)
-    json_flag.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    # The same options after the command (`feedring timeline alice --json`). SUPPRESS: a command
+    # that does not repeat an option leaves the value given before it alone.
+    after = argparse.ArgumentParser(add_help=False)
+    _global_options(after.add_argument_group("global options (also accepted before COMMAND)"), argparse.SUPPRESS)
 
-    def command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
-        return commands.add_parser(
+    def command(
+        name: str, run: Callable[[FeedClient, argparse.Namespace], int], summary: str, why: str, example: str
+    ) -> argparse.ArgumentParser:
+        p = commands.add_parser(
             name,
-            help=help_text,
-            description=help_text,
+            help=summary,
+            description=textwrap.fill(f"{summary[0].upper()}{summary[1:]}. {why}", 90),
             epilog=f"example:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
-            parents=[json_flag],
+            parents=[after],
         )
+        p.set_defaults(run=run)
+        return p
 
-    p = command("follow", "make FOLLOWER follow FOLLOWEE (idempotent)", "feedring follow alice bob")
-    p.add_argument("follower")
-    p.add_argument("followee")
-    p = command("unfollow", "make FOLLOWER stop following FOLLOWEE", "feedring unfollow alice bob")
-    p.add_argument("follower")
-    p.add_argument("followee")
-    p = command("post", "publish a post; prints its id", 'feedring post bob "hello world"')
-    p.add_argument("author")
-    p.add_argument("text")
-    p = command("delete", "delete one of AUTHOR's posts", "feedring delete bob 250815851320573952")
-    p.add_argument("author")
-    p.add_argument("post_id", type=int)
-    for name, help_text, example in (
-        ("timeline", "USER's home timeline, newest first", "feedring timeline alice --page-size 50"),
-        ("posts", "USER's own posts, newest first", "feedring posts bob --all"),
-        ("followers", "who follows USER", "feedring followers bob --all"),
-        ("following", "whom USER follows", "feedring following alice"),
+    p = command(
+        "follow",
+        _follow,
+        "make FOLLOWER follow FOLLOWEE",
+        "FOLLOWEE's recent posts are copied into FOLLOWER's timeline. Following again changes nothing.",
+        "feedring follow alice bob",
+    )
+    p.add_argument("follower", help="the user who follows")
+    p.add_argument("followee", help="the user followed")
+    p = command(
+        "unfollow",
+        _unfollow,
+        "make FOLLOWER stop following FOLLOWEE",
+        "FOLLOWEE's posts leave FOLLOWER's timeline. Unfollowing twice is not an error.",
+        "feedring unfollow alice bob",
+    )
+    p.add_argument("follower", help="the user who follows")
+    p.add_argument("followee", help="the user followed")
+    p = command(
+        "post",
+        _post,
+        "publish a post and print its id",
+        "The reply comes once the post is durable; followers' timelines get it within a second. "
+        "With --json, prints the whole post.",
+        'feedring post bob "hello world"',
+    )
+    p.add_argument("author", help="a user id: 1-64 letters, digits, '_', '.' or '-'")
+    p.add_argument("text", help="UTF-8, at most limits.post_max_bytes (1024 by default); quote it")
+    p = command(
+        "delete",
+        _delete,
+        "delete one of AUTHOR's posts",
+        "It also leaves every follower's timeline. POST_ID is what `feedring post` printed.",
+        "feedring delete bob 250815851320573952",
+    )
+    p.add_argument("author", help="the post's author")
+    p.add_argument("post_id", type=int, help="the post's id")
+    for name, run, summary, example in (
+        ("timeline", _timeline, "USER's home timeline, newest first", "feedring timeline alice --limit 50"),
+        ("posts", _posts, "USER's own posts, newest first", "feedring posts bob --all --json"),
+        ("followers", _followers, "who follows USER, in a stable order", "feedring followers bob --all"),
+        ("following", _following, "whom USER follows, in a stable order", "feedring following alice"),
     ):
-        p = command(name, help_text, example)
-        p.add_argument("user")
-        p.add_argument("--page-size", type=int, default=0, help="entries per page (default: the cluster's)")
-        p.add_argument("--page-token", default="", help="next_page_token of the previous page")
-        p.add_argument("--all", action="store_true", help="walk every page")
-    p = command("user", "a user's follower, following and post counts, and whether it is hot", "feedring user bob")
-    p.add_argument("user")
-    command("status", "the cluster: epoch, nodes, health, partitions, keys, hot users, changes", "feedring status")
+        p = command(
+            name,
+            run,
+            summary,
+            "One page by default; --all or --limit walks pages. When more remain, the next page token "
+            "is printed (and is next_page_token in --json).",
+            example,
+        )
+        p.add_argument("user", metavar="USER", help="a user id")
+        paging = p.add_argument_group("paging")
+        paging.add_argument("--limit", type=_positive, metavar="N", help="show at most N, walking pages as needed")
+        paging.add_argument(
+            "--page-size", type=_positive, default=0, metavar="N", help="entries per request (default: the cluster's)"
+        )
+        paging.add_argument("--page-token", default="", metavar="T", help="continue where a previous page ended")
+        paging.add_argument("--all", action="store_true", help="walk every page")
+    p = command(
+        "user",
+        _user,
+        "a user's follower, following and post counts",
+        "Also says whether the user is hot (posts merged at read time instead of fanned out).",
+        "feedring user bob",
+    )
+    p.add_argument("user", metavar="NAME", help="a user id")
+    command(
+        "status",
+        _status,
+        "the cluster as the router sees it",
+        "Epoch, partitions, replication factor; per node its health, partitions, keys per family "
+        "and memory; hot users; a membership change in progress.",
+        "feedring status",
+    )
     node_commands.register(commands)
+    commands.choices["node"].set_defaults(run=_node)
     return parser
 
 
-def router_address(args: argparse.Namespace) -> str:
+def _global_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: Any) -> None:
+    parser.add_argument(
+        "--config",
+        default=default,
+        metavar="FILE",
+        help=f"cluster file to find the router in (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--router", default=default, metavar="HOST:PORT", help=f"the router to talk to (default: ${ROUTER_ENV})"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        metavar="S",
+        help=f"deadline of each call in seconds (default: {DEFAULT_TIMEOUT_S:g})",
+    )
+    parser.add_argument("--json", action="store_true", default=default, help="print one JSON document")
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (got {value!r})")
+    return number
+
+
+def router_address(args: argparse.Namespace, environ: dict[str, str] | None = None) -> str:
+    """--router, else $FEEDRING_ROUTER, else the first router of the cluster file (ConfigError if bad)."""
+    env = os.environ if environ is None else environ
     if args.router:
         return str(args.router)
-    return load(args.config).routers[0].address
+    if env.get(ROUTER_ENV):
+        return env[ROUTER_ENV]
+    return load(args.config or env.get(CONFIG_ENV) or DEFAULT_CONFIG).routers[0].address
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed)
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
     try:
         address = router_address(args)
     except ConfigError as exc:
         print(f"error: {exc} (or pass --router HOST:PORT)", file=sys.stderr)
         return 2
+    timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT_S
     try:
-        with FeedClient(address, timeout_s=args.timeout) as client:
-            return _run(client, args)
+        with FeedClient(address, timeout_s=timeout) as client:
+            code: int = args.run(client, args)
+            return code
     except FeedringError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -127,140 +235,196 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _run(client: FeedClient, args: argparse.Namespace) -> int:
-    out = Console(highlight=False, soft_wrap=True)
-    if not out.is_terminal:
-        out = Console(highlight=False, soft_wrap=True, width=160)  # piped: do not squeeze tables to 80
-    if args.command == "follow":
-        created = client.follow(args.follower, args.followee)
-        _say(args, {"created": created}, f"{args.follower} follows {args.followee}" + ("" if created else " (already)"))
-    elif args.command == "unfollow":
-        removed = client.unfollow(args.follower, args.followee)
-        _say(
-            args,
-            {"removed": removed},
-            f"{args.follower} no longer follows {args.followee}" + ("" if removed else " (was not following)"),
-        )
-    elif args.command == "post":
-        post = client.post(args.author, args.text)
-        _say(args, asdict(post), str(post.id))
-    elif args.command == "delete":
-        client.delete_post(args.author, args.post_id)
-        _say(args, {"deleted": args.post_id}, f"deleted {args.post_id}")
-    elif args.command in ("timeline", "posts"):
-        fetch = client.timeline if args.command == "timeline" else client.user_posts
-        _show_posts(out, args, _pages(lambda token: fetch(args.user, args.page_size, token), args))
-    elif args.command in ("followers", "following"):
-        fetch_users = client.followers if args.command == "followers" else client.following
-        _show_users(out, args, _pages(lambda token: fetch_users(args.user, args.page_size, token), args))
-    elif args.command == "user":
-        user = client.get_user(args.user)
-        if args.json:
-            print(json.dumps(asdict(user)))
-        else:
-            hot = " — hot: posts merged at read time" if user.hot else ""
-            out.print(
-                f"{user.user}: {user.follower_count} followers, {user.following_count} following, "
-                f"{user.post_count} posts{hot}"
-            )
-    elif args.command == "status":
-        _show_status(out, client, args)
-    elif args.command == "node":
-        return node_commands.run_change(client.channel, client.address, args, args.json)
+# -- commands: each one call (or a walk of pages), then output ---------------------------------------
+
+
+def _follow(client: FeedClient, args: argparse.Namespace) -> int:
+    created = client.follow(args.follower, args.followee)
+    _say(args, {"created": created}, f"{args.follower} follows {args.followee}" + ("" if created else " (already)"))
     return 0
+
+
+def _unfollow(client: FeedClient, args: argparse.Namespace) -> int:
+    removed = client.unfollow(args.follower, args.followee)
+    note = "" if removed else " (was not following)"
+    _say(args, {"removed": removed}, f"{args.follower} no longer follows {args.followee}{note}")
+    return 0
+
+
+def _post(client: FeedClient, args: argparse.Namespace) -> int:
+    post = client.post(args.author, args.text)
+    _say(args, asdict(post), str(post.id))
+    return 0
+
+
+def _delete(client: FeedClient, args: argparse.Namespace) -> int:
+    client.delete_post(args.author, args.post_id)
+    _say(args, {"deleted": args.post_id}, f"deleted {args.post_id}")
+    return 0
+
+
+def _timeline(client: FeedClient, args: argparse.Namespace) -> int:
+    return _show_posts(args, _pages(lambda size, token: client.timeline(args.user, size, token), args))
+
+
+def _posts(client: FeedClient, args: argparse.Namespace) -> int:
+    return _show_posts(args, _pages(lambda size, token: client.user_posts(args.user, size, token), args))
+
+
+def _followers(client: FeedClient, args: argparse.Namespace) -> int:
+    return _show_users(args, _pages(lambda size, token: client.followers(args.user, size, token), args))
+
+
+def _following(client: FeedClient, args: argparse.Namespace) -> int:
+    return _show_users(args, _pages(lambda size, token: client.following(args.user, size, token), args))
+
+
+def _user(client: FeedClient, args: argparse.Namespace) -> int:
+    user = client.get_user(args.user)
+    hot = " (hot: posts merged at read time)" if user.hot else ""
+    _say(
+        args,
+        asdict(user),
+        f"{user.user}: {user.follower_count:,} followers, {user.following_count:,} following, "
+        f"{user.post_count:,} posts{hot}",
+    )
+    return 0
+
+
+def _status(client: FeedClient, args: argparse.Namespace) -> int:
+    status = client.cluster_status()
+    if args.json:
+        print(json.dumps(asdict(status)))
+    else:
+        _print_status(_console(), status)
+    return 0
+
+
+def _node(client: FeedClient, args: argparse.Namespace) -> int:
+    return node_commands.run_change(client.channel, client.address, args, args.json)
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+def _console(stderr: bool = False) -> Console:
+    out = Console(highlight=False, soft_wrap=True, stderr=stderr)
+    if not out.is_terminal:
+        out = Console(highlight=False, soft_wrap=True, stderr=stderr, width=160)  # piped: no squeezing to 80
+    return out
 
 
 def _say(args: argparse.Namespace, as_json: dict[str, Any], text: str) -> None:
     print(json.dumps(as_json) if args.json else text)
 
 
-def _pages(fetch: Callable[[str], Page[T]], args: argparse.Namespace) -> Iterator[Page[T]]:
-    page = fetch(args.page_token)
-    yield page
-    while args.all and page.next_page_token:
-        page = fetch(page.next_page_token)
+def _pages(fetch: Callable[[int, str], Page[T]], args: argparse.Namespace) -> Iterator[Page[T]]:
+    """The first page, then more while --all or --limit asks for them; the last page is cut to --limit."""
+    left: int | None = args.limit
+    page_size: int = args.page_size
+
+    def size() -> int:
+        return page_size if left is None else min(left, page_size or _LIMIT_PAGE_MAX)
+
+    try:
+        page = fetch(size(), args.page_token)
+    except InvalidArgument as exc:
+        if left is not None and not page_size and "page_size" in exc.message:
+            exc.message += f" (--limit asks for pages of up to {_LIMIT_PAGE_MAX}; pass a smaller --page-size)"
+        raise
+    while True:
+        if left is not None:
+            page = Page(page.items[:left], page.next_page_token)
+            left -= len(page.items)
         yield page
+        more = args.all or (left is not None and left > 0)
+        if not (more and page.next_page_token):
+            return
+        page = fetch(size(), page.next_page_token)
 
 
-def _show_posts(out: Console, args: argparse.Namespace, pages: Iterator[Page[Post]]) -> None:
-    posts: list[Post] = []
+def _collect(pages: Iterator[Page[T]]) -> Page[T]:
+    items: list[T] = []
     token = ""
     for page in pages:
-        posts += page.items
+        items += page.items
         token = page.next_page_token
+    return Page(items, token)
+
+
+def _show_posts(args: argparse.Namespace, pages: Iterator[Page[Post]]) -> int:
+    page = _collect(pages)
     if args.json:
-        print(json.dumps({"posts": [asdict(p) for p in posts], "next_page_token": token}))
-        return
-    if not posts:
+        print(json.dumps({"posts": [asdict(p) for p in page.items], "next_page_token": page.next_page_token}))
+        return 0
+    out = _console()
+    if not page.items:
         out.print("(no posts)")
-    for post in posts:
-        when = datetime.fromtimestamp(post.created_at_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
-        out.print(f"[dim]{when}[/dim]  [bold]{post.author}[/bold]: {post.text}  [dim]({post.id})[/dim]")
-    if token:
-        out.print(f"[dim]more: --page-token {token}   (or --all)[/dim]")
+    for post in page.items:
+        out.print(
+            f"[dim]{_local_time(post.created_at_ms)}[/dim]  [bold]{escape(post.author)}[/bold]  "
+            f"{escape(post.text)}  [dim]#{post.id}[/dim]"
+        )
+    _hint_next_page(args, page.next_page_token)
+    return 0
 
 
-def _show_users(out: Console, args: argparse.Namespace, pages: Iterator[Page[str]]) -> None:
-    users: list[str] = []
-    token = ""
-    for page in pages:
-        users += page.items
-        token = page.next_page_token
+def _show_users(args: argparse.Namespace, pages: Iterator[Page[str]]) -> int:
+    page = _collect(pages)
     if args.json:
-        print(json.dumps({"users": users, "next_page_token": token}))
-        return
-    for user in users:
-        out.print(user)
-    if not users:
-        out.print("(none)")
+        print(json.dumps({"users": page.items, "next_page_token": page.next_page_token}))
+        return 0
+    for user in page.items:
+        print(user)
+    if not page.items:
+        print("(none)")
+    _hint_next_page(args, page.next_page_token)
+    return 0
+
+
+def _local_time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _hint_next_page(args: argparse.Namespace, token: str) -> None:
+    """On stderr, so stdout stays one line per entry for pipes."""
     if token:
-        out.print(f"[dim]more: --page-token {token}   (or --all)[/dim]")
+        size = f" --page-size {args.page_size}" if args.page_size else ""
+        again = f"feedring {args.command} {escape(args.user)}{size} --page-token {escape(token)}"
+        _console(stderr=True).print(f"[dim]more: {again}   (or --all)[/dim]")
 
 
-def _show_status(out: Console, client: FeedClient, args: argparse.Namespace) -> None:
-    status = client.cluster_status()
-    if args.json:
-        print(json.dumps(asdict(status)))
-        return
+def _print_status(out: Console, status: ClusterStatus) -> None:
     out.print(
         f"epoch {status.epoch} · {status.partitions} partitions · replication factor "
         f"{status.replication_factor} · {len(status.nodes)} nodes"
     )
-    table = Table(show_lines=False)
-    for column in (
-        "node",
-        "address",
-        "health",
-        "partitions",
-        "posts",
-        "inbox",
-        "followers",
-        "following",
-        "users",
-        "RSS",
-    ):
-        table.add_column(column, justify="right" if column not in ("node", "address", "health") else "left")
+    seen = {family for node in status.nodes for family in node.keys_by_family}
+    families = list(_FAMILIES) + sorted(seen - set(_FAMILIES))
+    table = Table()
+    for column in ("node", "address", "health", "partitions", *families, "RSS"):
+        table.add_column(column, justify="left" if column in ("node", "address", "health") else "right")
     for node in status.nodes:
         keys = node.keys_by_family
         table.add_row(
-            node.id,
-            node.address,
-            "[green]SERVING[/green]" if node.healthy else f"[red]DOWN[/red] {node.error[:60]}",
+            escape(node.id),
+            escape(node.address),
+            "[green]SERVING[/green]" if node.healthy else f"[red]DOWN[/red] {escape(node.error[:60])}",
             str(node.partitions),
-            *(f"{keys.get(f, 0):,}" for f in ("posts", "inbox", "followers", "following", "users")),
+            *(f"{keys.get(f, 0):,}" if node.healthy else "-" for f in families),
             f"{node.rss_bytes / 2**20:.0f} MiB" if node.healthy else "-",
         )
     out.print(table)
     if status.change:
         progress = status.change_progress
         moved = f": {progress.phase.lower()}, {progress.keys_moved:,} keys moved" if progress.phase else ""
-        out.print(f"[yellow]membership change in progress[/yellow]: {status.change}{moved}")
+        out.print(f"[yellow]membership change in progress[/yellow]: {escape(status.change)}{moved}")
     hot = [
         f"{h.user} ({h.state.lower()}{', pinned' if h.pinned else ''}, {h.follower_count:,} followers)"
         for h in status.hot_registry
         if h.state in ("MIGRATING", "HOT", "COOLING")
-    ]
-    out.print("hot users: " + (", ".join(hot) if hot else "none"))
+    ] or list(status.hot_users)
+    out.print("hot users: " + (escape(", ".join(hot)) if hot else "none"))
     r = status.router
     out.print(
         f"router: hot-post cache {r.cache_entries}/{r.cache_capacity} users, {r.fanout_pending} fan-outs in flight "

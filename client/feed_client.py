@@ -1,7 +1,9 @@
 """FeedClient: a small synchronous Python API over the Feed and Admin services.
 
-Results are plain frozen dataclasses, not protobuf messages; every call has a deadline; failures
-are feedring's exceptions (client/errors.py). ``iter_*`` helpers walk every page.
+Results are plain frozen dataclasses, not protobuf messages, so callers never depend on generated
+code; every call has a deadline; failures are feedring's exceptions (client/errors.py). ``iter_*``
+helpers walk every page. The cluster map comes back as common.cluster_map.ClusterMap, the same
+value the router routes by, so ``primary_for_key`` and friends work on it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Generic, TypeVar
 import grpc
 
 from client.errors import translate_errors
+from common.cluster_map import ClusterMap
 from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "RouterStats",
     "ChangeProgress",
     "ClusterStatus",
+    "ClusterMap",
 ]
 
 T = TypeVar("T")
@@ -114,7 +118,11 @@ class ClusterStatus:
 
 
 class FeedClient:
-    """Talks to one router. Use as a context manager, or call close()."""
+    """Talks to one router. Use as a context manager, or call close().
+
+    `timeout_s` is the deadline of every call. `channel` replaces the channel to `address` (tests
+    pass a grpc_testing channel); a channel passed in is the caller's to close.
+    """
 
     def __init__(self, address: str, timeout_s: float = 5.0, channel: grpc.Channel | None = None) -> None:
         self.address = address
@@ -135,7 +143,7 @@ class FeedClient:
             self.channel.close()
 
     def _call(self, method: Callable[..., T], request: object) -> T:
-        with translate_errors(self.address):
+        with translate_errors(self.address, self.timeout_s):
             return method(request, timeout=self.timeout_s)
 
     # -- follow graph ----------------------------------------------------------------------------
@@ -146,6 +154,7 @@ class FeedClient:
         return bool(reply.created)
 
     def unfollow(self, follower: str, followee: str) -> bool:
+        """True if there was an edge to remove; unfollowing twice is not an error."""
         reply = self._call(self._feed.Unfollow, feed_pb2.UnfollowRequest(follower=follower, followee=followee))
         return bool(reply.removed)
 
@@ -157,20 +166,24 @@ class FeedClient:
     # -- posts -----------------------------------------------------------------------------------
 
     def post(self, author: str, text: str) -> Post:
+        """Returns once the post is durable; followers see it shortly after (fan-out is async)."""
         return Post.from_proto(self._call(self._feed.Post, feed_pb2.PostRequest(author=author, text=text)))
 
     def delete_post(self, author: str, post_id: int) -> None:
+        """Raises NotFound if `author` has no such post (the author is part of the post's key)."""
         self._call(self._feed.DeletePost, feed_pb2.DeletePostRequest(author=author, post_id=post_id))
 
     # -- reads -----------------------------------------------------------------------------------
 
     def timeline(self, user: str, page_size: int = 0, page_token: str = "") -> Page[Post]:
+        """One page of the home timeline, newest first; page_size 0 is the cluster's default."""
         reply = self._call(
             self._feed.GetTimeline, feed_pb2.GetTimelineRequest(user=user, page_size=page_size, page_token=page_token)
         )
         return Page([Post.from_proto(p) for p in reply.posts], reply.next_page_token)
 
     def user_posts(self, author: str, page_size: int = 0, page_token: str = "") -> Page[Post]:
+        """One page of the author's own posts, newest first."""
         reply = self._call(
             self._feed.GetUserPosts,
             feed_pb2.GetUserPostsRequest(author=author, page_size=page_size, page_token=page_token),
@@ -178,6 +191,7 @@ class FeedClient:
         return Page([Post.from_proto(p) for p in reply.posts], reply.next_page_token)
 
     def followers(self, user: str, page_size: int = 0, page_token: str = "") -> Page[str]:
+        """Who follows `user`, in lexicographic order (stable across pages)."""
         reply = self._call(
             self._feed.ListFollowers,
             feed_pb2.ListFollowersRequest(user=user, page_size=page_size, page_token=page_token),
@@ -185,6 +199,7 @@ class FeedClient:
         return Page(list(reply.users), reply.next_page_token)
 
     def following(self, user: str, page_size: int = 0, page_token: str = "") -> Page[str]:
+        """Whom `user` follows, in lexicographic order."""
         reply = self._call(
             self._feed.ListFollowing,
             feed_pb2.ListFollowingRequest(user=user, page_size=page_size, page_token=page_token),
@@ -192,6 +207,7 @@ class FeedClient:
         return Page(list(reply.users), reply.next_page_token)
 
     def get_user(self, user: str) -> User:
+        """Counters and hot state; NotFound for a user the cluster has never seen."""
         r = self._call(self._feed.GetUser, feed_pb2.GetUserRequest(user=user))
         return User(r.user, r.follower_count, r.following_count, r.post_count, r.hot)
 
@@ -199,6 +215,7 @@ class FeedClient:
 
     @staticmethod
     def _walk(fetch: Callable[[str], Page[T]]) -> Iterator[T]:
+        """Lazily: a caller that stops early does not fetch the remaining pages."""
         token = ""
         while True:
             page = fetch(token)
@@ -221,7 +238,12 @@ class FeedClient:
 
     # -- admin -----------------------------------------------------------------------------------
 
+    def cluster_map(self) -> ClusterMap:
+        """The map the answering router routes by: epoch, nodes, partition table, pending change."""
+        return ClusterMap.from_proto(self._call(self._admin.GetClusterMap, admin_pb2.GetRouterMapRequest()))
+
     def cluster_status(self) -> ClusterStatus:
+        """Every node's health and load as the router sees it (nodes it cannot reach are unhealthy)."""
         r = self._call(self._admin.GetClusterStatus, admin_pb2.GetClusterStatusRequest())
         return ClusterStatus(
             epoch=r.epoch,
