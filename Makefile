@@ -18,17 +18,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install feedring with its dependencies
 
 cluster: install  ## start every process of $(CONFIG) in the background and wait until healthy
-	$(PY) -m client.local_cluster start --config $(CONFIG)
+	$(PY) -m ops.local_cluster start --config $(CONFIG)
 
 node: install  ## start one more (empty) node: make node ID=n4 ADDR=127.0.0.1:7104, then feedring node add
 	@test -n "$(ID)" -a -n "$(ADDR)" || { echo "usage: make node ID=n4 ADDR=127.0.0.1:7104 [CONFIG=...]"; exit 2; }
-	$(PY) -m client.local_cluster start-node --config $(CONFIG) --id $(ID) --address $(ADDR)
+	$(PY) -m ops.local_cluster start-node --config $(CONFIG) --id $(ID) --address $(ADDR)
 
 stop:  ## stop exactly the processes `make cluster` started
-	@if [ -x $(PY) ]; then $(PY) -m client.local_cluster stop --config $(CONFIG); else echo "not installed: nothing to stop"; fi
+	@if [ -x $(PY) ]; then $(PY) -m ops.local_cluster stop --config $(CONFIG); else echo "not installed: nothing to stop"; fi
 
 status: install  ## processes of $(CONFIG), then the cluster's own view (feedring status)
-	$(PY) -m client.local_cluster status --config $(CONFIG)
+	$(PY) -m ops.local_cluster status --config $(CONFIG)
 	-$(VENV)/bin/feedring --config $(CONFIG) status
 
 test: install check-protos  ## the whole suite: unit + integration against real processes
@@ -42,7 +42,7 @@ test-integration: install  ## integration tests only
 
 lint: install  ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy common node router client
+	$(VENV)/bin/mypy common node router client ops
 
 protos: install  ## regenerate protos/*_pb2*.py from protos/*.proto
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/*.proto

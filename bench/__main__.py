@@ -21,7 +21,7 @@ from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import Mix, run_load, start_echo_server
 from bench.stats import summary
 from client import FeedClient
-from client.local_cluster import LocalCluster
+from ops.local_cluster import LocalCluster
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -14,7 +14,7 @@ import grpc
 from bench.harness import Mix, run_load
 from bench.stats import summary
 from client import FeedClient
-from client.local_cluster import LocalCluster
+from ops.local_cluster import LocalCluster
 from protos import admin_pb2, admin_pb2_grpc
 
 __all__ = [

@@ -1,8 +1,8 @@
 """feedring's one error model.
 
 Every failure a user can see is a ``FeedringError`` carrying the gRPC status code it travels as.
-Servers turn them into a status (``grpc_errors.abort_with``); the client turns a status back into
-the same class (``client.errors``), so code on both sides catches the same names::
+common/grpc_status.py turns them into a status on the server and a status back into the same class
+on the caller's side, so code on both sides catches the same names::
 
     FeedringError
     ├── InvalidArgument      INVALID_ARGUMENT     the request itself is wrong; do not retry
@@ -27,12 +27,8 @@ __all__ = [
     "Unavailable",
     "DeadlineExceeded",
     "Internal",
-    "EPOCH_METADATA_KEY",
-    "error_for_status",
+    "BY_STATUS_CODE",
 ]
-
-# Trailing metadata a node attaches to a WrongEpoch refusal: its own cluster-map epoch.
-EPOCH_METADATA_KEY = "feedring-epoch"
 
 
 class FeedringError(Exception):
@@ -78,22 +74,7 @@ class Internal(FeedringError):
     code = grpc.StatusCode.INTERNAL
 
 
-_BY_CODE: dict[grpc.StatusCode, type[FeedringError]] = {
+# The class each status code comes back as (common/grpc_status.py).
+BY_STATUS_CODE: dict[grpc.StatusCode, type[FeedringError]] = {
     cls.code: cls for cls in (InvalidArgument, NotFound, FailedPrecondition, Unavailable, DeadlineExceeded, Internal)
 }
-
-
-def error_for_status(
-    code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, str | bytes], ...] = ()
-) -> FeedringError:
-    """The FeedringError a received gRPC status stands for."""
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
-        for key, value in trailing:
-            if key == EPOCH_METADATA_KEY:
-                return WrongEpoch(details, int(value))
-    cls = _BY_CODE.get(code)
-    if cls is None:
-        err = FeedringError(details or code.name)
-        err.code = code
-        return err
-    return cls(details)

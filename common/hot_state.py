@@ -7,16 +7,17 @@
       └──(followers >= threshold)──> MIGRATING ...
 
 Values equal the ``feedring.v1.HotState`` enum; the comment on each member says what it means for
-routing, and the properties below answer the questions routers ask of a state.
+routing, and the properties below answer the questions routers ask of a state. ``HotPolicy`` is the
+rule that starts transitions (pure: the node applies it where the follower count changes), and
+``HotUser`` is the one shape a registry entry has outside the wire.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
-__all__ = ["HotState", "salt_of", "salted_key", "salted_keys"]
-
-from common.partitioning import partition_of
+__all__ = ["HotState", "HotPolicy", "HotUser"]
 
 
 class HotState(IntEnum):
@@ -40,16 +41,39 @@ class HotState(IntEnum):
     def fans_out(self) -> bool:
         return self is not HotState.HOT
 
+    @property
+    def is_hot(self) -> bool:
+        """Hot as a user sees it: posts are (or are about to be) merged at read time."""
+        return self in (HotState.MIGRATING, HotState.HOT)
 
-def salted_key(user: str, salt: int) -> str:
-    """'#' is not allowed in user ids, so a salted key never collides with a user."""
-    return f"{user}#{salt}"
+    @property
+    def transitional(self) -> bool:
+        """Work is owed before the next state: marking followers, or copying posts to them."""
+        return self in (HotState.MIGRATING, HotState.COOLING)
 
 
-def salted_keys(user: str, buckets: int) -> list[str]:
-    return [salted_key(user, s) for s in range(buckets)]
+@dataclass(frozen=True)
+class HotPolicy:
+    """When a follower count starts a transition, with hysteresis so a user hovering around the
+    threshold does not flap: hot at `threshold`, cooling only below threshold × cooldown_ratio."""
+
+    threshold: int = 10_000
+    cooldown_ratio: float = 0.8
+
+    def next_state(self, state: HotState, pinned: bool, follower_count: int) -> HotState:
+        """The state a user in `state` moves to now that it has `follower_count` followers."""
+        if state in (HotState.NORMAL, HotState.COLD) and follower_count >= self.threshold:
+            return HotState.MIGRATING
+        if state is HotState.HOT and not pinned and follower_count < self.threshold * self.cooldown_ratio:
+            return HotState.COOLING
+        return state
 
 
-def salt_of(member: str, buckets: int) -> int:
-    """The salt of a post id (str) or a follower id: stable, so retries and deletes find it again."""
-    return partition_of(member, buckets)
+@dataclass(frozen=True)
+class HotUser:
+    """A hot-user registry entry (the truth lives on the user's home partition)."""
+
+    user: str
+    state: HotState
+    pinned: bool = False
+    follower_count: int = 0

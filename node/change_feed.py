@@ -70,9 +70,9 @@ class ChangeFeed:
 class ObservedStore:
     """A Store whose writes are published to a ChangeFeed after they are applied."""
 
-    def __init__(self, inner: Store, feed: ChangeFeed) -> None:
+    def __init__(self, inner: Store, changes: ChangeFeed) -> None:
         self.inner = inner
-        self.feed = feed
+        self.changes = changes
 
     def get(self, key: bytes) -> bytes | None:
         return self.inner.get(key)
@@ -80,7 +80,7 @@ class ObservedStore:
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
         puts, deletes = list(puts), list(deletes)
         self.inner.write(puts, deletes)
-        self.feed.publish(puts, deletes)
+        self.changes.publish(puts, deletes)
 
     def scan(
         self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False

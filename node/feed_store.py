@@ -22,13 +22,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from common.hot_state import HotState
+from common.hot_state import HotPolicy, HotState, HotUser
 from common.partitioning import partition_of
 from node import keys
 from node.store import Store
 from protos import feed_pb2
 
-__all__ = ["FeedStore", "UserCounters", "HotEntry"]
+__all__ = ["FeedStore", "UserCounters"]
 
 _COUNTERS = struct.Struct(">QQQQ")
 
@@ -51,14 +51,6 @@ class UserCounters:
     @classmethod
     def decode(cls, raw: bytes) -> UserCounters:
         return cls(*_COUNTERS.unpack(raw))
-
-
-@dataclass(frozen=True)
-class HotEntry:
-    user: str
-    state: HotState
-    pinned: bool
-    follower_count: int
 
 
 class _Batch:
@@ -120,14 +112,12 @@ class FeedStore:
         store: Store,
         partitions: int,
         timeline_cap: int,
-        hot_threshold: int = 10_000,
-        cooldown_ratio: float = 0.8,
+        hot_policy: HotPolicy | None = None,
     ) -> None:
         self.store = store
         self.partitions = partitions
         self.timeline_cap = timeline_cap
-        self.hot_threshold = hot_threshold
-        self.cool_below = hot_threshold * cooldown_ratio
+        self.hot_policy = hot_policy or HotPolicy()
         # Keys per family on this node, for status; counted once at start, then kept current.
         self.family_counts: Counter[bytes] = Counter()
 
@@ -399,16 +389,12 @@ class FeedStore:
             batch.put(key, value)
 
     def _evaluate_hot(self, batch: _Batch, part: int, user: str, follower_count: int) -> HotState:
-        """Starts a transition when the follower count crosses a mark (with hysteresis)."""
+        """Starts a transition when the follower count crosses a mark (common/hot_state.py's policy)."""
         state, pinned = self._registry(batch, part, user)
-        if state in (HotState.NORMAL, HotState.COLD) and follower_count >= self.hot_threshold:
-            state = HotState.MIGRATING
-        elif state is HotState.HOT and not pinned and follower_count < self.cool_below:
-            state = HotState.COOLING
-        else:
-            return state
-        self._set_registry(batch, part, user, state, pinned)
-        return state
+        after = self.hot_policy.next_state(state, pinned, follower_count)
+        if after is not state:
+            self._set_registry(batch, part, user, after, pinned)
+        return after
 
     def hot_state(self, user: str) -> HotState:
         return self._registry(self._batch(), self.partition(user), user)[0]
@@ -438,14 +424,14 @@ class FeedStore:
         batch.commit()
         return state, current != state
 
-    def list_hot_users(self, partitions: Iterable[int]) -> list[HotEntry]:
+    def list_hot_users(self, partitions: Iterable[int]) -> list[HotUser]:
         entries = []
         for part in sorted(partitions):
             prefix = keys.registry_prefix(part)
             for key, raw in self.store.scan(prefix):
                 user = key[len(prefix) :].decode("utf-8")
                 counters = self.user_counters(user) or UserCounters()
-                entries.append(HotEntry(user, HotState(raw[0]), bool(raw[1]), counters.follower_count))
+                entries.append(HotUser(user, HotState(raw[0]), bool(raw[1]), counters.follower_count))
         return entries
 
     def set_hot_following(

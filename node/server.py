@@ -11,6 +11,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from common.cluster_map import ClusterMap, empty_map, initial_map
 from common.config import ClusterConfig, NodeConfig
+from common.errors import FeedringError
+from common.hot_state import HotPolicy
+from common.storage_client import StorageClient
 from node import keys
 from node.change_feed import ChangeFeed, ObservedStore
 from node.feed_store import FeedStore
@@ -36,16 +39,20 @@ class NodeServer:
         self.node = self._node_config(config, node_id, address)
         self.changes = ChangeFeed()
         self.store = ObservedStore(LevelDBStore(self.node.data_dir), self.changes)
-        self.mover = PartitionMover(node_id, self.store, self.changes)
-        self.feed = FeedStore(
+        self.feed_store = FeedStore(
             self.store,
             config.partitions,
             config.limits.timeline_cap,
-            hot_threshold=config.hot.follower_threshold,
-            cooldown_ratio=config.hot.cooldown_ratio,
+            HotPolicy(config.hot.follower_threshold, config.hot.cooldown_ratio),
         )
         self.map = self._load_map()
-        self.servicer = StorageServicer(node_id, self.feed, self.map, self.mover, self._persist_map)
+        # How this node reaches the others (map catch-up, transfers); it routes by the node's own map.
+        self.peers = StorageClient(self.map, config.limits.rpc_timeout_s)
+        self.mover = PartitionMover(node_id, self.store, self.changes, self.peers)
+        self.servicer = StorageServicer(
+            node_id, self.feed_store, self.map, self.mover, self._persist_map, behind=self._fell_behind
+        )
+        self._catching_up: asyncio.Task[None] | None = None
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
 
@@ -63,22 +70,27 @@ class NodeServer:
         return NodeConfig(id=node_id, address=address, data_dir=config.nodes[0].data_dir.parent / node_id)
 
     def _persist_map(self, cluster_map: ClusterMap) -> None:
+        """Called with every map the node adopts, before it is used."""
         self.store.write([(keys.CLUSTER_MAP_KEY, cluster_map.to_bytes())])
+        self.map = cluster_map
+        self.peers.adopt(cluster_map)
 
     async def _catch_up_map(self) -> None:
-        """A node that was down during a change learns the newest map from its peers at start."""
+        """A node that was down during a change learns the newest map from its peers."""
         peers = {m.address for m in self.map.members} | {n.address for n in self.config.nodes}
         peers.discard(self.node.address)
         for address in sorted(peers):
             try:
-                async with grpc.aio.insecure_channel(address) as channel:
-                    msg = await storage_pb2_grpc.StorageStub(channel).GetClusterMap(
-                        storage_pb2.GetClusterMapRequest(), timeout=1.0
-                    )
-            except grpc.aio.AioRpcError:
+                msg = await self.peers.get_cluster_map.at(address, storage_pb2.GetClusterMapRequest(), timeout_s=1.0)
+            except FeedringError:
                 continue
             self.servicer.adopt_map(ClusterMap.from_proto(msg))
-        self.map = self.servicer.map
+
+    def _fell_behind(self, epoch: int) -> None:
+        """A caller's map is newer than ours: catch up from the peers (once at a time)."""
+        if self._catching_up is None or self._catching_up.done():
+            log.info("a caller has a newer cluster map; catching up epoch=%d caller_epoch=%d", self.map.epoch, epoch)
+            self._catching_up = asyncio.create_task(self._catch_up_map())
 
     def _load_map(self) -> ClusterMap:
         """The live map persisted on this node is the truth; cluster.toml only seeds the first."""
@@ -115,7 +127,7 @@ class NodeServer:
             raise PortInUseError(f"cannot listen on {self.node.address}: {exc}") from exc
         if port == 0:
             raise PortInUseError(f"cannot listen on {self.node.address}: address in use")
-        await asyncio.to_thread(self.feed.count_keys)
+        await asyncio.to_thread(self.feed_store.count_keys)
         await self.server.start()
         await self._catch_up_map()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -126,7 +138,7 @@ class NodeServer:
             self.node.address,
             self.map.epoch,
             len(self.servicer.owned),
-            sum(self.feed.family_counts.values()),
+            sum(self.feed_store.family_counts.values()),
             self.node.data_dir,
         )
         return int(port)
@@ -135,6 +147,7 @@ class NodeServer:
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(grace)
+        await self.peers.close()
         self.store.close()
         log.info("node stopped node=%s", self.node.id)
 

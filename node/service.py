@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import grpc
 
 from common.cluster_map import ClusterMap
-from common.errors import FailedPrecondition, FeedringError, InvalidArgument, NotFound, WrongEpoch
+from common.errors import FailedPrecondition, InvalidArgument, NotFound, WrongEpoch
+from common.grpc_status import grpc_errors, grpc_errors_stream
 from common.hot_state import HotState
 from common.process_stats import rss_bytes
-from common.server_errors import grpc_errors
 from node import keys
 from node.feed_store import FeedStore
 from node.transfer import PartitionMover
@@ -35,15 +35,17 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     def __init__(
         self,
         node_id: str,
-        feed: FeedStore,
+        feed_store: FeedStore,
         cluster_map: ClusterMap,
         mover: PartitionMover,
         persist_map: Callable[[ClusterMap], None],
+        behind: Callable[[int], None] = lambda epoch: None,
     ) -> None:
         self.node_id = node_id
-        self.feed = feed
+        self.feed_store = feed_store
         self.mover = mover
         self.persist_map = persist_map
+        self.behind = behind  # told when a caller has a newer map than ours (catch up from peers)
         self.requests_served = 0
         self.set_map(cluster_map)
 
@@ -70,33 +72,37 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         )
         return True
 
-    def _own_for_read(self, *user_keys: str) -> None:
-        """Refuses keys whose partition this node does not hold (the caller's map is stale)."""
+    def _own_for_read(self, epoch: int, *user_keys: str) -> None:
+        """Refuses keys whose partition this node does not hold. `epoch` is the caller's map epoch:
+        a newer one than ours means we missed a map (down during a change) and must catch up; an
+        older one is the caller's to refresh, which our refusal (with our epoch) makes it do."""
         self.requests_served += 1
+        if epoch > self.map.epoch:
+            self.behind(epoch)
         for user_key in user_keys:
             if not user_key:
                 raise InvalidArgument("empty user key")
-            part = self.feed.partition(user_key)
+            part = self.feed_store.partition(user_key)
             if part not in self.owned:
                 raise WrongEpoch(
                     f"node {self.node_id} does not own partition {part} (key {user_key!r}) at epoch {self.map.epoch}",
                     self.map.epoch,
                 )
 
-    def _own(self, *user_keys: str) -> None:
+    def _own(self, epoch: int, *user_keys: str) -> None:
         """For writes: as _own_for_read, and a partition sealed for hand-over refuses writes until the
         map that moves it is committed (the caller refreshes its map and retries)."""
-        self._own_for_read(*user_keys)
+        self._own_for_read(epoch, *user_keys)
         if self.mover.sealed:
             for user_key in user_keys:
-                part = self.feed.partition(user_key)
+                part = self.feed_store.partition(user_key)
                 if part in self.mover.sealed:
                     raise WrongEpoch(
                         f"partition {part} is being handed over from node {self.node_id}; retry shortly",
                         self.map.epoch,
                     )
 
-    async def _in_slices(self, consumers: Sequence[str], apply: Callable[[Sequence[str]], int]) -> int:
+    async def _in_slices(self, epoch: int, consumers: Sequence[str], apply: Callable[[Sequence[str]], int]) -> int:
         """Applies a many-consumer write a slice at a time, yielding to other requests between
         slices, so a big fan-out batch does not stall timeline reads behind it. Each consumer's
         write stays atomic; ownership (and sealing) is checked per slice, and a batch refused
@@ -104,7 +110,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         done = 0
         for start in range(0, len(consumers), WRITE_SLICE):
             part = consumers[start : start + WRITE_SLICE]
-            self._own(*part)
+            self._own(epoch, *part)
             done += apply(part)
             if start + WRITE_SLICE < len(consumers):
                 await asyncio.sleep(0)
@@ -120,8 +126,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def StorePost(
         self, request: storage_pb2.StorePostRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.StorePostResponse:
-        self._own(request.author_key)
-        created, followers, state = self.feed.store_post(
+        self._own(request.epoch, request.author_key)
+        created, followers, state = self.feed_store.store_post(
             request.author_key, request.post, with_followers=not request.skip_followers
         )
         return storage_pb2.StorePostResponse(created=created, followers=followers, state=state.name)
@@ -130,8 +136,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def RemovePost(
         self, request: storage_pb2.RemovePostRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.RemovePostResponse:
-        self._own(request.author_key)
-        post, followers = self.feed.remove_post(request.author_key, request.post_id)
+        self._own(request.epoch, request.author_key)
+        post, followers = self.feed_store.remove_post(request.author_key, request.post_id)
         if post is None:
             raise NotFound(f"{request.author_key} has no post {request.post_id}")
         return storage_pb2.RemovePostResponse(post=post, followers=followers)
@@ -140,8 +146,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def ReadPosts(
         self, request: storage_pb2.ReadPostsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadPostsResponse:
-        self._own_for_read(request.author_key, *request.more_keys)
-        raws = self.feed.read_posts(request.author_key, request.limit, request.before_id, request.more_keys)
+        self._own_for_read(request.epoch, request.author_key, *request.more_keys)
+        raws = self.feed_store.read_posts(request.author_key, request.limit, request.before_id, request.more_keys)
         return storage_pb2.ReadPostsResponse(posts=self._posts(raws))
 
     # -- inboxes ---------------------------------------------------------------------------------
@@ -150,22 +156,26 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def InsertInbox(
         self, request: storage_pb2.InsertInboxRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.InsertInboxResponse:
-        inserted = await self._in_slices(request.consumers, lambda c: self.feed.insert_inbox(request.posts, c))
+        inserted = await self._in_slices(
+            request.epoch, request.consumers, lambda c: self.feed_store.insert_inbox(request.posts, c)
+        )
         return storage_pb2.InsertInboxResponse(inserted=inserted)
 
     @grpc_errors
     async def RemoveFromInboxes(
         self, request: storage_pb2.RemoveFromInboxesRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.RemoveFromInboxesResponse:
-        removed = await self._in_slices(request.consumers, lambda c: self.feed.remove_from_inboxes(request.post_id, c))
+        removed = await self._in_slices(
+            request.epoch, request.consumers, lambda c: self.feed_store.remove_from_inboxes(request.post_id, c)
+        )
         return storage_pb2.RemoveFromInboxesResponse(removed=removed)
 
     @grpc_errors
     async def ReadInbox(
         self, request: storage_pb2.ReadInboxRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadInboxResponse:
-        self._own_for_read(request.consumer)
-        raws, hot_followees = self.feed.read_inbox(request.consumer, request.limit, request.before_id)
+        self._own_for_read(request.epoch, request.consumer)
+        raws, hot_followees = self.feed_store.read_inbox(request.consumer, request.limit, request.before_id)
         return storage_pb2.ReadInboxResponse(posts=self._posts(raws), hot_followees=hot_followees)
 
     # -- edges -----------------------------------------------------------------------------------
@@ -174,25 +184,25 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def AddFollowing(
         self, request: storage_pb2.AddFollowingRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeResponse:
-        self._own(request.follower)
+        self._own(request.epoch, request.follower)
         return storage_pb2.EdgeResponse(
-            changed=self.feed.add_following(request.follower, request.followee, request.hot)
+            changed=self.feed_store.add_following(request.follower, request.followee, request.hot)
         )
 
     @grpc_errors
     async def RemoveFollowing(
         self, request: storage_pb2.RemoveFollowingRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeResponse:
-        self._own(request.follower)
-        return storage_pb2.EdgeResponse(changed=self.feed.remove_following(request.follower, request.followee))
+        self._own(request.epoch, request.follower)
+        return storage_pb2.EdgeResponse(changed=self.feed_store.remove_following(request.follower, request.followee))
 
     @grpc_errors
     async def AddFollower(
         self, request: storage_pb2.AddFollowerRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.AddFollowerResponse:
         author = request.author or request.followee_key
-        self._own(request.followee_key, author)
-        created, recent, state = self.feed.add_follower(
+        self._own(request.epoch, request.followee_key, author)
+        created, recent, state = self.feed_store.add_follower(
             request.followee_key, request.follower, author, request.backfill_limit
         )
         return storage_pb2.AddFollowerResponse(created=created, recent_posts=self._posts(recent), state=state.name)
@@ -201,16 +211,16 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def RemoveFollower(
         self, request: storage_pb2.RemoveFollowerRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeResponse:
-        self._own(request.followee_key)
-        changed, state = self.feed.remove_follower(request.followee_key, request.follower)
+        self._own(request.epoch, request.followee_key)
+        changed, state = self.feed_store.remove_follower(request.followee_key, request.follower)
         return storage_pb2.EdgeResponse(changed=changed, state=state.name)
 
     @grpc_errors
     async def AddFollowingMany(
         self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeBatchResponse:
-        self._own(*{e.follower for e in request.edges})
-        created = self.feed.add_following_many((e.follower, e.followee, e.hot) for e in request.edges)
+        self._own(request.epoch, *{e.follower for e in request.edges})
+        created = self.feed_store.add_following_many((e.follower, e.followee, e.hot) for e in request.edges)
         return storage_pb2.EdgeBatchResponse(
             created=sum(created.values()),
             states=[storage_pb2.UserState(user=followee, created=n) for followee, n in created.items()],
@@ -220,8 +230,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def AddFollowerMany(
         self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeBatchResponse:
-        self._own(*{e.followee for e in request.edges})
-        per_key = self.feed.add_follower_many((e.followee, e.follower) for e in request.edges)
+        self._own(request.epoch, *{e.followee for e in request.edges})
+        per_key = self.feed_store.add_follower_many((e.followee, e.follower) for e in request.edges)
         return storage_pb2.EdgeBatchResponse(
             created=sum(created for created, _ in per_key.values()),
             states=[
@@ -234,14 +244,14 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def ListEdges(
         self, request: storage_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListEdgesResponse:
-        self._own_for_read(request.user_key, *request.more_keys)
+        self._own_for_read(request.epoch, request.user_key, *request.more_keys)
         if request.direction == storage_pb2.FOLLOWERS:
             family = keys.FOLLOWERS
         elif request.direction == storage_pb2.FOLLOWING:
             family = keys.FOLLOWING
         else:
             raise InvalidArgument("direction must be FOLLOWERS or FOLLOWING")
-        users = self.feed.list_edges(family, request.user_key, request.after, request.limit, request.more_keys)
+        users = self.feed_store.list_edges(family, request.user_key, request.after, request.limit, request.more_keys)
         return storage_pb2.ListEdgesResponse(users=users)
 
     # -- counters and status ---------------------------------------------------------------------
@@ -250,9 +260,9 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def GetUserMeta(
         self, request: storage_pb2.GetUserMetaRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.UserMeta:
-        self._own_for_read(request.user_key, *request.post_keys)
-        counters = self.feed.user_counters(request.user_key)
-        salted_posts = sum(c.post_count for k in request.post_keys if (c := self.feed.user_counters(k)))
+        self._own_for_read(request.epoch, request.user_key, *request.post_keys)
+        counters = self.feed_store.user_counters(request.user_key)
+        salted_posts = sum(c.post_count for k in request.post_keys if (c := self.feed_store.user_counters(k)))
         if counters is None:
             return storage_pb2.UserMeta(found=False, post_count=salted_posts)
         return storage_pb2.UserMeta(
@@ -260,7 +270,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             follower_count=counters.follower_count,
             following_count=counters.following_count,
             post_count=counters.post_count + salted_posts,
-            state=self.feed.hot_state(request.user_key).name,
+            state=self.feed_store.hot_state(request.user_key).name,
         )
 
     # -- hot users -------------------------------------------------------------------------------
@@ -269,16 +279,16 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def AdjustFollowers(
         self, request: storage_pb2.AdjustFollowersRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.HotStateResponse:
-        self._own(request.user)
-        state = self.feed.adjust_followers(request.user, request.delta)
+        self._own(request.epoch, request.user)
+        state = self.feed_store.adjust_followers(request.user, request.delta)
         return storage_pb2.HotStateResponse(state=state.name)
 
     @grpc_errors
     async def SetHotState(
         self, request: storage_pb2.SetHotStateRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.HotStateResponse:
-        self._own(request.user)
-        state, changed = self.feed.set_hot_state(
+        self._own(request.epoch, request.user)
+        state, changed = self.feed_store.set_hot_state(
             request.user, HotState(request.state), [HotState(s) for s in request.expect], request.pin
         )
         if changed:
@@ -290,7 +300,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.ListHotUsersRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListHotUsersResponse:
         self.requests_served += 1
-        entries = self.feed.list_hot_users(self.owned)
+        entries = self.feed_store.list_hot_users(self.owned)
         return storage_pb2.ListHotUsersResponse(
             users=[
                 storage_pb2.HotUserEntry(
@@ -305,8 +315,9 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.SetHotFollowingRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.SetHotFollowingResponse:
         changed = await self._in_slices(
+            request.epoch,
             request.consumers,
-            lambda c: self.feed.set_hot_following(request.followee, c, request.hot, request.posts),
+            lambda c: self.feed_store.set_hot_following(request.followee, c, request.hot, request.posts),
         )
         return storage_pb2.SetHotFollowingResponse(changed=changed)
 
@@ -319,36 +330,34 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         adopted = self.adopt_map(ClusterMap.from_proto(request))
         return storage_pb2.SetClusterMapResponse(epoch=self.map.epoch, adopted=adopted)
 
+    @grpc_errors_stream
     async def StreamPartitions(
         self, request: storage_pb2.StreamPartitionsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[storage_pb2.PartitionChunk]:
         not_owned = set(request.partitions) - self.owned
         if not_owned:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"node {self.node_id} does not own partitions {sorted(not_owned)[:10]} at epoch {self.map.epoch}",
+            raise FailedPrecondition(
+                f"node {self.node_id} does not own partitions {sorted(not_owned)[:10]} at epoch {self.map.epoch}"
             )
         async for chunk in self.mover.stream(
             list(request.partitions), request.max_keys_per_second, request.destination
         ):
             yield chunk
 
+    @grpc_errors_stream
     async def PullPartitions(
         self, request: storage_pb2.PullPartitionsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[storage_pb2.PullProgress]:
         owned = set(request.partitions) & self.owned
         if owned:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"node {self.node_id} already owns partitions {sorted(owned)[:10]}: refusing to overwrite them",
+            raise FailedPrecondition(
+                f"node {self.node_id} already owns partitions {sorted(owned)[:10]}: refusing to overwrite them"
             )
         try:
             async for progress in self.mover.pull(request):
                 yield progress
-        except FeedringError as exc:
-            await context.abort(exc.code, exc.message)
         finally:
-            await asyncio.to_thread(self.feed.count_keys)
+            await asyncio.to_thread(self.feed_store.count_keys)
 
     @grpc_errors
     async def SealPartitions(
@@ -373,7 +382,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             )
         self.mover.unseal(request.partitions)
         deleted = await self.mover.drop(list(request.partitions))
-        await asyncio.to_thread(self.feed.count_keys)
+        await asyncio.to_thread(self.feed_store.count_keys)
         return storage_pb2.DropPartitionsResponse(keys_deleted=deleted)
 
     @grpc_errors
@@ -394,7 +403,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             partitions_owned=len(self.owned),
             keys_by_family={
                 keys.FAMILY_NAMES.get(family, repr(family)): count
-                for family, count in sorted(self.feed.family_counts.items())
+                for family, count in sorted(self.feed_store.family_counts.items())
             },
             requests_served=self.requests_served,
             rss_bytes=rss_bytes(),

@@ -18,20 +18,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 
-import grpc
-
-from common.errors import FailedPrecondition, Unavailable
+from common.errors import FailedPrecondition, FeedringError, Unavailable
+from common.storage_client import StorageClient
 from node import keys
 from node.change_feed import ChangeFeed, ObservedStore
 from node.store import Snapshot
-from protos import storage_pb2, storage_pb2_grpc
+from protos import storage_pb2
 
 __all__ = ["PartitionMover"]
 
 log = logging.getLogger(__name__)
 
 CHUNK_KEYS = 1000
-_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
 
 
 def _take(it: Iterator[tuple[bytes, bytes]], count: int) -> list[tuple[bytes, bytes]]:
@@ -44,17 +42,18 @@ def _take(it: Iterator[tuple[bytes, bytes]], count: int) -> list[tuple[bytes, by
 
 
 class PartitionMover:
-    def __init__(self, node_id: str, store: ObservedStore, feed: ChangeFeed) -> None:
+    def __init__(self, node_id: str, store: ObservedStore, changes: ChangeFeed, peers: StorageClient) -> None:
         self.node_id = node_id
         self.store = store
-        self.feed = feed
+        self.changes = changes
+        self.peers = peers  # how this node reaches the others
         self.sealed: set[int] = set()
 
     # -- source ----------------------------------------------------------------------------------
 
     def seal(self, partitions: Iterable[int]) -> None:
         self.sealed.update(partitions)
-        self.feed.end(self.sealed)
+        self.changes.end(self.sealed)
 
     def unseal(self, partitions: Iterable[int]) -> None:
         self.sealed.difference_update(partitions)
@@ -63,7 +62,7 @@ class PartitionMover:
         self, partitions: list[int], max_keys_per_second: int, destination: str
     ) -> AsyncIterator[storage_pb2.PartitionChunk]:
         # Same event-loop step: no write can fall between the snapshot and the subscription.
-        subscription = self.feed.subscribe(partitions)
+        subscription = self.changes.subscribe(partitions)
         snapshot = self.store.snapshot()
         started = time.monotonic()
         sent = 0
@@ -101,7 +100,7 @@ class PartitionMover:
             yield storage_pb2.PartitionChunk(end=True)
             log.info("stream ended (sealed) to=%s partitions=%d", destination, len(partitions))
         finally:
-            self.feed.unsubscribe(subscription)
+            self.changes.unsubscribe(subscription)
             snapshot.close()
 
     @staticmethod
@@ -126,33 +125,31 @@ class PartitionMover:
             request.source_address,
             len(partitions),
         )
-        async with grpc.aio.insecure_channel(request.source_address, options=_CHANNEL_OPTIONS) as channel:
-            call = storage_pb2_grpc.StorageStub(channel).StreamPartitions(
-                storage_pb2.StreamPartitionsRequest(
-                    epoch=request.epoch,
-                    partitions=partitions,
-                    max_keys_per_second=request.max_keys_per_second,
-                    destination=self.node_id,
-                )
-            )
-            try:
-                async for chunk in call:
-                    if chunk.total_keys:
-                        progress.total_keys = chunk.total_keys
-                    if chunk.entries:
-                        self._apply(chunk.entries)
-                        progress.keys += len(chunk.entries)
-                        progress.bytes += sum(len(e.key) + len(e.value) for e in chunk.entries)
-                    if chunk.snapshot_done:
-                        progress.snapshot_done = True
-                    if chunk.end:
-                        progress.done = True
-                    yield progress
-            except grpc.aio.AioRpcError as exc:
-                raise Unavailable(
-                    f"source {request.source_id} ({request.source_address}) failed mid-transfer: "
-                    f"{exc.code().name}: {exc.details()}"
-                ) from None
+        stream = self.peers.stream_partitions.at(
+            request.source_address,
+            storage_pb2.StreamPartitionsRequest(
+                epoch=request.epoch,
+                partitions=partitions,
+                max_keys_per_second=request.max_keys_per_second,
+                destination=self.node_id,
+            ),
+            node_id=request.source_id,
+        )
+        try:
+            async for chunk in stream:
+                if chunk.total_keys:
+                    progress.total_keys = chunk.total_keys
+                if chunk.entries:
+                    self._apply(chunk.entries)
+                    progress.keys += len(chunk.entries)
+                    progress.bytes += sum(len(e.key) + len(e.value) for e in chunk.entries)
+                if chunk.snapshot_done:
+                    progress.snapshot_done = True
+                if chunk.end:
+                    progress.done = True
+                yield progress
+        except FeedringError as exc:
+            raise Unavailable(f"the transfer from {request.source_id} broke off: {exc.message}") from exc
         if not progress.done:
             raise Unavailable(f"source {request.source_id} ended the transfer before sealing it")
         log.info("pulled partitions from=%s keys=%d bytes=%d", request.source_id, progress.keys, progress.bytes)

@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator
 import grpc
 
 from common.errors import FeedringError
+from common.grpc_status import grpc_errors, grpc_errors_stream
 from common.process_stats import rss_bytes
-from common.server_errors import grpc_errors
+from common.storage_client import StorageClient
 from protos import admin_pb2, admin_pb2_grpc, cluster_pb2, storage_pb2
 from router.bulk_load import BulkLoader
 from router.fanout import FanOut
 from router.hot_cache import HotPostCache
 from router.hot_users import HotUsers
 from router.membership import MembershipChanges
-from router.node_pool import NodePool
 
 __all__ = ["AdminServicer"]
 
@@ -24,7 +24,7 @@ __all__ = ["AdminServicer"]
 class AdminServicer(admin_pb2_grpc.AdminServicer):
     def __init__(
         self,
-        pool: NodePool,
+        storage: StorageClient,
         hot: HotUsers,
         cache: HotPostCache,
         fanout: FanOut,
@@ -32,7 +32,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         membership: MembershipChanges,
     ) -> None:
         self.membership = membership
-        self.pool = pool
+        self.storage = storage
         self.bulk = bulk
         self.hot = hot
         self.cache = cache
@@ -42,7 +42,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def GetClusterStatus(
         self, request: admin_pb2.GetClusterStatusRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.ClusterStatus:
-        cluster_map = self.pool.map
+        cluster_map = self.storage.map
         primaries = cluster_map.primaries_by_node()
         nodes = await asyncio.gather(
             *(self._node_health(m.id, m.address, primaries.get(m.id, 0)) for m in cluster_map.members)
@@ -75,8 +75,8 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def _node_health(self, node_id: str, address: str, partitions: int) -> admin_pb2.NodeHealth:
         health = admin_pb2.NodeHealth(id=node_id, address=address, partitions=partitions)
         try:
-            status = await self.pool.call_node(
-                node_id, "GetNodeStatus", storage_pb2.GetNodeStatusRequest(), timeout_s=2.0
+            status = await self.storage.get_node_status.on_node(
+                node_id, storage_pb2.GetNodeStatusRequest(), timeout_s=2.0
             )
         except FeedringError as exc:
             health.healthy, health.error = False, exc.message
@@ -87,14 +87,12 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         health.rss_bytes = status.rss_bytes
         return health
 
+    @grpc_errors_stream
     async def ChangeMembership(
         self, request: admin_pb2.ChangeMembershipRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[admin_pb2.ChangeProgress]:
-        try:
-            async for progress in self.membership.request(request):
-                yield progress
-        except FeedringError as exc:
-            await context.abort(exc.code, exc.message)
+        async for progress in self.membership.request(request):
+            yield progress
 
     @grpc_errors
     async def BulkFollow(
@@ -107,4 +105,4 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def GetClusterMap(
         self, request: admin_pb2.GetRouterMapRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ClusterMap:
-        return self.pool.map.to_proto()
+        return self.storage.map.to_proto()

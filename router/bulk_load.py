@@ -13,12 +13,13 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
+from common import salting
 from common.config import ClusterConfig
 from common.errors import InvalidArgument
-from common.hot_state import HotState, salt_of, salted_key
+from common.hot_state import HotState
+from common.storage_client import StorageClient
 from protos import storage_pb2
 from router.hot_users import HotUsers
-from router.node_pool import NodePool
 from router.validation import check_user
 
 __all__ = ["BulkLoader", "MAX_EDGES"]
@@ -27,8 +28,8 @@ MAX_EDGES = 100_000
 
 
 class BulkLoader:
-    def __init__(self, config: ClusterConfig, pool: NodePool, hot: HotUsers) -> None:
-        self.pool = pool
+    def __init__(self, config: ClusterConfig, storage: StorageClient, hot: HotUsers) -> None:
+        self.storage = storage
         self.hot = hot
         self.buckets = config.hot.salt_buckets
 
@@ -46,18 +47,18 @@ class BulkLoader:
 
         by_node: dict[str, list[storage_pb2.Edge]] = defaultdict(list)
         for follower, followee in edges:
-            key = salted_key(followee, salt_of(follower, self.buckets)) if believed[followee].salted else followee
-            by_node[self.pool.node_for(key)].append(storage_pb2.Edge(follower=follower, followee=key))
+            key = salting.follower_key(followee, follower, self.buckets) if believed[followee].salted else followee
+            by_node[self.storage.node_for(key)].append(storage_pb2.Edge(follower=follower, followee=key))
         replies = await asyncio.gather(
-            *(self.pool.call_node(n, "AddFollowerMany", storage_pb2.EdgeBatch(edges=b)) for n, b in by_node.items())
+            *(self.storage.add_follower_many.on_node(n, storage_pb2.EdgeBatch(edges=b)) for n, b in by_node.items())
         )
 
         states: dict[str, HotState] = {}
         salted_created: Counter[str] = Counter()
         for reply in replies:
             for entry in reply.states:
-                home, _, salt = entry.user.partition("#")
-                if salt:
+                home, salted = salting.home_of(entry.user)
+                if salted:
                     salted_created[home] += entry.created
                 else:
                     states[home] = HotState(entry.state)
@@ -65,7 +66,7 @@ class BulkLoader:
         deltas = {u: min(d, new_following[u]) for u, d in salted_created.items() if min(d, new_following[u])}
         adjusted = await asyncio.gather(
             *(
-                self.pool.call(u, "AdjustFollowers", storage_pb2.AdjustFollowersRequest(user=u, delta=d))
+                self.storage.adjust_followers.by_key(u, storage_pb2.AdjustFollowersRequest(user=u, delta=d))
                 for u, d in deltas.items()
             )
         )
@@ -84,11 +85,11 @@ class BulkLoader:
         """Writes follower-side edges; returns how many were new, per followee."""
         by_node: dict[str, list[storage_pb2.Edge]] = defaultdict(list)
         for follower, followee in edges:
-            by_node[self.pool.node_for(follower)].append(
+            by_node[self.storage.node_for(follower)].append(
                 storage_pb2.Edge(follower=follower, followee=followee, hot=hot(followee))
             )
         replies = await asyncio.gather(
-            *(self.pool.call_node(n, "AddFollowingMany", storage_pb2.EdgeBatch(edges=b)) for n, b in by_node.items())
+            *(self.storage.add_following_many.on_node(n, storage_pb2.EdgeBatch(edges=b)) for n, b in by_node.items())
         )
         created: Counter[str] = Counter()
         for reply in replies:

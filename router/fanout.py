@@ -1,36 +1,47 @@
 """Fan-out on write: copying a post into (or out of) every follower's inbox, after the ack.
 
+Posts (router/posts.py) decides whether a post fans out and hands it here with the followers the
+author's node returned; this module does the rest and never calls back. A once-hot author also has
+follower edges on its salted keys: those are paged from the salts (router/salted_reads.py).
+
 Followers are grouped by the node that owns their inbox and each node gets one batched RPC (chunked
 at ``max_batch`` consumers), all nodes concurrently; never one RPC per follower. A failed batch is
 retried with exponential backoff and logged; one that still fails after ``max_attempts`` is logged
 as an error with the post id and the consumers it did not reach, never dropped silently. Inbox
 writes are idempotent (keyed by post id), so retries and overlaps cannot show a post twice.
-
-Surviving a router crash mid-fan-out needs a durable record of pending deliveries on the author's
-node; deliveries are kept as tasks here so that change has one place to go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from common.errors import FeedringError, WrongEpoch
+from common.hot_state import HotState
+from common.storage_client import StorageClient
 from protos import feed_pb2, storage_pb2
-from router.node_pool import NodePool
+from router.salted_reads import SaltedReads
 
 __all__ = ["FanOut"]
 
 log = logging.getLogger(__name__)
 
+# Sends one batch of consumers to one node; returns the inbox entries it wrote.
+SendBatch = Callable[[str, list[str]], Awaitable[int]]
+
 
 class FanOut:
     def __init__(
-        self, pool: NodePool, max_batch: int = 2000, max_attempts: int = 8, max_backlog: int = 200_000
+        self,
+        storage: StorageClient,
+        reads: SaltedReads,
+        max_batch: int = 2000,
+        max_attempts: int = 8,
+        max_backlog: int = 200_000,
     ) -> None:
-        self.pool = pool
+        self.storage = storage
+        self.reads = reads
         self.max_batch = max_batch
         self.max_attempts = max_attempts
         self.max_backlog = max_backlog
@@ -45,7 +56,40 @@ class FanOut:
     def backlog(self) -> int:
         return self._backlog
 
-    async def admit(self) -> None:
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def deliver(self, post: feed_pb2.Post, state: HotState, followers: Sequence[str]) -> None:
+        """Starts copying `post` into its author's followers' inboxes: `followers` (read with the
+        post), then, for a salted author, those on its salted keys. Returns once there is room."""
+
+        async def send(node_id: str, consumers: list[str]) -> int:
+            request = storage_pb2.InsertInboxRequest(posts=[post], consumers=consumers)
+            return (await self.storage.insert_inbox.on_node(node_id, request)).inserted
+
+        self._start(f"deliver post={post.id}", post.author, state, followers, send)
+        await self._admit()
+
+    async def retract(self, author: str, post_id: int, state: HotState, followers: Sequence[str]) -> None:
+        """Starts removing a deleted post from the followers' inboxes (and a salted author's others)."""
+
+        async def send(node_id: str, consumers: list[str]) -> int:
+            request = storage_pb2.RemoveFromInboxesRequest(post_id=post_id, consumers=consumers)
+            await self.storage.remove_from_inboxes.on_node(node_id, request)
+            return 0
+
+        self._start(f"retract post={post_id}", author, state, followers, send)
+        await self._admit()
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Waits for deliveries in flight (at shutdown, and in tests)."""
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=timeout_s)
+
+    # -- the work --------------------------------------------------------------------------------
+
+    async def _admit(self) -> None:
         """Backpressure: waits while more than `max_backlog` inbox writes are queued, so a burst of
         posts by well-followed authors slows their acknowledgements instead of growing the
         router's memory without bound."""
@@ -53,84 +97,51 @@ class FanOut:
             self._room.clear()
             await self._room.wait()
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def deliver(self, post: feed_pb2.Post, followers: Sequence[str]) -> None:
-        """Starts copying `post` into the followers' inboxes and returns at once."""
-        if followers:
-            self._spawn(
-                f"deliver post={post.id}",
-                followers,
-                "InsertInbox",
-                lambda consumers: storage_pb2.InsertInboxRequest(posts=[post], consumers=consumers),
-            )
-
-    def retract(self, post_id: int, followers: Sequence[str]) -> None:
-        """Starts removing a deleted post from the followers' inboxes and returns at once."""
-        if followers:
-            self._spawn(
-                f"retract post={post_id}",
-                followers,
-                "RemoveFromInboxes",
-                lambda consumers: storage_pb2.RemoveFromInboxesRequest(post_id=post_id, consumers=consumers),
-            )
-
-    def run(self, work: Coroutine[Any, Any, None]) -> None:
-        """Runs delivery work that must first find its consumers (e.g. paging salted followers)."""
-        task = asyncio.create_task(self._logged(work))
+    def _start(self, what: str, author: str, state: HotState, followers: Sequence[str], send: SendBatch) -> None:
+        self._backlog += len(followers)  # counted now, so the _admit() that follows sees them
+        task = asyncio.create_task(self._run(what, author, state, list(followers), send))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    @staticmethod
-    async def _logged(work: Coroutine[Any, Any, None]) -> None:
+    async def _run(self, what: str, author: str, state: HotState, followers: list[str], send: SendBatch) -> None:
+        await self._send_all(what, followers, send, counted=True)
+        if not state.salted:
+            return
+        done = set(followers)  # an edge made before salting is on the home key: already sent
         try:
-            await work
+            async for page in self.reads.follower_pages(author, state, salted_only=True):
+                await self._send_all(what, [f for f in page if f not in done], send)
         except FeedringError as exc:
-            log.error("fan-out could not list followers error=%s", exc.message)
+            log.error("fan-out could not list salted followers %s error=%s", what, exc.message)
 
-    async def drain(self, timeout_s: float = 10.0) -> None:
-        """Waits for deliveries in flight (at shutdown, and in tests)."""
-        if self._pending:
-            await asyncio.wait(list(self._pending), timeout=timeout_s)
-
-    def _spawn(self, what: str, consumers: Sequence[str], method: str, build: Callable[[list[str]], Any]) -> None:
+    async def _send_all(self, what: str, consumers: list[str], send: SendBatch, counted: bool = False) -> None:
         count = len(consumers)
-        self._backlog += count
-        task = asyncio.create_task(self._send_all(what, list(consumers), method, build))
-        self._pending.add(task)
-
-        def finished(t: asyncio.Task[None]) -> None:
-            self._pending.discard(t)
+        if not counted:
+            self._backlog += count
+        try:
+            batches = [
+                (node_id, group[i : i + self.max_batch])
+                for node_id, group in self.storage.group_by_node(consumers).items()
+                for i in range(0, len(group), self.max_batch)
+            ]
+            await asyncio.gather(*(self._send_batch(what, node_id, group, send) for node_id, group in batches))
+        finally:
             self._backlog -= count
             if self._backlog <= self.max_backlog:
                 self._room.set()
 
-        task.add_done_callback(finished)
-
-    async def _send_all(self, what: str, consumers: list[str], method: str, build: Callable[[list[str]], Any]) -> None:
-        batches = []
-        for node_id, group in self.pool.group_by_node(consumers).items():
-            for i in range(0, len(group), self.max_batch):
-                batches.append((node_id, group[i : i + self.max_batch]))
-        await asyncio.gather(*(self._send_batch(what, node_id, group, method, build) for node_id, group in batches))
-
-    async def _send_batch(
-        self, what: str, node_id: str, consumers: list[str], method: str, build: Callable[[list[str]], Any]
-    ) -> None:
+    async def _send_batch(self, what: str, node_id: str, consumers: list[str], send: SendBatch) -> None:
         delay = 0.05
         for attempt in range(1, self.max_attempts + 1):
             try:
-                response = await self.pool.call_node(node_id, method, build(consumers))
-                self.inbox_writes += getattr(response, "inserted", 0)
+                self.inbox_writes += await send(node_id, consumers)
                 return
             except WrongEpoch as exc:
                 # The map moved under us: regroup these consumers by their new owners.
-                await self.pool.refresh_map(at_least=exc.epoch)
-                regrouped = self.pool.group_by_node(consumers)
+                await self.storage.refresh_map(at_least=exc.epoch)
+                regrouped = self.storage.group_by_node(consumers)
                 if list(regrouped) != [node_id]:
-                    await asyncio.gather(*(self._send_batch(what, n, g, method, build) for n, g in regrouped.items()))
+                    await asyncio.gather(*(self._send_batch(what, n, g, send) for n, g in regrouped.items()))
                     return
                 err: FeedringError = exc
             except FeedringError as exc:

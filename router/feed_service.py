@@ -10,13 +10,13 @@ import grpc
 
 from common.config import ClusterConfig
 from common.errors import InvalidArgument, NotFound
+from common.grpc_status import grpc_errors
 from common.hot_state import HotState
-from common.server_errors import grpc_errors
+from common.storage_client import StorageClient
 from protos import feed_pb2, feed_pb2_grpc, storage_pb2
 from router import page_tokens
 from router.follows import Follows
 from router.hot_users import HotUsers
-from router.node_pool import NodePool
 from router.posts import Posts
 from router.salted_reads import SaltedReads
 from router.timeline import TimelineReader
@@ -32,7 +32,7 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
     def __init__(
         self,
         config: ClusterConfig,
-        pool: NodePool,
+        storage: StorageClient,
         hot: HotUsers,
         reads: SaltedReads,
         follows: Follows,
@@ -40,7 +40,7 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         timeline: TimelineReader,
     ) -> None:
         self.limits = config.limits
-        self.pool = pool
+        self.storage = storage
         self.hot = hot
         self.reads = reads
         self.follows = follows
@@ -127,9 +127,8 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         user = check_user(request.user)
         size = page_size(request.page_size, self.limits)
         after = page_tokens.decode_user_cursor(FOLLOWING, user, request.page_token)
-        read = await self.pool.call(
+        read = await self.storage.list_edges.by_key(
             user,
-            "ListEdges",
             storage_pb2.ListEdgesRequest(direction=storage_pb2.FOLLOWING, user_key=user, after=after, limit=size + 1),
         )
         return self._user_page(FOLLOWING, user, list(read.users), size)
@@ -144,7 +143,7 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
     @grpc_errors
     async def GetUser(self, request: feed_pb2.GetUserRequest, context: grpc.aio.ServicerContext) -> feed_pb2.User:
         user = check_user(request.user)
-        meta = await self.pool.call(user, "GetUserMeta", storage_pb2.GetUserMetaRequest(user_key=user))
+        meta = await self.storage.get_user_meta.by_key(user, storage_pb2.GetUserMetaRequest(user_key=user))
         if not meta.found:
             raise NotFound(f"user {user} not found: they have never posted, followed or been followed")
         state = HotState(meta.state)
@@ -155,5 +154,5 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
             follower_count=meta.follower_count,
             following_count=meta.following_count,
             post_count=post_count,
-            hot=state in (HotState.MIGRATING, HotState.HOT),
+            hot=state.is_hot,
         )

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import asyncio
 
+from common import salting
 from common.config import ClusterConfig
-from common.hot_state import HotState, salt_of, salted_key
+from common.hot_state import HotState
+from common.storage_client import StorageClient
 from protos import feed_pb2, storage_pb2
 from router.hot_users import HotUsers
-from router.node_pool import NodePool
 from router.salted_reads import SaltedReads
 
 __all__ = ["Follows"]
 
 
 class Follows:
-    def __init__(self, config: ClusterConfig, pool: NodePool, hot: HotUsers, reads: SaltedReads) -> None:
-        self.pool = pool
+    def __init__(self, config: ClusterConfig, storage: StorageClient, hot: HotUsers, reads: SaltedReads) -> None:
+        self.storage = storage
         self.hot = hot
         self.reads = reads
         self.buckets = config.hot.salt_buckets
@@ -39,9 +40,9 @@ class Follows:
         new_following = await self._add_following(follower, followee, believed.merged_at_read)
         recent: list[feed_pb2.Post]
         if believed.salted:
-            key = salted_key(followee, salt_of(follower, self.buckets))
-            added = await self.pool.call(
-                key, "AddFollower", storage_pb2.AddFollowerRequest(followee_key=key, follower=follower, author=key)
+            key = salting.follower_key(followee, follower, self.buckets)
+            added = await self.storage.add_follower.by_key(
+                key, storage_pb2.AddFollowerRequest(followee_key=key, follower=follower, author=key)
             )
             # Count only a follow that is new on both sides: an edge made before the followee was
             # salted sits on the home key, and following again must not count it twice. (A retry
@@ -50,9 +51,8 @@ class Follows:
             state = await self._adjust(followee, +1) if created else believed
             recent = [] if state.merged_at_read else await self.reads.posts(followee, state, self.backfill)
         else:
-            added = await self.pool.call(
+            added = await self.storage.add_follower.by_key(
                 followee,
-                "AddFollower",
                 storage_pb2.AddFollowerRequest(
                     followee_key=followee, follower=follower, author=followee, backfill_limit=self.backfill
                 ),
@@ -65,23 +65,23 @@ class Follows:
             # The followee turned hot under us: its next posts will not be fanned out to us.
             await self._add_following(follower, followee, True)
         if recent:
-            await self.pool.call(
-                follower, "InsertInbox", storage_pb2.InsertInboxRequest(posts=recent, consumers=[follower])
+            await self.storage.insert_inbox.by_key(
+                follower, storage_pb2.InsertInboxRequest(posts=recent, consumers=[follower])
             )
         return bool(created)
 
     async def unfollow(self, follower: str, followee: str) -> bool:
         state = self.hot.state(followee)
-        home = self.pool.call(
-            followee, "RemoveFollower", storage_pb2.RemoveFollowerRequest(followee_key=followee, follower=follower)
+        home = self.storage.remove_follower.by_key(
+            followee, storage_pb2.RemoveFollowerRequest(followee_key=followee, follower=follower)
         )
         if state.salted:
             # The edge is on the salt if made while salted, at home if made before: try both.
-            key = salted_key(followee, salt_of(follower, self.buckets))
+            key = salting.follower_key(followee, follower, self.buckets)
             home_edge, salt_edge = await asyncio.gather(
                 home,
-                self.pool.call(
-                    key, "RemoveFollower", storage_pb2.RemoveFollowerRequest(followee_key=key, follower=follower)
+                self.storage.remove_follower.by_key(
+                    key, storage_pb2.RemoveFollowerRequest(followee_key=key, follower=follower)
                 ),
             )
             removed = home_edge.changed or salt_edge.changed
@@ -95,19 +95,19 @@ class Follows:
             home_edge = await home
             removed, new_state = home_edge.changed, HotState(home_edge.state)
         self.hot.learn(followee, new_state)
-        following = await self.pool.call(
-            follower, "RemoveFollowing", storage_pb2.RemoveFollowingRequest(follower=follower, followee=followee)
+        following = await self.storage.remove_following.by_key(
+            follower, storage_pb2.RemoveFollowingRequest(follower=follower, followee=followee)
         )
         return bool(removed or following.changed)
 
     async def _add_following(self, follower: str, followee: str, hot: bool) -> bool:
-        reply = await self.pool.call(
-            follower, "AddFollowing", storage_pb2.AddFollowingRequest(follower=follower, followee=followee, hot=hot)
+        reply = await self.storage.add_following.by_key(
+            follower, storage_pb2.AddFollowingRequest(follower=follower, followee=followee, hot=hot)
         )
         return bool(reply.changed)
 
     async def _adjust(self, user: str, delta: int) -> HotState:
-        reply = await self.pool.call(
-            user, "AdjustFollowers", storage_pb2.AdjustFollowersRequest(user=user, delta=delta)
+        reply = await self.storage.adjust_followers.by_key(
+            user, storage_pb2.AdjustFollowersRequest(user=user, delta=delta)
         )
         return HotState(reply.state)

@@ -62,13 +62,15 @@ class HotPostCache:
         self.hits += 1
         return entry
 
-    def put(self, author: str, newest_first: list[feed_pb2.Post], complete: bool) -> None:
+    def put(self, author: str, newest_first: list[feed_pb2.Post], complete: bool) -> CachedPosts:
+        """Caches an author's newest posts; returns the entry (usable even with a zero TTL)."""
         posts = newest_first[: self.posts_per_user]
         complete = complete and len(posts) == len(newest_first)
-        self._entries[author] = CachedPosts(posts, complete, self._clock())
+        entry = self._entries[author] = CachedPosts(posts, complete, self._clock())
         self._entries.move_to_end(author)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+        return entry
 
     def add_post(self, post: feed_pb2.Post) -> None:
         """A post by a hot author through this router: visible here at once."""

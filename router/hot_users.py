@@ -19,37 +19,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import replace
 
 from common.config import ClusterConfig
 from common.errors import FeedringError
-from common.hot_state import HotState
-from protos import storage_pb2
-from router.node_pool import NodePool
+from common.hot_state import HotState, HotUser
+from common.storage_client import StorageClient
+from protos import feed_pb2, storage_pb2
 from router.salted_reads import SaltedReads
 
-__all__ = ["HotUsers", "HotUserView"]
+__all__ = ["HotUsers"]
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
-_TRANSITIONAL = (HotState.MIGRATING, HotState.COOLING)
-
-
-@dataclass(frozen=True)
-class HotUserView:
-    user: str
-    state: HotState
-    pinned: bool
-    follower_count: int
 
 
 class HotUsers:
-    def __init__(self, config: ClusterConfig, pool: NodePool, reads: SaltedReads) -> None:
+    def __init__(self, config: ClusterConfig, storage: StorageClient, reads: SaltedReads) -> None:
         self.config = config
-        self.pool = pool
+        self.storage = storage
         self.reads = reads
-        self._views: dict[str, HotUserView] = {}
+        self._views: dict[str, HotUser] = {}
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._unpinned = set(config.hot.users)
@@ -58,20 +49,20 @@ class HotUsers:
         view = self._views.get(user)
         return view.state if view else HotState.NORMAL
 
-    def views(self) -> list[HotUserView]:
+    def views(self) -> list[HotUser]:
         return sorted(self._views.values(), key=lambda v: v.user)
 
     def hot_now(self) -> list[str]:
         """Users whose posts are (or are about to be) merged at read time."""
-        return [v.user for v in self.views() if v.state in (HotState.MIGRATING, HotState.HOT)]
+        return [v.user for v in self.views() if v.state.is_hot]
 
     def learn(self, user: str, state: HotState) -> None:
         """A node just told us the user's state (with a follow or a post): act on it now."""
-        if state is HotState.NORMAL and user not in self._views:
-            return
         old = self._views.get(user)
-        self._views[user] = HotUserView(user, state, old.pinned if old else False, old.follower_count if old else 0)
-        if state in _TRANSITIONAL:
+        if old is None and state is HotState.NORMAL:
+            return
+        self._views[user] = replace(old, state=state) if old else HotUser(user, state)
+        if state.transitional:
             self._ensure_job(user, state)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -94,16 +85,14 @@ class HotUsers:
         """Pins the users cluster.toml lists; a user whose node is down is tried again every poll."""
         for user in sorted(self._unpinned):
             try:
-                reply = await self.pool.call(
+                reply = await self.storage.set_hot_state.by_key(
                     user,
-                    "SetHotState",
                     storage_pb2.SetHotStateRequest(user=user, state="MIGRATING", expect=["NORMAL", "COLD"], pin=True),
                 )
                 if not reply.changed:  # already hot or on its way: just pin it where it is
                     current = HotState(reply.state)
-                    await self.pool.call(
+                    await self.storage.set_hot_state.by_key(
                         user,
-                        "SetHotState",
                         storage_pb2.SetHotStateRequest(user=user, state=current.name, expect=[current.name], pin=True),
                     )
             except FeedringError as exc:
@@ -125,10 +114,10 @@ class HotUsers:
 
     async def refresh(self) -> None:
         """Reads every node's registry. A node that does not answer keeps its users' last state."""
-        members = [m.id for m in self.pool.map.members]
+        members = [m.id for m in self.storage.map.members]
         replies = await asyncio.gather(
             *(
-                self.pool.call_node(n, "ListHotUsers", storage_pb2.ListHotUsersRequest(), timeout_s=2.0)
+                self.storage.list_hot_users.on_node(n, storage_pb2.ListHotUsersRequest(), timeout_s=2.0)
                 for n in members
             ),
             return_exceptions=True,
@@ -140,15 +129,15 @@ class HotUsers:
                 continue
             answered.add(node_id)
             for e in reply.users:
-                views[e.user] = HotUserView(e.user, HotState(e.state), e.pinned, e.follower_count)
+                views[e.user] = HotUser(e.user, HotState(e.state), e.pinned, e.follower_count)
         for user, view in self._views.items():
-            if user not in views and self.pool.node_for(user) not in answered:
+            if user not in views and self.storage.node_for(user) not in answered:
                 views[user] = view
         for user, view in views.items():
             old = self._views.get(user)
             if old is None or old.state != view.state:
                 log.info("hot user state user=%s state=%s followers=%d", user, view.state.name, view.follower_count)
-            if view.state in _TRANSITIONAL:
+            if view.state.transitional:
                 self._ensure_job(user, view.state)
         self._views = views
 
@@ -174,8 +163,8 @@ class HotUsers:
                 recent = await self.reads.posts(user, state, self.config.limits.backfill_posts)
                 await self._mark_followers(user, hot=False, posts=recent)
                 final = HotState.COLD
-            reply = await self.pool.call(
-                user, "SetHotState", storage_pb2.SetHotStateRequest(user=user, state=final.name, expect=[state.name])
+            reply = await self.storage.set_hot_state.by_key(
+                user, storage_pb2.SetHotStateRequest(user=user, state=final.name, expect=[state.name])
             )
             if reply.changed:
                 log.info("hot user transition done user=%s %s->%s", user, state.name, final.name)
@@ -184,15 +173,14 @@ class HotUsers:
             # The next poll sees the same transitional state and tries again.
             log.warning("hot user transition interrupted user=%s state=%s error=%s", user, state.name, exc.message)
 
-    async def _mark_followers(self, user: str, hot: bool, posts: list) -> None:  # type: ignore[type-arg]
+    async def _mark_followers(self, user: str, hot: bool, posts: list[feed_pb2.Post]) -> None:
         marked = 0
         async for page in self.reads.follower_pages(user, HotState.HOT):
-            groups = self.pool.group_by_node(page)
+            groups = self.storage.group_by_node(page)
             await asyncio.gather(
                 *(
-                    self.pool.call_node(
+                    self.storage.set_hot_following.on_node(
                         node_id,
-                        "SetHotFollowing",
                         storage_pb2.SetHotFollowingRequest(followee=user, consumers=consumers, hot=hot, posts=posts),
                     )
                     for node_id, consumers in groups.items()

@@ -13,9 +13,10 @@ The shape is the one Cassandra, Riak and Redis Cluster converge on (../shared/DE
 Everything before the commit can be redone from scratch (resume) or dropped (abort), and nothing
 is lost either way: until the commit, the old replicas are the only ones serving.
 
-The change runs as a task of this router: a caller that disconnects does not stop it, and a
-caller that asks again attaches to it. If this router dies, `feedring node resume` through any
-router picks the change up from the pending map stored on the nodes.
+The plan is pure (router/membership_plan.py); this module runs it. The change runs as a task of
+this router: a caller that disconnects does not stop it, and a caller that asks again attaches to it.
+If this router dies, `feedring node resume` through any router picks the change up from the pending
+map stored on the nodes.
 """
 
 from __future__ import annotations
@@ -23,27 +24,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from common.cluster_map import ClusterMap, Member
-from common.errors import FailedPrecondition, FeedringError, InvalidArgument, NotFound, Unavailable
+from common.cluster_map import ClusterMap
+from common.errors import FailedPrecondition, FeedringError, InvalidArgument, Unavailable
+from common.storage_client import StorageClient
 from protos import admin_pb2, storage_pb2
-from router.node_pool import NodePool
+from router.membership_plan import Kind, Transfers, describe, plan_change
 
 __all__ = ["MembershipChanges"]
 
 log = logging.getLogger(__name__)
 
-Kind = admin_pb2.ChangeMembershipRequest
-
 
 class MembershipChanges:
-    def __init__(self, pool: NodePool) -> None:
-        self.pool = pool
+    def __init__(self, storage: StorageClient) -> None:
+        self.storage = storage
         self._task: asyncio.Task[None] | None = None
         self._progress = admin_pb2.ChangeProgress()
         self._subscribers: list[asyncio.Queue[admin_pb2.ChangeProgress]] = []
@@ -58,17 +54,18 @@ class MembershipChanges:
     # -- entry point -----------------------------------------------------------------------------
 
     async def request(self, req: admin_pb2.ChangeMembershipRequest) -> AsyncIterator[admin_pb2.ChangeProgress]:
-        current = await self.pool.refresh_map()
+        current = await self.storage.refresh_map()
         if req.kind in (Kind.ADD, Kind.REMOVE):
-            if self.running or current.changing:
+            if self.running:
                 raise FailedPrecondition(
-                    f"another membership change is in progress ({current.change or self._progress.change!r}, "
-                    f"epoch {current.epoch}): one change at a time. Run `feedring node resume` to finish it "
-                    "or `feedring node abort` to roll it back"
+                    f"another membership change is in progress ({self._progress.change!r}): one change at a "
+                    "time. Run `feedring node resume` to finish it or `feedring node abort` to roll it back"
                 )
-            plan = await self._plan(current, req)
+            plan = plan_change(current, req.kind, req.node_id, req.address)
+            if req.kind == Kind.ADD:
+                await self._check_reachable(req.node_id, req.address)
             if req.dry_run:
-                yield self._describe(plan, "PLANNED", "dry run: nothing was moved")
+                yield describe(plan, "PLANNED", "dry run: nothing was moved")
                 return
             self._start(plan, req.max_keys_per_second)
         elif req.kind == Kind.RESUME:
@@ -84,69 +81,17 @@ class MembershipChanges:
         async for progress in self._follow():
             yield progress
 
-    # -- planning --------------------------------------------------------------------------------
-
-    async def _plan(self, current: ClusterMap, req: admin_pb2.ChangeMembershipRequest) -> ClusterMap:
-        if req.kind == Kind.ADD:
-            if not req.node_id or not req.address:
-                raise InvalidArgument("adding a node needs its id and address")
-            if current.member(req.node_id):
-                raise FailedPrecondition(f"node {req.node_id} is already a member at epoch {current.epoch}")
-            if any(m.address == req.address for m in current.members):
-                raise FailedPrecondition(f"address {req.address} is already used by another node")
-            await self._check_reachable(req.node_id, req.address)
-            members = (*current.members, Member(req.node_id, req.address))
-            description = f"add {req.node_id} {req.address}"
-        else:
-            node = current.member(req.node_id)
-            if node is None:
-                known = ", ".join(m.id for m in current.members)
-                raise NotFound(f"node {req.node_id!r} is not a member (members: {known})")
-            members = tuple(m for m in current.members if m.id != req.node_id)
-            if not members:
-                raise FailedPrecondition(f"cannot remove {req.node_id}: it is the last node and holds all the data")
-            if len(members) < current.replication_factor:
-                raise FailedPrecondition(
-                    f"cannot remove {req.node_id}: {len(members)} nodes cannot hold "
-                    f"{current.replication_factor} replicas of each partition"
-                )
-            description = f"remove {req.node_id}"
-        return current.begin_change(members, description)
-
-    @staticmethod
-    async def _check_reachable(node_id: str, address: str) -> None:
-        try:
-            async with grpc.aio.insecure_channel(address) as channel:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2.0)
-        except grpc.aio.AioRpcError as exc:
+    async def _check_reachable(self, node_id: str, address: str) -> None:
+        if not await self.storage.serving(address):
             raise Unavailable(
-                f"node {node_id} at {address} is not reachable ({exc.code().name}); start it first "
+                f"node {node_id} at {address} is not reachable or not serving; start it first "
                 f"(make node ID={node_id} ADDR={address})"
-            ) from None
-        if reply.status != health_pb2.HealthCheckResponse.SERVING:
-            raise Unavailable(f"node {node_id} at {address} is not serving yet")
+            )
 
-    def _describe(self, plan: ClusterMap, phase: str, message: str = "") -> admin_pb2.ChangeProgress:
-        moves = plan.moves()
-        pairs: dict[tuple[str, str], int] = defaultdict(int)
-        for _, source, destination in moves:
-            pairs[(source, destination)] += 1
-        return admin_pb2.ChangeProgress(
-            phase=phase,
-            change=plan.change,
-            from_epoch=plan.epoch - 1,
-            to_epoch=plan.epoch + 1,
-            partitions_total=plan.partitions,
-            partitions_moving=len({p for p, _, _ in moves}),
-            moves=[admin_pb2.PlannedMove(source=s, destination=d, partitions=n) for (s, d), n in sorted(pairs.items())],
-            transfers_total=len(pairs),
-            message=message,
-        )
-
-    # -- running ---------------------------------------------------------------------------------
+    # -- progress --------------------------------------------------------------------------------
 
     def _start(self, plan: ClusterMap, max_keys_per_second: int) -> None:
-        self._progress = self._describe(plan, "PLANNED")
+        self._progress = describe(plan, "PLANNED")
         self._task = asyncio.create_task(self._execute(plan, max_keys_per_second))
 
     def _publish(self, **fields: object) -> None:
@@ -176,6 +121,8 @@ class MembershipChanges:
         finally:
             self._subscribers.remove(queue)
 
+    # -- running ---------------------------------------------------------------------------------
+
     async def _execute(self, plan: ClusterMap, max_keys_per_second: int) -> None:
         try:
             await self._run(plan, max_keys_per_second)
@@ -191,131 +138,136 @@ class MembershipChanges:
             self._publish(phase="FAILED", message=f"internal error: {exc}; see the router log")
 
     async def _run(self, plan: ClusterMap, max_keys_per_second: int) -> None:
+        transfers = Transfers.of(plan)
         log.info("membership change begins change=%r epoch=%d moves=%d", plan.change, plan.epoch, len(plan.moves()))
         await self._push(plan)
-        moves = plan.moves()
-        by_source: dict[str, list[int]] = defaultdict(list)
-        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for part, source, destination in moves:
-            groups[(source, destination)].append(part)
-            by_source[source].append(part)
         # A resumed change may find partitions sealed by the attempt that died.
-        await asyncio.gather(*(self._seal(plan, s, parts, unseal=True) for s, parts in by_source.items()))
-
+        await self._seal_all(plan, transfers, unseal=True)
         started = time.monotonic()
-        caught_up: set[tuple[str, str]] = set()
-        all_caught_up = asyncio.Event()
-        totals: dict[tuple[str, str], storage_pb2.PullProgress] = {}
-        if not groups:
-            all_caught_up.set()
         self._publish(phase="COPYING", from_epoch=plan.epoch - 1, to_epoch=plan.epoch + 1)
-
-        async def pull(pair: tuple[str, str], parts: list[int]) -> None:
-            source, destination = pair
-            request = storage_pb2.PullPartitionsRequest(
-                source_id=source,
-                source_address=plan.address(source),
-                partitions=parts,
-                max_keys_per_second=max_keys_per_second,
-            )
-            request.epoch = plan.epoch
-            stub = self.pool.stub(destination)
-            try:
-                async for progress in stub.PullPartitions(request):
-                    totals[pair] = progress
-                    if progress.snapshot_done and pair not in caught_up:
-                        caught_up.add(pair)
-                        log.info("transfer caught up source=%s destination=%s", source, destination)
-                        if len(caught_up) == len(groups):
-                            all_caught_up.set()
-                    self._publish(
-                        keys_total=sum(t.total_keys for t in totals.values()),
-                        keys_moved=sum(t.keys for t in totals.values()),
-                        bytes_moved=sum(t.bytes for t in totals.values()),
-                        transfers_caught_up=len(caught_up),
-                        elapsed_s=time.monotonic() - started,
-                    )
-            except grpc.aio.AioRpcError as exc:
-                raise Unavailable(
-                    f"transfer {source} -> {destination} failed: {exc.code().name}: {exc.details()}"
-                ) from None
-
-        transfers = [asyncio.create_task(pull(pair, parts)) for pair, parts in groups.items()]
-        waiter = asyncio.create_task(all_caught_up.wait())
-        try:
-            # Transfers only finish after the seal, so wait for "all caught up" or a failure.
-            while not waiter.done():
-                await asyncio.wait([waiter, *transfers], return_when=asyncio.FIRST_COMPLETED)
-                for t in transfers:
-                    if t.done() and t.exception():
-                        raise t.exception()  # type: ignore[misc]
-                    if t.done() and not waiter.done():
-                        raise Unavailable("a transfer ended before it was sealed")
-        except BaseException:
-            waiter.cancel()
-            for t in transfers:
-                t.cancel()
-            raise
+        streams = await self._copy_until_caught_up(plan, transfers, max_keys_per_second, started)
 
         self._publish(phase="SEALING")
-        await asyncio.gather(*(self._seal(plan, s, parts) for s, parts in by_source.items()))
-        await asyncio.gather(*transfers)
+        await self._seal_all(plan, transfers)
+        await asyncio.gather(*streams)
 
         committed = plan.commit_change()
         await self._push(committed)
         self._publish(phase="COMMITTED", to_epoch=committed.epoch)
         log.info("membership change committed change=%r epoch=%d", plan.change, committed.epoch)
 
-        # Addresses from the plan: a node being removed is no member of the committed map.
-        dropped = await asyncio.gather(
-            *(
-                self.pool.stub_for_address(plan.address(s)).DropPartitions(
-                    storage_pb2.DropPartitionsRequest(partitions=parts), timeout=600.0
-                )
-                for s, parts in by_source.items()
-            ),
-            return_exceptions=True,
-        )
-        leftovers = [str(d) for d in dropped if isinstance(d, BaseException)]
+        leftovers = await self._drop(plan, transfers.by_source, timeout_s=600.0)
         elapsed = time.monotonic() - started
         keys_moved = self._progress.keys_moved
         self._publish(
             phase="DONE",
             message=(
-                f"moved {len({p for p, _, _ in moves})} partitions, {keys_moved} keys in {elapsed:.1f}s"
+                f"moved {transfers.partitions} partitions, {keys_moved} keys in {elapsed:.1f}s"
                 + (f"; old copies not yet deleted: {leftovers}" if leftovers else "")
             ),
         )
         log.info("membership change done change=%r keys=%d seconds=%.1f", plan.change, keys_moved, elapsed)
 
-    async def _seal(self, plan: ClusterMap, source: str, parts: list[int], unseal: bool = False) -> None:
-        await self.pool.call_node(
-            source,
-            "SealPartitions",
-            storage_pb2.SealPartitionsRequest(partitions=parts, unseal=unseal),
-            wait_for_ready=True,
+    async def _copy_until_caught_up(
+        self, plan: ClusterMap, transfers: Transfers, max_keys_per_second: int, started: float
+    ) -> list[asyncio.Task[None]]:
+        """Starts every stream and returns them once each has sent its snapshot (they end only
+        after the seal), or raises the first failure."""
+        caught_up: set[tuple[str, str]] = set()
+        all_caught_up = asyncio.Event()
+        totals: dict[tuple[str, str], storage_pb2.PullProgress] = {}
+        if not transfers.streams:
+            all_caught_up.set()
+
+        async def pull(pair: tuple[str, str], parts: list[int]) -> None:
+            source, destination = pair
+            request = storage_pb2.PullPartitionsRequest(
+                epoch=plan.epoch,
+                source_id=source,
+                source_address=plan.address(source),
+                partitions=parts,
+                max_keys_per_second=max_keys_per_second,
+            )
+            async for progress in self.storage.pull_partitions.at(
+                plan.address(destination), request, node_id=destination
+            ):
+                totals[pair] = progress
+                if progress.snapshot_done and pair not in caught_up:
+                    caught_up.add(pair)
+                    log.info("transfer caught up source=%s destination=%s", source, destination)
+                    if len(caught_up) == len(transfers.streams):
+                        all_caught_up.set()
+                self._publish(
+                    keys_total=sum(t.total_keys for t in totals.values()),
+                    keys_moved=sum(t.keys for t in totals.values()),
+                    bytes_moved=sum(t.bytes for t in totals.values()),
+                    transfers_caught_up=len(caught_up),
+                    elapsed_s=time.monotonic() - started,
+                )
+
+        streams = [asyncio.create_task(pull(pair, parts)) for pair, parts in transfers.streams.items()]
+        waiter = asyncio.create_task(all_caught_up.wait())
+        try:
+            while not waiter.done():
+                await asyncio.wait([waiter, *streams], return_when=asyncio.FIRST_COMPLETED)
+                for stream in streams:
+                    if stream.done() and (failure := stream.exception()) is not None:
+                        raise failure
+                    if stream.done() and not waiter.done():
+                        raise Unavailable("a transfer ended before it was sealed")
+        except BaseException:
+            waiter.cancel()
+            for stream in streams:
+                stream.cancel()
+            raise
+        return streams
+
+    async def _seal_all(self, plan: ClusterMap, transfers: Transfers, unseal: bool = False) -> None:
+        await asyncio.gather(
+            *(
+                self.storage.seal_partitions.at(
+                    plan.address(source),
+                    storage_pb2.SealPartitionsRequest(partitions=parts, unseal=unseal),
+                    node_id=source,
+                    wait_for_ready=True,
+                )
+                for source, parts in transfers.by_source.items()
+            )
         )
+
+    async def _drop(self, plan: ClusterMap, partitions_by_node: dict[str, list[int]], timeout_s: float) -> list[str]:
+        """Deletes copies the nodes no longer serve; returns what could not be deleted. Addresses come
+        from the plan: a node being removed is no member of the committed map."""
+        dropped = await asyncio.gather(
+            *(
+                self.storage.drop_partitions.at(
+                    plan.address(node_id),
+                    storage_pb2.DropPartitionsRequest(partitions=parts),
+                    node_id=node_id,
+                    timeout_s=timeout_s,
+                )
+                for node_id, parts in partitions_by_node.items()
+            ),
+            return_exceptions=True,
+        )
+        return [str(d) for d in dropped if isinstance(d, BaseException)]
 
     async def _push(self, cluster_map: ClusterMap) -> None:
         """Gives the map to every node that is (or is becoming, or leaving as) a member."""
         message = cluster_map.to_proto()
         nodes = {m.id: m.address for m in (*cluster_map.members, *cluster_map.leaving)}
         results = await asyncio.gather(
-            *(self._set_map(node_id, address, message) for node_id, address in nodes.items()),
+            *(
+                # wait_for_ready: a node restarted moments ago may still be in the channel's reconnect backoff.
+                self.storage.set_cluster_map.at(address, message, node_id=node_id, timeout_s=5.0, wait_for_ready=True)
+                for node_id, address in nodes.items()
+            ),
             return_exceptions=True,
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise Unavailable(f"could not give epoch {cluster_map.epoch} to every node: {errors[0]}")
-        self.pool.adopt(cluster_map)
-
-    async def _set_map(self, node_id: str, address: str, message: object) -> None:
-        stub = self.pool.stub_for_address(address)
-        try:
-            # wait_for_ready: a node restarted moments ago may still be in the channel's reconnect backoff.
-            await stub.SetClusterMap(message, timeout=5.0, wait_for_ready=True)
-        except grpc.aio.AioRpcError as exc:
-            raise Unavailable(f"node {node_id} ({address}): {exc.code().name}: {exc.details()}") from None
+        self.storage.adopt(cluster_map)
 
     async def _abort(self, current: ClusterMap) -> admin_pb2.ChangeProgress:
         if self._task is not None and not self._task.done():
@@ -324,28 +276,13 @@ class MembershipChanges:
             self._publish(phase="ABORTED", message="aborted by `feedring node abort`")
         if not current.changing:
             raise FailedPrecondition(f"no membership change is in progress (epoch {current.epoch})")
-        moves = current.moves()
-        by_source: dict[str, list[int]] = defaultdict(list)
-        by_destination: dict[str, list[int]] = defaultdict(list)
-        for part, source, destination in moves:
-            by_source[source].append(part)
-            by_destination[destination].append(part)
-        await asyncio.gather(*(self._seal(current, s, parts, unseal=True) for s, parts in by_source.items()))
+        transfers = Transfers.of(current)
+        await self._seal_all(current, transfers, unseal=True)
         rolled_back = current.abort_change()
         await self._push(rolled_back)
         # Partial copies on the destinations are not served; delete them.
-        await asyncio.gather(
-            *(
-                self.pool.stub_for_address(current.address(d)).DropPartitions(
-                    storage_pb2.DropPartitionsRequest(partitions=parts), timeout=60.0
-                )
-                for d, parts in by_destination.items()
-            ),
-            return_exceptions=True,
-        )
+        await self._drop(current, transfers.by_destination, timeout_s=60.0)
         log.info("membership change aborted change=%r epoch=%d", current.change, rolled_back.epoch)
-        progress = self._describe(
-            current, "ABORTED", f"rolled back {current.change!r}; epoch is now {rolled_back.epoch}"
-        )
+        progress = describe(current, "ABORTED", f"rolled back {current.change!r}; epoch is now {rolled_back.epoch}")
         progress.to_epoch = rolled_back.epoch
         return progress

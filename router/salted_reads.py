@@ -12,29 +12,26 @@ import asyncio
 import heapq
 from collections.abc import AsyncIterator
 
-from common.hot_state import HotState, salted_keys
+from common import salting
+from common.hot_state import HotState
+from common.storage_client import StorageClient
 from protos import feed_pb2, storage_pb2
-from router.node_pool import NodePool
 
 __all__ = ["SaltedReads"]
 
 
 class SaltedReads:
-    def __init__(self, pool: NodePool, buckets: int) -> None:
-        self.pool = pool
+    def __init__(self, storage: StorageClient, buckets: int) -> None:
+        self.storage = storage
         self.buckets = buckets
-
-    def keys_of(self, user: str, state: HotState) -> list[str]:
-        return [user, *salted_keys(user, self.buckets)] if state.salted else [user]
 
     async def posts(self, author: str, state: HotState, limit: int, before_id: int = 0) -> list[feed_pb2.Post]:
         """The author's newest `limit` posts below `before_id`, over every key it may have used."""
-        groups = self.pool.group_by_node(self.keys_of(author, state))
+        groups = self.storage.group_by_node(salting.keys_of(author, state, self.buckets))
         replies = await asyncio.gather(
             *(
-                self.pool.call(
+                self.storage.read_posts.by_key(
                     group[0],
-                    "ReadPosts",
                     storage_pb2.ReadPostsRequest(
                         author_key=group[0], more_keys=group[1:], limit=limit, before_id=before_id
                     ),
@@ -47,14 +44,16 @@ class SaltedReads:
         merged = heapq.merge(*(r.posts for r in replies), key=lambda p: -p.id)
         return list(merged)[:limit]
 
-    async def followers(self, user: str, state: HotState, after: str, limit: int) -> list[str]:
-        """Followers in byte order after `after`, over every key, without repeats."""
-        groups = self.pool.group_by_node(self.keys_of(user, state))
+    async def followers(
+        self, user: str, state: HotState, after: str, limit: int, salted_only: bool = False
+    ) -> list[str]:
+        """Followers in byte order after `after`, over every key (or only the salted ones), without repeats."""
+        keys = salting.salted_keys(user, self.buckets) if salted_only else salting.keys_of(user, state, self.buckets)
+        groups = self.storage.group_by_node(keys)
         replies = await asyncio.gather(
             *(
-                self.pool.call(
+                self.storage.list_edges.by_key(
                     group[0],
-                    "ListEdges",
                     storage_pb2.ListEdgesRequest(
                         direction=storage_pb2.FOLLOWERS,
                         user_key=group[0],
@@ -74,11 +73,13 @@ class SaltedReads:
                     break
         return out
 
-    async def follower_pages(self, user: str, state: HotState, page: int = 5000) -> AsyncIterator[list[str]]:
+    async def follower_pages(
+        self, user: str, state: HotState, page: int = 5000, salted_only: bool = False
+    ) -> AsyncIterator[list[str]]:
         """Every follower, a page at a time (a celebrity's millions never sit in memory at once)."""
         after = ""
         while True:
-            names = await self.followers(user, state, after, page)
+            names = await self.followers(user, state, after, page, salted_only)
             if names:
                 yield names
             if len(names) < page:
@@ -86,11 +87,11 @@ class SaltedReads:
             after = names[-1]
 
     async def salted_post_count(self, user: str) -> int:
-        groups = self.pool.group_by_node(salted_keys(user, self.buckets))
+        groups = self.storage.group_by_node(salting.salted_keys(user, self.buckets))
         replies = await asyncio.gather(
             *(
-                self.pool.call(
-                    group[0], "GetUserMeta", storage_pb2.GetUserMetaRequest(user_key=group[0], post_keys=group[1:])
+                self.storage.get_user_meta.by_key(
+                    group[0], storage_pb2.GetUserMetaRequest(user_key=group[0], post_keys=group[1:])
                 )
                 for group in groups.values()
             )

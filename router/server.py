@@ -1,4 +1,4 @@
-"""Starting and stopping one router worker: map, node pool, fan-out, and the public services."""
+"""Starting and stopping one router worker: its storage client, fan-out, and the public services."""
 
 from __future__ import annotations
 
@@ -12,20 +12,10 @@ from grpc_reflection.v1alpha import reflection
 
 from common.cluster_map import initial_map
 from common.config import ClusterConfig
+from common.storage_client import StorageClient
 from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc
-from router.admin_service import AdminServicer
-from router.bulk_load import BulkLoader
-from router.fanout import FanOut
-from router.feed_service import FeedServicer
-from router.follows import Follows
-from router.hot_cache import HotPostCache
-from router.hot_users import HotUsers
-from router.membership import MembershipChanges
-from router.node_pool import NodePool
+from router.flows import RouterFlows
 from router.post_ids import PostIdGenerator, generator_id
-from router.posts import Posts
-from router.salted_reads import SaltedReads
-from router.timeline import TimelineReader
 
 __all__ = ["RouterServer"]
 
@@ -46,36 +36,18 @@ class RouterServer:
 
     async def start(self) -> int:
         # Channels belong to the running loop: everything gRPC is created here, not in __init__.
-        self.pool = NodePool(initial_map(self.config), self.config.limits.rpc_timeout_s)
-        await self.pool.refresh_map()
-        self.fanout = FanOut(self.pool)
-        hot_conf = self.config.hot
-        reads = SaltedReads(self.pool, hot_conf.salt_buckets)
-        self.hot = HotUsers(self.config, self.pool, reads)
-        await self.hot.start()
-        self.cache = HotPostCache(hot_conf.cache_max_entries, hot_conf.cache_posts_per_user, hot_conf.cache_ttl_ms)
-        ids = PostIdGenerator(generator_id(self.router.id, self.worker))
-        self.feed = FeedServicer(
-            self.config,
-            self.pool,
-            self.hot,
-            reads,
-            Follows(self.config, self.pool, self.hot, reads),
-            Posts(self.config, self.pool, self.fanout, self.hot, reads, self.cache, ids),
-            TimelineReader(self.pool, reads, self.cache),
+        self.storage = StorageClient(initial_map(self.config), self.config.limits.rpc_timeout_s)
+        await self.storage.refresh_map()
+        self.flows = RouterFlows.build(
+            self.config, self.storage, PostIdGenerator(generator_id(self.router.id, self.worker))
         )
-        self.admin = AdminServicer(
-            self.pool,
-            self.hot,
-            self.cache,
-            self.fanout,
-            BulkLoader(self.config, self.pool, self.hot),
-            MembershipChanges(self.pool),
-        )
+        await self.flows.hot.start()
+        self.feed_service = self.flows.feed_service()
+        self.admin_service = self.flows.admin_service()
 
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if self.reuse_port else 0)])
-        feed_pb2_grpc.add_FeedServicer_to_server(self.feed, self.server)
-        admin_pb2_grpc.add_AdminServicer_to_server(self.admin, self.server)
+        feed_pb2_grpc.add_FeedServicer_to_server(self.feed_service, self.server)
+        admin_pb2_grpc.add_AdminServicer_to_server(self.admin_service, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (
@@ -99,8 +71,8 @@ class RouterServer:
             self.router.id,
             self.worker,
             self.router.address,
-            self.pool.map.epoch,
-            len(self.pool.map.members),
+            self.storage.map.epoch,
+            len(self.storage.map.members),
         )
         return int(port)
 
@@ -108,7 +80,7 @@ class RouterServer:
         while True:
             await asyncio.sleep(MAP_REFRESH_S)
             try:
-                await self.pool.refresh_map()
+                await self.storage.refresh_map()
             except Exception:  # a refresh failing must never stop the next one
                 log.exception("cluster map refresh failed")
 
@@ -118,9 +90,9 @@ class RouterServer:
             self._refresher.cancel()
         if self.server is not None:
             await self.server.stop(grace)
-        await self.hot.stop()
-        await self.fanout.drain(timeout_s=grace + 3.0)
-        await self.pool.close()
+        await self.flows.hot.stop()
+        await self.flows.fanout.drain(timeout_s=grace + 3.0)
+        await self.storage.close()
         log.info("router stopped router=%d worker=%d", self.router.id, self.worker)
 
     async def run_until_signalled(self) -> None:

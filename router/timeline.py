@@ -14,9 +14,9 @@ import asyncio
 import heapq
 
 from common.hot_state import HotState
+from common.storage_client import StorageClient
 from protos import feed_pb2, storage_pb2
-from router.hot_cache import HotPostCache
-from router.node_pool import NodePool
+from router.hot_cache import CachedPosts, HotPostCache
 from router.salted_reads import SaltedReads
 
 __all__ = ["TimelineReader", "merge_newest"]
@@ -36,15 +36,15 @@ def merge_newest(streams: list[list[feed_pb2.Post]], limit: int) -> list[feed_pb
 
 
 class TimelineReader:
-    def __init__(self, pool: NodePool, reads: SaltedReads, cache: HotPostCache) -> None:
-        self.pool = pool
+    def __init__(self, storage: StorageClient, reads: SaltedReads, cache: HotPostCache) -> None:
+        self.storage = storage
         self.reads = reads
         self.cache = cache
-        self._loading: dict[str, asyncio.Task[list[feed_pb2.Post]]] = {}
+        self._loading: dict[str, asyncio.Task[CachedPosts]] = {}
 
     async def read(self, user: str, limit: int, before_id: int) -> list[feed_pb2.Post]:
-        inbox = await self.pool.call(
-            user, "ReadInbox", storage_pb2.ReadInboxRequest(consumer=user, limit=limit, before_id=before_id)
+        inbox = await self.storage.read_inbox.by_key(
+            user, storage_pb2.ReadInboxRequest(consumer=user, limit=limit, before_id=before_id)
         )
         if not inbox.hot_followees:
             return list(inbox.posts)
@@ -53,22 +53,17 @@ class TimelineReader:
 
     async def recent_posts(self, author: str, limit: int, before_id: int) -> list[feed_pb2.Post]:
         """A hot author's newest `limit` posts below `before_id`, from the cache when it can tell."""
-        entry = self.cache.get(author)
+        entry = self.cache.get(author)  # counts one hit or one miss
         if entry is None:
-            newest = await self._load(author)
-            entry = self.cache.get(author)
-            if entry is None:  # a cache of zero TTL: answer from what was just read
-                below = [p for p in newest if not before_id or p.id < before_id]
-                if len(below) >= limit or len(newest) < self.cache.posts_per_user:
-                    return below[:limit]
-        if entry is not None:
-            cached = entry.below(before_id, limit)
-            if cached is not None:
-                return cached
+            entry = await self._load(author)
+        cached = entry.below(before_id, limit)
+        if cached is not None:
+            return cached
         # Deeper than the cache holds: read the salts directly.
         return await self.reads.posts(author, HotState.HOT, limit, before_id)
 
-    async def _load(self, author: str) -> list[feed_pb2.Post]:
+    async def _load(self, author: str) -> CachedPosts:
+        """Reads an author's newest posts into the cache; concurrent misses share one read."""
         task = self._loading.get(author)
         if task is None:
             task = asyncio.create_task(self._fetch(author))
@@ -76,8 +71,7 @@ class TimelineReader:
             task.add_done_callback(lambda _t: self._loading.pop(author, None))
         return await asyncio.shield(task)
 
-    async def _fetch(self, author: str) -> list[feed_pb2.Post]:
+    async def _fetch(self, author: str) -> CachedPosts:
         size = self.cache.posts_per_user
         newest = await self.reads.posts(author, HotState.HOT, size + 1)
-        self.cache.put(author, newest[:size], complete=len(newest) <= size)
-        return newest[:size]
+        return self.cache.put(author, newest, complete=len(newest) <= size)

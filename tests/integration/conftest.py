@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from client import FeedClient
-from client.local_cluster import LocalCluster
+from ops.local_cluster import LocalCluster
 from tests.support import write_cluster_file
 
 

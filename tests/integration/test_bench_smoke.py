@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from client.local_cluster import PROJECT_ROOT
+from ops.local_cluster import PROJECT_ROOT
 
 
 @pytest.mark.slow

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from client.local_cluster import PROJECT_ROOT, LocalCluster
 from common.cluster_map import initial_map
 from common.errors import Unavailable
+from ops.local_cluster import PROJECT_ROOT, LocalCluster
 from tests.integration.conftest import ClusterHandle
 from tests.support import eventually
 

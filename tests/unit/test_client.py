@@ -360,5 +360,5 @@ def test_the_package_exports_the_api_and_the_shared_error_classes() -> None:
     for name in ("FeedClient", "Post", "Page", "User", "ClusterStatus", "NodeHealth", "ClusterMap"):
         assert name in client_package.__all__
     for name in common.errors.__all__:
-        if name[0].isupper() and name != "EPOCH_METADATA_KEY":
+        if name[0].isupper() and name != "BY_STATUS_CODE":
             assert getattr(client_package, name) is getattr(common.errors, name), name

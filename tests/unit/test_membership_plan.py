@@ -45,3 +45,38 @@ def test_a_pending_map_survives_the_wire() -> None:
     current = three_nodes(64)
     plan = current.begin_change(tuple(m for m in current.members if m.id != "n3"), "remove n3")
     assert ClusterMap.from_bytes(plan.to_bytes()) == plan
+
+
+def test_plan_change_refuses_what_cannot_work_with_a_reason() -> None:
+    import pytest
+
+    from common.errors import FailedPrecondition, InvalidArgument, NotFound
+    from router.membership_plan import Kind, plan_change
+
+    current = three_nodes(64)
+    with pytest.raises(FailedPrecondition, match="already a member"):
+        plan_change(current, Kind.ADD, "n1", "x:1")
+    with pytest.raises(FailedPrecondition, match="already used"):
+        plan_change(current, Kind.ADD, "n4", "127.0.0.1:7101")
+    with pytest.raises(InvalidArgument, match="id and address"):
+        plan_change(current, Kind.ADD, "n4")
+    with pytest.raises(NotFound, match="members: n1, n2, n3"):
+        plan_change(current, Kind.REMOVE, "n9")
+    pending = plan_change(current, Kind.REMOVE, "n2")
+    with pytest.raises(FailedPrecondition, match="one change at a time"):
+        plan_change(pending, Kind.ADD, "n4", "x:1")
+
+
+def test_transfers_group_every_move_by_stream_source_and_destination() -> None:
+    from router.membership_plan import Kind, Transfers, describe, plan_change
+
+    current = three_nodes(128)
+    plan = plan_change(current, Kind.ADD, "n4", "x:4")
+    transfers = Transfers.of(plan)
+    assert set(transfers.by_destination) == {"n4"}
+    assert sorted(transfers.by_destination["n4"]) == sorted(p for p, _, _ in plan.moves())
+    assert {s for s, _ in transfers.streams} == set(transfers.by_source)
+    assert sum(len(p) for p in transfers.streams.values()) == len(plan.moves()) == transfers.partitions
+    progress = describe(plan, "PLANNED")
+    assert (progress.from_epoch, progress.to_epoch, progress.partitions_moving) == (1, 3, transfers.partitions)
+    assert sum(m.partitions for m in progress.moves) == transfers.partitions

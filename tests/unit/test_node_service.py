@@ -8,7 +8,8 @@ import grpc
 import pytest
 
 from common.cluster_map import ClusterMap, Member, build_table
-from common.errors import EPOCH_METADATA_KEY
+from common.grpc_status import EPOCH_METADATA_KEY
+from common.storage_client import StorageClient
 from node.change_feed import ChangeFeed, ObservedStore
 from node.feed_store import FeedStore
 from node.service import StorageServicer
@@ -26,7 +27,9 @@ def run(scenario):  # type: ignore[no-untyped-def]
         feed_changes = ChangeFeed()
         store = ObservedStore(MemoryStore(), feed_changes)
         feed = FeedStore(store, PARTITIONS, 100)
-        servicer = StorageServicer("n1", feed, cluster_map, PartitionMover("n1", store, feed_changes), lambda m: None)
+        peers = StorageClient(cluster_map, 1.0)
+        mover = PartitionMover("n1", store, feed_changes, peers)
+        servicer = StorageServicer("n1", feed, cluster_map, mover, lambda m: None)
         server = grpc.aio.server()
         storage_pb2_grpc.add_StorageServicer_to_server(servicer, server)
         port = server.add_insecure_port("127.0.0.1:0")

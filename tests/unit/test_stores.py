@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.hot_state import HotPolicy
 from node import keys
 from node.feed_store import FeedStore
 from node.store import LevelDBStore, MemoryStore, Store, StoreLockedError
@@ -53,7 +54,7 @@ def post(post_id: int, author: str) -> feed_pb2.Post:
 
 @pytest.fixture
 def feed() -> FeedStore:
-    return FeedStore(MemoryStore(), partitions=16, timeline_cap=5, hot_threshold=3, cooldown_ratio=0.5)
+    return FeedStore(MemoryStore(), partitions=16, timeline_cap=5, hot_policy=HotPolicy(3, 0.5))
 
 
 def ids(raws: list[bytes]) -> list[int]:

@@ -6,8 +6,8 @@ exactly the processes it started (a pid file's process must still be running our
 this cluster file, so a recycled pid is never killed). Both are safe to repeat. The integration tests
 start their clusters through this same class.
 
-    python -m client.local_cluster start|stop|status [--config cluster.toml]
-    python -m client.local_cluster start-node --id n4 --address 127.0.0.1:7104
+    python -m ops.local_cluster start|stop|status [--config cluster.toml]
+    python -m ops.local_cluster start-node --id n4 --address 127.0.0.1:7104
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ class LocalCluster:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m client.local_cluster",
+        prog="python -m ops.local_cluster",
         description="Start, stop or inspect a local feedring cluster described by a cluster file.",
     )
     parser.add_argument("action", choices=["start", "stop", "status", "start-node"])

@@ -1,0 +1,157 @@
+"""gRPC status <-> feedring errors, both directions, in one place.
+
+Serving: ``@grpc_errors`` on a unary method and ``@grpc_errors_stream`` on a server-streaming one
+turn a ``FeedringError`` into its own status and message (a WrongEpoch also carries the node's
+epoch in the trailing metadata ``feedring-epoch``). Anything else is a bug: logged with its
+traceback, answered INTERNAL, and the server keeps serving.
+
+Calling: ``feedring_errors()`` around a call re-raises a ``grpc.RpcError`` as the matching
+``FeedringError``, ``from`` the gRPC error so the cause stays in the traceback. A caller that knows
+whom it called passes ``describe``, which may reword the failures gRPC itself reports (cannot
+connect, no answer in time) so the message names the process, e.g. ``node n2 (127.0.0.1:7102) is
+unavailable``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+
+from common.errors import BY_STATUS_CODE, FeedringError, WrongEpoch
+
+__all__ = [
+    "EPOCH_METADATA_KEY",
+    "RpcStatus",
+    "grpc_errors",
+    "grpc_errors_stream",
+    "feedring_errors",
+    "error_for_status",
+    "status_of",
+]
+
+log = logging.getLogger(__name__)
+
+# Trailing metadata a node attaches to a WrongEpoch refusal: its own cluster-map epoch.
+EPOCH_METADATA_KEY = "feedring-epoch"
+
+R = TypeVar("R")
+Servicer = Any  # a generated servicer subclass; its methods take (request, context)
+
+# -- serving ---------------------------------------------------------------------------------------
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+    """Ends the call with the status `exc` stands for (always raises)."""
+    if isinstance(exc, FeedringError):
+        if isinstance(exc, WrongEpoch):
+            context.set_trailing_metadata(((EPOCH_METADATA_KEY, str(exc.epoch)),))
+        await context.abort(exc.code, exc.message)
+    if isinstance(exc, (grpc.aio.AbortError, AssertionError)):
+        raise exc  # already a status (an abort), or a failed test assertion
+    log.error("unexpected error in %s", method, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
+
+
+def grpc_errors(
+    method: Callable[[Servicer, Any, grpc.aio.ServicerContext], Awaitable[R]],
+) -> Callable[[Servicer, Any, grpc.aio.ServicerContext], Awaitable[R]]:
+    """For a unary servicer method."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await method(self, request, context)
+        except Exception as exc:
+            await _abort(context, exc, method.__name__)
+        raise AssertionError("unreachable")  # _abort() always raises
+
+    return wrapper
+
+
+def grpc_errors_stream(
+    method: Callable[[Servicer, Any, grpc.aio.ServicerContext], AsyncIterator[R]],
+) -> Callable[[Servicer, Any, grpc.aio.ServicerContext], AsyncIterator[R]]:
+    """For a server-streaming servicer method: an error after some messages ends the stream with it."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[R]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except Exception as exc:
+            await _abort(context, exc, method.__name__)
+
+    return wrapper
+
+
+# -- calling ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RpcStatus:
+    """What a failed call reported: its code, details and trailing metadata."""
+
+    code: grpc.StatusCode
+    details: str
+    trailing: tuple[tuple[str, str | bytes], ...] = ()
+
+    @property
+    def from_channel(self) -> bool:
+        """gRPC's own words for a failure of the connection, not a status a server chose to send.
+        Matched as prefixes: a server's UNAVAILABLE starts with feedring's words instead."""
+        return self.code == grpc.StatusCode.UNAVAILABLE and self.details.lower().startswith(_CHANNEL_FAILURES)
+
+    @property
+    def own_deadline(self) -> bool:
+        """The caller's deadline expired (servers word their own deadlines)."""
+        return self.code == grpc.StatusCode.DEADLINE_EXCEEDED and self.details.lower() == "deadline exceeded"
+
+
+_CHANNEL_FAILURES = (
+    "failed to connect to all addresses",
+    "errors resolving",
+    "dns resolution failed",
+    "socket closed",
+    "connection reset",
+    "connection refused",
+    "broken pipe",
+)
+
+
+def status_of(exc: grpc.RpcError) -> RpcStatus:
+    # grpc.RpcError itself has no code(); what a channel raises is also a grpc.Call (or aio's error).
+    if isinstance(exc, (grpc.Call, grpc.aio.AioRpcError)):
+        return RpcStatus(exc.code(), exc.details() or "", tuple(exc.trailing_metadata() or ()))
+    return RpcStatus(grpc.StatusCode.UNKNOWN, str(exc))
+
+
+def error_for_status(status: RpcStatus) -> FeedringError:
+    """The FeedringError a received status stands for."""
+    if status.code == grpc.StatusCode.FAILED_PRECONDITION:
+        for key, value in status.trailing:
+            if key == EPOCH_METADATA_KEY:
+                return WrongEpoch(status.details, int(value))
+    cls = BY_STATUS_CODE.get(status.code)
+    if cls is None:
+        err = FeedringError(status.details or status.code.name)
+        err.code = status.code
+        return err
+    return cls(status.details)
+
+
+@contextmanager
+def feedring_errors(describe: Callable[[RpcStatus], FeedringError | None] | None = None) -> Iterator[None]:
+    """Re-raises a grpc.RpcError from the body as a FeedringError, ``from`` the original.
+
+    `describe` may return a better-worded error for a status (or None to keep the default)."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        status = status_of(exc)
+        raise ((describe(status) if describe else None) or error_for_status(status)) from exc

@@ -1,0 +1,95 @@
+"""Planning a membership change: pure functions over cluster maps, no I/O.
+
+``plan_change`` checks an add or remove against the current map and returns the pending map (epoch
+N+1) whose table the change moves to; ``Transfers`` groups its moves the ways the runner needs
+them (per source -> destination stream, per source to seal and drop, per destination to clean up
+after an abort); ``describe`` renders a plan as the progress message the CLI shows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from common.cluster_map import ClusterMap, Member
+from common.errors import FailedPrecondition, InvalidArgument, NotFound
+from protos import admin_pb2
+
+__all__ = ["plan_change", "Transfers", "describe", "Kind"]
+
+Kind = admin_pb2.ChangeMembershipRequest
+
+
+def plan_change(current: ClusterMap, kind: int, node_id: str, address: str = "") -> ClusterMap:
+    """The pending map of adding (`address` given) or removing `node_id`, or the error saying why not."""
+    if current.changing:
+        raise FailedPrecondition(
+            f"another membership change is in progress ({current.change!r}, epoch {current.epoch}): one change "
+            "at a time. Run `feedring node resume` to finish it or `feedring node abort` to roll it back"
+        )
+    if kind == Kind.ADD:
+        if not node_id or not address:
+            raise InvalidArgument("adding a node needs its id and address")
+        if current.member(node_id):
+            raise FailedPrecondition(f"node {node_id} is already a member at epoch {current.epoch}")
+        if any(m.address == address for m in current.members):
+            raise FailedPrecondition(f"address {address} is already used by another node")
+        return current.begin_change((*current.members, Member(node_id, address)), f"add {node_id} {address}")
+    if kind == Kind.REMOVE:
+        if current.member(node_id) is None:
+            known = ", ".join(m.id for m in current.members)
+            raise NotFound(f"node {node_id!r} is not a member (members: {known})")
+        members = tuple(m for m in current.members if m.id != node_id)
+        if not members:
+            raise FailedPrecondition(f"cannot remove {node_id}: it is the last node and holds all the data")
+        if len(members) < current.replication_factor:
+            raise FailedPrecondition(
+                f"cannot remove {node_id}: {len(members)} nodes cannot hold "
+                f"{current.replication_factor} replicas of each partition"
+            )
+        return current.begin_change(members, f"remove {node_id}")
+    raise InvalidArgument("kind must be ADD or REMOVE to plan a change")
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """A pending map's moves, grouped: partitions per (source, destination) stream, per source, per
+    destination."""
+
+    streams: dict[tuple[str, str], list[int]]
+    by_source: dict[str, list[int]]
+    by_destination: dict[str, list[int]]
+
+    @classmethod
+    def of(cls, plan: ClusterMap) -> Transfers:
+        streams: dict[tuple[str, str], list[int]] = defaultdict(list)
+        by_source: dict[str, list[int]] = defaultdict(list)
+        by_destination: dict[str, list[int]] = defaultdict(list)
+        for part, source, destination in plan.moves():
+            streams[(source, destination)].append(part)
+            by_source[source].append(part)
+            by_destination[destination].append(part)
+        return cls(dict(streams), dict(by_source), dict(by_destination))
+
+    @property
+    def partitions(self) -> int:
+        return len({p for parts in self.by_source.values() for p in parts})
+
+
+def describe(plan: ClusterMap, phase: str, message: str = "") -> admin_pb2.ChangeProgress:
+    """The plan as a ChangeProgress: the epochs it goes through and every source -> destination."""
+    transfers = Transfers.of(plan)
+    return admin_pb2.ChangeProgress(
+        phase=phase,
+        change=plan.change,
+        from_epoch=plan.epoch - 1,
+        to_epoch=plan.epoch + 1,
+        partitions_total=plan.partitions,
+        partitions_moving=transfers.partitions,
+        moves=[
+            admin_pb2.PlannedMove(source=s, destination=d, partitions=len(parts))
+            for (s, d), parts in sorted(transfers.streams.items())
+        ],
+        transfers_total=len(transfers.streams),
+        message=message,
+    )

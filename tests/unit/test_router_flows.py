@@ -1,0 +1,344 @@
+"""Every router flow against the in-memory cluster twin: real node servicers, no processes, milliseconds.
+
+What each test asserts is what a user (or an operator) would check: timelines, counts, who is hot,
+and how many calls a user action costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import pytest
+
+from common import salting
+from common.errors import FailedPrecondition, NotFound, Unavailable
+from common.hot_state import HotState
+from protos import admin_pb2, feed_pb2
+from router.flows import RouterFlows
+from router.membership_plan import Kind
+from tests.inmem_cluster import InmemCluster, make_config
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(scenario())
+
+
+async def timeline(router: RouterFlows, user: str, limit: int = 100, before_id: int = 0) -> list[feed_pb2.Post]:
+    return await router.timeline.read(user, limit, before_id)
+
+
+async def texts(router: RouterFlows, user: str) -> list[str]:
+    return [p.text for p in await timeline(router, user)]
+
+
+async def settle(router: RouterFlows) -> None:
+    """Waits for fan-out and hot-user transitions this router started."""
+    for _ in range(20):
+        await router.fanout.drain()
+        jobs = list(router.hot._jobs.values())
+        if not jobs and not router.fanout.pending:
+            return
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+
+# -- posts and fan-out -------------------------------------------------------------------------------
+
+
+def test_a_post_reaches_every_follower_with_one_inbox_batch_per_node() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(nodes=3))
+        router = cluster.router()
+        fans = [f"fan{i}" for i in range(40)]
+        for fan in fans:
+            await router.follows.follow(fan, "author")
+        before = cluster.transport.count("InsertInbox")
+        post = await router.posts.post("author", "hello")
+        await settle(router)
+        for fan in fans:
+            assert [p.id for p in await timeline(router, fan)] == [post.id]
+        assert cluster.transport.count("StorePost") == 1
+        assert cluster.transport.count("InsertInbox") - before <= 3  # one batch per node, never one per fan
+        assert router.fanout.inbox_writes == 40 and router.fanout.backlog == 0
+
+    run(scenario)
+
+
+def test_a_deleted_post_leaves_every_timeline_and_a_second_delete_is_not_found() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config())
+        router = cluster.router()
+        await router.follows.follow("ann", "bob")
+        keep = await router.posts.post("bob", "keep")
+        gone = await router.posts.post("bob", "gone")
+        await settle(router)
+        await router.posts.delete("bob", gone.id)
+        await settle(router)
+        assert [p.id for p in await timeline(router, "ann")] == [keep.id]
+        with pytest.raises(NotFound, match=f"bob has no post {gone.id}"):
+            await router.posts.delete("bob", gone.id)
+
+    run(scenario)
+
+
+def test_fanout_follows_a_node_that_is_down_and_back() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config())
+        router = cluster.router()
+        fans = [f"fan{i}" for i in range(12)]
+        for fan in fans:
+            await router.follows.follow(fan, "author")
+        victim = cluster.holder_of(fans[0])
+        cluster.down(victim)
+        post = await router.posts.post("author", "while down")
+        await asyncio.sleep(0.1)  # the first attempts fail and back off
+        cluster.up(victim)
+        await settle(router)
+        for fan in fans:
+            assert post.id in [p.id for p in await timeline(router, fan)]
+        assert router.fanout.failed_batches == 0
+
+    run(scenario)
+
+
+# -- follows ---------------------------------------------------------------------------------------
+
+
+def test_follow_backfills_unfollow_purges_and_counts_stay_exact() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config())
+        router = cluster.router()
+        old = await router.posts.post("bob", "before the follow")
+        assert await router.follows.follow("ann", "bob") is True
+        assert await router.follows.follow("ann", "bob") is False  # idempotent
+        assert [p.id for p in await timeline(router, "ann")] == [old.id]
+        followers = await router.reads.followers("bob", HotState.NORMAL, "", 10)
+        assert followers == ["ann"]
+        assert await router.follows.unfollow("ann", "bob") is True
+        assert await router.follows.unfollow("ann", "bob") is False
+        assert await timeline(router, "ann") == []
+        assert await router.reads.followers("bob", HotState.NORMAL, "", 10) == []
+
+    run(scenario)
+
+
+def test_a_call_to_a_down_node_names_it_and_keeps_the_grpc_cause() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config())
+        router = cluster.router()
+        victim = cluster.holder_of("ann")
+        cluster.down(victim)
+        with pytest.raises(Unavailable, match=f"node {victim} \\(mem:{victim}\\) is unavailable") as err:
+            await timeline(router, "ann")
+        assert err.value.__cause__ is not None  # raised from the gRPC error, not `from None`
+
+    run(scenario)
+
+
+# -- hot users -------------------------------------------------------------------------------------
+
+HOT = {"follower_threshold": 5, "cooldown_ratio": 0.5, "salt_buckets": 4, "cache_ttl_ms": 0}
+
+
+def test_a_user_turns_hot_posts_are_merged_at_read_then_cools_and_posts_are_copied() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(**HOT))
+        router = cluster.router()
+        fans = [f"fan{i}" for i in range(6)]
+        for fan in fans:
+            await router.follows.follow(fan, "star")
+        await settle(router)
+        assert router.hot.state("star") is HotState.HOT
+        inbox_calls = cluster.transport.count("InsertInbox")
+        hot_post = await router.posts.post("star", "salted")
+        await settle(router)
+        assert cluster.transport.count("InsertInbox") == inbox_calls  # not fanned out
+        for fan in fans:
+            assert [p.id for p in await timeline(router, fan)] == [hot_post.id]  # merged at read
+        # Cool down: below 5 * 0.5 followers.
+        for fan in fans[:4]:
+            await router.follows.unfollow(fan, "star")
+        await settle(router)
+        assert router.hot.state("star") is HotState.COLD
+        for fan in fans[4:]:
+            assert [p.id for p in await timeline(router, fan)] == [hot_post.id]
+            stored = cluster.nodes[cluster.holder_of(fan)].feed_store.read_inbox(fan, 10)
+            assert stored[1] == [] and len(stored[0]) == 1  # a real inbox copy, no merge mark left
+        cold_post = await router.posts.post("star", "fanned out again")
+        await settle(router)
+        assert [p.text for p in await timeline(router, fans[5])] == ["fanned out again", "salted"]
+        assert cold_post.id > hot_post.id
+
+    run(scenario)
+
+
+def test_a_hot_authors_post_lands_on_its_salted_key_and_a_fresh_router_learns_the_state() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(**HOT))
+        router = cluster.router()
+        for i in range(5):
+            await router.follows.follow(f"fan{i}", "star")
+        await settle(router)
+        post = await router.posts.post("star", "x")
+        key = salting.post_key("star", post.id, 4)
+        assert cluster.nodes[cluster.holder_of(key)].feed_store.read_posts(key, 5) != []
+        fresh = cluster.router()
+        await fresh.hot.refresh()
+        assert fresh.hot.state("star") is HotState.HOT and fresh.hot.hot_now() == ["star"]
+        page = await fresh.reads.posts("star", HotState.HOT, 10)
+        assert [p.id for p in page] == [post.id]
+
+    run(scenario)
+
+
+def test_timeline_pages_are_exact_across_the_inbox_and_two_hot_authors() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(**HOT))
+        router = cluster.router()
+        for star in ("star1", "star2"):
+            for i in range(5):
+                await router.follows.follow(f"{star}-fan{i}", star)
+            await router.follows.follow("reader", star)
+        await router.follows.follow("reader", "plain")
+        await settle(router)
+        made = []
+        for i in range(15):
+            author = ("star1", "star2", "plain")[i % 3]
+            made.append((await router.posts.post(author, f"p{i}")).id)
+        await settle(router)
+        seen: list[int] = []
+        before = 0
+        while True:
+            page = await timeline(router, "reader", 4, before)
+            if not page:
+                break
+            seen += [p.id for p in page]
+            before = page[-1].id
+        assert seen == sorted(made, reverse=True)
+
+    run(scenario)
+
+
+def test_a_cache_miss_counts_one_miss_and_no_hit() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(follower_threshold=5, salt_buckets=4, cache_ttl_ms=60_000))
+        router = cluster.router()
+        for i in range(5):
+            await router.follows.follow(f"fan{i}", "star")
+        await settle(router)
+        await router.posts.post("star", "x")
+        router.cache.hits = router.cache.misses = 0
+        router.cache._entries.clear()
+        await router.timeline.recent_posts("star", 10, 0)
+        assert (router.cache.hits, router.cache.misses) == (0, 1)
+        await router.timeline.recent_posts("star", 10, 0)
+        assert (router.cache.hits, router.cache.misses) == (1, 1)
+
+    run(scenario)
+
+
+# -- bulk loads ------------------------------------------------------------------------------------
+
+
+def test_bulk_follow_loads_edges_counts_once_and_turns_a_followee_hot() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(**HOT))
+        router = cluster.router()
+        edges = [(f"fan{i}", "star") for i in range(8)] + [("fan0", "plain")]
+        assert await router.bulk.follow_many(edges) == 9
+        assert await router.bulk.follow_many(edges) == 0  # a reload changes nothing
+        await settle(router)
+        assert router.hot.state("star") is HotState.HOT
+        assert len(await router.reads.followers("star", HotState.HOT, "", 100)) == 8
+        post = await router.posts.post("star", "to all")
+        assert [p.id for p in await timeline(router, "fan7")] == [post.id]
+
+    run(scenario)
+
+
+# -- the storage client ----------------------------------------------------------------------------
+
+
+def test_a_router_with_a_stale_map_follows_the_new_owner_invisibly() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config())
+        router = cluster.router()
+        stale = cluster.router()  # keeps epoch 1 while the other adds a node
+        for i in range(30):
+            await router.posts.post(f"user{i}", "before the move")
+        cluster.start_node("n4")
+        phases = await add_node(router, "n4")
+        assert phases[0] == "PLANNED" and phases[-1] == "DONE"
+        assert router.storage.map.epoch == 3 and stale.storage.map.epoch == 1
+        moved = [f"user{i}" for i in range(30) if cluster.holder_of(f"user{i}") == "n4"]
+        assert moved  # about a quarter of the users
+        for user in moved:
+            assert [p.text for p in await stale.reads.posts(user, HotState.NORMAL, 5)] == ["before the move"]
+        assert stale.storage.map.epoch == 3
+
+    run(scenario)
+
+
+def test_a_node_that_missed_a_map_hears_of_it_from_a_caller_with_a_newer_epoch() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config())
+        router = cluster.router()
+        lagging = cluster.nodes["n1"]
+        lagging.servicer.set_map(replace(router.storage.map, epoch=0))
+        owned = next(f"user{i}" for i in range(100) if cluster.holder_of(f"user{i}") == "n1")
+        await router.reads.posts(owned, HotState.NORMAL, 5)
+        assert lagging.behind_epochs == [1]
+        await router.reads.posts(owned, HotState.NORMAL, 5)
+        assert cluster.nodes["n2"].behind_epochs == []
+
+    run(scenario)
+
+
+# -- membership ------------------------------------------------------------------------------------
+
+
+async def add_node(router: RouterFlows, node_id: str) -> list[str]:
+    request = admin_pb2.ChangeMembershipRequest(kind=Kind.ADD, node_id=node_id, address=f"mem:{node_id}")
+    return [progress.phase async for progress in router.membership.request(request)]
+
+
+def test_adding_a_node_moves_its_share_and_loses_nothing() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config())
+        router = cluster.router()
+        for i in range(20):
+            await router.follows.follow(f"reader{i}", f"author{i % 5}")
+        posts = {f"author{i}": (await router.posts.post(f"author{i}", "x")).id for i in range(5)}
+        await settle(router)
+        cluster.start_node("n4")
+        assert (await add_node(router, "n4"))[-1] == "DONE"
+        assert {m.id for m in router.storage.map.members} == {"n1", "n2", "n3", "n4"}
+        assert any(cluster.holder_of(f"reader{i}") == "n4" for i in range(20))
+        for i in range(20):
+            assert [p.id for p in await timeline(router, f"reader{i}")] == [posts[f"author{i % 5}"]]
+        # The old owners dropped what moved: every key is held exactly once (holder_of asserts it).
+        for i in range(20):
+            cluster.holder_of(f"reader{i}")
+
+    run(scenario)
+
+
+def test_a_membership_change_refuses_what_cannot_work() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(nodes=1))
+        router = cluster.router()
+        with pytest.raises(FailedPrecondition, match="last node"):
+            await add_remove(router, Kind.REMOVE, "n1")
+        with pytest.raises(NotFound, match="not a member"):
+            await add_remove(router, Kind.REMOVE, "n9")
+        with pytest.raises(Unavailable, match="start it first"):
+            await add_remove(router, Kind.ADD, "n5", "mem:n5")  # no such process
+
+    run(scenario)
+
+
+async def add_remove(router: RouterFlows, kind: int, node_id: str, address: str = "") -> None:
+    request = admin_pb2.ChangeMembershipRequest(kind=kind, node_id=node_id, address=address)
+    async for _ in router.membership.request(request):
+        pass
