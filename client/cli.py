@@ -400,21 +400,33 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
         f"{status.replication_factor} · {len(status.nodes)} nodes"
     )
     seen = {family for node in status.nodes for family in node.keys_by_family}
-    families = list(_FAMILIES) + sorted(seen - set(_FAMILIES))
+    families = list(_FAMILIES) + sorted(seen - set(_FAMILIES) - {"deliveries"})  # shown as "owed"
     table = Table()
-    for column in ("node", "address", "health", "partitions", *families, "RSS"):
+    for column in ("node", "address", "health", "partitions", *families, "owed", "RSS"):
         table.add_column(column, justify="left" if column in ("node", "address", "health") else "right")
     for node in status.nodes:
-        keys = node.keys_by_family
+        keys, owed = node.keys_by_family, node.delivery
         table.add_row(
             escape(node.id),
             escape(node.address),
             "[green]SERVING[/green]" if node.healthy else f"[red]DOWN[/red] {escape(node.error[:60])}",
             str(node.partitions),
             *(f"{keys.get(f, 0):,}" if node.healthy else "-" for f in families),
+            (f"{owed.records:,}" + (f", {owed.oldest_age_s:.0f}s" if owed.records else "")) if node.healthy else "-",
             f"{node.rss_bytes / 2**20:.0f} MiB" if node.healthy else "-",
         )
     out.print(table)
+    delivering = [n for n in status.nodes if n.healthy and (n.delivery.records or n.delivery.inbox_writes_per_s)]
+    out.print(
+        "delivery (owed: posts and deletes not yet in every follower's inbox, oldest age): "
+        + (
+            ", ".join(
+                f"{escape(n.id)} {n.delivery.inbox_writes_per_s:,.0f} inbox writes/s, {n.delivery.retries} retries"
+                for n in delivering
+            )
+            or "idle"
+        )
+    )
     if status.change:
         progress = status.change_progress
         moved = f": {progress.phase.lower()}, {progress.keys_moved:,} keys moved" if progress.phase else ""
@@ -427,9 +439,8 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
     out.print("hot users: " + (escape(", ".join(hot)) if hot else "none"))
     r = status.router
     out.print(
-        f"router: hot-post cache {r.cache_entries}/{r.cache_capacity} users, {r.fanout_pending} fan-outs in flight "
-        f"({r.fanout_backlog:,} inbox writes queued), "
-        f"{r.inbox_writes:,} inbox writes, {r.fanout_failed_batches} failed batches, RSS {r.rss_bytes / 2**20:.0f} MiB"
+        f"router: hot-post cache {r.cache_entries}/{r.cache_capacity} users "
+        f"({r.cache_hits:,} hits, {r.cache_misses:,} misses), RSS {r.rss_bytes / 2**20:.0f} MiB"
     )
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "Page",
     "User",
     "NodeHealth",
+    "DeliveryStats",
     "HotUser",
     "RouterStats",
     "ChangeProgress",
@@ -71,6 +72,18 @@ class NodeHealth:
     keys_by_family: dict[str, int]
     requests_served: int
     rss_bytes: int
+    delivery: DeliveryStats = field(default_factory=lambda: DeliveryStats())
+
+
+@dataclass(frozen=True)
+class DeliveryStats:
+    """The deliveries a node drives for the posts (and deletes) of its authors."""
+
+    records: int = 0  # outstanding, on disk
+    oldest_age_s: float = 0.0
+    inbox_writes: int = 0  # since the node started
+    inbox_writes_per_s: float = 0.0
+    retries: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,11 +100,7 @@ class RouterStats:
     cache_capacity: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
-    fanout_pending: int = 0
-    inbox_writes: int = 0
-    fanout_failed_batches: int = 0
     rss_bytes: int = 0
-    fanout_backlog: int = 0
 
 
 @dataclass(frozen=True)
@@ -259,6 +268,13 @@ class FeedClient:
                     dict(n.keys_by_family),
                     n.requests_served,
                     n.rss_bytes,
+                    DeliveryStats(
+                        n.delivery.records,
+                        n.delivery.oldest_age_s,
+                        n.delivery.inbox_writes,
+                        n.delivery.inbox_writes_per_s,
+                        n.delivery.retries,
+                    ),
                 )
                 for n in r.nodes
             ],
@@ -269,11 +285,7 @@ class FeedClient:
                 r.router.cache_capacity,
                 r.router.cache_hits,
                 r.router.cache_misses,
-                r.router.fanout_pending,
-                r.router.inbox_writes,
-                r.router.fanout_failed_batches,
                 r.router.rss_bytes,
-                r.router.fanout_backlog,
             ),
             change=r.change,
             change_progress=ChangeProgress(

@@ -22,13 +22,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from common import salting
 from common.hot_state import HotPolicy, HotState, HotUser
 from common.partitioning import partition_of
-from node import keys
+from node import delivery_log, keys
 from node.store import Store
 from protos import feed_pb2
 
-__all__ = ["FeedStore", "UserCounters"]
+__all__ = ["FeedStore", "UserCounters", "Batch"]
 
 _COUNTERS = struct.Struct(">QQQQ")
 
@@ -53,7 +54,7 @@ class UserCounters:
         return cls(*_COUNTERS.unpack(raw))
 
 
-class _Batch:
+class Batch:
     """Puts and deletes gathered for one atomic write, readable before they are written."""
 
     def __init__(self, store: Store, family_counts: Counter[bytes]) -> None:
@@ -131,37 +132,54 @@ class FeedStore:
                 counts[keys.family_of(key)] += 1
         self.family_counts = counts
 
-    def _batch(self) -> _Batch:
-        return _Batch(self.store, self.family_counts)
+    def new_batch(self) -> Batch:
+        """An atomic write, readable before it is committed; it keeps the family counts current."""
+        return Batch(self.store, self.family_counts)
 
     # -- posts, by author ------------------------------------------------------------------------
 
-    def store_post(
-        self, author_key: str, post: feed_pb2.Post, with_followers: bool = True
-    ) -> tuple[bool, list[str], HotState]:
-        """Stores the post; returns (created, followers under the same key, the key's hot state),
-        all read in the same step. A HOT key returns no followers: its posts are not fanned out."""
+    def store_post(self, author_key: str, post: feed_pb2.Post) -> tuple[bool, HotState]:
+        """Stores the post and, in the same atomic write, the record of the delivery it owes (none
+        for a HOT author: followers merge its posts at read time). Returns (created, the key's hot
+        state). A retried store finds the post and writes nothing: the first write had both."""
         part = self.partition(author_key)
-        batch = self._batch()
+        batch = self.new_batch()
+        state, _ = self._registry(batch, part, author_key)
         created = batch.put_new(keys.post_key(part, keys.POSTS, author_key, post.id), post.SerializeToString())
         if created:
             batch.counters_of(part, author_key).post_count += 1
+            author, salted_key = salting.home_of(author_key)
+            if salted_key:  # stored salted because a router believed the author HOT
+                owed = delivery_log.insert(post, author, salted=True, unless_hot=True)
+            elif state.fans_out:
+                owed = delivery_log.insert(post, author, salted=state.salted)
+            else:
+                owed = None
+            if owed is not None:
+                batch.put_new(keys.delivery_key(part, author_key, post.id, owed.kind), owed.SerializeToString())
         batch.commit()
-        state, _ = self._registry(batch, part, author_key)
-        followers = self._edges(part, keys.FOLLOWERS, author_key) if with_followers and state.fans_out else []
-        return created, followers, state
+        return created, state
 
-    def remove_post(self, author_key: str, post_id: int) -> tuple[feed_pb2.Post | None, list[str]]:
+    def remove_post(self, author_key: str, post_id: int) -> feed_pb2.Post | None:
+        """Removes the post and, in the same write, records its removal from every follower's inbox
+        (replacing an insert still owed). Also for a post stored while its author was hot: a
+        cool-down may have copied it into inboxes since."""
         part = self.partition(author_key)
         key = keys.post_key(part, keys.POSTS, author_key, post_id)
         raw = self.store.get(key)
         if raw is None:
-            return None, []
-        batch = self._batch()
+            return None
+        batch = self.new_batch()
+        state, _ = self._registry(batch, part, author_key)
         batch.delete_existing(key)
         batch.counters_of(part, author_key).post_count -= 1
+        author, salted_key = salting.home_of(author_key)
+        owed = delivery_log.retract(post_id, author, salted=salted_key or state.salted)
+        batch.delete_existing(keys.delivery_key(part, author_key, post_id, delivery_log.INSERT))
+        batch.put_new(keys.delivery_key(part, author_key, post_id, owed.kind), owed.SerializeToString())
         batch.commit()
-        return feed_pb2.Post.FromString(raw), self._edges(part, keys.FOLLOWERS, author_key)
+        post: feed_pb2.Post = feed_pb2.Post.FromString(raw)
+        return post
 
     def read_posts(self, author_key: str, limit: int, before_id: int = 0, more_keys: Iterable[str] = ()) -> list[bytes]:
         """Newest first, merged over the author's salted keys when `more_keys` names them."""
@@ -184,7 +202,7 @@ class FeedStore:
         """Inserts every post into every consumer's inbox that follows its author; trims each to the cap."""
         posts = list(posts)
         encoded = [p.SerializeToString() for p in posts]
-        batch = self._batch()
+        batch = self.new_batch()
         inserted = 0
         touched: list[tuple[int, str]] = []
         for consumer in consumers:
@@ -206,7 +224,7 @@ class FeedStore:
         batch.commit()
         return inserted
 
-    def _trim_inbox(self, batch: _Batch, part: int, consumer: str) -> None:
+    def _trim_inbox(self, batch: Batch, part: int, consumer: str) -> None:
         counters = batch.counters_of(part, consumer)
         excess = counters.inbox_size - self.timeline_cap
         # Oldest first; entries queued in this batch are merged by looking at the batch's view.
@@ -231,7 +249,7 @@ class FeedStore:
         return out
 
     def remove_from_inboxes(self, post_id: int, consumers: Iterable[str]) -> int:
-        batch = self._batch()
+        batch = self.new_batch()
         removed = 0
         for consumer in consumers:
             part = self.partition(consumer)
@@ -254,7 +272,7 @@ class FeedStore:
 
     def add_following(self, follower: str, followee: str, hot: bool = False) -> bool:
         part = self.partition(follower)
-        batch = self._batch()
+        batch = self.new_batch()
         created = batch.put_new(keys.edge_key(part, keys.FOLLOWING, follower, followee), b"")
         if hot:
             batch.put_new(keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee), b"")
@@ -268,7 +286,7 @@ class FeedStore:
     def remove_following(self, follower: str, followee: str) -> bool:
         """Removes the edge and every post of `followee` from the follower's inbox."""
         part = self.partition(follower)
-        batch = self._batch()
+        batch = self.new_batch()
         removed = batch.delete_existing(keys.edge_key(part, keys.FOLLOWING, follower, followee))
         batch.delete_existing(keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee))
         if removed:
@@ -286,7 +304,7 @@ class FeedStore:
         """Writes the followee-side edge; returns the author's newest posts, read in the same step,
         and (for a home key) the followee's hot state after this follow."""
         part = self.partition(followee_key)
-        batch = self._batch()
+        batch = self.new_batch()
         created = batch.put_new(keys.edge_key(part, keys.FOLLOWERS, followee_key, follower), b"")
         counters = batch.counters_of(part, followee_key)
         if created:
@@ -298,7 +316,7 @@ class FeedStore:
 
     def remove_follower(self, followee_key: str, follower: str) -> tuple[bool, HotState]:
         part = self.partition(followee_key)
-        batch = self._batch()
+        batch = self.new_batch()
         removed = batch.delete_existing(keys.edge_key(part, keys.FOLLOWERS, followee_key, follower))
         counters = batch.counters_of(part, followee_key)
         if removed:
@@ -310,7 +328,7 @@ class FeedStore:
     def add_following_many(self, edges: Iterable[tuple[str, str, bool]]) -> Counter[str]:
         """Bulk follower-side edges (follower, followee, hot), one atomic batch; returns the edges
         created per followee."""
-        batch = self._batch()
+        batch = self.new_batch()
         created: Counter[str] = Counter()
         for follower, followee, hot in edges:
             part = self.partition(follower)
@@ -326,7 +344,7 @@ class FeedStore:
     def add_follower_many(self, edges: Iterable[tuple[str, str]]) -> dict[str, tuple[int, HotState]]:
         """Bulk followee-side edges (followee_key, follower); returns, per followee key, the edges
         created and its state after the batch (transitions evaluated once per key)."""
-        batch = self._batch()
+        batch = self.new_batch()
         created: Counter[str] = Counter()
         touched: dict[str, int] = {}
         for followee_key, follower in edges:
@@ -376,19 +394,19 @@ class FeedStore:
 
     # -- hot users -------------------------------------------------------------------------------
 
-    def _registry(self, batch: _Batch, part: int, user: str) -> tuple[HotState, bool]:
+    def _registry(self, batch: Batch, part: int, user: str) -> tuple[HotState, bool]:
         raw = batch.get(keys.registry_key(part, user))
         if raw is None:
             return HotState.NORMAL, False
         return HotState(raw[0]), bool(raw[1])
 
-    def _set_registry(self, batch: _Batch, part: int, user: str, state: HotState, pinned: bool) -> None:
+    def _set_registry(self, batch: Batch, part: int, user: str, state: HotState, pinned: bool) -> None:
         key = keys.registry_key(part, user)
         value = bytes([int(state), int(pinned)])
         if not batch.put_new(key, value):
             batch.put(key, value)
 
-    def _evaluate_hot(self, batch: _Batch, part: int, user: str, follower_count: int) -> HotState:
+    def _evaluate_hot(self, batch: Batch, part: int, user: str, follower_count: int) -> HotState:
         """Starts a transition when the follower count crosses a mark (common/hot_state.py's policy)."""
         state, pinned = self._registry(batch, part, user)
         after = self.hot_policy.next_state(state, pinned, follower_count)
@@ -397,12 +415,12 @@ class FeedStore:
         return after
 
     def hot_state(self, user: str) -> HotState:
-        return self._registry(self._batch(), self.partition(user), user)[0]
+        return self._registry(self.new_batch(), self.partition(user), user)[0]
 
     def adjust_followers(self, user: str, delta: int) -> HotState:
         """A salted user's total follower count lives on its home key; edges are on the salts."""
         part = self.partition(user)
-        batch = self._batch()
+        batch = self.new_batch()
         counters = batch.counters_of(part, user)
         counters.follower_count = max(counters.follower_count + delta, 0)
         state = self._evaluate_hot(batch, part, user, counters.follower_count)
@@ -414,7 +432,7 @@ class FeedStore:
     ) -> tuple[HotState, bool]:
         """Compare-and-set: with `expect`, only from one of those states. Returns (state, changed)."""
         part = self.partition(user)
-        batch = self._batch()
+        batch = self.new_batch()
         current, pinned = self._registry(batch, part, user)
         expected = set(expect)
         if expected and current not in expected:
@@ -442,7 +460,7 @@ class FeedStore:
         consumers = list(consumers)
         if not hot:
             self.insert_inbox(posts, consumers)
-        batch = self._batch()
+        batch = self.new_batch()
         changed = 0
         for consumer in consumers:
             part = self.partition(consumer)

@@ -12,6 +12,8 @@ moving it means streaming that range. Then one byte names the data family:
     K hot      part | 'K' | follower    0x00 | followee          b""  (merged at read)
     M meta     part | 'M' | user_key                             counters (4 x u64 BE)
     H hot reg. part | 'H' | user                                 state, pinned (2 bytes)
+    D deliver  part | 'D' | author_key  0x00 | post_id (8B BE) | kind (1B)
+                                                              Delivery (protobuf): work owed
 
 User ids never contain 0x00, so ``user 0x00`` ends every user prefix exactly ("ann" never matches
 "anna"). Post ids are big-endian so byte order is time order: iterating an inbox or an author's
@@ -32,6 +34,7 @@ __all__ = [
     "META",
     "HOT_FOLLOWING",
     "HOT_REGISTRY",
+    "DELIVERIES",
     "FAMILY_NAMES",
     "CLUSTER_MAP_KEY",
     "partition_prefix",
@@ -41,6 +44,8 @@ __all__ = [
     "meta_key",
     "registry_key",
     "registry_prefix",
+    "delivery_key",
+    "family_prefix",
     "post_id_of",
     "post_id_of_raw",
     "edge_user_of",
@@ -55,6 +60,7 @@ FOLLOWING = b"G"
 META = b"M"
 HOT_FOLLOWING = b"K"
 HOT_REGISTRY = b"H"
+DELIVERIES = b"D"
 
 FAMILY_NAMES = {
     POSTS: "posts",
@@ -65,6 +71,7 @@ FAMILY_NAMES = {
     META: "users",
     HOT_FOLLOWING: "hot_following",
     HOT_REGISTRY: "hot_registry",
+    DELIVERIES: "deliveries",
 }
 
 CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"
@@ -99,7 +106,17 @@ def registry_key(partition: int, user: str) -> bytes:
 
 
 def registry_prefix(partition: int) -> bytes:
-    return _PARTITION.pack(partition) + HOT_REGISTRY
+    return family_prefix(partition, HOT_REGISTRY)
+
+
+def family_prefix(partition: int, family: bytes) -> bytes:
+    """Every key of one family in one partition."""
+    return _PARTITION.pack(partition) + family
+
+
+def delivery_key(partition: int, author_key: str, post_id: int, kind: int) -> bytes:
+    """A post's delivery record (kind: Delivery.Kind), under the author key it is stored by."""
+    return post_key(partition, DELIVERIES, author_key, post_id) + bytes([kind])
 
 
 def post_id_of(key: bytes) -> int:

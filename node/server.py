@@ -16,6 +16,7 @@ from common.hot_state import HotPolicy
 from common.storage_client import StorageClient
 from node import keys
 from node.change_feed import ChangeFeed, ObservedStore
+from node.delivery import DeliveryDriver
 from node.feed_store import FeedStore
 from node.service import StorageServicer
 from node.store import LevelDBStore
@@ -49,8 +50,17 @@ class NodeServer:
         # How this node reaches the others (map catch-up, transfers); it routes by the node's own map.
         self.peers = StorageClient(self.map, config.limits.rpc_timeout_s)
         self.mover = PartitionMover(node_id, self.store, self.changes, self.peers)
+        self.delivery = DeliveryDriver(
+            node_id, self.feed_store, self.peers, lambda: self.servicer.owned, config.hot.salt_buckets
+        )
         self.servicer = StorageServicer(
-            node_id, self.feed_store, self.map, self.mover, self._persist_map, behind=self._fell_behind
+            node_id,
+            self.feed_store,
+            self.map,
+            self.mover,
+            self._persist_map,
+            behind=self._fell_behind,
+            delivery=self.delivery,
         )
         self._catching_up: asyncio.Task[None] | None = None
         self.health = health.aio.HealthServicer()
@@ -130,15 +140,17 @@ class NodeServer:
         await asyncio.to_thread(self.feed_store.count_keys)
         await self.server.start()
         await self._catch_up_map()
+        self.delivery.start()  # resumes every record a crash or restart left unfinished
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("feedring.v1.Storage", health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "node serving node=%s address=%s epoch=%d partitions_owned=%d keys=%d data_dir=%s",
+            "node serving node=%s address=%s epoch=%d partitions_owned=%d keys=%d deliveries_to_resume=%d data_dir=%s",
             self.node.id,
             self.node.address,
             self.map.epoch,
             len(self.servicer.owned),
             sum(self.feed_store.family_counts.values()),
+            self.delivery.log.count(),
             self.node.data_dir,
         )
         return int(port)
@@ -147,6 +159,7 @@ class NodeServer:
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(grace)
+        await self.delivery.stop()  # unfinished records stay on disk for the next start
         await self.peers.close()
         self.store.close()
         log.info("node stopped node=%s", self.node.id)

@@ -19,6 +19,7 @@ from common.grpc_status import grpc_errors, grpc_errors_stream
 from common.hot_state import HotState
 from common.process_stats import rss_bytes
 from node import keys
+from node.delivery import DeliveryDriver
 from node.feed_store import FeedStore
 from node.transfer import PartitionMover
 from protos import cluster_pb2, feed_pb2, storage_pb2, storage_pb2_grpc
@@ -40,12 +41,14 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         mover: PartitionMover,
         persist_map: Callable[[ClusterMap], None],
         behind: Callable[[int], None] = lambda epoch: None,
+        delivery: DeliveryDriver | None = None,
     ) -> None:
         self.node_id = node_id
         self.feed_store = feed_store
         self.mover = mover
         self.persist_map = persist_map
         self.behind = behind  # told when a caller has a newer map than ours (catch up from peers)
+        self.delivery = delivery  # carries out the delivery records StorePost and RemovePost write
         self.requests_served = 0
         self.set_map(cluster_map)
 
@@ -127,20 +130,22 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.StorePostRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.StorePostResponse:
         self._own(request.epoch, request.author_key)
-        created, followers, state = self.feed_store.store_post(
-            request.author_key, request.post, with_followers=not request.skip_followers
-        )
-        return storage_pb2.StorePostResponse(created=created, followers=followers, state=state.name)
+        created, state = self.feed_store.store_post(request.author_key, request.post)
+        if created and self.delivery is not None:
+            self.delivery.wake()
+        return storage_pb2.StorePostResponse(created=created, state=state.name)
 
     @grpc_errors
     async def RemovePost(
         self, request: storage_pb2.RemovePostRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.RemovePostResponse:
         self._own(request.epoch, request.author_key)
-        post, followers = self.feed_store.remove_post(request.author_key, request.post_id)
+        post = self.feed_store.remove_post(request.author_key, request.post_id)
         if post is None:
             raise NotFound(f"{request.author_key} has no post {request.post_id}")
-        return storage_pb2.RemovePostResponse(post=post, followers=followers)
+        if self.delivery is not None:
+            self.delivery.wake()
+        return storage_pb2.RemovePostResponse(post=post)
 
     @grpc_errors
     async def ReadPosts(
@@ -407,4 +412,5 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             },
             requests_served=self.requests_served,
             rss_bytes=rss_bytes(),
+            delivery=self.delivery.stats() if self.delivery is not None else None,
         )

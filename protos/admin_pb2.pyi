@@ -1,4 +1,5 @@
 from protos import cluster_pb2 as _cluster_pb2
+from protos import storage_pb2 as _storage_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -37,7 +38,7 @@ class GetRouterMapRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeHealth(_message.Message):
-    __slots__ = ("id", "address", "healthy", "error", "partitions", "keys_by_family", "requests_served", "rss_bytes")
+    __slots__ = ("id", "address", "healthy", "error", "partitions", "keys_by_family", "requests_served", "rss_bytes", "delivery")
     class KeysByFamilyEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +54,7 @@ class NodeHealth(_message.Message):
     KEYS_BY_FAMILY_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_SERVED_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
     id: str
     address: str
     healthy: bool
@@ -61,7 +63,8 @@ class NodeHealth(_message.Message):
     keys_by_family: _containers.ScalarMap[str, int]
     requests_served: int
     rss_bytes: int
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., partitions: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
+    delivery: _storage_pb2.DeliveryStats
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., partitions: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[_storage_pb2.DeliveryStats, _Mapping]] = ...) -> None: ...
 
 class HotUser(_message.Message):
     __slots__ = ("user", "state", "pinned", "follower_count")
@@ -76,26 +79,18 @@ class HotUser(_message.Message):
     def __init__(self, user: _Optional[str] = ..., state: _Optional[str] = ..., pinned: _Optional[bool] = ..., follower_count: _Optional[int] = ...) -> None: ...
 
 class RouterStats(_message.Message):
-    __slots__ = ("cache_entries", "cache_capacity", "cache_hits", "cache_misses", "fanout_pending", "inbox_writes", "fanout_failed_batches", "rss_bytes", "fanout_backlog")
+    __slots__ = ("cache_entries", "cache_capacity", "cache_hits", "cache_misses", "rss_bytes")
     CACHE_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     CACHE_CAPACITY_FIELD_NUMBER: _ClassVar[int]
     CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
     CACHE_MISSES_FIELD_NUMBER: _ClassVar[int]
-    FANOUT_PENDING_FIELD_NUMBER: _ClassVar[int]
-    INBOX_WRITES_FIELD_NUMBER: _ClassVar[int]
-    FANOUT_FAILED_BATCHES_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
-    FANOUT_BACKLOG_FIELD_NUMBER: _ClassVar[int]
     cache_entries: int
     cache_capacity: int
     cache_hits: int
     cache_misses: int
-    fanout_pending: int
-    inbox_writes: int
-    fanout_failed_batches: int
     rss_bytes: int
-    fanout_backlog: int
-    def __init__(self, cache_entries: _Optional[int] = ..., cache_capacity: _Optional[int] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., fanout_pending: _Optional[int] = ..., inbox_writes: _Optional[int] = ..., fanout_failed_batches: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., fanout_backlog: _Optional[int] = ...) -> None: ...
+    def __init__(self, cache_entries: _Optional[int] = ..., cache_capacity: _Optional[int] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
     __slots__ = ("epoch", "partitions", "replication_factor", "nodes", "hot_users", "hot_registry", "router", "change", "change_progress")

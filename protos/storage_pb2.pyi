@@ -32,26 +32,22 @@ FOLLOWERS: EdgeDirection
 FOLLOWING: EdgeDirection
 
 class StorePostRequest(_message.Message):
-    __slots__ = ("epoch", "author_key", "post", "skip_followers")
+    __slots__ = ("epoch", "author_key", "post")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
     POST_FIELD_NUMBER: _ClassVar[int]
-    SKIP_FOLLOWERS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     author_key: str
     post: _feed_pb2.Post
-    skip_followers: bool
-    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., skip_followers: _Optional[bool] = ...) -> None: ...
+    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ...) -> None: ...
 
 class StorePostResponse(_message.Message):
-    __slots__ = ("created", "followers", "state")
+    __slots__ = ("created", "state")
     CREATED_FIELD_NUMBER: _ClassVar[int]
-    FOLLOWERS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     created: bool
-    followers: _containers.RepeatedScalarFieldContainer[str]
     state: HotState
-    def __init__(self, created: _Optional[bool] = ..., followers: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
+    def __init__(self, created: _Optional[bool] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
 
 class RemovePostRequest(_message.Message):
     __slots__ = ("epoch", "author_key", "post_id")
@@ -64,12 +60,36 @@ class RemovePostRequest(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post_id: _Optional[int] = ...) -> None: ...
 
 class RemovePostResponse(_message.Message):
-    __slots__ = ("post", "followers")
+    __slots__ = ("post",)
     POST_FIELD_NUMBER: _ClassVar[int]
-    FOLLOWERS_FIELD_NUMBER: _ClassVar[int]
     post: _feed_pb2.Post
-    followers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., followers: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("kind", "post", "post_id", "author", "salted", "unless_hot", "after", "created_at_ms")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        INSERT: _ClassVar[Delivery.Kind]
+        RETRACT: _ClassVar[Delivery.Kind]
+    INSERT: Delivery.Kind
+    RETRACT: Delivery.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    POST_FIELD_NUMBER: _ClassVar[int]
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    SALTED_FIELD_NUMBER: _ClassVar[int]
+    UNLESS_HOT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    kind: Delivery.Kind
+    post: _feed_pb2.Post
+    post_id: int
+    author: str
+    salted: bool
+    unless_hot: bool
+    after: str
+    created_at_ms: int
+    def __init__(self, kind: _Optional[_Union[Delivery.Kind, str]] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., post_id: _Optional[int] = ..., author: _Optional[str] = ..., salted: _Optional[bool] = ..., unless_hot: _Optional[bool] = ..., after: _Optional[str] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
 
 class ReadPostsRequest(_message.Message):
     __slots__ = ("epoch", "author_key", "limit", "before_id", "more_keys")
@@ -374,7 +394,7 @@ class GetNodeStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "epoch", "partitions_owned", "keys_by_family", "requests_served", "rss_bytes")
+    __slots__ = ("node_id", "epoch", "partitions_owned", "keys_by_family", "requests_served", "rss_bytes", "delivery")
     class KeysByFamilyEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -388,13 +408,29 @@ class NodeStatus(_message.Message):
     KEYS_BY_FAMILY_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_SERVED_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     epoch: int
     partitions_owned: int
     keys_by_family: _containers.ScalarMap[str, int]
     requests_served: int
     rss_bytes: int
-    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
+    delivery: DeliveryStats
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ...) -> None: ...
+
+class DeliveryStats(_message.Message):
+    __slots__ = ("records", "oldest_age_s", "inbox_writes", "inbox_writes_per_s", "retries")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    INBOX_WRITES_FIELD_NUMBER: _ClassVar[int]
+    INBOX_WRITES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    records: int
+    oldest_age_s: float
+    inbox_writes: int
+    inbox_writes_per_s: float
+    retries: int
+    def __init__(self, records: _Optional[int] = ..., oldest_age_s: _Optional[float] = ..., inbox_writes: _Optional[int] = ..., inbox_writes_per_s: _Optional[float] = ..., retries: _Optional[int] = ...) -> None: ...
 
 class SetClusterMapResponse(_message.Message):
     __slots__ = ("epoch", "adopted")

@@ -13,7 +13,6 @@ from common.process_stats import rss_bytes
 from common.storage_client import StorageClient
 from protos import admin_pb2, admin_pb2_grpc, cluster_pb2, storage_pb2
 from router.bulk_load import BulkLoader
-from router.fanout import FanOut
 from router.hot_cache import HotPostCache
 from router.hot_users import HotUsers
 from router.membership import MembershipChanges
@@ -27,7 +26,6 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         storage: StorageClient,
         hot: HotUsers,
         cache: HotPostCache,
-        fanout: FanOut,
         bulk: BulkLoader,
         membership: MembershipChanges,
     ) -> None:
@@ -36,7 +34,6 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         self.bulk = bulk
         self.hot = hot
         self.cache = cache
-        self.fanout = fanout
 
     @grpc_errors
     async def GetClusterStatus(
@@ -64,10 +61,6 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 cache_capacity=self.cache.max_entries,
                 cache_hits=self.cache.hits,
                 cache_misses=self.cache.misses,
-                fanout_pending=self.fanout.pending,
-                fanout_backlog=self.fanout.backlog,
-                inbox_writes=self.fanout.inbox_writes,
-                fanout_failed_batches=self.fanout.failed_batches,
                 rss_bytes=rss_bytes(),
             ),
         )
@@ -85,6 +78,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         health.keys_by_family.update(status.keys_by_family)
         health.requests_served = status.requests_served
         health.rss_bytes = status.rss_bytes
+        health.delivery.CopyFrom(status.delivery)
         return health
 
     @grpc_errors_stream

@@ -12,7 +12,6 @@ from common.config import ClusterConfig
 from common.storage_client import StorageClient
 from router.admin_service import AdminServicer
 from router.bulk_load import BulkLoader
-from router.fanout import FanOut
 from router.feed_service import FeedServicer
 from router.follows import Follows
 from router.hot_cache import HotPostCache
@@ -31,7 +30,6 @@ class RouterFlows:
     config: ClusterConfig
     storage: StorageClient
     reads: SaltedReads
-    fanout: FanOut
     hot: HotUsers
     cache: HotPostCache
     follows: Follows
@@ -44,18 +42,16 @@ class RouterFlows:
     def build(cls, config: ClusterConfig, storage: StorageClient, ids: PostIdGenerator) -> RouterFlows:
         hot_conf = config.hot
         reads = SaltedReads(storage, hot_conf.salt_buckets)
-        fanout = FanOut(storage, reads)
         hot = HotUsers(config, storage, reads)
         cache = HotPostCache(hot_conf.cache_max_entries, hot_conf.cache_posts_per_user, hot_conf.cache_ttl_ms)
         return cls(
             config=config,
             storage=storage,
             reads=reads,
-            fanout=fanout,
             hot=hot,
             cache=cache,
             follows=Follows(config, storage, hot, reads),
-            posts=Posts(config, storage, fanout, hot, cache, ids),
+            posts=Posts(config, storage, hot, cache, ids),
             timeline=TimelineReader(storage, reads, cache),
             bulk=BulkLoader(config, storage, hot),
             membership=MembershipChanges(storage),
@@ -65,4 +61,4 @@ class RouterFlows:
         return FeedServicer(self.config, self.storage, self.hot, self.reads, self.follows, self.posts, self.timeline)
 
     def admin_service(self) -> AdminServicer:
-        return AdminServicer(self.storage, self.hot, self.cache, self.fanout, self.bulk, self.membership)
+        return AdminServicer(self.storage, self.hot, self.cache, self.bulk, self.membership)

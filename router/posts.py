@@ -1,11 +1,13 @@
-"""Posting and deleting: where a post is stored, and whether it fans out. Decided here, once.
+"""Posting and deleting: where a post is stored. Decided here, once; delivery is the nodes' job.
 
-A normal author's post is stored under its home key; the author's node returns, in the same step,
-its followers and the author's current hot state, and unless that state is HOT the post goes to
-router/fanout.py, which delivers it and never calls back. A hot author's post is stored under
-``author#salt(post id)`` — so a burst of a celebrity's posts lands on S partitions, not one — and
-is not fanned out at all: followers merge it at read time, and this router's hot-post cache shows
-it at once.
+A normal author's post is stored under its home key. The author's node writes it together with the
+record of the delivery it owes, in one atomic write, and then delivers it to every follower's inbox
+itself (node/delivery.py), so nothing a router does — or fails to do, dying a moment after the
+acknowledgement — can lose a delivery. A hot author's post is stored under ``author#salt(post id)``,
+so a burst of a celebrity's posts lands on S partitions, not one, and is not fanned out: followers
+merge it at read time, and this router's hot-post cache shows it at once. (If the author cooled
+down before this router noticed, the salted key's node finds out and delivers the post after all.)
+A delete is the same: the node holding the post removes it and, durably, every inbox copy.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from common.errors import NotFound
 from common.hot_state import HotState
 from common.storage_client import StorageClient
 from protos import feed_pb2, storage_pb2
-from router.fanout import FanOut
 from router.hot_cache import HotPostCache
 from router.hot_users import HotUsers
 from router.post_ids import PostIdGenerator, created_at_ms
@@ -29,13 +30,11 @@ class Posts:
         self,
         config: ClusterConfig,
         storage: StorageClient,
-        fanout: FanOut,
         hot: HotUsers,
         cache: HotPostCache,
         ids: PostIdGenerator,
     ) -> None:
         self.storage = storage
-        self.fanout = fanout
         self.hot = hot
         self.cache = cache
         self.ids = ids
@@ -44,39 +43,27 @@ class Posts:
     async def post(self, author: str, text: str) -> feed_pb2.Post:
         post_id = self.ids.next_id()
         post = feed_pb2.Post(id=post_id, author=author, text=text, created_at_ms=created_at_ms(post_id))
-        followers: list[str] = []
         if self.hot.state(author) is HotState.HOT:
             key = salting.post_key(author, post_id, self.buckets)
-            request = storage_pb2.StorePostRequest(author_key=key, post=post, skip_followers=True)
-            await self.storage.store_post.by_key(key, request)
             state = HotState.HOT
         else:
-            stored = await self.storage.store_post.by_key(
-                author, storage_pb2.StorePostRequest(author_key=author, post=post)
-            )
+            key = author
+        stored = await self.storage.store_post.by_key(key, storage_pb2.StorePostRequest(author_key=key, post=post))
+        if key == author:
             state = HotState(stored.state)
             self.hot.learn(author, state)
-            followers = list(stored.followers)
-        # Acknowledged once stored; delivery runs on after the reply.
-        if state.fans_out:
-            await self.fanout.deliver(post, state, followers)
-        else:
+        if not state.fans_out:
             self.cache.add_post(post)
         return post
 
     async def delete(self, author: str, post_id: int) -> None:
-        state = self.hot.state(author)
-        salted = salting.post_key(author, post_id, self.buckets)
-        for key in [salted, author] if state.salted else [author]:
+        keys = [salting.post_key(author, post_id, self.buckets), author] if self.hot.state(author).salted else [author]
+        for key in keys:
             try:
-                removed = await self.storage.remove_post.by_key(
-                    key, storage_pb2.RemovePostRequest(author_key=key, post_id=post_id)
-                )
+                request = storage_pb2.RemovePostRequest(author_key=key, post_id=post_id)
+                await self.storage.remove_post.by_key(key, request)
             except NotFound:
                 continue
             self.cache.remove_post(author, post_id)
-            if key == salted and state.is_hot:
-                return  # stored while hot: never copied into an inbox
-            await self.fanout.retract(author, post_id, state, removed.followers)
             return
         raise NotFound(f"{author} has no post {post_id}")

@@ -91,7 +91,6 @@ class RouterServer:
         if self.server is not None:
             await self.server.stop(grace)
         await self.flows.hot.stop()
-        await self.flows.fanout.drain(timeout_s=grace + 3.0)
         await self.storage.close()
         log.info("router stopped router=%d worker=%d", self.router.id, self.worker)
 

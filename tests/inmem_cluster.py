@@ -10,6 +10,7 @@ scenario runs in milliseconds; `down()` / `up()` make a node unreachable like a 
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from common.config import ClusterConfig, HotUsers, Limits, NodeConfig, RouterCon
 from common.hot_state import HotPolicy
 from common.storage_client import StorageClient
 from node.change_feed import ChangeFeed, ObservedStore
+from node.delivery import DeliveryDriver
 from node.feed_store import FeedStore
 from node.service import StorageServicer
 from node.store import MemoryStore
@@ -126,17 +128,28 @@ def make_config(nodes: int = 3, partitions: int = 64, **hot: Any) -> ClusterConf
 class InmemNode:
     """One node: the same servicer a node process serves, over an in-memory store."""
 
-    def __init__(self, config: ClusterConfig, node_id: str, cluster_map: ClusterMap, transport: InmemTransport) -> None:
-        changes = ChangeFeed()
-        self.store = ObservedStore(MemoryStore(), changes)
+    def __init__(
+        self,
+        config: ClusterConfig,
+        node_id: str,
+        cluster_map: ClusterMap,
+        transport: InmemTransport,
+        store: ObservedStore | None = None,
+    ) -> None:
+        changes = store.changes if store is not None else ChangeFeed()
+        self.store = store if store is not None else ObservedStore(MemoryStore(), changes)
         self.feed_store = FeedStore(
             self.store,
             config.partitions,
             config.limits.timeline_cap,
             HotPolicy(config.hot.follower_threshold, config.hot.cooldown_ratio),
         )
+        self.feed_store.count_keys()
         self.peers = StorageClient(cluster_map, 1.0, transport)
         self.behind_epochs: list[int] = []
+        self.delivery = DeliveryDriver(
+            node_id, self.feed_store, self.peers, lambda: self.servicer.owned, config.hot.salt_buckets, page=16
+        )
         self.servicer = StorageServicer(
             node_id,
             self.feed_store,
@@ -144,11 +157,17 @@ class InmemNode:
             PartitionMover(node_id, self.store, changes, self.peers),
             self.peers.adopt,
             behind=self.behind_epochs.append,
+            delivery=self.delivery,
         )
+
+    def start(self) -> None:
+        """Starts delivering (needs the running loop)."""
+        self.delivery.start()
 
 
 class InmemCluster:
     def __init__(self, config: ClusterConfig) -> None:
+        """Build inside the running event loop: every node starts delivering at once."""
         self.config = config
         self.transport = InmemTransport()
         self.nodes: dict[str, InmemNode] = {}
@@ -160,7 +179,39 @@ class InmemCluster:
     def _serve(self, node_id: str, address: str, cluster_map: ClusterMap) -> InmemNode:
         node = self.nodes[node_id] = InmemNode(self.config, node_id, cluster_map, self.transport)
         self.transport.servicers[address] = node.servicer
+        node.start()
         return node
+
+    def restart(self, node_id: str) -> InmemNode:
+        """The node's process dies and comes back over the same store: in-memory state (its delivery
+        loop, counters) is new, what is on "disk" is not."""
+        old = self.nodes[node_id]
+        asyncio.get_running_loop().create_task(old.delivery.stop())
+        node = InmemNode(self.config, node_id, old.servicer.map, self.transport, store=old.store)
+        self.nodes[node_id] = node
+        self.transport.servicers[f"mem:{node_id}"] = node.servicer
+        node.start()
+        return node
+
+    def outstanding(self) -> int:
+        """Delivery records not yet carried out, on every node."""
+        return sum(node.delivery.log.count() for node in self.nodes.values())
+
+    async def settle(self, router: RouterFlows | None = None, timeout_s: float = 10.0) -> None:
+        """Waits until every delivery record is done and the router's hot-user transitions ran."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            jobs = list(router.hot._jobs.values()) if router else []
+            await asyncio.gather(*jobs, return_exceptions=True)
+            if not self.outstanding() and not (router and router.hot._jobs):
+                return
+            for node in self.nodes.values():
+                node.delivery.wake()
+            await asyncio.sleep(0.005)
+        raise AssertionError(f"not settled: {self.outstanding()} delivery records left")
+
+    async def close(self) -> None:
+        await asyncio.gather(*(node.delivery.stop() for node in self.nodes.values()))
 
     def start_node(self, node_id: str) -> InmemNode:
         """An empty node that no map names yet (as `make node` starts one), at mem:<id>."""

@@ -33,7 +33,7 @@ from client import (
     User,
     WrongEpoch,
 )
-from protos import admin_pb2, cluster_pb2, feed_pb2
+from protos import admin_pb2, cluster_pb2, feed_pb2, storage_pb2
 
 FEED = feed_pb2.DESCRIPTOR.services_by_name["Feed"]
 ADMIN = admin_pb2.DESCRIPTOR.services_by_name["Admin"]
@@ -154,13 +154,18 @@ def test_cluster_status_mirrors_the_admin_message(router: ScriptedRouter) -> Non
         replication_factor=2,
         nodes=[
             admin_pb2.NodeHealth(
-                id="n1", address="127.0.0.1:7101", healthy=True, partitions=40, keys_by_family={"posts": 5}
+                id="n1",
+                address="127.0.0.1:7101",
+                healthy=True,
+                partitions=40,
+                keys_by_family={"posts": 5},
+                delivery=storage_pb2.DeliveryStats(records=3, oldest_age_s=1.5, inbox_writes_per_s=250.0),
             ),
             admin_pb2.NodeHealth(id="n2", address="127.0.0.1:7102", healthy=False, error="connection refused"),
         ],
         hot_users=["star"],
         hot_registry=[admin_pb2.HotUser(user="star", state="HOT", pinned=True, follower_count=10)],
-        router=admin_pb2.RouterStats(cache_entries=1, inbox_writes=99),
+        router=admin_pb2.RouterStats(cache_entries=1, cache_hits=99),
         change="add n3 127.0.0.1:7103",
         change_progress=admin_pb2.ChangeProgress(phase="COPYING", keys_moved=7),
     )
@@ -171,7 +176,8 @@ def test_cluster_status_mirrors_the_admin_message(router: ScriptedRouter) -> Non
     assert type(n1.keys_by_family) is dict
     assert (n2.healthy, n2.error) == (False, "connection refused")
     assert status.hot_users == ["star"] and status.hot_registry[0].pinned
-    assert (status.router.cache_entries, status.router.inbox_writes) == (1, 99)
+    assert (n1.delivery.records, n1.delivery.oldest_age_s, n1.delivery.inbox_writes_per_s) == (3, 1.5, 250.0)
+    assert (status.router.cache_entries, status.router.cache_hits) == (1, 99)
     assert status.change == "add n3 127.0.0.1:7103" and status.change_progress.keys_moved == 7
 
 

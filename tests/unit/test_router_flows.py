@@ -33,16 +33,6 @@ async def texts(router: RouterFlows, user: str) -> list[str]:
     return [p.text for p in await timeline(router, user)]
 
 
-async def settle(router: RouterFlows) -> None:
-    """Waits for fan-out and hot-user transitions this router started."""
-    for _ in range(20):
-        await router.fanout.drain()
-        jobs = list(router.hot._jobs.values())
-        if not jobs and not router.fanout.pending:
-            return
-        await asyncio.gather(*jobs, return_exceptions=True)
-
-
 # -- posts and fan-out -------------------------------------------------------------------------------
 
 
@@ -55,12 +45,13 @@ def test_a_post_reaches_every_follower_with_one_inbox_batch_per_node() -> None:
             await router.follows.follow(fan, "author")
         before = cluster.transport.count("InsertInbox")
         post = await router.posts.post("author", "hello")
-        await settle(router)
+        await cluster.settle(router)
         for fan in fans:
             assert [p.id for p in await timeline(router, fan)] == [post.id]
         assert cluster.transport.count("StorePost") == 1
-        assert cluster.transport.count("InsertInbox") - before <= 3  # one batch per node, never one per fan
-        assert router.fanout.inbox_writes == 40 and router.fanout.backlog == 0
+        # One batch per node per page of followers (the twin's pages are 16), never one per fan.
+        assert cluster.transport.count("InsertInbox") - before <= 3 * 3
+        assert sum(n.delivery.inbox_writes for n in cluster.nodes.values()) == 40
 
     run(scenario)
 
@@ -72,9 +63,9 @@ def test_a_deleted_post_leaves_every_timeline_and_a_second_delete_is_not_found()
         await router.follows.follow("ann", "bob")
         keep = await router.posts.post("bob", "keep")
         gone = await router.posts.post("bob", "gone")
-        await settle(router)
+        await cluster.settle(router)
         await router.posts.delete("bob", gone.id)
-        await settle(router)
+        await cluster.settle(router)
         assert [p.id for p in await timeline(router, "ann")] == [keep.id]
         with pytest.raises(NotFound, match=f"bob has no post {gone.id}"):
             await router.posts.delete("bob", gone.id)
@@ -82,7 +73,7 @@ def test_a_deleted_post_leaves_every_timeline_and_a_second_delete_is_not_found()
     run(scenario)
 
 
-def test_fanout_follows_a_node_that_is_down_and_back() -> None:
+def test_delivery_waits_for_a_node_that_is_down_and_completes_when_it_is_back() -> None:
     async def scenario() -> None:
         cluster = InmemCluster(make_config())
         router = cluster.router()
@@ -93,11 +84,12 @@ def test_fanout_follows_a_node_that_is_down_and_back() -> None:
         cluster.down(victim)
         post = await router.posts.post("author", "while down")
         await asyncio.sleep(0.1)  # the first attempts fail and back off
+        assert cluster.outstanding() == 1  # the record waits, on "disk"
         cluster.up(victim)
-        await settle(router)
+        await cluster.settle(router)
         for fan in fans:
             assert post.id in [p.id for p in await timeline(router, fan)]
-        assert router.fanout.failed_batches == 0
+        assert sum(n.delivery.retries for n in cluster.nodes.values()) >= 1
 
     run(scenario)
 
@@ -148,25 +140,25 @@ def test_a_user_turns_hot_posts_are_merged_at_read_then_cools_and_posts_are_copi
         fans = [f"fan{i}" for i in range(6)]
         for fan in fans:
             await router.follows.follow(fan, "star")
-        await settle(router)
+        await cluster.settle(router)
         assert router.hot.state("star") is HotState.HOT
         inbox_calls = cluster.transport.count("InsertInbox")
         hot_post = await router.posts.post("star", "salted")
-        await settle(router)
+        await cluster.settle(router)
         assert cluster.transport.count("InsertInbox") == inbox_calls  # not fanned out
         for fan in fans:
             assert [p.id for p in await timeline(router, fan)] == [hot_post.id]  # merged at read
         # Cool down: below 5 * 0.5 followers.
         for fan in fans[:4]:
             await router.follows.unfollow(fan, "star")
-        await settle(router)
+        await cluster.settle(router)
         assert router.hot.state("star") is HotState.COLD
         for fan in fans[4:]:
             assert [p.id for p in await timeline(router, fan)] == [hot_post.id]
             stored = cluster.nodes[cluster.holder_of(fan)].feed_store.read_inbox(fan, 10)
             assert stored[1] == [] and len(stored[0]) == 1  # a real inbox copy, no merge mark left
         cold_post = await router.posts.post("star", "fanned out again")
-        await settle(router)
+        await cluster.settle(router)
         assert [p.text for p in await timeline(router, fans[5])] == ["fanned out again", "salted"]
         assert cold_post.id > hot_post.id
 
@@ -179,7 +171,7 @@ def test_a_hot_authors_post_lands_on_its_salted_key_and_a_fresh_router_learns_th
         router = cluster.router()
         for i in range(5):
             await router.follows.follow(f"fan{i}", "star")
-        await settle(router)
+        await cluster.settle(router)
         post = await router.posts.post("star", "x")
         key = salting.post_key("star", post.id, 4)
         assert cluster.nodes[cluster.holder_of(key)].feed_store.read_posts(key, 5) != []
@@ -201,12 +193,12 @@ def test_timeline_pages_are_exact_across_the_inbox_and_two_hot_authors() -> None
                 await router.follows.follow(f"{star}-fan{i}", star)
             await router.follows.follow("reader", star)
         await router.follows.follow("reader", "plain")
-        await settle(router)
+        await cluster.settle(router)
         made = []
         for i in range(15):
             author = ("star1", "star2", "plain")[i % 3]
             made.append((await router.posts.post(author, f"p{i}")).id)
-        await settle(router)
+        await cluster.settle(router)
         seen: list[int] = []
         before = 0
         while True:
@@ -226,7 +218,7 @@ def test_a_cache_miss_counts_one_miss_and_no_hit() -> None:
         router = cluster.router()
         for i in range(5):
             await router.follows.follow(f"fan{i}", "star")
-        await settle(router)
+        await cluster.settle(router)
         await router.posts.post("star", "x")
         router.cache.hits = router.cache.misses = 0
         router.cache._entries.clear()
@@ -248,7 +240,7 @@ def test_bulk_follow_loads_edges_counts_once_and_turns_a_followee_hot() -> None:
         edges = [(f"fan{i}", "star") for i in range(8)] + [("fan0", "plain")]
         assert await router.bulk.follow_many(edges) == 9
         assert await router.bulk.follow_many(edges) == 0  # a reload changes nothing
-        await settle(router)
+        await cluster.settle(router)
         assert router.hot.state("star") is HotState.HOT
         assert len(await router.reads.followers("star", HotState.HOT, "", 100)) == 8
         post = await router.posts.post("star", "to all")
@@ -310,7 +302,7 @@ def test_adding_a_node_moves_its_share_and_loses_nothing() -> None:
         for i in range(20):
             await router.follows.follow(f"reader{i}", f"author{i % 5}")
         posts = {f"author{i}": (await router.posts.post(f"author{i}", "x")).id for i in range(5)}
-        await settle(router)
+        await cluster.settle(router)
         cluster.start_node("n4")
         assert (await add_node(router, "n4"))[-1] == "DONE"
         assert {m.id for m in router.storage.map.members} == {"n1", "n2", "n3", "n4"}
@@ -342,3 +334,105 @@ async def add_remove(router: RouterFlows, kind: int, node_id: str, address: str 
     request = admin_pb2.ChangeMembershipRequest(kind=kind, node_id=node_id, address=address)
     async for _ in router.membership.request(request):
         pass
+
+
+# -- durable delivery (node/delivery.py) -----------------------------------------------------------
+
+
+def test_a_node_restarted_mid_delivery_resumes_from_its_checkpoint_and_shows_nothing_twice() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config())
+        router = cluster.router()
+        author_node = router.storage.node_for("author")
+        blocked = next(n for n in cluster.nodes if n != author_node)
+        # The first page (16, in byte order) has no follower on `blocked`; later pages do.
+        first = [f for f in (f"a{i:03d}" for i in range(200)) if router.storage.node_for(f) != blocked][:16]
+        fans = first + [f"b{i:03d}" for i in range(84)]
+        await router.bulk.follow_many([(fan, "author") for fan in fans])
+        cluster.down(blocked)  # delivery gets one page in, then waits for this node
+        post = await router.posts.post("author", "durable")
+        log = cluster.nodes[author_node].delivery.log
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            pending = log.pending(cluster.nodes[author_node].servicer.owned, 10)
+            if pending and pending[0][1].after:
+                break
+        assert pending and pending[0][1].after, "no checkpoint written"
+        restarted = cluster.restart(author_node)  # a new process over the same store
+        assert restarted.delivery.log.count() == 1
+        cluster.up(blocked)
+        await cluster.settle(router)
+        for fan in fans:
+            assert [p.id for p in await timeline(router, fan)] == [post.id]
+
+    run(scenario)
+
+
+def test_a_delete_removes_every_copy_even_when_it_was_made_by_a_cool_down_in_an_earlier_hot_period() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(**HOT))
+        router = cluster.router()
+        fans = [f"fan{i}" for i in range(6)]
+        for fan in fans:
+            await router.follows.follow(fan, "star")
+        await cluster.settle(router)
+        hot_post = await router.posts.post("star", "stored salted")
+        for fan in fans[:4]:
+            await router.follows.unfollow(fan, "star")
+        await cluster.settle(router)  # cooled: the post was copied into fan4's and fan5's inboxes
+        assert router.hot.state("star") is HotState.COLD
+        for fan in fans[:4]:
+            await router.follows.follow(fan, "star")
+        await cluster.settle(router)  # hot again
+        assert router.hot.state("star") is HotState.HOT
+        await router.posts.delete("star", hot_post.id)
+        await cluster.settle(router)
+        for fan in fans:
+            assert await timeline(router, fan) == []
+
+    run(scenario)
+
+
+def test_a_post_stored_salted_by_a_router_that_missed_a_cool_down_still_reaches_every_follower() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(**HOT))
+        router = cluster.router()
+        fans = [f"fan{i}" for i in range(6)]
+        for fan in fans:
+            await router.follows.follow(fan, "star")
+        await cluster.settle(router)
+        stale = cluster.router()
+        stale.hot.learn("star", HotState.HOT)  # this router saw it hot, and will not poll
+        for fan in fans[:4]:
+            await router.follows.unfollow(fan, "star")
+        await cluster.settle(router)
+        assert router.hot.state("star") is HotState.COLD and stale.hot.state("star") is HotState.HOT
+        late = await stale.posts.post("star", "stored salted after the cool-down")
+        await cluster.settle(router)
+        for fan in fans[4:]:
+            assert [p.id for p in await timeline(router, fan)] == [late.id]
+            inbox, merged = cluster.nodes[cluster.holder_of(fan)].feed_store.read_inbox(fan, 10)
+            assert merged == [] and len(inbox) == 1  # delivered, not merged
+
+    run(scenario)
+
+
+def test_deliveries_owed_when_a_node_joins_move_with_their_partition_and_finish() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config())
+        router = cluster.router()
+        victim = cluster.holder_of("fan0")
+        authors = [a for a in (f"author{i}" for i in range(40)) if router.storage.node_for(a) != victim][:12]
+        edges = [(f"fan{i}", author) for author in authors for i in range(20)]
+        await router.bulk.follow_many(edges)
+        cluster.down(victim)  # nothing for its inboxes can be delivered yet
+        posts = {author: (await router.posts.post(author, "owed")).id for author in authors}
+        await asyncio.sleep(0.05)
+        cluster.up(victim)
+        cluster.start_node("n4")
+        assert (await add_node(router, "n4"))[-1] == "DONE"
+        await cluster.settle(router)
+        for i in range(20):  # every fan follows every author
+            assert [p.id for p in await timeline(router, f"fan{i}")] == sorted(posts.values(), reverse=True)
+
+    run(scenario)

@@ -1,0 +1,218 @@
+"""Node-side delivery: a node copies its authors' posts into every follower's inbox itself, durably.
+
+Every post (and every delete) stored on this node came with a delivery record, written in the same
+atomic batch (node/delivery_log.py). The driver works through the records of the partitions this
+node owns, a few at a time. For each it pages the author's followers — read from this node's own
+store where the author's keys live here, from their owners otherwise (a once-hot author's salted
+keys) — groups each page by the node that owns the followers' inboxes and sends one batched
+InsertInbox (or RemoveFromInboxes) per node, straight to it, all at once. After each page is
+acknowledged it checkpoints the last follower done; after the last page it removes the record.
+
+A failed batch is retried with backoff: a node that is down is waited for, a map that moved
+(WrongEpoch) sends the batch's consumers to their new owners. A record that still cannot finish is
+left for the next pass, never dropped; a restarted node resumes every record from its checkpoint;
+a record whose partition moved away is resumed by its new owner, which received it with the
+partition. Inbox writes are idempotent (keyed by post id, with tombstones against late copies), so
+work done twice shows nothing twice.
+
+Bounded: records wait on disk, and the driver holds at most `concurrency` records and one page of
+followers for each in memory. Reads keep their turn: delivery is ordinary asyncio work between
+requests, and receiving nodes apply big batches in slices (node/service.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from common import salting
+from common.errors import FeedringError, WrongEpoch
+from common.hot_state import HotState
+from common.storage_client import StorageClient
+from node import keys
+from node.change_feed import partition_of_key
+from node.delivery_log import INSERT, DeliveryLog
+from node.feed_store import FeedStore
+from protos import storage_pb2
+
+__all__ = ["DeliveryDriver"]
+
+log = logging.getLogger(__name__)
+
+_RATE_WINDOW_S = 10.0
+
+
+class DeliveryDriver:
+    def __init__(
+        self,
+        node_id: str,
+        feed_store: FeedStore,
+        peers: StorageClient,
+        owned: Callable[[], frozenset[int]],
+        salt_buckets: int,
+        page: int = 2000,
+        concurrency: int = 4,
+        max_attempts: int = 6,
+    ) -> None:
+        self.node_id = node_id
+        self.feed_store = feed_store
+        self.log = DeliveryLog(feed_store)
+        self.peers = peers
+        self.owned = owned
+        self.salt_buckets = salt_buckets
+        self.page = page
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.inbox_writes = 0  # entries inserted or removed by deliveries since start
+        self.retries = 0  # batches retried
+        self._samples: deque[tuple[float, int]] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def wake(self) -> None:
+        """A record was just written: look at once instead of at the next idle poll."""
+        self._wake.set()
+
+    def stats(self) -> storage_pb2.DeliveryStats:
+        self._sample()
+        (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
+        return storage_pb2.DeliveryStats(
+            records=self.log.count(),
+            oldest_age_s=self.log.oldest_age_s(self.owned()),
+            inbox_writes=self.inbox_writes,
+            inbox_writes_per_s=(n1 - n0) / (t1 - t0) if t1 > t0 else 0.0,
+            retries=self.retries,
+        )
+
+    def _sample(self) -> None:
+        now = time.monotonic()
+        if not self._samples or now - self._samples[-1][0] >= 0.5:
+            self._samples.append((now, self.inbox_writes))
+        while len(self._samples) > 2 and now - self._samples[0][0] > _RATE_WINDOW_S:
+            self._samples.popleft()
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        after = b""  # where the last pass stopped: passes go round the records, oldest key first
+        idle_failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                records = self.log.pending(self.owned(), self.concurrency, after)
+                if records:
+                    after = records[-1][0]
+                    results = await asyncio.gather(*(self._deliver(k, r) for k, r in records))
+                    idle_failures = 0 if any(results) else idle_failures + 1
+                    if idle_failures:  # nothing could be delivered: do not spin on it
+                        await asyncio.sleep(min(0.1 * 2**idle_failures, 5.0))
+                    continue
+                if after:
+                    after = b""  # went round: start again from the first record
+                    continue
+            except Exception:  # the loop must survive anything; the record stays for the next pass
+                log.exception("delivery pass failed node=%s", self.node_id)
+                await asyncio.sleep(1.0)
+                continue
+            # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that races the wake-up.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
+
+    async def _deliver(self, key: bytes, record: storage_pb2.Delivery) -> bool:
+        """Carries one record out; True when it is finished (or no longer this node's)."""
+        part = partition_of_key(key)
+        what = f"{'insert' if record.kind == INSERT else 'retract'} post={record.post_id} author={record.author}"
+        try:
+            if record.unless_hot and await self._author_state(record.author) is HotState.HOT:
+                self.log.finish(key)  # still hot: followers merge the post at read time
+                return True
+            while part in self.owned():
+                page = await self._followers(record, self.page)
+                if page:
+                    await self._send(record, page)
+                if len(page) < self.page:
+                    if part in self.owned():
+                        self.log.finish(key)
+                    return True
+                record.after = page[-1]
+                self.log.checkpoint(key, record)
+            return True  # moved away with its partition: the new owner resumes it
+        except FeedringError as exc:
+            log.warning("delivery postponed %s after=%r error=%s", what, record.after, exc.message)
+            return False
+
+    async def _author_state(self, author: str) -> HotState:
+        meta = await self.peers.get_user_meta.by_key(author, storage_pb2.GetUserMetaRequest(user_key=author))
+        return HotState(meta.state) if meta.found else HotState.NORMAL
+
+    async def _followers(self, record: storage_pb2.Delivery, limit: int) -> list[str]:
+        """The next `limit` followers after the checkpoint, in byte order, over every key of the author."""
+        author_keys = [record.author]
+        if record.salted:
+            author_keys += salting.salted_keys(record.author, self.salt_buckets)
+        groups = self.peers.group_by_node(author_keys)
+        pages = await asyncio.gather(*(self._edges(node, group, record.after, limit) for node, group in groups.items()))
+        out: list[str] = []
+        for name in heapq.merge(*pages):
+            if not out or out[-1] != name:
+                out.append(name)
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def _edges(self, node_id: str, user_keys: list[str], after: str, limit: int) -> list[str]:
+        if node_id == self.node_id:  # the usual case: the author's follower list lives here
+            return self.feed_store.list_edges(keys.FOLLOWERS, user_keys[0], after, limit, user_keys[1:])
+        request = storage_pb2.ListEdgesRequest(
+            direction=storage_pb2.FOLLOWERS, user_key=user_keys[0], more_keys=user_keys[1:], after=after, limit=limit
+        )
+        return list((await self.peers.list_edges.by_key(user_keys[0], request)).users)
+
+    async def _send(self, record: storage_pb2.Delivery, consumers: list[str]) -> None:
+        groups = self.peers.group_by_node(consumers)
+        await asyncio.gather(*(self._send_batch(record, node_id, group) for node_id, group in groups.items()))
+
+    async def _send_batch(self, record: storage_pb2.Delivery, node_id: str, consumers: list[str]) -> None:
+        delay = 0.05
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                if record.kind == INSERT:
+                    request = storage_pb2.InsertInboxRequest(posts=[record.post], consumers=consumers)
+                    written = (await self.peers.insert_inbox.on_node(node_id, request)).inserted
+                else:
+                    retract = storage_pb2.RemoveFromInboxesRequest(post_id=record.post_id, consumers=consumers)
+                    written = (await self.peers.remove_from_inboxes.on_node(node_id, retract)).removed
+                self.inbox_writes += written
+                self._sample()
+                return
+            except WrongEpoch as exc:
+                # The map moved under us: send these consumers to their new owners.
+                await self.peers.refresh_map(at_least=exc.epoch)
+                regrouped = self.peers.group_by_node(consumers)
+                if list(regrouped) != [node_id]:
+                    await asyncio.gather(*(self._send_batch(record, n, g) for n, g in regrouped.items()))
+                    return
+                if attempt == self.max_attempts:
+                    raise
+            except FeedringError:
+                if attempt == self.max_attempts:
+                    raise
+            self.retries += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)

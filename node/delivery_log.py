@@ -1,0 +1,94 @@
+"""Delivery records: the durable list of work a node owes its authors' followers.
+
+A record is written in the same atomic batch as the post (or the delete) that owes it
+(node/feed_store.py), under the author key's partition (family D in node/keys.py). So it is on disk
+before the post is acknowledged, survives any crash of the router or of this node, and moves with
+its partition when membership changes. node/delivery.py carries records out and removes each only
+once every follower's inbox has it; a checkpoint (the last follower done) saves redoing pages.
+This module builds, lists, checkpoints and removes records; it does no I/O beyond the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from node import keys
+from protos import feed_pb2, storage_pb2
+
+if TYPE_CHECKING:  # feed_store writes records with the helpers below
+    from node.feed_store import FeedStore
+
+__all__ = ["INSERT", "RETRACT", "insert", "retract", "DeliveryLog"]
+
+Delivery = storage_pb2.Delivery
+INSERT = Delivery.INSERT
+RETRACT = Delivery.RETRACT
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def insert(post: feed_pb2.Post, author: str, salted: bool, unless_hot: bool = False) -> storage_pb2.Delivery:
+    """Copy `post` into every follower's inbox (`unless_hot`: only if the author has cooled down)."""
+    return Delivery(
+        kind=INSERT,
+        post=post,
+        post_id=post.id,
+        author=author,
+        salted=salted,
+        unless_hot=unless_hot,
+        created_at_ms=_now_ms(),
+    )
+
+
+def retract(post_id: int, author: str, salted: bool) -> storage_pb2.Delivery:
+    """Remove post `post_id` from every follower's inbox (leaving tombstones against late copies)."""
+    return Delivery(kind=RETRACT, post_id=post_id, author=author, salted=salted, created_at_ms=_now_ms())
+
+
+class DeliveryLog:
+    def __init__(self, feed_store: FeedStore) -> None:
+        self.feed_store = feed_store
+
+    def pending(
+        self, partitions: Iterable[int], limit: int, after: bytes = b""
+    ) -> list[tuple[bytes, storage_pb2.Delivery]]:
+        """Up to `limit` records of `partitions` in key order, starting after key `after`."""
+        out: list[tuple[bytes, storage_pb2.Delivery]] = []
+        for part in sorted(partitions):
+            prefix = keys.family_prefix(part, keys.DELIVERIES)
+            if after and after >= prefix + b"\xff":
+                continue
+            start = after + b"\x00" if after.startswith(prefix) else None
+            for key, raw in self.feed_store.store.scan(prefix, start=start):
+                out.append((key, Delivery.FromString(raw)))
+                if len(out) >= limit:
+                    return out
+        return out
+
+    def count(self) -> int:
+        return self.feed_store.family_counts[keys.DELIVERIES]
+
+    def oldest_age_s(self, partitions: Iterable[int]) -> float:
+        """Age of the oldest record (0 when there is none): a full scan of the family, for status."""
+        oldest = min(
+            (Delivery.FromString(raw).created_at_ms for part in partitions
+             for _, raw in self.feed_store.store.scan(keys.family_prefix(part, keys.DELIVERIES))),
+            default=0,
+        )
+        return max(_now_ms() - oldest, 0) / 1000 if oldest else 0.0
+
+    def checkpoint(self, key: bytes, record: storage_pb2.Delivery) -> None:
+        """Saves progress, unless the record is gone (finished, replaced or dropped with its partition)."""
+        if self.feed_store.store.get(key) is not None:
+            batch = self.feed_store.new_batch()
+            batch.put(key, record.SerializeToString())
+            batch.commit()
+
+    def finish(self, key: bytes) -> None:
+        batch = self.feed_store.new_batch()
+        if batch.delete_existing(key):
+            batch.commit()
