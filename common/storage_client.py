@@ -236,7 +236,9 @@ class StorageClient:
         self.add_follower_many = UnaryRpc(self, "AddFollowerMany", pb.EdgeBatch, pb.EdgeBatchResponse)
         self.list_edges = UnaryRpc(self, "ListEdges", pb.ListEdgesRequest, pb.ListEdgesResponse)
         self.get_user_meta = UnaryRpc(self, "GetUserMeta", pb.GetUserMetaRequest, pb.UserMeta)
-        self.adjust_followers = UnaryRpc(self, "AdjustFollowers", pb.AdjustFollowersRequest, pb.HotStateResponse)
+        self.report_follower_count = UnaryRpc(
+            self, "ReportFollowerCount", pb.FollowerCountReport, pb.HotStateResponse
+        )
         self.set_hot_state = UnaryRpc(self, "SetHotState", pb.SetHotStateRequest, pb.HotStateResponse)
         self.list_hot_users = UnaryRpc(self, "ListHotUsers", pb.ListHotUsersRequest, pb.ListHotUsersResponse)
         self.set_hot_following = UnaryRpc(

@@ -36,7 +36,7 @@ from common.hot_state import HotState
 from common.storage_client import StorageClient
 from node import keys
 from node.change_feed import partition_of_key
-from node.delivery_log import INSERT, DeliveryLog
+from node.delivery_log import COUNT, INSERT, Delivery, DeliveryLog
 from node.feed_store import FeedStore
 from protos import storage_pb2
 
@@ -135,10 +135,14 @@ class DeliveryDriver:
                     await self._wake.wait()
 
     async def _deliver(self, key: bytes, record: storage_pb2.Delivery) -> bool:
-        """Carries one record out; True when it is finished (or no longer this node's)."""
+        """Carries one record out; True when it is finished (or no longer this node's). A record is
+        an insert or a retract of a post for every follower, or a salted key's count report."""
         part = partition_of_key(key)
-        what = f"{'insert' if record.kind == INSERT else 'retract'} post={record.post_id} author={record.author}"
+        what = f"{Delivery.Kind.Name(record.kind).lower()} post={record.post_id} author={record.author}"
         try:
+            if record.kind == COUNT:
+                await self._report_count(record)
+                return True
             if record.unless_hot and await self._author_state(record.author) is HotState.HOT:
                 self.log.finish(key)  # still hot: followers merge the post at read time
                 return True
@@ -156,6 +160,21 @@ class DeliveryDriver:
         except FeedringError as exc:
             log.warning("delivery postponed %s after=%r error=%s", what, record.after, exc.message)
             return False
+
+    async def _report_count(self, record: storage_pb2.Delivery) -> None:
+        """Tells the author's home the salted key's follower count as it is now (newest version wins)."""
+        counters = self.feed_store.user_counters(record.key)
+        report = storage_pb2.FollowerCountReport(
+            user=record.author,
+            key=record.key,
+            count=counters.follower_count if counters else 0,
+            version=counters.edge_version if counters else record.version,
+        )
+        await self.peers.report_follower_count.by_key(record.author, report)
+        self.log.finish(self._count_record_key(record), up_to_version=report.version)
+
+    def _count_record_key(self, record: storage_pb2.Delivery) -> bytes:
+        return keys.delivery_key(self.feed_store.partition(record.key), record.key, 0, COUNT)
 
     async def _author_state(self, author: str) -> HotState:
         meta = await self.peers.get_user_meta.by_key(author, storage_pb2.GetUserMetaRequest(user_key=author))

@@ -20,11 +20,12 @@ from protos import feed_pb2, storage_pb2
 if TYPE_CHECKING:  # feed_store writes records with the helpers below
     from node.feed_store import FeedStore
 
-__all__ = ["INSERT", "RETRACT", "insert", "retract", "DeliveryLog"]
+__all__ = ["INSERT", "RETRACT", "COUNT", "insert", "retract", "report_count", "DeliveryLog"]
 
 Delivery = storage_pb2.Delivery
 INSERT = Delivery.INSERT
 RETRACT = Delivery.RETRACT
+COUNT = Delivery.COUNT
 
 
 def _now_ms() -> int:
@@ -47,6 +48,12 @@ def insert(post: feed_pb2.Post, author: str, salted: bool, unless_hot: bool = Fa
 def retract(post_id: int, author: str, salted: bool) -> storage_pb2.Delivery:
     """Remove post `post_id` from every follower's inbox (leaving tombstones against late copies)."""
     return Delivery(kind=RETRACT, post_id=post_id, author=author, salted=salted, created_at_ms=_now_ms())
+
+
+def report_count(user: str, salted_key: str, version: int) -> storage_pb2.Delivery:
+    """Report salted key `salted_key`'s follower count to `user`'s home (read when it is sent).
+    One record per key, overwritten by each change: a burst of follows is one report."""
+    return Delivery(kind=COUNT, author=user, key=salted_key, version=version, created_at_ms=_now_ms())
 
 
 class DeliveryLog:
@@ -88,7 +95,11 @@ class DeliveryLog:
             batch.put(key, record.SerializeToString())
             batch.commit()
 
-    def finish(self, key: bytes) -> None:
+    def finish(self, key: bytes, up_to_version: int | None = None) -> None:
+        """Removes a record; with `up_to_version`, only if no newer change has overwritten it since."""
         batch = self.feed_store.new_batch()
-        if batch.delete_existing(key):
-            batch.commit()
+        raw = batch.get(key)
+        if raw is None or (up_to_version is not None and Delivery.FromString(raw).version > up_to_version):
+            return
+        batch.delete_existing(key)
+        batch.commit()

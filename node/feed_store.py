@@ -31,15 +31,18 @@ from protos import feed_pb2
 
 __all__ = ["FeedStore", "UserCounters", "Batch"]
 
-_COUNTERS = struct.Struct(">QQQQ")
+_COUNTERS = struct.Struct(">QQQQQ")
+_COUNTERS_V1 = struct.Struct(">QQQQ")  # written before edge versions existed
+_SALT_COUNT = struct.Struct(">QQ")  # a salted key's reported follower count, and its version
 
 
 @dataclass
 class UserCounters:
-    follower_count: int = 0
+    follower_count: int = 0  # follower edges under this key (a salted user: its home key's only)
     following_count: int = 0
     post_count: int = 0
     inbox_size: int = 0
+    edge_version: int = 0  # grows with every follower edge change: orders a salted key's reports
 
     def encode(self) -> bytes:
         return _COUNTERS.pack(
@@ -47,11 +50,13 @@ class UserCounters:
             max(self.following_count, 0),
             max(self.post_count, 0),
             max(self.inbox_size, 0),
+            self.edge_version,
         )
 
     @classmethod
     def decode(cls, raw: bytes) -> UserCounters:
-        return cls(*_COUNTERS.unpack(raw))
+        layout = _COUNTERS if len(raw) == _COUNTERS.size else _COUNTERS_V1
+        return cls(*layout.unpack(raw))
 
 
 class Batch:
@@ -270,24 +275,33 @@ class FeedStore:
 
     # -- follow edges ----------------------------------------------------------------------------
 
-    def add_following(self, follower: str, followee: str, hot: bool = False) -> bool:
+    def add_following(
+        self, follower: str, followee: str, hot: bool = False, followee_key: str = ""
+    ) -> tuple[bool, str]:
+        """Writes the follower-side edge, keeping with it the followee key its other side goes to.
+        Returns (created, the key kept: `followee_key`, or the one an existing edge was made with)."""
         part = self.partition(follower)
         batch = self.new_batch()
-        created = batch.put_new(keys.edge_key(part, keys.FOLLOWING, follower, followee), b"")
-        if hot:
-            batch.put_new(keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee), b"")
-        if created:
+        edge = keys.edge_key(part, keys.FOLLOWING, follower, followee)
+        kept = batch.get(edge)
+        if kept is None:
+            batch.put_new(edge, followee_key.encode("utf-8"))
             batch.counters_of(part, follower).following_count += 1
         else:
             batch.counters_of(part, follower)  # the user exists from now on either way
+        if hot:
+            batch.put_new(keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee), b"")
         batch.commit()
-        return created
+        return kept is None, followee_key if kept is None else kept.decode("utf-8")
 
-    def remove_following(self, follower: str, followee: str) -> bool:
-        """Removes the edge and every post of `followee` from the follower's inbox."""
+    def remove_following(self, follower: str, followee: str) -> tuple[bool, str]:
+        """Removes the edge and every post of `followee` from the follower's inbox. Returns (removed,
+        the followee key kept with the edge)."""
         part = self.partition(follower)
         batch = self.new_batch()
-        removed = batch.delete_existing(keys.edge_key(part, keys.FOLLOWING, follower, followee))
+        edge = keys.edge_key(part, keys.FOLLOWING, follower, followee)
+        kept = batch.get(edge)
+        removed = batch.delete_existing(edge)
         batch.delete_existing(keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee))
         if removed:
             counters = batch.counters_of(part, follower)
@@ -296,7 +310,7 @@ class FeedStore:
                 if feed_pb2.Post.FromString(raw).author == followee and batch.delete_existing(key):
                     counters.inbox_size -= 1
         batch.commit()
-        return removed
+        return removed, (kept or b"").decode("utf-8")
 
     def add_follower(
         self, followee_key: str, follower: str, author: str, backfill_limit: int
@@ -306,10 +320,7 @@ class FeedStore:
         part = self.partition(followee_key)
         batch = self.new_batch()
         created = batch.put_new(keys.edge_key(part, keys.FOLLOWERS, followee_key, follower), b"")
-        counters = batch.counters_of(part, followee_key)
-        if created:
-            counters.follower_count += 1
-        state = self._evaluate_hot(batch, part, followee_key, counters.follower_count)
+        state = self._followers_changed(batch, part, followee_key, +1 if created else 0)
         batch.commit()
         recent = self.read_posts(author, backfill_limit) if backfill_limit else []
         return created, recent, state
@@ -318,28 +329,33 @@ class FeedStore:
         part = self.partition(followee_key)
         batch = self.new_batch()
         removed = batch.delete_existing(keys.edge_key(part, keys.FOLLOWERS, followee_key, follower))
-        counters = batch.counters_of(part, followee_key)
-        if removed:
-            counters.follower_count -= 1
-        state = self._evaluate_hot(batch, part, followee_key, counters.follower_count)
+        state = self._followers_changed(batch, part, followee_key, -1 if removed else 0)
         batch.commit()
         return removed, state
 
-    def add_following_many(self, edges: Iterable[tuple[str, str, bool]]) -> Counter[str]:
-        """Bulk follower-side edges (follower, followee, hot), one atomic batch; returns the edges
-        created per followee."""
+    def add_following_many(
+        self, edges: Iterable[tuple[str, str, bool, str]]
+    ) -> tuple[Counter[str], list[tuple[str, str, str]]]:
+        """Bulk follower-side edges (follower, followee, hot, followee key), one atomic batch; returns
+        the edges created per followee, and the (follower, followee, kept key) of those that existed."""
         batch = self.new_batch()
         created: Counter[str] = Counter()
-        for follower, followee, hot in edges:
+        existing: list[tuple[str, str, str]] = []
+        for follower, followee, hot, followee_key in edges:
             part = self.partition(follower)
             counters = batch.counters_of(part, follower)
-            if batch.put_new(keys.edge_key(part, keys.FOLLOWING, follower, followee), b""):
+            edge = keys.edge_key(part, keys.FOLLOWING, follower, followee)
+            kept = batch.get(edge)
+            if kept is None:
+                batch.put_new(edge, followee_key.encode("utf-8"))
                 counters.following_count += 1
                 created[followee] += 1
+            else:
+                existing.append((follower, followee, kept.decode("utf-8")))
             if hot:
                 batch.put_new(keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee), b"")
         batch.commit()
-        return created
+        return created, existing
 
     def add_follower_many(self, edges: Iterable[tuple[str, str]]) -> dict[str, tuple[int, HotState]]:
         """Bulk followee-side edges (followee_key, follower); returns, per followee key, the edges
@@ -350,14 +366,60 @@ class FeedStore:
         for followee_key, follower in edges:
             part = touched.setdefault(followee_key, self.partition(followee_key))
             if batch.put_new(keys.edge_key(part, keys.FOLLOWERS, followee_key, follower), b""):
-                batch.counters_of(part, followee_key).follower_count += 1
                 created[followee_key] += 1
         result = {
-            key: (created[key], self._evaluate_hot(batch, part, key, batch.counters_of(part, key).follower_count))
+            key: (created[key], self._followers_changed(batch, part, key, created[key]))
             for key, part in touched.items()
         }
         batch.commit()
         return result
+
+    def _followers_changed(self, batch: Batch, part: int, followee_key: str, delta: int) -> HotState:
+        """Counts `delta` follower edges under a key. A home key evaluates its user's hot state on
+        the total; a salted key owes its user's home a report of its new count (a durable record,
+        so the home hears of it exactly as it is, however often or late)."""
+        counters = batch.counters_of(part, followee_key)
+        counters.follower_count += delta
+        user, salted = salting.home_of(followee_key)
+        if not salted:
+            total = counters.follower_count + self._salted_followers(part, user, batch)
+            return self._evaluate_hot(batch, part, user, total)
+        if delta:
+            counters.edge_version += 1
+            owed = delivery_log.report_count(user, followee_key, counters.edge_version)
+            record = keys.delivery_key(part, followee_key, 0, owed.kind)
+            if not batch.put_new(record, owed.SerializeToString()):
+                batch.put(record, owed.SerializeToString())
+        return HotState.NORMAL  # a salted key has no state of its own
+
+    def report_follower_count(self, user: str, salted_key: str, count: int, version: int) -> HotState:
+        """A salted key's follower count, as its node reports it; the newest version wins."""
+        part = self.partition(user)
+        batch = self.new_batch()
+        entry = keys.edge_key(part, keys.SALT_COUNTS, user, salted_key)
+        raw = batch.get(entry)
+        if raw is None or _SALT_COUNT.unpack(raw)[1] < version:
+            value = _SALT_COUNT.pack(count, version)
+            if not batch.put_new(entry, value):
+                batch.put(entry, value)
+        home = batch.counters_of(part, user).follower_count
+        state = self._evaluate_hot(batch, part, user, home + self._salted_followers(part, user, batch))
+        batch.commit()
+        return state
+
+    def _salted_followers(self, part: int, user: str, batch: Batch | None = None) -> int:
+        """The follower edges under a user's salted keys, as last reported to its home."""
+        prefix = keys.user_prefix(part, keys.SALT_COUNTS, user)
+        reports = dict(self.store.scan(prefix))
+        if batch is not None:  # reports written by this batch count already
+            reports.update((k, v) for k, v in batch.puts.items() if k.startswith(prefix))
+        return sum(_SALT_COUNT.unpack(raw)[0] for raw in reports.values())
+
+    def follower_count(self, user: str) -> int:
+        """A user's followers: its home key's edges plus its salted keys' reported counts."""
+        part = self.partition(user)
+        counters = self.user_counters(user)
+        return (counters.follower_count if counters else 0) + self._salted_followers(part, user)
 
     def list_edges(
         self, family: bytes, user_key: str, after: str, limit: int, more_keys: Iterable[str] = ()
@@ -417,16 +479,6 @@ class FeedStore:
     def hot_state(self, user: str) -> HotState:
         return self._registry(self.new_batch(), self.partition(user), user)[0]
 
-    def adjust_followers(self, user: str, delta: int) -> HotState:
-        """A salted user's total follower count lives on its home key; edges are on the salts."""
-        part = self.partition(user)
-        batch = self.new_batch()
-        counters = batch.counters_of(part, user)
-        counters.follower_count = max(counters.follower_count + delta, 0)
-        state = self._evaluate_hot(batch, part, user, counters.follower_count)
-        batch.commit()
-        return state
-
     def set_hot_state(
         self, user: str, state: HotState, expect: Iterable[HotState] = (), pin: bool = False
     ) -> tuple[HotState, bool]:
@@ -448,8 +500,7 @@ class FeedStore:
             prefix = keys.registry_prefix(part)
             for key, raw in self.store.scan(prefix):
                 user = key[len(prefix) :].decode("utf-8")
-                counters = self.user_counters(user) or UserCounters()
-                entries.append(HotUser(user, HotState(raw[0]), bool(raw[1]), counters.follower_count))
+                entries.append(HotUser(user, HotState(raw[0]), bool(raw[1]), self.follower_count(user)))
         return entries
 
     def set_hot_following(

@@ -14,6 +14,10 @@ moving it means streaming that range. Then one byte names the data family:
     H hot reg. part | 'H' | user                                 state, pinned (2 bytes)
     D deliver  part | 'D' | author_key  0x00 | post_id (8B BE) | kind (1B)
                                                               Delivery (protobuf): work owed
+    S salted   part | 'S' | user        0x00 | salted_key      count, version (2 x u64 BE): a
+                                                              salted key's followers, as reported
+
+The value of a G edge is the followee key its F edge was written under ("" before that was kept).
 
 User ids never contain 0x00, so ``user 0x00`` ends every user prefix exactly ("ann" never matches
 "anna"). Post ids are big-endian so byte order is time order: iterating an inbox or an author's
@@ -35,6 +39,7 @@ __all__ = [
     "HOT_FOLLOWING",
     "HOT_REGISTRY",
     "DELIVERIES",
+    "SALT_COUNTS",
     "FAMILY_NAMES",
     "CLUSTER_MAP_KEY",
     "partition_prefix",
@@ -61,6 +66,7 @@ META = b"M"
 HOT_FOLLOWING = b"K"
 HOT_REGISTRY = b"H"
 DELIVERIES = b"D"
+SALT_COUNTS = b"S"
 
 FAMILY_NAMES = {
     POSTS: "posts",
@@ -72,6 +78,7 @@ FAMILY_NAMES = {
     HOT_FOLLOWING: "hot_following",
     HOT_REGISTRY: "hot_registry",
     DELIVERIES: "deliveries",
+    SALT_COUNTS: "salted_counts",
 }
 
 CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"

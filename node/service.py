@@ -119,6 +119,11 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
                 await asyncio.sleep(0)
         return done
 
+    def _owed(self) -> None:
+        """A write may have recorded work owed (node/delivery_log.py): start on it now."""
+        if self.delivery is not None:
+            self.delivery.wake()
+
     @staticmethod
     def _posts(raws: list[bytes]) -> list[feed_pb2.Post]:
         return [feed_pb2.Post.FromString(raw) for raw in raws]
@@ -131,8 +136,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     ) -> storage_pb2.StorePostResponse:
         self._own(request.epoch, request.author_key)
         created, state = self.feed_store.store_post(request.author_key, request.post)
-        if created and self.delivery is not None:
-            self.delivery.wake()
+        if created:
+            self._owed()
         return storage_pb2.StorePostResponse(created=created, state=state.name)
 
     @grpc_errors
@@ -143,8 +148,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         post = self.feed_store.remove_post(request.author_key, request.post_id)
         if post is None:
             raise NotFound(f"{request.author_key} has no post {request.post_id}")
-        if self.delivery is not None:
-            self.delivery.wake()
+        self._owed()
         return storage_pb2.RemovePostResponse(post=post)
 
     @grpc_errors
@@ -190,16 +194,18 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.AddFollowingRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeResponse:
         self._own(request.epoch, request.follower)
-        return storage_pb2.EdgeResponse(
-            changed=self.feed_store.add_following(request.follower, request.followee, request.hot)
+        created, followee_key = self.feed_store.add_following(
+            request.follower, request.followee, request.hot, request.followee_key
         )
+        return storage_pb2.EdgeResponse(changed=created, followee_key=followee_key)
 
     @grpc_errors
     async def RemoveFollowing(
         self, request: storage_pb2.RemoveFollowingRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeResponse:
         self._own(request.epoch, request.follower)
-        return storage_pb2.EdgeResponse(changed=self.feed_store.remove_following(request.follower, request.followee))
+        removed, followee_key = self.feed_store.remove_following(request.follower, request.followee)
+        return storage_pb2.EdgeResponse(changed=removed, followee_key=followee_key)
 
     @grpc_errors
     async def AddFollower(
@@ -210,6 +216,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         created, recent, state = self.feed_store.add_follower(
             request.followee_key, request.follower, author, request.backfill_limit
         )
+        if created:
+            self._owed()  # a salted key owes its user's home a count report
         return storage_pb2.AddFollowerResponse(created=created, recent_posts=self._posts(recent), state=state.name)
 
     @grpc_errors
@@ -218,6 +226,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     ) -> storage_pb2.EdgeResponse:
         self._own(request.epoch, request.followee_key)
         changed, state = self.feed_store.remove_follower(request.followee_key, request.follower)
+        if changed:
+            self._owed()
         return storage_pb2.EdgeResponse(changed=changed, state=state.name)
 
     @grpc_errors
@@ -225,10 +235,13 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeBatchResponse:
         self._own(request.epoch, *{e.follower for e in request.edges})
-        created = self.feed_store.add_following_many((e.follower, e.followee, e.hot) for e in request.edges)
+        created, existing = self.feed_store.add_following_many(
+            (e.follower, e.followee, e.hot, e.followee_key) for e in request.edges
+        )
         return storage_pb2.EdgeBatchResponse(
             created=sum(created.values()),
             states=[storage_pb2.UserState(user=followee, created=n) for followee, n in created.items()],
+            existing=[storage_pb2.Edge(follower=f, followee=u, followee_key=k) for f, u, k in existing],
         )
 
     @grpc_errors
@@ -237,6 +250,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     ) -> storage_pb2.EdgeBatchResponse:
         self._own(request.epoch, *{e.followee for e in request.edges})
         per_key = self.feed_store.add_follower_many((e.followee, e.follower) for e in request.edges)
+        self._owed()
         return storage_pb2.EdgeBatchResponse(
             created=sum(created for created, _ in per_key.values()),
             states=[
@@ -272,7 +286,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             return storage_pb2.UserMeta(found=False, post_count=salted_posts)
         return storage_pb2.UserMeta(
             found=True,
-            follower_count=counters.follower_count,
+            follower_count=self.feed_store.follower_count(request.user_key),
             following_count=counters.following_count,
             post_count=counters.post_count + salted_posts,
             state=self.feed_store.hot_state(request.user_key).name,
@@ -281,11 +295,11 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     # -- hot users -------------------------------------------------------------------------------
 
     @grpc_errors
-    async def AdjustFollowers(
-        self, request: storage_pb2.AdjustFollowersRequest, context: grpc.aio.ServicerContext
+    async def ReportFollowerCount(
+        self, request: storage_pb2.FollowerCountReport, context: grpc.aio.ServicerContext
     ) -> storage_pb2.HotStateResponse:
         self._own(request.epoch, request.user)
-        state = self.feed_store.adjust_followers(request.user, request.delta)
+        state = self.feed_store.report_follower_count(request.user, request.key, request.count, request.version)
         return storage_pb2.HotStateResponse(state=state.name)
 
     @grpc_errors

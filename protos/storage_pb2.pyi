@@ -66,13 +66,15 @@ class RemovePostResponse(_message.Message):
     def __init__(self, post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("kind", "post", "post_id", "author", "salted", "unless_hot", "after", "created_at_ms")
+    __slots__ = ("kind", "post", "post_id", "author", "salted", "unless_hot", "after", "created_at_ms", "key", "version")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         INSERT: _ClassVar[Delivery.Kind]
         RETRACT: _ClassVar[Delivery.Kind]
+        COUNT: _ClassVar[Delivery.Kind]
     INSERT: Delivery.Kind
     RETRACT: Delivery.Kind
+    COUNT: Delivery.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     POST_FIELD_NUMBER: _ClassVar[int]
     POST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +83,8 @@ class Delivery(_message.Message):
     UNLESS_HOT_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     kind: Delivery.Kind
     post: _feed_pb2.Post
     post_id: int
@@ -89,7 +93,9 @@ class Delivery(_message.Message):
     unless_hot: bool
     after: str
     created_at_ms: int
-    def __init__(self, kind: _Optional[_Union[Delivery.Kind, str]] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., post_id: _Optional[int] = ..., author: _Optional[str] = ..., salted: _Optional[bool] = ..., unless_hot: _Optional[bool] = ..., after: _Optional[str] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
+    key: str
+    version: int
+    def __init__(self, kind: _Optional[_Union[Delivery.Kind, str]] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., post_id: _Optional[int] = ..., author: _Optional[str] = ..., salted: _Optional[bool] = ..., unless_hot: _Optional[bool] = ..., after: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., key: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ReadPostsRequest(_message.Message):
     __slots__ = ("epoch", "author_key", "limit", "before_id", "more_keys")
@@ -164,16 +170,18 @@ class ReadInboxResponse(_message.Message):
     def __init__(self, posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., hot_followees: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AddFollowingRequest(_message.Message):
-    __slots__ = ("epoch", "follower", "followee", "hot")
+    __slots__ = ("epoch", "follower", "followee", "hot", "followee_key")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     FOLLOWER_FIELD_NUMBER: _ClassVar[int]
     FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
     HOT_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_KEY_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     follower: str
     followee: str
     hot: bool
-    def __init__(self, epoch: _Optional[int] = ..., follower: _Optional[str] = ..., followee: _Optional[str] = ..., hot: _Optional[bool] = ...) -> None: ...
+    followee_key: str
+    def __init__(self, epoch: _Optional[int] = ..., follower: _Optional[str] = ..., followee: _Optional[str] = ..., hot: _Optional[bool] = ..., followee_key: _Optional[str] = ...) -> None: ...
 
 class RemoveFollowingRequest(_message.Message):
     __slots__ = ("epoch", "follower", "followee")
@@ -220,22 +228,26 @@ class RemoveFollowerRequest(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ...) -> None: ...
 
 class EdgeResponse(_message.Message):
-    __slots__ = ("changed", "state")
+    __slots__ = ("changed", "state", "followee_key")
     CHANGED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_KEY_FIELD_NUMBER: _ClassVar[int]
     changed: bool
     state: HotState
-    def __init__(self, changed: _Optional[bool] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
+    followee_key: str
+    def __init__(self, changed: _Optional[bool] = ..., state: _Optional[_Union[HotState, str]] = ..., followee_key: _Optional[str] = ...) -> None: ...
 
 class Edge(_message.Message):
-    __slots__ = ("follower", "followee", "hot")
+    __slots__ = ("follower", "followee", "hot", "followee_key")
     FOLLOWER_FIELD_NUMBER: _ClassVar[int]
     FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
     HOT_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_KEY_FIELD_NUMBER: _ClassVar[int]
     follower: str
     followee: str
     hot: bool
-    def __init__(self, follower: _Optional[str] = ..., followee: _Optional[str] = ..., hot: _Optional[bool] = ...) -> None: ...
+    followee_key: str
+    def __init__(self, follower: _Optional[str] = ..., followee: _Optional[str] = ..., hot: _Optional[bool] = ..., followee_key: _Optional[str] = ...) -> None: ...
 
 class EdgeBatch(_message.Message):
     __slots__ = ("epoch", "edges")
@@ -256,12 +268,14 @@ class UserState(_message.Message):
     def __init__(self, user: _Optional[str] = ..., state: _Optional[_Union[HotState, str]] = ..., created: _Optional[int] = ...) -> None: ...
 
 class EdgeBatchResponse(_message.Message):
-    __slots__ = ("created", "states")
+    __slots__ = ("created", "states", "existing")
     CREATED_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_FIELD_NUMBER: _ClassVar[int]
     created: int
     states: _containers.RepeatedCompositeFieldContainer[UserState]
-    def __init__(self, created: _Optional[int] = ..., states: _Optional[_Iterable[_Union[UserState, _Mapping]]] = ...) -> None: ...
+    existing: _containers.RepeatedCompositeFieldContainer[Edge]
+    def __init__(self, created: _Optional[int] = ..., states: _Optional[_Iterable[_Union[UserState, _Mapping]]] = ..., existing: _Optional[_Iterable[_Union[Edge, _Mapping]]] = ...) -> None: ...
 
 class ListEdgesRequest(_message.Message):
     __slots__ = ("epoch", "direction", "user_key", "after", "limit", "more_keys")
@@ -309,15 +323,19 @@ class UserMeta(_message.Message):
     state: HotState
     def __init__(self, found: _Optional[bool] = ..., follower_count: _Optional[int] = ..., following_count: _Optional[int] = ..., post_count: _Optional[int] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
 
-class AdjustFollowersRequest(_message.Message):
-    __slots__ = ("epoch", "user", "delta")
+class FollowerCountReport(_message.Message):
+    __slots__ = ("epoch", "user", "key", "count", "version")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
-    DELTA_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     user: str
-    delta: int
-    def __init__(self, epoch: _Optional[int] = ..., user: _Optional[str] = ..., delta: _Optional[int] = ...) -> None: ...
+    key: str
+    count: int
+    version: int
+    def __init__(self, epoch: _Optional[int] = ..., user: _Optional[str] = ..., key: _Optional[str] = ..., count: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SetHotStateRequest(_message.Message):
     __slots__ = ("epoch", "user", "state", "expect", "pin")

@@ -105,9 +105,9 @@ class StorageStub:
                 request_serializer=protos_dot_storage__pb2.GetUserMetaRequest.SerializeToString,
                 response_deserializer=protos_dot_storage__pb2.UserMeta.FromString,
                 _registered_method=True)
-        self.AdjustFollowers = channel.unary_unary(
-                '/feedring.v1.Storage/AdjustFollowers',
-                request_serializer=protos_dot_storage__pb2.AdjustFollowersRequest.SerializeToString,
+        self.ReportFollowerCount = channel.unary_unary(
+                '/feedring.v1.Storage/ReportFollowerCount',
+                request_serializer=protos_dot_storage__pb2.FollowerCountReport.SerializeToString,
                 response_deserializer=protos_dot_storage__pb2.HotStateResponse.FromString,
                 _registered_method=True)
         self.SetHotState = channel.unary_unary(
@@ -269,10 +269,13 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def AdjustFollowers(self, request, context):
+    def ReportFollowerCount(self, request, context):
         """Hot users. The registry of users whose posts and follower edges are salted lives on each
         user's home partition; routers poll it. Thresholds are evaluated where the count changes.
-        Adds `delta` to a salted user's total follower count (kept on the home key).
+        A salted key's follower count, reported to its user's home partition by the node holding the
+        key (a durable record there, node/delivery.py); the home keeps the newest `version` of each
+        key's count, so reports may repeat or arrive out of order. A user's follower count is its home
+        key's edges plus every salted key's reported count.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -424,9 +427,9 @@ def add_StorageServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_storage__pb2.GetUserMetaRequest.FromString,
                     response_serializer=protos_dot_storage__pb2.UserMeta.SerializeToString,
             ),
-            'AdjustFollowers': grpc.unary_unary_rpc_method_handler(
-                    servicer.AdjustFollowers,
-                    request_deserializer=protos_dot_storage__pb2.AdjustFollowersRequest.FromString,
+            'ReportFollowerCount': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportFollowerCount,
+                    request_deserializer=protos_dot_storage__pb2.FollowerCountReport.FromString,
                     response_serializer=protos_dot_storage__pb2.HotStateResponse.SerializeToString,
             ),
             'SetHotState': grpc.unary_unary_rpc_method_handler(
@@ -869,7 +872,7 @@ class Storage:
             _registered_method=True)
 
     @staticmethod
-    def AdjustFollowers(request,
+    def ReportFollowerCount(request,
             target,
             options=(),
             channel_credentials=None,
@@ -882,8 +885,8 @@ class Storage:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/feedring.v1.Storage/AdjustFollowers',
-            protos_dot_storage__pb2.AdjustFollowersRequest.SerializeToString,
+            '/feedring.v1.Storage/ReportFollowerCount',
+            protos_dot_storage__pb2.FollowerCountReport.SerializeToString,
             protos_dot_storage__pb2.HotStateResponse.FromString,
             options,
             channel_credentials,

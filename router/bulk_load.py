@@ -42,57 +42,56 @@ class BulkLoader:
             if follower == followee:
                 raise InvalidArgument(f"edges[{i}]: {follower} cannot follow themselves")
         believed = {followee: self.hot.state(followee) for _, followee in edges}
-
-        new_following = await self._add_following(edges, lambda followee: believed[followee].merged_at_read)
+        # As in Follow: where each followee-side edge goes, unless an existing edge kept a key.
+        key_of = {
+            (f, e): salting.follower_key(e, f, self.buckets) if believed[e].salted else e for f, e in edges
+        }
+        new_following, kept = await self._add_following(edges, key_of, lambda e: believed[e].merged_at_read)
+        key_of.update(kept)
 
         by_node: dict[str, list[storage_pb2.Edge]] = defaultdict(list)
         for follower, followee in edges:
-            key = salting.follower_key(followee, follower, self.buckets) if believed[followee].salted else followee
+            key = key_of[(follower, followee)]
             by_node[self.storage.node_for(key)].append(storage_pb2.Edge(follower=follower, followee=key))
         replies = await asyncio.gather(
             *(self.storage.add_follower_many.on_node(n, storage_pb2.EdgeBatch(edges=b)) for n, b in by_node.items())
         )
-
-        states: dict[str, HotState] = {}
-        salted_created: Counter[str] = Counter()
-        for reply in replies:
-            for entry in reply.states:
-                home, salted = salting.home_of(entry.user)
-                if salted:
-                    salted_created[home] += entry.created
-                else:
-                    states[home] = HotState(entry.state)
-        # As in Follow: a salted followee counts only edges new on both sides.
-        deltas = {u: min(d, new_following[u]) for u, d in salted_created.items() if min(d, new_following[u])}
-        adjusted = await asyncio.gather(
-            *(
-                self.storage.adjust_followers.by_key(u, storage_pb2.AdjustFollowersRequest(user=u, delta=d))
-                for u, d in deltas.items()
-            )
-        )
-        for user, reply in zip(deltas, adjusted, strict=True):
-            states[user] = HotState(reply.state)
+        # Home keys answer with their user's state; salted keys report their counts to the home
+        # themselves (durably), and this router learns the outcome from its next poll.
+        states = {
+            entry.user: HotState(entry.state)
+            for reply in replies
+            for entry in reply.states
+            if not salting.home_of(entry.user)[1]
+        }
         for user, state in states.items():
             self.hot.learn(user, state)
 
         # Followees that turned hot during this load: mark them merged-at-read for these followers.
         turned = {u for u, s in states.items() if s.merged_at_read and not believed[u].merged_at_read}
         if turned:
-            await self._add_following([e for e in edges if e[1] in turned], lambda _followee: True)
+            await self._add_following([e for e in edges if e[1] in turned], key_of, lambda _followee: True)
         return sum(new_following.values())
 
-    async def _add_following(self, edges: list[tuple[str, str]], hot: Callable[[str], bool]) -> Counter[str]:
-        """Writes follower-side edges; returns how many were new, per followee."""
+    async def _add_following(
+        self, edges: list[tuple[str, str]], key_of: dict[tuple[str, str], str], hot: Callable[[str], bool]
+    ) -> tuple[Counter[str], dict[tuple[str, str], str]]:
+        """Writes follower-side edges; returns how many were new per followee, and the followee keys
+        existing edges had kept."""
         by_node: dict[str, list[storage_pb2.Edge]] = defaultdict(list)
         for follower, followee in edges:
             by_node[self.storage.node_for(follower)].append(
-                storage_pb2.Edge(follower=follower, followee=followee, hot=hot(followee))
+                storage_pb2.Edge(
+                    follower=follower, followee=followee, hot=hot(followee), followee_key=key_of[(follower, followee)]
+                )
             )
         replies = await asyncio.gather(
             *(self.storage.add_following_many.on_node(n, storage_pb2.EdgeBatch(edges=b)) for n, b in by_node.items())
         )
         created: Counter[str] = Counter()
+        kept: dict[tuple[str, str], str] = {}
         for reply in replies:
             for entry in reply.states:
                 created[entry.user] += entry.created
-        return created
+            kept.update(((e.follower, e.followee), e.followee_key) for e in reply.existing if e.followee_key)
+        return created, kept

@@ -8,8 +8,10 @@ node side):
   post is either in that read or sees the new follower when it fans out.
 - Unfollow removes the followee-side edge first, so no new fan-out reaches the follower, then the
   follower-side edge together with the followee's posts in the inbox.
-A salted (once hot) followee's edges live on ``followee#salt(follower)``; its total follower count
-stays on the home key, where the node decides hot/cold transitions.
+A salted (once hot) followee's edges live on ``followee#salt(follower)``. The follower-side edge
+keeps the key its other side went to, so following again or retrying after a failure midway never
+writes a second edge elsewhere. Each key counts its own edges exactly; a salted key's node reports
+its count to the followee's home (durably), where the total decides hot/cold transitions.
 """
 
 from __future__ import annotations
@@ -37,20 +39,13 @@ class Follows:
 
     async def follow(self, follower: str, followee: str) -> bool:
         believed = self.hot.state(followee)
-        new_following = await self._add_following(follower, followee, believed.merged_at_read)
+        intended = salting.follower_key(followee, follower, self.buckets) if believed.salted else followee
+        kept = await self._add_following(follower, followee, believed.merged_at_read, intended)
+        # The key kept with an existing edge wins: following again, or retrying a follow that failed
+        # midway, writes the followee side where it was (or should have been) written the first time.
+        key = kept or intended
         recent: list[feed_pb2.Post]
-        if believed.salted:
-            key = salting.follower_key(followee, follower, self.buckets)
-            added = await self.storage.add_follower.by_key(
-                key, storage_pb2.AddFollowerRequest(followee_key=key, follower=follower, author=key)
-            )
-            # Count only a follow that is new on both sides: an edge made before the followee was
-            # salted sits on the home key, and following again must not count it twice. (A retry
-            # after a failure between the two writes leaves the count one short; the edge is right.)
-            created = added.created and new_following
-            state = await self._adjust(followee, +1) if created else believed
-            recent = [] if state.merged_at_read else await self.reads.posts(followee, state, self.backfill)
-        else:
+        if key == followee:
             added = await self.storage.add_follower.by_key(
                 followee,
                 storage_pb2.AddFollowerRequest(
@@ -59,55 +54,46 @@ class Follows:
             )
             state = HotState(added.state)
             recent = list(added.recent_posts)
-            created = added.created
+        else:
+            # Counted under the salted key, whose node reports the count to the followee's home.
+            added = await self.storage.add_follower.by_key(
+                key, storage_pb2.AddFollowerRequest(followee_key=key, follower=follower, author=key)
+            )
+            state = believed
+            recent = [] if state.merged_at_read else await self.reads.posts(followee, state, self.backfill)
         self.hot.learn(followee, state)
         if state.merged_at_read and not believed.merged_at_read:
             # The followee turned hot under us: its next posts will not be fanned out to us.
-            await self._add_following(follower, followee, True)
+            await self._add_following(follower, followee, True, key)
         if recent:
             await self.storage.insert_inbox.by_key(
                 follower, storage_pb2.InsertInboxRequest(posts=recent, consumers=[follower])
             )
-        return bool(created)
+        return bool(added.created)
 
     async def unfollow(self, follower: str, followee: str) -> bool:
         state = self.hot.state(followee)
-        home = self.storage.remove_follower.by_key(
-            followee, storage_pb2.RemoveFollowerRequest(followee_key=followee, follower=follower)
-        )
-        if state.salted:
-            # The edge is on the salt if made while salted, at home if made before: try both.
-            key = salting.follower_key(followee, follower, self.buckets)
-            home_edge, salt_edge = await asyncio.gather(
-                home,
-                self.storage.remove_follower.by_key(
-                    key, storage_pb2.RemoveFollowerRequest(followee_key=key, follower=follower)
-                ),
-            )
-            removed = home_edge.changed or salt_edge.changed
-            # The home node already uncounted a home edge; a follow repeated after salting may have
-            # left a second, uncounted edge on the salt: uncount one edge, not two.
-            if salt_edge.changed and not home_edge.changed:
-                new_state = await self._adjust(followee, -1)
-            else:
-                new_state = HotState(home_edge.state)
-        else:
-            home_edge = await home
-            removed, new_state = home_edge.changed, HotState(home_edge.state)
-        self.hot.learn(followee, new_state)
+        # The followee side first, where this router expects it: no new delivery reaches the follower.
+        expected = [followee, salting.follower_key(followee, follower, self.buckets)] if state.salted else [followee]
+        removed = await asyncio.gather(*(self._remove_follower(k, follower) for k in expected))
+        self.hot.learn(followee, HotState(removed[0].state))
         following = await self.storage.remove_following.by_key(
             follower, storage_pb2.RemoveFollowingRequest(follower=follower, followee=followee)
         )
-        return bool(removed or following.changed)
+        elsewhere = following.followee_key not in ("", *expected)  # made under a state this router missed
+        if elsewhere:
+            await self._remove_follower(following.followee_key, follower)
+        return bool(any(r.changed for r in removed) or following.changed or elsewhere)
 
-    async def _add_following(self, follower: str, followee: str, hot: bool) -> bool:
+    async def _remove_follower(self, key: str, follower: str) -> storage_pb2.EdgeResponse:
+        return await self.storage.remove_follower.by_key(
+            key, storage_pb2.RemoveFollowerRequest(followee_key=key, follower=follower)
+        )
+
+    async def _add_following(self, follower: str, followee: str, hot: bool, followee_key: str) -> str:
+        """Writes the follower-side edge; returns the followee key kept with it if it existed."""
         reply = await self.storage.add_following.by_key(
-            follower, storage_pb2.AddFollowingRequest(follower=follower, followee=followee, hot=hot)
+            follower,
+            storage_pb2.AddFollowingRequest(follower=follower, followee=followee, hot=hot, followee_key=followee_key),
         )
-        return bool(reply.changed)
-
-    async def _adjust(self, user: str, delta: int) -> HotState:
-        reply = await self.storage.adjust_followers.by_key(
-            user, storage_pb2.AdjustFollowersRequest(user=user, delta=delta)
-        )
-        return HotState(reply.state)
+        return "" if reply.changed else reply.followee_key

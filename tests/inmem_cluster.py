@@ -198,13 +198,19 @@ class InmemCluster:
         return sum(node.delivery.log.count() for node in self.nodes.values())
 
     async def settle(self, router: RouterFlows | None = None, timeout_s: float = 10.0) -> None:
-        """Waits until every delivery record is done and the router's hot-user transitions ran."""
+        """Waits until every delivery record is done and the router's hot-user transitions ran (it
+        polls the registry as its poller would)."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while asyncio.get_running_loop().time() < deadline:
-            jobs = list(router.hot._jobs.values()) if router else []
-            await asyncio.gather(*jobs, return_exceptions=True)
+            if router is not None:
+                await router.hot.refresh()
+                await asyncio.gather(*router.hot._jobs.values(), return_exceptions=True)
             if not self.outstanding() and not (router and router.hot._jobs):
-                return
+                if router is None:
+                    return
+                await router.hot.refresh()  # a last look: the final counts may start a transition
+                if not router.hot._jobs:
+                    return
             for node in self.nodes.values():
                 node.delivery.wake()
             await asyncio.sleep(0.005)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -49,6 +50,14 @@ def make_hot(client: FeedClient, star: str, extra: int = 2) -> list[str]:
     return fans
 
 
+def follower_count_becomes(client: FeedClient, star: str, expected: int) -> None:
+    """Follows of a salted user are counted by the salted keys' nodes and reported to its home
+    within a moment; the count must settle at exactly `expected` and stay there."""
+    eventually(lambda: _check(client.get_user(star).follower_count == expected))
+    time.sleep(0.2)
+    assert client.get_user(star).follower_count == expected
+
+
 def inbox_entries(client: FeedClient) -> int:
     return sum(n.keys_by_family.get("inbox", 0) for n in client.cluster_status().nodes)
 
@@ -70,8 +79,8 @@ def test_crossing_the_threshold_turns_a_user_hot_and_its_posts_are_merged_not_fa
     before = client.post(star, "posted while normal")
     fans = make_hot(client, star)
     assert star in client.cluster_status().hot_users
-    user = client.get_user(star)
-    assert user.follower_count == len(fans) and user.hot
+    follower_count_becomes(client, star, len(fans))
+    assert client.get_user(star).hot
 
     writes_before = inbox_entries(client)
     hot_post = client.post(star, "posted while hot")
@@ -142,7 +151,7 @@ def test_salted_follower_listing_is_complete_and_ordered(client: FeedClient) -> 
     client.unfollow(fans[-1], star)  # a salted edge
     client.unfollow(fans[0], star)  # an edge from before the turn
     assert list(client.iter_followers(star, page_size=6)) == sorted(fans[1:-1])
-    assert client.get_user(star).follower_count == len(fans) - 2
+    follower_count_becomes(client, star, len(fans) - 2)
 
 
 def test_following_a_hot_user_shows_its_posts_and_unfollowing_hides_them(client: FeedClient) -> None:
@@ -201,11 +210,12 @@ def test_following_again_after_the_turn_counts_once(client: FeedClient) -> None:
     star = tagged("star")
     early = f"{star}-early"
     client.follow(early, star)  # a home edge, before the user is salted
-    make_hot(client, star)
-    count = client.get_user(star).follower_count
+    fans = make_hot(client, star)
+    count = len(fans) + 1
+    follower_count_becomes(client, star, count)
     assert client.follow(early, star) is False  # idempotent after the turn too
-    assert client.get_user(star).follower_count == count
     assert list(client.iter_followers(star)).count(early) == 1
+    follower_count_becomes(client, star, count)
     assert client.unfollow(early, star) is True
-    assert client.get_user(star).follower_count == count - 1
+    follower_count_becomes(client, star, count - 1)
     assert early not in set(client.iter_followers(star))

@@ -15,7 +15,7 @@ import pytest
 from common import salting
 from common.errors import FailedPrecondition, NotFound, Unavailable
 from common.hot_state import HotState
-from protos import admin_pb2, feed_pb2
+from protos import admin_pb2, feed_pb2, storage_pb2
 from router.flows import RouterFlows
 from router.membership_plan import Kind
 from tests.inmem_cluster import InmemCluster, make_config
@@ -434,5 +434,34 @@ def test_deliveries_owed_when_a_node_joins_move_with_their_partition_and_finish(
         await cluster.settle(router)
         for i in range(20):  # every fan follows every author
             assert [p.id for p in await timeline(router, f"fan{i}")] == sorted(posts.values(), reverse=True)
+
+    run(scenario)
+
+
+def test_a_follow_of_a_salted_user_retried_after_failing_midway_counts_exactly_once() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(**{**HOT, "follower_threshold": 50}))
+        router = cluster.router()
+        await router.bulk.follow_many([(f"fan{i}", "star") for i in range(50)])
+        await cluster.settle(router)
+        assert router.hot.state("star") is HotState.HOT
+        # A follower whose own node is not the one holding its salted edge of star.
+        node_for, salted = router.storage.node_for, salting.follower_key
+        late = next(f"late{i}" for i in range(100) if node_for(f"late{i}") != node_for(salted("star", f"late{i}", 4)))
+        salted_node = router.storage.node_for(salting.follower_key("star", late, 4))
+        cluster.down(salted_node)  # the follower-side edge is written, the followee-side one fails
+        with pytest.raises(Unavailable):
+            await router.follows.follow(late, "star")
+        cluster.up(salted_node)
+        assert await router.follows.follow(late, "star") is True  # the retry completes the follow
+        assert await router.follows.follow(late, "star") is False
+        await cluster.settle(router)
+        meta = await router.storage.get_user_meta.by_key("star", storage_pb2.GetUserMetaRequest(user_key="star"))
+        assert meta.follower_count == 51
+        assert len(await router.reads.followers("star", HotState.HOT, "", 100)) == 51
+        await router.follows.unfollow(late, "star")
+        await cluster.settle(router)
+        meta = await router.storage.get_user_meta.by_key("star", storage_pb2.GetUserMetaRequest(user_key="star"))
+        assert meta.follower_count == 50
 
     run(scenario)

@@ -96,7 +96,7 @@ def test_unfollow_purges_only_that_followee(feed: FeedStore) -> None:
     feed.add_following("fan", "bob")
     feed.add_following("fan", "carol")
     feed.insert_inbox([post(1, "bob"), post(2, "carol")], ["fan"])
-    assert feed.remove_following("fan", "bob") is True
+    assert feed.remove_following("fan", "bob") == (True, "")
     assert ids(feed.read_inbox("fan", 10)[0]) == [2]
     assert feed.insert_inbox([post(3, "bob")], ["fan"]) == 0  # a fan-out landing after the unfollow
     assert feed.user_counters("fan").following_count == 1  # type: ignore[union-attr]
