@@ -141,7 +141,7 @@ class DeliveryDriver:
         what = f"{Delivery.Kind.Name(record.kind).lower()} post={record.post_id} author={record.author}"
         try:
             if record.kind == COUNT:
-                await self._report_count(record)
+                await self._report_count(key, record)
                 return True
             if record.unless_hot and await self._author_state(record.author) is HotState.HOT:
                 self.log.finish(key)  # still hot: followers merge the post at read time
@@ -161,7 +161,7 @@ class DeliveryDriver:
             log.warning("delivery postponed %s after=%r error=%s", what, record.after, exc.message)
             return False
 
-    async def _report_count(self, record: storage_pb2.Delivery) -> None:
+    async def _report_count(self, key: bytes, record: storage_pb2.Delivery) -> None:
         """Tells the author's home the salted key's follower count as it is now (newest version wins)."""
         counters = self.feed_store.user_counters(record.key)
         report = storage_pb2.FollowerCountReport(
@@ -171,10 +171,7 @@ class DeliveryDriver:
             version=counters.edge_version if counters else record.version,
         )
         await self.peers.report_follower_count.by_key(record.author, report)
-        self.log.finish(self._count_record_key(record), up_to_version=report.version)
-
-    def _count_record_key(self, record: storage_pb2.Delivery) -> bytes:
-        return keys.delivery_key(self.feed_store.partition(record.key), record.key, 0, COUNT)
+        self.log.finish(key, up_to_version=report.version)  # unless a newer change rewrote it meanwhile
 
     async def _author_state(self, author: str) -> HotState:
         meta = await self.peers.get_user_meta.by_key(author, storage_pb2.GetUserMetaRequest(user_key=author))
@@ -197,7 +194,7 @@ class DeliveryDriver:
 
     async def _edges(self, node_id: str, user_keys: list[str], after: str, limit: int) -> list[str]:
         if node_id == self.node_id:  # the usual case: the author's follower list lives here
-            return self.feed_store.list_edges(keys.FOLLOWERS, user_keys[0], after, limit, user_keys[1:])
+            return self.feed_store.graph.list_edges(keys.FOLLOWERS, user_keys[0], after, limit, user_keys[1:])
         request = storage_pb2.ListEdgesRequest(
             direction=storage_pb2.FOLLOWERS, user_key=user_keys[0], more_keys=user_keys[1:], after=after, limit=limit
         )

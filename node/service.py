@@ -194,7 +194,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.AddFollowingRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeResponse:
         self._own(request.epoch, request.follower)
-        created, followee_key = self.feed_store.add_following(
+        created, followee_key = self.feed_store.graph.add_following(
             request.follower, request.followee, request.hot, request.followee_key
         )
         return storage_pb2.EdgeResponse(changed=created, followee_key=followee_key)
@@ -204,7 +204,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.RemoveFollowingRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeResponse:
         self._own(request.epoch, request.follower)
-        removed, followee_key = self.feed_store.remove_following(request.follower, request.followee)
+        removed, followee_key = self.feed_store.graph.remove_following(request.follower, request.followee)
         return storage_pb2.EdgeResponse(changed=removed, followee_key=followee_key)
 
     @grpc_errors
@@ -213,7 +213,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     ) -> storage_pb2.AddFollowerResponse:
         author = request.author or request.followee_key
         self._own(request.epoch, request.followee_key, author)
-        created, recent, state = self.feed_store.add_follower(
+        created, recent, state = self.feed_store.graph.add_follower(
             request.followee_key, request.follower, author, request.backfill_limit
         )
         if created:
@@ -225,7 +225,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.RemoveFollowerRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeResponse:
         self._own(request.epoch, request.followee_key)
-        changed, state = self.feed_store.remove_follower(request.followee_key, request.follower)
+        changed, state = self.feed_store.graph.remove_follower(request.followee_key, request.follower)
         if changed:
             self._owed()
         return storage_pb2.EdgeResponse(changed=changed, state=state.name)
@@ -235,7 +235,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeBatchResponse:
         self._own(request.epoch, *{e.follower for e in request.edges})
-        created, existing = self.feed_store.add_following_many(
+        created, existing = self.feed_store.graph.add_following_many(
             (e.follower, e.followee, e.hot, e.followee_key) for e in request.edges
         )
         return storage_pb2.EdgeBatchResponse(
@@ -249,7 +249,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext
     ) -> storage_pb2.EdgeBatchResponse:
         self._own(request.epoch, *{e.followee for e in request.edges})
-        per_key = self.feed_store.add_follower_many((e.followee, e.follower) for e in request.edges)
+        per_key = self.feed_store.graph.add_follower_many((e.followee, e.follower) for e in request.edges)
         self._owed()
         return storage_pb2.EdgeBatchResponse(
             created=sum(created for created, _ in per_key.values()),
@@ -270,7 +270,9 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             family = keys.FOLLOWING
         else:
             raise InvalidArgument("direction must be FOLLOWERS or FOLLOWING")
-        users = self.feed_store.list_edges(family, request.user_key, request.after, request.limit, request.more_keys)
+        users = self.feed_store.graph.list_edges(
+            family, request.user_key, request.after, request.limit, request.more_keys
+        )
         return storage_pb2.ListEdgesResponse(users=users)
 
     # -- counters and status ---------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_posts_page_newest_first_below_a_cursor(feed: FeedStore) -> None:
 
 
 def test_inbox_only_accepts_posts_of_followees_and_keeps_the_newest_cap(feed: FeedStore) -> None:
-    feed.add_following("fan", "bob")
+    feed.graph.add_following("fan", "bob")
     inserted = feed.insert_inbox([post(i, "bob") for i in range(1, 9)] + [post(99, "stranger")], ["fan"])
     assert inserted == 8
     assert ids(feed.read_inbox("fan", 10)[0]) == [8, 7, 6, 5, 4]  # cap 5, newest kept
@@ -86,17 +86,17 @@ def test_inbox_only_accepts_posts_of_followees_and_keeps_the_newest_cap(feed: Fe
 
 
 def test_a_tombstone_stops_a_late_fan_out(feed: FeedStore) -> None:
-    feed.add_following("fan", "bob")
+    feed.graph.add_following("fan", "bob")
     feed.remove_from_inboxes(3, ["fan"])
     assert feed.insert_inbox([post(3, "bob")], ["fan"]) == 0
     assert feed.read_inbox("fan", 10)[0] == []
 
 
 def test_unfollow_purges_only_that_followee(feed: FeedStore) -> None:
-    feed.add_following("fan", "bob")
-    feed.add_following("fan", "carol")
+    feed.graph.add_following("fan", "bob")
+    feed.graph.add_following("fan", "carol")
     feed.insert_inbox([post(1, "bob"), post(2, "carol")], ["fan"])
-    assert feed.remove_following("fan", "bob") == (True, "")
+    assert feed.graph.remove_following("fan", "bob") == (True, "")
     assert ids(feed.read_inbox("fan", 10)[0]) == [2]
     assert feed.insert_inbox([post(3, "bob")], ["fan"]) == 0  # a fan-out landing after the unfollow
     assert feed.user_counters("fan").following_count == 1  # type: ignore[union-attr]
@@ -104,18 +104,18 @@ def test_unfollow_purges_only_that_followee(feed: FeedStore) -> None:
 
 def test_edges_page_in_order_and_count_once(feed: FeedStore) -> None:
     for name in ["d", "a", "c", "b"]:
-        feed.add_follower("star", name, "star", 0)
-    feed.add_follower("star", "a", "star", 0)
-    assert feed.list_edges(keys.FOLLOWERS, "star", "", 2) == ["a", "b"]
-    assert feed.list_edges(keys.FOLLOWERS, "star", "b", 10) == ["c", "d"]
+        feed.graph.add_follower("star", name, "star", 0)
+    feed.graph.add_follower("star", "a", "star", 0)
+    assert feed.graph.list_edges(keys.FOLLOWERS, "star", "", 2) == ["a", "b"]
+    assert feed.graph.list_edges(keys.FOLLOWERS, "star", "b", 10) == ["c", "d"]
     assert feed.user_counters("star").follower_count == 4  # type: ignore[union-attr]
 
 
 def test_crossing_the_threshold_starts_turning_hot_and_cooling_has_hysteresis(feed: FeedStore) -> None:
     from common.hot_state import HotState
 
-    states = [feed.add_follower("star", f"f{i}", "star", 0)[2] for i in range(3)]
+    states = [feed.graph.add_follower("star", f"f{i}", "star", 0)[2] for i in range(3)]
     assert states == [HotState.NORMAL, HotState.NORMAL, HotState.MIGRATING]
     feed.set_hot_state("star", HotState.HOT, [HotState.MIGRATING])
-    assert feed.remove_follower("star", "f0")[1] is HotState.HOT  # 2 followers: above 3 x 0.5
-    assert feed.remove_follower("star", "f1")[1] is HotState.COOLING  # 1 follower: below
+    assert feed.graph.remove_follower("star", "f0")[1] is HotState.HOT  # 2 followers: above 3 x 0.5
+    assert feed.graph.remove_follower("star", "f1")[1] is HotState.COOLING  # 1 follower: below

@@ -1,0 +1,98 @@
+"""One atomic write to a node's store, and the per-user counters it keeps current.
+
+A ``Batch`` gathers puts and deletes, answers reads with them applied (so one operation sees its own
+writes), counts keys per family as they appear and go (for status), and writes everything in one
+atomic LevelDB batch. ``UserCounters`` are the per-key counters (family M) that only move when a
+key appears or goes, which is what keeps every write idempotent.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from dataclasses import dataclass
+
+from node import keys
+from node.store import Store
+
+__all__ = ["Batch", "UserCounters", "SALT_COUNT"]
+
+_COUNTERS = struct.Struct(">QQQQQ")
+_COUNTERS_V1 = struct.Struct(">QQQQ")  # written before edge versions existed
+SALT_COUNT = struct.Struct(">QQ")  # a salted key's reported follower count, and its version
+
+
+@dataclass
+class UserCounters:
+    follower_count: int = 0  # follower edges under this key (a salted user: its home key's only)
+    following_count: int = 0
+    post_count: int = 0
+    inbox_size: int = 0
+    edge_version: int = 0  # grows with every follower edge change: orders a salted key's reports
+
+    def encode(self) -> bytes:
+        return _COUNTERS.pack(
+            max(self.follower_count, 0),
+            max(self.following_count, 0),
+            max(self.post_count, 0),
+            max(self.inbox_size, 0),
+            self.edge_version,
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> UserCounters:
+        layout = _COUNTERS if len(raw) == _COUNTERS.size else _COUNTERS_V1
+        return cls(*layout.unpack(raw))
+
+
+class Batch:
+    """Puts and deletes gathered for one atomic write, readable before they are written."""
+
+    def __init__(self, store: Store, family_counts: Counter[bytes]) -> None:
+        self.store = store
+        self.family_counts = family_counts
+        self.puts: dict[bytes, bytes] = {}
+        self.deletes: set[bytes] = set()
+        self.counters: dict[bytes, UserCounters] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.puts:
+            return self.puts[key]
+        if key in self.deletes:
+            return None
+        return self.store.get(key)
+
+    def put_new(self, key: bytes, value: bytes) -> bool:
+        """Puts a key that must not exist yet; False (and nothing written) if it does."""
+        if self.get(key) is not None:
+            return False
+        self.put(key, value)
+        self.family_counts[keys.family_of(key)] += 1
+        return True
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.deletes.discard(key)
+        self.puts[key] = value
+
+    def delete_existing(self, key: bytes) -> bool:
+        if self.get(key) is None:
+            return False
+        self.puts.pop(key, None)
+        self.deletes.add(key)
+        self.family_counts[keys.family_of(key)] -= 1
+        return True
+
+    def counters_of(self, partition: int, user_key: str) -> UserCounters:
+        key = keys.meta_key(partition, user_key)
+        if key not in self.counters:
+            raw = self.get(key)
+            if raw is None:
+                self.family_counts[keys.META] += 1
+            self.counters[key] = UserCounters.decode(raw) if raw is not None else UserCounters()
+        return self.counters[key]
+
+    def commit(self) -> None:
+        for key, counters in self.counters.items():
+            self.puts[key] = counters.encode()
+        if self.puts or self.deletes:
+            self.store.write(self.puts.items(), self.deletes)
