@@ -20,6 +20,7 @@ from protos import admin_pb2, admin_pb2_grpc
 __all__ = [
     "write_cluster_file",
     "post_ack_by_class",
+    "wait_for_deliveries",
     "delivery",
     "timeline_read_with_hot_followees",
     "burst",
@@ -56,10 +57,20 @@ def write_cluster_file(directory: Path, threshold: int, salt_buckets: int, hot_u
     return path
 
 
+def wait_for_deliveries(client: FeedClient, timeout_s: float = 180.0) -> None:
+    """Waits until no node owes a delivery: nodes deliver after the acknowledgement, so a phase that
+    follows a burst of posts would otherwise measure the previous phase's delivery too."""
+    deadline = time.perf_counter() + timeout_s
+    while sum(n.delivery.records for n in client.cluster_status().nodes) and time.perf_counter() < deadline:
+        time.sleep(0.1)
+
+
 def post_ack_by_class(client: FeedClient, classes: dict[str, int], posts: int) -> dict[str, dict[str, float]]:
-    """Sequential posts by one author per follower-count class: how long until acknowledged."""
+    """Sequential posts by one author per follower-count class: how long until acknowledged, each
+    class on a cluster that owes no delivery from the one before."""
     out = {}
     for label, followers in classes.items():
+        wait_for_deliveries(client)
         author = f"c{followers}"
         latencies = []
         for i in range(posts):
@@ -79,6 +90,7 @@ def delivery(
     def inbox_entries() -> int:
         return sum(n.keys_by_family.get("inbox", 0) for n in client.cluster_status().nodes)
 
+    wait_for_deliveries(client)
     _wait_until_quiet(inbox_entries)
     lags = []
     for i in range(posts):
@@ -143,6 +155,7 @@ def burst(client: FeedClient, target: str, users: int, hot_authors: list[str], s
     """Ordinary users' read p99 quiet vs during a burst of hot users' posts, and writes per node.
     The burst is paced (400 posts/s, far above any real celebrity rate) rather than as fast as
     possible: unpaced, it measures how the two shared cores are split, not the hotspot."""
+    wait_for_deliveries(client)
     quiet = summary(run_load(target, "feed", seconds, 1, 8, Mix(1.0, 0.0, 0.0), users)["read"])
     stop = threading.Event()
     posted = [0]

@@ -9,10 +9,13 @@ that builds or parses one.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterable
+
 from common.hot_state import HotState
 from common.partitioning import partition_of
 
-__all__ = ["salted_key", "salted_keys", "post_key", "follower_key", "keys_of", "home_of"]
+__all__ = ["salted_key", "salted_keys", "post_key", "follower_key", "keys_of", "home_of", "merge_users"]
 
 _SEPARATOR = "#"
 
@@ -51,3 +54,15 @@ def home_of(key: str) -> tuple[str, bool]:
     """(the user a key belongs to, whether the key is salted)."""
     user, separator, _ = key.partition(_SEPARATOR)
     return user, bool(separator)
+
+
+def merge_users(per_key: Iterable[Iterable[str]], limit: int) -> list[str]:
+    """Users listed per key (each in byte order), merged in byte order without repeats, at most
+    `limit`: a user's followers over its home and salted keys (an old edge may be under two)."""
+    out: list[str] = []
+    for user in heapq.merge(*per_key):
+        if not out or out[-1] != user:
+            out.append(user)
+            if len(out) >= limit:
+                break
+    return out

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import time
 from collections import deque
@@ -184,13 +183,7 @@ class DeliveryDriver:
             author_keys += salting.salted_keys(record.author, self.salt_buckets)
         groups = self.peers.group_by_node(author_keys)
         pages = await asyncio.gather(*(self._edges(node, group, record.after, limit) for node, group in groups.items()))
-        out: list[str] = []
-        for name in heapq.merge(*pages):
-            if not out or out[-1] != name:
-                out.append(name)
-                if len(out) >= limit:
-                    break
-        return out
+        return salting.merge_users(pages, limit)
 
     async def _edges(self, node_id: str, user_keys: list[str], after: str, limit: int) -> list[str]:
         if node_id == self.node_id:  # the usual case: the author's follower list lives here

@@ -9,7 +9,6 @@ edge changes owe its user's home a count report (a durable record, node/delivery
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -162,10 +161,4 @@ class FollowGraph:
                 if len(stream) >= limit:
                     break
             streams.append(stream)
-        out: list[str] = []
-        for user in heapq.merge(*streams):
-            if not out or out[-1] != user:
-                out.append(user)
-                if len(out) >= limit:
-                    break
-        return out
+        return salting.merge_users(streams, limit)

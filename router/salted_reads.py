@@ -65,13 +65,7 @@ class SaltedReads:
                 for group in groups.values()
             )
         )
-        out: list[str] = []
-        for name in heapq.merge(*(r.users for r in replies)):
-            if not out or out[-1] != name:
-                out.append(name)
-                if len(out) >= limit:
-                    break
-        return out
+        return salting.merge_users((r.users for r in replies), limit)
 
     async def follower_pages(
         self, user: str, state: HotState, page: int = 5000, salted_only: bool = False
