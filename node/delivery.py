@@ -71,6 +71,11 @@ class DeliveryDriver:
         self.retries = 0  # batches retried
         self._samples: deque[tuple[float, int]] = deque()
         self._wake = asyncio.Event()
+        # Partitions that may hold records, so a pass looks only there: scanning every owned
+        # partition's D range costs a LevelDB seek each, and deleted records leave deletion markers
+        # that seeks must skip (measured: ~200 ms a pass on a node of 5M keys). None: not known yet.
+        self._partitions: set[int] | None = None
+        self._woken: set[int] = set()  # partitions written since the last pass looked
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -83,8 +88,14 @@ class DeliveryDriver:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def wake(self) -> None:
-        """A record was just written: look at once instead of at the next idle poll."""
+    def wake(self, partitions: set[int]) -> None:
+        """Records were just written in `partitions`: look at once instead of at the next idle poll."""
+        self._woken |= partitions
+        self._wake.set()
+
+    def rescan(self) -> None:
+        """Records may have arrived without a write here (partitions gained by a move): look everywhere."""
+        self._partitions = None
         self._wake.set()
 
     def stats(self) -> storage_pb2.DeliveryStats:
@@ -92,7 +103,7 @@ class DeliveryDriver:
         (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
         return storage_pb2.DeliveryStats(
             records=self.log.count(),
-            oldest_age_s=self.log.oldest_age_s(self.owned()),
+            oldest_age_s=self.log.oldest_age_s(self._partitions or ()),
             inbox_writes=self.inbox_writes,
             inbox_writes_per_s=(n1 - n0) / (t1 - t0) if t1 > t0 else 0.0,
             retries=self.retries,
@@ -113,7 +124,16 @@ class DeliveryDriver:
         while True:
             self._wake.clear()
             try:
-                records = self.log.pending(self.owned(), self.concurrency, after)
+                if self._partitions is None:  # at start, and after gaining partitions
+                    self._partitions = await asyncio.to_thread(self.log.partitions_with_records, self.owned())
+                self._partitions |= self._woken
+                self._woken = set()
+                scan = self._partitions & self.owned()
+                records = self.log.pending(scan, self.concurrency, after)
+                if not after and len(records) < self.concurrency:
+                    # Complete: every record of these partitions is in hand, so only theirs remain
+                    # (a record written from now on adds its partition back through wake()).
+                    self._partitions = {partition_of_key(k) for k, _ in records}
                 if records:
                     after = records[-1][0]
                     results = await asyncio.gather(*(self._deliver(k, r) for k, r in records))

@@ -76,11 +76,20 @@ class DeliveryLog:
                     return out
         return out
 
+    def partitions_with_records(self, partitions: Iterable[int]) -> set[int]:
+        """A full scan (slow on a big store: run it in a thread): which partitions hold records."""
+        found = set()
+        for part in partitions:
+            for _ in self.feed_store.store.scan(keys.family_prefix(part, keys.DELIVERIES)):
+                found.add(part)
+                break
+        return found
+
     def count(self) -> int:
         return self.feed_store.family_counts[keys.DELIVERIES]
 
     def oldest_age_s(self, partitions: Iterable[int]) -> float:
-        """Age of the oldest record (0 when there is none): a full scan of the family, for status."""
+        """Age of the oldest record in `partitions` (0 when there is none), for status."""
         oldest = min(
             (Delivery.FromString(raw).created_at_ms for part in partitions
              for _, raw in self.feed_store.store.scan(keys.family_prefix(part, keys.DELIVERIES))),

@@ -65,6 +65,8 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self.persist_map(cluster_map)
         before = self.owned
         self.set_map(cluster_map)
+        if self.delivery is not None and self.owned - before:
+            self.delivery.rescan()  # gained partitions arrive with the records they owe
         log.info(
             "cluster map adopted epoch=%d partitions_owned=%d gained=%d lost=%d change=%r",
             cluster_map.epoch,
@@ -119,10 +121,10 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
                 await asyncio.sleep(0)
         return done
 
-    def _owed(self) -> None:
-        """A write may have recorded work owed (node/delivery_log.py): start on it now."""
+    def _owed(self, *user_keys: str) -> None:
+        """A write under these keys may have recorded work owed (node/delivery_log.py): start on it."""
         if self.delivery is not None:
-            self.delivery.wake()
+            self.delivery.wake({self.feed_store.partition(k) for k in user_keys})
 
     @staticmethod
     def _posts(raws: list[bytes]) -> list[feed_pb2.Post]:
@@ -137,7 +139,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self._own(request.epoch, request.author_key)
         created, state = self.feed_store.store_post(request.author_key, request.post)
         if created:
-            self._owed()
+            self._owed(request.author_key)
         return storage_pb2.StorePostResponse(created=created, state=state.name)
 
     @grpc_errors
@@ -148,7 +150,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         post = self.feed_store.remove_post(request.author_key, request.post_id)
         if post is None:
             raise NotFound(f"{request.author_key} has no post {request.post_id}")
-        self._owed()
+        self._owed(request.author_key)
         return storage_pb2.RemovePostResponse(post=post)
 
     @grpc_errors
@@ -217,7 +219,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             request.followee_key, request.follower, author, request.backfill_limit
         )
         if created:
-            self._owed()  # a salted key owes its user's home a count report
+            self._owed(request.followee_key)  # a salted key owes its user's home a count report
         return storage_pb2.AddFollowerResponse(created=created, recent_posts=self._posts(recent), state=state.name)
 
     @grpc_errors
@@ -227,7 +229,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self._own(request.epoch, request.followee_key)
         changed, state = self.feed_store.graph.remove_follower(request.followee_key, request.follower)
         if changed:
-            self._owed()
+            self._owed(request.followee_key)
         return storage_pb2.EdgeResponse(changed=changed, state=state.name)
 
     @grpc_errors
@@ -250,7 +252,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     ) -> storage_pb2.EdgeBatchResponse:
         self._own(request.epoch, *{e.followee for e in request.edges})
         per_key = self.feed_store.graph.add_follower_many((e.followee, e.follower) for e in request.edges)
-        self._owed()
+        self._owed(*(key for key, (created, _) in per_key.items() if created))
         return storage_pb2.EdgeBatchResponse(
             created=sum(created for created, _ in per_key.values()),
             states=[

@@ -212,7 +212,7 @@ class InmemCluster:
                 if not router.hot._jobs:
                     return
             for node in self.nodes.values():
-                node.delivery.wake()
+                node.delivery.wake(set())
             await asyncio.sleep(0.005)
         raise AssertionError(f"not settled: {self.outstanding()} delivery records left")
 

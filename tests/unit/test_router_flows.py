@@ -133,26 +133,37 @@ def test_a_call_to_a_down_node_names_it_and_keeps_the_grpc_cause() -> None:
 HOT = {"follower_threshold": 5, "cooldown_ratio": 0.5, "salt_buckets": 4, "cache_ttl_ms": 0}
 
 
+async def make_star_hot(cluster: InmemCluster, router: RouterFlows) -> list[str]:
+    """Six fans follow "star": over the threshold of 5, so it turns hot."""
+    fans = [f"fan{i}" for i in range(6)]
+    for fan in fans:
+        await router.follows.follow(fan, "star")
+    await cluster.settle(router)
+    assert router.hot.state("star") is HotState.HOT
+    return fans
+
+
+async def cool_star_down(cluster: InmemCluster, router: RouterFlows, fans: list[str]) -> None:
+    """Four fans leave: two stay, below 5 x 0.5, so it cools down and fan4's and fan5's inboxes
+    get copies of its recent posts."""
+    for fan in fans[:4]:
+        await router.follows.unfollow(fan, "star")
+    await cluster.settle(router)
+    assert router.hot.state("star") is HotState.COLD
+
+
 def test_a_user_turns_hot_posts_are_merged_at_read_then_cools_and_posts_are_copied() -> None:
     async def scenario() -> None:
         cluster = InmemCluster(make_config(**HOT))
         router = cluster.router()
-        fans = [f"fan{i}" for i in range(6)]
-        for fan in fans:
-            await router.follows.follow(fan, "star")
-        await cluster.settle(router)
-        assert router.hot.state("star") is HotState.HOT
+        fans = await make_star_hot(cluster, router)
         inbox_calls = cluster.transport.count("InsertInbox")
         hot_post = await router.posts.post("star", "salted")
         await cluster.settle(router)
         assert cluster.transport.count("InsertInbox") == inbox_calls  # not fanned out
         for fan in fans:
             assert [p.id for p in await timeline(router, fan)] == [hot_post.id]  # merged at read
-        # Cool down: below 5 * 0.5 followers.
-        for fan in fans[:4]:
-            await router.follows.unfollow(fan, "star")
-        await cluster.settle(router)
-        assert router.hot.state("star") is HotState.COLD
+        await cool_star_down(cluster, router, fans)
         for fan in fans[4:]:
             assert [p.id for p in await timeline(router, fan)] == [hot_post.id]
             stored = cluster.nodes[cluster.holder_of(fan)].feed_store.read_inbox(fan, 10)
@@ -372,15 +383,9 @@ def test_a_delete_removes_every_copy_even_when_it_was_made_by_a_cool_down_in_an_
     async def scenario() -> None:
         cluster = InmemCluster(make_config(**HOT))
         router = cluster.router()
-        fans = [f"fan{i}" for i in range(6)]
-        for fan in fans:
-            await router.follows.follow(fan, "star")
-        await cluster.settle(router)
+        fans = await make_star_hot(cluster, router)
         hot_post = await router.posts.post("star", "stored salted")
-        for fan in fans[:4]:
-            await router.follows.unfollow(fan, "star")
-        await cluster.settle(router)  # cooled: the post was copied into fan4's and fan5's inboxes
-        assert router.hot.state("star") is HotState.COLD
+        await cool_star_down(cluster, router, fans)  # the post is copied into fan4's and fan5's inboxes
         for fan in fans[:4]:
             await router.follows.follow(fan, "star")
         await cluster.settle(router)  # hot again
@@ -397,16 +402,11 @@ def test_a_post_stored_salted_by_a_router_that_missed_a_cool_down_still_reaches_
     async def scenario() -> None:
         cluster = InmemCluster(make_config(**HOT))
         router = cluster.router()
-        fans = [f"fan{i}" for i in range(6)]
-        for fan in fans:
-            await router.follows.follow(fan, "star")
-        await cluster.settle(router)
+        fans = await make_star_hot(cluster, router)
         stale = cluster.router()
         stale.hot.learn("star", HotState.HOT)  # this router saw it hot, and will not poll
-        for fan in fans[:4]:
-            await router.follows.unfollow(fan, "star")
-        await cluster.settle(router)
-        assert router.hot.state("star") is HotState.COLD and stale.hot.state("star") is HotState.HOT
+        await cool_star_down(cluster, router, fans)
+        assert stale.hot.state("star") is HotState.HOT
         late = await stale.posts.post("star", "stored salted after the cool-down")
         await cluster.settle(router)
         for fan in fans[4:]:
