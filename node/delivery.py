@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -75,7 +76,9 @@ class DeliveryDriver:
         # partition's D range costs a LevelDB seek each, and deleted records leave deletion markers
         # that seeks must skip (measured: ~200 ms a pass on a node of 5M keys). None: not known yet.
         self._partitions: set[int] | None = None
-        self._woken: set[int] = set()  # partitions written since the last pass looked
+        self._woken: set[int] = set()  # partitions written since the loop last looked
+        self._in_flight: dict[bytes, asyncio.Task[bool]] = {}  # record key -> its delivery
+        self._retry_at: dict[bytes, tuple[float, int]] = {}  # record key -> (when, failures so far)
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -84,9 +87,10 @@ class DeliveryDriver:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [t for t in (self._task, *self._in_flight.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def wake(self, partitions: set[int]) -> None:
         """Records were just written in `partitions`: look at once instead of at the next idle poll."""
@@ -119,39 +123,68 @@ class DeliveryDriver:
     # -- the loop --------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        after = b""  # where the last pass stopped: passes go round the records, oldest key first
-        idle_failures = 0
+        """Keeps up to `concurrency` records in delivery at once, starting the next as soon as a slot
+        frees (never waiting for a whole group: one big delivery must not hold up a small one). A
+        record that could not finish waits with backoff before it is tried again."""
         while True:
             self._wake.clear()
             try:
-                if self._partitions is None:  # at start, and after gaining partitions
-                    self._partitions = await asyncio.to_thread(self.log.partitions_with_records, self.owned())
-                self._partitions |= self._woken
-                self._woken = set()
-                scan = self._partitions & self.owned()
-                records = self.log.pending(scan, self.concurrency, after)
-                if not after and len(records) < self.concurrency:
-                    # Complete: every record of these partitions is in hand, so only theirs remain
-                    # (a record written from now on adds its partition back through wake()).
-                    self._partitions = {partition_of_key(k) for k, _ in records}
-                if records:
-                    after = records[-1][0]
-                    results = await asyncio.gather(*(self._deliver(k, r) for k, r in records))
-                    idle_failures = 0 if any(results) else idle_failures + 1
-                    if idle_failures:  # nothing could be delivered: do not spin on it
-                        await asyncio.sleep(min(0.1 * 2**idle_failures, 5.0))
-                    continue
-                if after:
-                    after = b""  # went round: start again from the first record
-                    continue
-            except Exception:  # the loop must survive anything; the record stays for the next pass
-                log.exception("delivery pass failed node=%s", self.node_id)
+                self._start_more()
+            except Exception:  # the loop must survive anything; the records stay for the next look
+                log.exception("delivery loop failed node=%s", self.node_id)
                 await asyncio.sleep(1.0)
                 continue
+            if self._partitions is None:  # at start, and after gaining partitions: a full scan
+                found = await asyncio.to_thread(self.log.partitions_with_records, self.owned())
+                self._partitions = found | self._woken
+                continue
+            next_retry = min((t for t, _ in self._retry_at.values()), default=time.monotonic() + 1.0)
             # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that races the wake-up.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
+                async with asyncio.timeout(min(max(next_retry - time.monotonic(), 0.01), 1.0)):
                     await self._wake.wait()
+
+    def _start_more(self) -> None:
+        """Starts records (oldest key first) into the free slots; synchronous, so no write falls
+        between reading the records and narrowing the set of partitions that may hold them."""
+        if self._partitions is None:
+            return
+        self._partitions |= self._woken
+        self._woken = set()
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0:
+            return
+        now = time.monotonic()
+        limit = self.concurrency + len(self._retry_at)
+        records = self.log.pending(self._partitions & self.owned(), limit)
+        if len(records) < limit:
+            # Every record of these partitions is in hand, so only theirs remain (a record written
+            # from now on adds its partition back through wake()), and only theirs can be retried.
+            self._partitions = {partition_of_key(k) for k, _ in records}
+            present = {k for k, _ in records}
+            self._retry_at = {k: v for k, v in self._retry_at.items() if k in present}
+        for key, record in records:
+            if free <= 0:
+                break
+            if key in self._in_flight or self._retry_at.get(key, (0.0, 0))[0] > now:
+                continue
+            task = asyncio.create_task(self._deliver(key, record))
+            self._in_flight[key] = task
+            free -= 1
+            task.add_done_callback(functools.partial(self._finished, key))
+
+    def _finished(self, key: bytes, task: asyncio.Task[bool]) -> None:
+        self._in_flight.pop(key, None)
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            log.error("delivery failed node=%s", self.node_id, exc_info=task.exception())
+        if task.exception() is not None or not task.result():
+            failures = self._retry_at.get(key, (0.0, 0))[1] + 1
+            self._retry_at[key] = (time.monotonic() + min(0.1 * 2**failures, 5.0), failures)
+        else:
+            self._retry_at.pop(key, None)
+        self._wake.set()  # a slot is free
 
     async def _deliver(self, key: bytes, record: storage_pb2.Delivery) -> bool:
         """Carries one record out; True when it is finished (or no longer this node's). A record is
