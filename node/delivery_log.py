@@ -60,17 +60,11 @@ class DeliveryLog:
     def __init__(self, feed_store: FeedStore) -> None:
         self.feed_store = feed_store
 
-    def pending(
-        self, partitions: Iterable[int], limit: int, after: bytes = b""
-    ) -> list[tuple[bytes, storage_pb2.Delivery]]:
-        """Up to `limit` records of `partitions` in key order, starting after key `after`."""
+    def pending(self, partitions: Iterable[int], limit: int) -> list[tuple[bytes, storage_pb2.Delivery]]:
+        """Up to `limit` records of `partitions`, in key order."""
         out: list[tuple[bytes, storage_pb2.Delivery]] = []
         for part in sorted(partitions):
-            prefix = keys.family_prefix(part, keys.DELIVERIES)
-            if after and after >= prefix + b"\xff":
-                continue
-            start = after + b"\x00" if after.startswith(prefix) else None
-            for key, raw in self.feed_store.store.scan(prefix, start=start):
+            for key, raw in self.feed_store.store.scan(keys.family_prefix(part, keys.DELIVERIES)):
                 out.append((key, Delivery.FromString(raw)))
                 if len(out) >= limit:
                     return out
