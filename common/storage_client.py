@@ -188,7 +188,7 @@ class UnaryRpc(Generic[Req, Resp]):
         client = self.client
         if self._stamps_epoch:
             setattr(request, "epoch", client.map.epoch)  # noqa: B010 (not every request type has it)
-        with feedring_errors(client.describer(node_id, address)):
+        with feedring_errors(_NodeErrors(node_id, address)):
             return await client.transport.unary(
                 address, self.name, request, self.response, timeout_s or client.timeout_s, wait_for_ready
             )
@@ -206,7 +206,7 @@ class StreamRpc(Generic[Req, Resp]):
         self, address: str, request: Req, *, node_id: str = "", timeout_s: float | None = None
     ) -> AsyncIterator[Resp]:
         """The stream's messages; no deadline unless given (a transfer runs as long as it must)."""
-        with feedring_errors(self.client.describer(node_id, address)):
+        with feedring_errors(_NodeErrors(node_id, address)):
             async for item in self.client.transport.stream(address, self.name, request, self.response, timeout_s):
                 yield item
 
@@ -265,11 +265,7 @@ class StorageClient:
             groups[self.map.primary_for_key(key)].append(key)
         return groups
 
-    # -- errors ----------------------------------------------------------------------------------
-
-    @staticmethod
-    def describer(node_id: str, address: str) -> _NodeErrors:
-        return _NodeErrors(node_id, address)
+    # -- health ----------------------------------------------------------------------------------
 
     async def serving(self, address: str, timeout_s: float = 2.0) -> bool:
         """Whether the node at `address` is up and SERVING (its health check)."""
@@ -287,12 +283,12 @@ class StorageClient:
         self.map = cluster_map
         return True
 
-    async def refresh_map(self, at_least: int = 0, addresses: Iterable[str] = ()) -> ClusterMap:
-        """Asks every known node (and `addresses`) for its map and adopts the newest; nodes are the truth."""
+    async def refresh_map(self, at_least: int = 0) -> ClusterMap:
+        """Asks every known node for its map and adopts the newest; nodes are the truth."""
         async with self._refresh_lock:
             if at_least and self.map.epoch >= at_least:
                 return self.map  # already as new as the node that refused us
-            known = {m.address for m in (*self.map.members, *self.map.leaving)} | set(addresses)
+            known = {m.address for m in (*self.map.members, *self.map.leaving)}
             maps = await asyncio.gather(*(self._fetch_map(a) for a in sorted(known)), return_exceptions=True)
             newest = max(
                 (m for m in maps if isinstance(m, ClusterMap) and m.table), key=lambda m: m.epoch, default=None
