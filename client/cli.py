@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
@@ -22,10 +23,11 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from client import node_commands
-from client.feed_client import ClusterStatus, FeedClient, Page, Post
+from client.feed_client import ClusterStatus, FeedClient, NodeHealth, Page, Post
 from common.config import ConfigError, load
 from common.errors import FeedringError, InvalidArgument
 
@@ -166,6 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
         "and memory; hot users; a membership change in progress.",
         "feedring status",
     )
+    p = command(
+        "repair",
+        _repair,
+        "compare replicas and copy only what differs",
+        "Each partition's replicas compare per-bucket digests; a bucket that differs is merged both "
+        "ways (versions and tombstones decide, so nothing deleted comes back). Nodes also do this by "
+        "themselves in the background, slowly; run it after a node was down longer than its peers "
+        "keep hints for it, or to check that replicas agree.",
+        "feedring repair\n  feedring repair --node n2\n  feedring repair --partition 17 --max-rate 5000",
+    )
+    p.add_argument("--node", default="", metavar="ID", help="only the partitions this node holds")
+    p.add_argument("--partition", type=int, default=None, metavar="P", help="only this partition")
+    p.add_argument(
+        "--max-rate", type=int, default=0, metavar="KEYS", help="keys compared per second per node (default: unlimited)"
+    )
     node_commands.register(commands)
     commands.choices["node"].set_defaults(run=_node)
     return parser
@@ -300,6 +317,34 @@ def _status(client: FeedClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _repair(client: FeedClient, args: argparse.Namespace) -> int:
+    stream = client.repair(args.node, args.partition, args.max_rate)
+    last = None
+    if args.json:
+        for last in stream:
+            print(json.dumps(asdict(last)), flush=True)
+    else:
+        columns = (TextColumn("[bold]repair"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[detail]}"))
+        with Progress(*columns, console=_console(stderr=True)) as bar:
+            task = bar.add_task("repair", total=None, detail="")
+            for last in stream:
+                bar.update(
+                    task,
+                    total=max(last.partitions_total, 1),
+                    completed=last.partitions_done,
+                    detail=f"{last.partitions_done}/{last.partitions_total} partitions, "
+                    f"{last.out_of_sync} out of sync, {last.keys_repaired:,} entries copied",
+                )
+        if last is not None:
+            print(
+                f"repaired {last.partitions_done} of {last.partitions_total} partitions: {last.out_of_sync} "
+                f"were out of sync, {last.keys_repaired:,} entries copied"
+            )
+            if last.unreachable:
+                print(f"not reachable (repair again once they are back): {', '.join(last.unreachable)}")
+    return 0 if last is not None and last.done and not last.unreachable else 1
+
+
 def _node(client: FeedClient, args: argparse.Namespace) -> int:
     return node_commands.run_change(client.channel, client.address, args, args.json)
 
@@ -310,7 +355,7 @@ def _node(client: FeedClient, args: argparse.Namespace) -> int:
 def _console(stderr: bool = False) -> Console:
     out = Console(highlight=False, soft_wrap=True, stderr=stderr)
     if not out.is_terminal:
-        out = Console(highlight=False, soft_wrap=True, stderr=stderr, width=160)  # piped: no squeezing to 80
+        out = Console(highlight=False, soft_wrap=True, stderr=stderr, width=200)  # piped: no squeezing to 80
     return out
 
 
@@ -394,6 +439,18 @@ def _hint_next_page(args: argparse.Namespace, token: str) -> None:
         _console(stderr=True).print(f"[dim]more: {again}   (or --all)[/dim]")
 
 
+def _sync(node: NodeHealth) -> str:
+    """The node's last repair: catching up (a pass running), or how many partitions differed, and when."""
+    rep = node.replication
+    if rep.repairing:
+        return "[yellow]repairing[/yellow]"
+    if not rep.last_repair_ms:
+        return "not checked yet"
+    ago = max(time.time() - rep.last_repair_ms / 1000, 0)
+    verdict = "[green]yes[/green]" if not rep.partitions_out_of_sync else f"{rep.partitions_out_of_sync} repaired"
+    return f"{verdict} ({ago:.0f}s ago)"
+
+
 def _print_status(out: Console, status: ClusterStatus) -> None:
     out.print(
         f"epoch {status.epoch} · {status.partitions} partitions · replication factor "
@@ -402,7 +459,7 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
     seen = {family for node in status.nodes for family in node.keys_by_family}
     families = list(_FAMILIES) + sorted(seen - set(_FAMILIES) - {"deliveries"})  # shown as "owed"
     table = Table()
-    for column in ("node", "address", "health", "partitions", *families, "owed", "RSS"):
+    for column in ("node", "address", "health", "partitions", *families, "owed", "hints", "in sync", "RSS"):
         table.add_column(column, justify="left" if column in ("node", "address", "health") else "right")
     for node in status.nodes:
         keys, owed = node.keys_by_family, node.delivery
@@ -413,6 +470,8 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
             str(node.partitions),
             *(f"{keys.get(f, 0):,}" if node.healthy else "-" for f in families),
             (f"{owed.records:,}" + (f", {owed.oldest_age_s:.0f}s" if owed.records else "")) if node.healthy else "-",
+            f"{node.replication.hints:,}" if node.healthy else "-",
+            _sync(node) if node.healthy else "-",
             f"{node.rss_bytes / 2**20:.0f} MiB" if node.healthy else "-",
         )
     out.print(table)
@@ -427,6 +486,14 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
             or "idle"
         )
     )
+    held = [n for n in status.nodes if n.healthy and (n.replication.hints or n.replication.peers_down)]
+    for n in held:
+        targets = ", ".join(f"{t}: {c:,}" for t, c in sorted(n.replication.hints_by_target.items()))
+        down = ", ".join(n.replication.peers_down)
+        out.print(
+            f"replication: {escape(n.id)} holds hints ({escape(targets) or 'none'})"
+            + (f", sees down: {escape(down)}" if down else "")
+        )
     if status.change:
         progress = status.change_progress
         moved = f": {progress.phase.lower()}, {progress.keys_moved:,} keys moved" if progress.phase else ""

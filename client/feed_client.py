@@ -25,6 +25,8 @@ __all__ = [
     "User",
     "NodeHealth",
     "DeliveryStats",
+    "ReplicationStats",
+    "RepairProgress",
     "HotUser",
     "RouterStats",
     "ChangeProgress",
@@ -73,6 +75,31 @@ class NodeHealth:
     requests_served: int
     rss_bytes: int
     delivery: DeliveryStats = field(default_factory=lambda: DeliveryStats())
+    replication: ReplicationStats = field(default_factory=lambda: ReplicationStats())
+
+
+@dataclass(frozen=True)
+class ReplicationStats:
+    """What a node holds for its peers and how in sync its partitions were at its last repair."""
+
+    hints: int = 0  # writes held for replicas that did not answer
+    hints_by_target: dict[str, int] = field(default_factory=dict)
+    partitions_checked: int = 0
+    partitions_out_of_sync: int = 0
+    last_repair_ms: int = 0  # 0: no repair pass yet
+    keys_repaired: int = 0
+    repairing: bool = False
+    peers_down: list[str] = field(default_factory=list)  # as this node's failure detector sees them
+
+
+@dataclass(frozen=True)
+class RepairProgress:
+    partitions_total: int
+    partitions_done: int
+    out_of_sync: int
+    keys_repaired: int
+    unreachable: list[str]
+    done: bool
 
 
 @dataclass(frozen=True)
@@ -247,6 +274,20 @@ class FeedClient:
 
     # -- admin -----------------------------------------------------------------------------------
 
+    def repair(
+        self, node_id: str = "", partition: int | None = None, max_keys_per_second: int = 0
+    ) -> Iterator[RepairProgress]:
+        """Compares replicas and copies what differs (every partition, one node's, or one); yields
+        progress until done. Nodes that could not take part are listed in `unreachable`."""
+        request = admin_pb2.RepairClusterRequest(node_id=node_id, max_keys_per_second=max_keys_per_second)
+        if partition is not None:
+            request.partition = partition
+        with translate_errors(self.address):
+            for p in self._admin.Repair(request, timeout=None):
+                yield RepairProgress(
+                    p.partitions_total, p.partitions_done, p.out_of_sync, p.keys_repaired, list(p.unreachable), p.done
+                )
+
     def cluster_map(self) -> ClusterMap:
         """The map the answering router routes by: epoch, nodes, partition table, pending change."""
         return ClusterMap.from_proto(self._call(self._admin.GetClusterMap, admin_pb2.GetRouterMapRequest()))
@@ -274,6 +315,16 @@ class FeedClient:
                         n.delivery.inbox_writes,
                         n.delivery.inbox_writes_per_s,
                         n.delivery.retries,
+                    ),
+                    ReplicationStats(
+                        n.replication.hints,
+                        dict(n.replication.hints_by_target),
+                        n.replication.partitions_checked,
+                        n.replication.partitions_out_of_sync,
+                        n.replication.last_repair_ms,
+                        n.replication.keys_repaired,
+                        n.replication.repairing,
+                        list(n.replication.peers_down),
                     ),
                 )
                 for n in r.nodes

@@ -56,6 +56,14 @@ class HotUsers:
 
 
 @dataclass(frozen=True)
+class Replication:
+    write_quorum: int = 0  # replicas that must have a write before it is acknowledged; 0: a majority
+    replica_timeout_s: float = 1.0  # one replica's share of a call that can fall over to another
+    repair_interval_s: float = 300.0  # between background anti-entropy passes (0: off)
+    repair_max_keys_per_second: int = 20_000  # a pass's pace, so it never starves client traffic
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     path: Path
     name: str
@@ -67,6 +75,7 @@ class ClusterConfig:
     routers: tuple[RouterConfig, ...]
     limits: Limits = field(default_factory=Limits)
     hot: HotUsers = field(default_factory=HotUsers)
+    replication: Replication = field(default_factory=Replication)
 
     def node(self, node_id: str) -> NodeConfig:
         for node in self.nodes:
@@ -152,7 +161,7 @@ def load(path: str | Path) -> ClusterConfig:
     base = path.resolve().parent
 
     top = _Reader(path, raw, "")
-    for key in ("cluster", "limits", "hot_users", "nodes", "routers"):
+    for key in ("cluster", "limits", "hot_users", "replication", "nodes", "routers"):
         top.used.add(key)
     top.check_unknown()
 
@@ -170,10 +179,7 @@ def load(path: str | Path) -> ClusterConfig:
     _unique(path, "nodes", "id", [n.id for n in nodes])
     _unique(path, "nodes", "address", [n.address for n in nodes])
     _unique(path, "nodes", "data_dir", [str(n.data_dir) for n in nodes])
-    if replication_factor > len(nodes):
-        raise ConfigError(
-            f"{path}: cluster.replication_factor is {replication_factor} but only {len(nodes)} nodes are listed"
-        )
+    # A cluster of fewer nodes than replication_factor keeps a replica on every node.
 
     routers = tuple(_router(path, i, t) for i, t in enumerate(_array(path, raw, "routers")))
     if not routers:
@@ -208,6 +214,15 @@ def load(path: str | Path) -> ClusterConfig:
     )
     hot.check_unknown()
 
+    rep = _Reader(path, _table(path, raw, "replication"), "replication.")
+    replication = Replication(
+        write_quorum=rep.integer("write_quorum", 0, minimum=0, maximum=replication_factor),
+        replica_timeout_s=rep.number("replica_timeout_s", 1.0, 0.01, 600.0),
+        repair_interval_s=rep.number("repair_interval_s", 300.0, 0.0, 86400.0 * 30),
+        repair_max_keys_per_second=rep.integer("repair_max_keys_per_second", 20_000, minimum=0),
+    )
+    rep.check_unknown()
+
     return ClusterConfig(
         path=path,
         name=name,
@@ -219,6 +234,7 @@ def load(path: str | Path) -> ClusterConfig:
         routers=routers,
         limits=limits,
         hot=hot_users,
+        replication=replication,
     )
 
 

@@ -77,3 +77,4 @@ class HotUser:
     state: HotState
     pinned: bool = False
     follower_count: int = 0
+    version: int = 0  # of the registry entry: with replicas, the newest wins

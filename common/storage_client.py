@@ -34,6 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from common.cluster_map import ClusterMap
 from common.errors import DeadlineExceeded, FeedringError, Internal, Unavailable, WrongEpoch
 from common.grpc_status import RpcStatus, error_for_status, feedring_errors
+from common.peer_health import PeerHealth
 from protos import cluster_pb2, storage_pb2
 
 __all__ = ["StorageClient", "Transport", "GrpcTransport", "UnaryRpc", "StreamRpc", "MOVED_RETRIES", "SERVICE"]
@@ -151,19 +152,40 @@ class UnaryRpc(Generic[Req, Resp]):
         self._stamps_epoch = stamp_epoch and "epoch" in request.DESCRIPTOR.fields_by_name
 
     async def by_key(self, key: str, request: Req) -> Resp:
-        """To the node owning `key`, following "wrong owner" answers until they stop."""
+        """To a replica of `key`'s partition: the first one believed up (the primary, normally),
+        falling over to the next when one does not answer, and following "wrong owner" answers
+        until they stop. Writes are coordinated by the replica that takes them (node/replication.py)."""
         client = self.client
         delay = 0.02
-        for _ in range(MOVED_RETRIES):
+        for attempt in range(MOVED_RETRIES + 1):
             try:
-                return await self.on_node(client.node_for(key), request)
+                return await self._any_replica(key, request)
             except WrongEpoch as exc:
+                if attempt == MOVED_RETRIES:
+                    raise
                 before = client.map.epoch
                 await client.refresh_map(at_least=exc.epoch)
                 if client.map.epoch == before:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.5)
-        return await self.on_node(client.node_for(key), request)
+        raise AssertionError("unreachable")
+
+    async def _any_replica(self, key: str, request: Req) -> Resp:
+        replicas = self.client.replicas_for(key)
+        # With other replicas to fall over to, one attempt may not take the whole deadline.
+        attempt_s = self.client.attempt_timeout_s if len(replicas) > 1 else None
+        failures: list[FeedringError] = []
+        for node_id in replicas:
+            try:
+                return await self.on_node(node_id, request, timeout_s=attempt_s)
+            except (Unavailable, DeadlineExceeded) as exc:
+                failures.append(exc)
+        if len(failures) == 1:
+            raise failures[0]
+        raise Unavailable(
+            f"no replica of partition {self.client.map.partition(key)} answered: "
+            + "; ".join(f.message for f in failures)
+        )
 
     async def on_node(
         self, node_id: str, request: Req, *, timeout_s: float | None = None, wait_for_ready: bool = False
@@ -188,10 +210,17 @@ class UnaryRpc(Generic[Req, Resp]):
         client = self.client
         if self._stamps_epoch:
             setattr(request, "epoch", client.map.epoch)  # noqa: B010 (not every request type has it)
-        with feedring_errors(_NodeErrors(node_id, address)):
-            return await client.transport.unary(
-                address, self.name, request, self.response, timeout_s or client.timeout_s, wait_for_ready
-            )
+        name = _NodeErrors(node_id, address)
+        try:
+            with feedring_errors(name):
+                reply = await client.transport.unary(
+                    address, self.name, request, self.response, timeout_s or client.timeout_s, wait_for_ready
+                )
+        except (Unavailable, DeadlineExceeded):
+            client.health.failed(address)
+            raise
+        client.health.succeeded(address)
+        return reply
 
 
 class StreamRpc(Generic[Req, Resp]):
@@ -212,10 +241,19 @@ class StreamRpc(Generic[Req, Resp]):
 
 
 class StorageClient:
-    def __init__(self, cluster_map: ClusterMap, timeout_s: float, transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        cluster_map: ClusterMap,
+        timeout_s: float,
+        transport: Transport | None = None,
+        attempt_timeout_s: float | None = None,
+    ) -> None:
         self.map = cluster_map
         self.timeout_s = timeout_s
+        # One replica's share of a call that can fall over to another (a hung node costs this much).
+        self.attempt_timeout_s = attempt_timeout_s or timeout_s
         self.transport: Transport = transport if transport is not None else GrpcTransport()
+        self.health = PeerHealth()
         self._refresh_lock = asyncio.Lock()
 
         # Every Storage RPC, once, with its request and response types (protos/storage.proto).
@@ -236,9 +274,7 @@ class StorageClient:
         self.add_follower_many = UnaryRpc(self, "AddFollowerMany", pb.EdgeBatch, pb.EdgeBatchResponse)
         self.list_edges = UnaryRpc(self, "ListEdges", pb.ListEdgesRequest, pb.ListEdgesResponse)
         self.get_user_meta = UnaryRpc(self, "GetUserMeta", pb.GetUserMetaRequest, pb.UserMeta)
-        self.report_follower_count = UnaryRpc(
-            self, "ReportFollowerCount", pb.FollowerCountReport, pb.HotStateResponse
-        )
+        self.report_follower_count = UnaryRpc(self, "ReportFollowerCount", pb.FollowerCountReport, pb.HotStateResponse)
         self.set_hot_state = UnaryRpc(self, "SetHotState", pb.SetHotStateRequest, pb.HotStateResponse)
         self.list_hot_users = UnaryRpc(self, "ListHotUsers", pb.ListHotUsersRequest, pb.ListHotUsersResponse)
         self.set_hot_following = UnaryRpc(
@@ -251,19 +287,39 @@ class StorageClient:
         self.pull_partitions = StreamRpc(self, "PullPartitions", pb.PullPartitionsRequest, pb.PullProgress)
         self.seal_partitions = UnaryRpc(self, "SealPartitions", pb.SealPartitionsRequest, pb.SealPartitionsResponse)
         self.drop_partitions = UnaryRpc(self, "DropPartitions", pb.DropPartitionsRequest, pb.DropPartitionsResponse)
+        self.apply_writes = UnaryRpc(self, "ApplyWrites", pb.ApplyWritesRequest, pb.ApplyWritesResponse)
+        self.get_digests = UnaryRpc(self, "GetDigests", pb.GetDigestsRequest, pb.GetDigestsResponse)
+        self.read_buckets = UnaryRpc(self, "ReadBuckets", pb.ReadBucketsRequest, pb.ReadBucketsResponse)
+        self.merge_entries = UnaryRpc(self, "MergeEntries", pb.MergeEntriesRequest, pb.MergeEntriesResponse)
+        self.repair = StreamRpc(self, "Repair", pb.RepairRequest, pb.RepairProgress)
         self.get_cluster_map = UnaryRpc(self, "GetClusterMap", pb.GetClusterMapRequest, cluster_pb2.ClusterMap)
         self.get_node_status = UnaryRpc(self, "GetNodeStatus", pb.GetNodeStatusRequest, pb.NodeStatus)
 
     # -- placement -------------------------------------------------------------------------------
 
+    def replicas_for(self, key: str) -> list[str]:
+        """The key's replicas in the order to try them: those believed up first, in table order."""
+        replicas = self.map.replicas(self.map.partition(key))
+        if len(replicas) == 1:
+            return list(replicas)
+        up = [n for n in replicas if self.health.allows(self._address(n))]
+        return up + [n for n in replicas if n not in up]
+
     def node_for(self, key: str) -> str:
-        return self.map.primary_for_key(key)
+        """The replica a request for `key` goes to first (the primary unless it is believed down)."""
+        return self.replicas_for(key)[0]
 
     def group_by_node(self, user_keys: Iterable[str]) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = defaultdict(list)
         for key in user_keys:
-            groups[self.map.primary_for_key(key)].append(key)
+            groups[self.node_for(key)].append(key)
         return groups
+
+    def _address(self, node_id: str) -> str:
+        try:
+            return self.map.address(node_id)
+        except KeyError:
+            return ""
 
     # -- health ----------------------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ from node import keys
 from node.change_feed import partition_of_key
 from node.delivery_log import COUNT, INSERT, Delivery, DeliveryLog
 from node.feed_store import FeedStore
+from node.replication import Replicator
+from node.write_methods import WRITE
 from protos import storage_pb2
 
 __all__ = ["DeliveryDriver"]
@@ -45,6 +47,15 @@ __all__ = ["DeliveryDriver"]
 log = logging.getLogger(__name__)
 
 _RATE_WINDOW_S = 10.0
+# A replica takes over its partition's deliveries when every replica before it in the partition's
+# list has failed every call and health check for this long ...
+TAKEOVER_AFTER_S = 2.0
+# ... and drives any record this old whatever it believes (the driving replica finished it and the
+# word did not arrive, or never had it): deliveries are idempotent, so at worst work is done twice.
+ORPHAN_AFTER_S = 30.0
+_INSERT_INBOX = WRITE["InsertInbox"]
+_REMOVE_FROM_INBOXES = WRITE["RemoveFromInboxes"]
+_FINISH = WRITE["FinishDeliveries"]
 
 
 class DeliveryDriver:
@@ -55,6 +66,7 @@ class DeliveryDriver:
         peers: StorageClient,
         owned: Callable[[], frozenset[int]],
         salt_buckets: int,
+        replicator: Replicator | None = None,
         page: int = 2000,
         concurrency: int = 4,
         max_attempts: int = 6,
@@ -63,7 +75,8 @@ class DeliveryDriver:
         self.feed_store = feed_store
         self.log = DeliveryLog(feed_store)
         self.peers = peers
-        self.owned = owned
+        self.replicator = replicator
+        self._owned = owned
         self.salt_buckets = salt_buckets
         self.page = page
         self.concurrency = concurrency
@@ -80,6 +93,37 @@ class DeliveryDriver:
         self._in_flight: dict[bytes, asyncio.Task[bool]] = {}  # record key -> its delivery
         self._retry_at: dict[bytes, tuple[float, int]] = {}  # record key -> (when, failures so far)
         self._task: asyncio.Task[None] | None = None
+        self._acting: tuple[tuple[int, tuple[str, ...]], frozenset[int]] | None = None
+        self._orphans_checked = 0.0
+
+    # -- which records this node drives ----------------------------------------------------------
+
+    def owned(self) -> frozenset[int]:
+        """Partitions whose records this node drives now: those it holds where every replica before
+        it in the partition's list has been down for TAKEOVER_AFTER_S (normally: where it is first)."""
+        cluster_map = self.peers.map
+        down = tuple(
+            m.id
+            for m in cluster_map.members
+            if m.id != self.node_id and self.peers.health.down_for_s(m.address) >= TAKEOVER_AFTER_S
+        )
+        cache_key = (cluster_map.epoch, down)
+        if self._acting is None or self._acting[0] != cache_key:
+            mine = self._owned()
+            acting = frozenset(
+                p
+                for p in mine
+                if next((n for n in cluster_map.replicas(p) if n not in down), self.node_id) == self.node_id
+            )
+            if self._acting is not None and acting - self._acting[1]:
+                log.info(
+                    "delivery takes over partitions node=%s partitions=%d down=%s",
+                    self.node_id,
+                    len(acting - self._acting[1]),
+                    ",".join(down) or "-",
+                )
+            self._acting = (cache_key, acting)
+        return self._acting[1]
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -156,13 +200,16 @@ class DeliveryDriver:
             return
         now = time.monotonic()
         limit = self.concurrency + len(self._retry_at)
-        records = self.log.pending(self._partitions & self.owned(), limit)
+        scanned = self._partitions & self.owned()
+        records = self.log.pending(scanned, limit)
         if len(records) < limit:
             # Every record of these partitions is in hand, so only theirs remain (a record written
             # from now on adds its partition back through wake()), and only theirs can be retried.
-            self._partitions = {partition_of_key(k) for k, _ in records}
+            self._partitions = (self._partitions - scanned) | {partition_of_key(k) for k, _ in records}
             present = {k for k, _ in records}
             self._retry_at = {k: v for k, v in self._retry_at.items() if k in present}
+        if now - self._orphans_checked >= 5.0:
+            records += self._orphans(limit)
         for key, record in records:
             if free <= 0:
                 break
@@ -172,6 +219,17 @@ class DeliveryDriver:
             self._in_flight[key] = task
             free -= 1
             task.add_done_callback(functools.partial(self._finished, key))
+
+    def _orphans(self, limit: int) -> list[tuple[bytes, storage_pb2.Delivery]]:
+        """Records of partitions another replica drives that are older than ORPHAN_AFTER_S."""
+        self._orphans_checked = time.monotonic()
+        standby = self._owned() - self.owned()
+        cutoff_ms = time.time() * 1000 - ORPHAN_AFTER_S * 1000
+        records = self.log.pending(standby, 10_000)
+        old = [(k, r) for k, r in records if r.created_at_ms and r.created_at_ms < cutoff_ms]
+        if old:
+            log.info("delivery adopts old records node=%s count=%d", self.node_id, len(old))
+        return old[:limit]
 
     def _finished(self, key: bytes, task: asyncio.Task[bool]) -> None:
         self._in_flight.pop(key, None)
@@ -196,15 +254,15 @@ class DeliveryDriver:
                 await self._report_count(key, record)
                 return True
             if record.unless_hot and await self._author_state(record.author) is HotState.HOT:
-                self.log.finish(key)  # still hot: followers merge the post at read time
+                await self._finish(key, record)  # still hot: followers merge the post at read time
                 return True
-            while part in self.owned():
+            while part in self._owned():
                 page = await self._followers(record, self.page)
                 if page:
                     await self._send(record, page)
                 if len(page) < self.page:
-                    if part in self.owned():
-                        self.log.finish(key)
+                    if part in self._owned():
+                        await self._finish(key, record)
                     return True
                 record.after = page[-1]
                 self.log.checkpoint(key, record)
@@ -223,32 +281,74 @@ class DeliveryDriver:
             version=counters.edge_version if counters else record.version,
         )
         await self.peers.report_follower_count.by_key(record.author, report)
-        self.log.finish(key, up_to_version=report.version)  # unless a newer change rewrote it meanwhile
+        await self._finish(key, record, up_to_version=report.version)  # unless a newer change rewrote it
+
+    async def _finish(self, key: bytes, record: storage_pb2.Delivery, up_to_version: int = 0) -> None:
+        """Removes the record here and on the partition's other replicas (which would otherwise take
+        it over one day); a replica that misses the word gets it as a hint."""
+        self.log.finish(key, up_to_version or None)
+        if self.replicator is None:
+            return
+        author_key = key[3:].split(b"\x00", 1)[0].decode("utf-8")
+        done = storage_pb2.FinishedDelivery(
+            author_key=author_key, post_id=keys.post_id_of(key[:-1]), kind=key[-1], up_to_version=up_to_version
+        )
+        try:
+            await self.replicator.write(_FINISH, storage_pb2.FinishDeliveriesRequest(finished=[done]))
+        except FeedringError as exc:
+            log.debug("delivery finish not acknowledged by a quorum key=%r error=%s", key, exc.message)
 
     async def _author_state(self, author: str) -> HotState:
         meta = await self.peers.get_user_meta.by_key(author, storage_pb2.GetUserMetaRequest(user_key=author))
         return HotState(meta.state) if meta.found else HotState.NORMAL
 
     async def _followers(self, record: storage_pb2.Delivery, limit: int) -> list[str]:
-        """The next `limit` followers after the checkpoint, in byte order, over every key of the author."""
+        """The next `limit` followers after the checkpoint, in byte order, over every key of the author:
+        read here for the keys this node holds (the usual case), from a replica for the others."""
         author_keys = [record.author]
         if record.salted:
             author_keys += salting.salted_keys(record.author, self.salt_buckets)
-        groups = self.peers.group_by_node(author_keys)
-        pages = await asyncio.gather(*(self._edges(node, group, record.after, limit) for node, group in groups.items()))
+        mine = self._owned()
+        local = [k for k in author_keys if self.peers.map.partition(k) in mine]
+        remote = self.peers.group_by_node(k for k in author_keys if k not in local)
+        pages = await asyncio.gather(*(self._remote_edges(group, record.after, limit) for group in remote.values()))
+        if local:
+            pages.append(self.feed_store.graph.list_edges(keys.FOLLOWERS, local[0], record.after, limit, local[1:]))
         return salting.merge_users(pages, limit)
 
-    async def _edges(self, node_id: str, user_keys: list[str], after: str, limit: int) -> list[str]:
-        if node_id == self.node_id:  # the usual case: the author's follower list lives here
-            return self.feed_store.graph.list_edges(keys.FOLLOWERS, user_keys[0], after, limit, user_keys[1:])
+    async def _remote_edges(self, user_keys: list[str], after: str, limit: int) -> list[str]:
         request = storage_pb2.ListEdgesRequest(
             direction=storage_pb2.FOLLOWERS, user_key=user_keys[0], more_keys=user_keys[1:], after=after, limit=limit
         )
         return list((await self.peers.list_edges.by_key(user_keys[0], request)).users)
 
     async def _send(self, record: storage_pb2.Delivery, consumers: list[str]) -> None:
-        groups = self.peers.group_by_node(consumers)
-        await asyncio.gather(*(self._send_batch(record, node_id, group) for node_id, group in groups.items()))
+        if self.replicator is None:  # no replication (a single-node test): straight to the owners
+            groups = self.peers.group_by_node(consumers)
+            await asyncio.gather(*(self._send_batch(record, node_id, group) for node_id, group in groups.items()))
+            return
+        if record.kind == INSERT:
+            method, request = _INSERT_INBOX, storage_pb2.InsertInboxRequest(posts=[record.post], consumers=consumers)
+        else:
+            method = _REMOVE_FROM_INBOXES
+            request = storage_pb2.RemoveFromInboxesRequest(post_id=record.post_id, consumers=consumers)
+        delay = 0.05
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self.replicator.write(method, request)
+                self.inbox_writes += len(consumers)  # on a quorum of each consumer's replicas
+                self._sample()
+                return
+            except WrongEpoch as exc:
+                await self.peers.refresh_map(at_least=exc.epoch)  # the next try goes by the new map
+                if attempt == self.max_attempts:
+                    raise
+            except FeedringError:
+                if attempt == self.max_attempts:
+                    raise
+            self.retries += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _send_batch(self, record: storage_pb2.Delivery, node_id: str, consumers: list[str]) -> None:
         delay = 0.05

@@ -85,8 +85,11 @@ class DeliveryLog:
     def oldest_age_s(self, partitions: Iterable[int]) -> float:
         """Age of the oldest record in `partitions` (0 when there is none), for status."""
         oldest = min(
-            (Delivery.FromString(raw).created_at_ms for part in partitions
-             for _, raw in self.feed_store.store.scan(keys.family_prefix(part, keys.DELIVERIES))),
+            (
+                Delivery.FromString(raw).created_at_ms
+                for part in partitions
+                for _, raw in self.feed_store.store.scan(keys.family_prefix(part, keys.DELIVERIES))
+            ),
             default=0,
         )
         return max(_now_ms() - oldest, 0) / 1000 if oldest else 0.0
@@ -100,9 +103,4 @@ class DeliveryLog:
 
     def finish(self, key: bytes, up_to_version: int | None = None) -> None:
         """Removes a record; with `up_to_version`, only if no newer change has overwritten it since."""
-        batch = self.feed_store.new_batch()
-        raw = batch.get(key)
-        if raw is None or (up_to_version is not None and Delivery.FromString(raw).version > up_to_version):
-            return
-        batch.delete_existing(key)
-        batch.commit()
+        self.feed_store.finish_delivery(key, up_to_version)

@@ -24,11 +24,13 @@ from collections.abc import Iterable
 from common import salting
 from common.hot_state import HotPolicy, HotState, HotUser
 from common.partitioning import partition_of
+from common.versions import VersionClock
 from node import delivery_log, keys
 from node.batch import SALT_COUNT, Batch, UserCounters
 from node.follow_graph import FollowGraph
 from node.store import Store
-from protos import feed_pb2
+from node.versioned import is_alive, read_registry, registry_value, set_edge
+from protos import feed_pb2, storage_pb2
 
 __all__ = ["FeedStore"]
 
@@ -46,6 +48,7 @@ class FeedStore:
         self.timeline_cap = timeline_cap
         self.hot_policy = hot_policy or HotPolicy()
         self.graph = FollowGraph(self)
+        self.clock = VersionClock()  # versions of edges and registry entries written here
         # Keys per family on this node, for status; counted once at start, then kept current.
         self.family_counts: Counter[bytes] = Counter()
 
@@ -58,6 +61,13 @@ class FeedStore:
             if not key.startswith(b"\xff\xff"):
                 counts[keys.family_of(key)] += 1
         self.family_counts = counts
+
+    def stamp(self, version: int) -> int:
+        """The version a write applies with: the one the coordinating node gave it, or a new one."""
+        if version:
+            self.clock.observe(version)
+            return version
+        return self.clock.next()
 
     def new_batch(self) -> Batch:
         """An atomic write, readable before it is committed; it keeps the family counts current."""
@@ -72,6 +82,8 @@ class FeedStore:
         part = self.partition(author_key)
         batch = self.new_batch()
         state, _ = self._registry(batch, part, author_key)
+        if batch.get(keys.post_key(part, keys.POST_TOMBSTONES, author_key, post.id)) is not None:
+            return False, state  # deleted already (the delete reached this replica first)
         created = batch.put_new(keys.post_key(part, keys.POSTS, author_key, post.id), post.SerializeToString())
         if created:
             batch.counters_of(part, author_key).post_count += 1
@@ -88,15 +100,18 @@ class FeedStore:
         return created, state
 
     def remove_post(self, author_key: str, post_id: int) -> feed_pb2.Post | None:
-        """Removes the post and, in the same write, records its removal from every follower's inbox
-        (replacing an insert still owed). Also for a post stored while its author was hot: a
-        cool-down may have copied it into inboxes since."""
+        """Removes the post, leaving a tombstone (so a copy of the store arriving later, from a hint
+        or a repair, cannot bring it back), and in the same write records its removal from every
+        follower's inbox (replacing an insert still owed). Also for a post stored while its author
+        was hot: a cool-down may have copied it into inboxes since. None if the post was not here."""
         part = self.partition(author_key)
         key = keys.post_key(part, keys.POSTS, author_key, post_id)
-        raw = self.store.get(key)
-        if raw is None:
-            return None
         batch = self.new_batch()
+        batch.put_new(keys.post_key(part, keys.POST_TOMBSTONES, author_key, post_id), b"")
+        raw = batch.get(key)
+        if raw is None:
+            batch.commit()
+            return None
         state, _ = self._registry(batch, part, author_key)
         batch.delete_existing(key)
         batch.counters_of(part, author_key).post_count -= 1
@@ -136,7 +151,7 @@ class FeedStore:
             part = self.partition(consumer)
             counters = None
             for post, raw in zip(posts, encoded, strict=True):
-                if batch.get(keys.edge_key(part, keys.FOLLOWING, consumer, post.author)) is None:
+                if not is_alive(batch.get(keys.edge_key(part, keys.FOLLOWING, consumer, post.author))):
                     continue  # not (or no longer) a follower: never resurrect after an unfollow
                 if batch.get(keys.post_key(part, keys.DELETED, consumer, post.id)) is not None:
                     continue  # deleted while this fan-out was in flight
@@ -195,6 +210,17 @@ class FeedStore:
             self._edges(part, keys.HOT_FOLLOWING, consumer),
         )
 
+    def finish_delivery(self, key: bytes, up_to_version: int | None = None) -> int:
+        """Removes a delivery record another replica finished; with `up_to_version`, only if no newer
+        change has rewritten it since. Returns 1 if removed."""
+        batch = self.new_batch()
+        raw = batch.get(key)
+        if raw is None or (up_to_version is not None and storage_pb2.Delivery.FromString(raw).version > up_to_version):
+            return 0
+        batch.delete_existing(key)
+        batch.commit()
+        return 1
+
     # -- follower counts ---------------------------------------------------------------------------
 
     def report_follower_count(self, user: str, salted_key: str, count: int, version: int) -> HotState:
@@ -234,14 +260,16 @@ class FeedStore:
     # -- hot users -------------------------------------------------------------------------------
 
     def _registry(self, batch: Batch, part: int, user: str) -> tuple[HotState, bool]:
-        raw = batch.get(keys.registry_key(part, user))
-        if raw is None:
+        entry = read_registry(batch.get(keys.registry_key(part, user)))
+        if entry is None:
             return HotState.NORMAL, False
-        return HotState(raw[0]), bool(raw[1])
+        return HotState(entry.state), entry.pinned
 
-    def _set_registry(self, batch: Batch, part: int, user: str, state: HotState, pinned: bool) -> None:
+    def _set_registry(
+        self, batch: Batch, part: int, user: str, state: HotState, pinned: bool, version: int = 0
+    ) -> None:
         key = keys.registry_key(part, user)
-        value = bytes([int(state), int(pinned)])
+        value = registry_value(int(state), pinned, version or self.clock.next())
         if not batch.put_new(key, value):
             batch.put(key, value)
 
@@ -257,19 +285,31 @@ class FeedStore:
         return self._registry(self.new_batch(), self.partition(user), user)[0]
 
     def set_hot_state(
-        self, user: str, state: HotState, expect: Iterable[HotState] = (), pin: bool = False
+        self, user: str, state: HotState, expect: Iterable[HotState] = (), pin: bool = False, version: int = 0
     ) -> tuple[HotState, bool]:
-        """Compare-and-set: with `expect`, only from one of those states. Returns (state, changed)."""
+        """Compare-and-set: with `expect`, only from one of those states (on the coordinating node).
+        Without, the newest version wins (a replica applying what its coordinator decided).
+        Returns (state, changed)."""
+        version = self.stamp(version)
         part = self.partition(user)
         batch = self.new_batch()
-        current, pinned = self._registry(batch, part, user)
+        entry = read_registry(batch.get(keys.registry_key(part, user)))
+        current = HotState(entry.state) if entry else HotState.NORMAL
+        pinned = entry.pinned if entry else False
         expected = set(expect)
         if expected and current not in expected:
             return current, False
-        self._set_registry(batch, part, user, state, pinned or pin)
+        if not expected and entry is not None and entry.version >= version:
+            return current, False
+        self._set_registry(batch, part, user, state, pinned or pin, version)
         batch.counters_of(part, user)
         batch.commit()
         return state, current != state
+
+    def registry_entry(self, user: str) -> tuple[HotState, bool, int]:
+        """(state, pinned, version) of a user's registry entry."""
+        entry = read_registry(self.store.get(keys.registry_key(self.partition(user), user)))
+        return (HotState(entry.state), entry.pinned, entry.version) if entry else (HotState.NORMAL, False, 0)
 
     def list_hot_users(self, partitions: Iterable[int]) -> list[HotUser]:
         entries = []
@@ -277,14 +317,24 @@ class FeedStore:
             prefix = keys.registry_prefix(part)
             for key, raw in self.store.scan(prefix):
                 user = key[len(prefix) :].decode("utf-8")
-                entries.append(HotUser(user, HotState(raw[0]), bool(raw[1]), self.follower_count(user)))
+                entry = read_registry(raw)
+                assert entry is not None
+                entries.append(
+                    HotUser(user, HotState(entry.state), entry.pinned, self.follower_count(user), entry.version)
+                )
         return entries
 
     def set_hot_following(
-        self, followee: str, consumers: Iterable[str], hot: bool, posts: Iterable[feed_pb2.Post] = ()
+        self,
+        followee: str,
+        consumers: Iterable[str],
+        hot: bool,
+        posts: Iterable[feed_pb2.Post] = (),
+        version: int = 0,
     ) -> int:
         """Marks `followee` merged-at-read for each consumer who follows it, or (hot=False) copies
         `posts` into their inboxes and then unmarks it, so no post disappears in between."""
+        version = self.stamp(version)
         consumers = list(consumers)
         if not hot:
             self.insert_inbox(posts, consumers)
@@ -294,10 +344,10 @@ class FeedStore:
             part = self.partition(consumer)
             key = keys.edge_key(part, keys.HOT_FOLLOWING, consumer, followee)
             if hot:
-                if batch.get(keys.edge_key(part, keys.FOLLOWING, consumer, followee)) is not None:
-                    changed += batch.put_new(key, b"")
-            else:
-                changed += batch.delete_existing(key)
+                if is_alive(batch.get(keys.edge_key(part, keys.FOLLOWING, consumer, followee))):
+                    changed += max(set_edge(batch, key, version, True)[0], 0)
+            elif batch.get(key) is not None:
+                changed += max(-set_edge(batch, key, version, False)[0], 0)
         batch.commit()
         return changed
 
@@ -315,4 +365,4 @@ class FeedStore:
 
     def _edges(self, part: int, family: bytes, user_key: str) -> list[str]:
         prefix = keys.user_prefix(part, family, user_key)
-        return [keys.edge_user_of(key, len(prefix)) for key, _ in self.store.scan(prefix)]
+        return [keys.edge_user_of(key, len(prefix)) for key, raw in self.store.scan(prefix) if is_alive(raw)]

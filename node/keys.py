@@ -7,17 +7,20 @@ moving it means streaming that range. Then one byte names the data family:
     P posts    part | 'P' | author_key  0x00 | post_id (8B BE)   Post (protobuf)
     I inbox    part | 'I' | consumer    0x00 | post_id (8B BE)   Post (protobuf, a copy)
     X deleted  part | 'X' | consumer    0x00 | post_id (8B BE)   b""  (inbox tombstone)
-    F follower part | 'F' | followee_key 0x00 | follower         b""
-    G follows  part | 'G' | follower    0x00 | followee          b""
-    K hot      part | 'K' | follower    0x00 | followee          b""  (merged at read)
-    M meta     part | 'M' | user_key                             counters (4 x u64 BE)
-    H hot reg. part | 'H' | user                                 state, pinned (2 bytes)
+    Y removed  part | 'Y' | author_key  0x00 | post_id (8B BE)   b""  (post tombstone)
+    F follower part | 'F' | followee_key 0x00 | follower         versioned edge (node/versioned.py)
+    G follows  part | 'G' | follower    0x00 | followee          versioned edge + followee key
+    K hot      part | 'K' | follower    0x00 | followee          versioned edge (merged at read)
+    M meta     part | 'M' | user_key                             counters (5 x u64 BE)
+    H hot reg. part | 'H' | user                                 state, pinned, version (10 bytes)
     D deliver  part | 'D' | author_key  0x00 | post_id (8B BE) | kind (1B)
                                                               Delivery (protobuf): work owed
     S salted   part | 'S' | user        0x00 | salted_key      count, version (2 x u64 BE): a
                                                               salted key's followers, as reported
 
-The value of a G edge is the followee key its F edge was written under ("" before that was kept).
+The value of a G edge ends with the followee key its F edge was written under ("" before that was
+kept). Node-wide records live under 0xFFFF: the cluster map, and hints (writes held for a replica
+that did not answer, node/hints.py): 0xFFFF | 'h' | target node id 0x00 | sequence (8B BE).
 
 User ids never contain 0x00, so ``user 0x00`` ends every user prefix exactly ("ann" never matches
 "anna"). Post ids are big-endian so byte order is time order: iterating an inbox or an author's
@@ -33,6 +36,7 @@ __all__ = [
     "POSTS",
     "INBOX",
     "DELETED",
+    "POST_TOMBSTONES",
     "FOLLOWERS",
     "FOLLOWING",
     "META",
@@ -42,6 +46,9 @@ __all__ = [
     "SALT_COUNTS",
     "FAMILY_NAMES",
     "CLUSTER_MAP_KEY",
+    "HINTS_PREFIX",
+    "hint_prefix",
+    "hint_key",
     "partition_prefix",
     "user_prefix",
     "post_key",
@@ -60,6 +67,7 @@ __all__ = [
 POSTS = b"P"
 INBOX = b"I"
 DELETED = b"X"
+POST_TOMBSTONES = b"Y"
 FOLLOWERS = b"F"
 FOLLOWING = b"G"
 META = b"M"
@@ -72,6 +80,7 @@ FAMILY_NAMES = {
     POSTS: "posts",
     INBOX: "inbox",
     DELETED: "inbox_tombstones",
+    POST_TOMBSTONES: "post_tombstones",
     FOLLOWERS: "followers",
     FOLLOWING: "following",
     META: "users",
@@ -82,6 +91,7 @@ FAMILY_NAMES = {
 }
 
 CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"
+HINTS_PREFIX = b"\xff\xffh"
 
 _PARTITION = struct.Struct(">H")
 _POST_ID = struct.Struct(">Q")
@@ -124,6 +134,14 @@ def family_prefix(partition: int, family: bytes) -> bytes:
 def delivery_key(partition: int, author_key: str, post_id: int, kind: int) -> bytes:
     """A post's delivery record (kind: Delivery.Kind), under the author key it is stored by."""
     return post_key(partition, DELIVERIES, author_key, post_id) + bytes([kind])
+
+
+def hint_prefix(target: str) -> bytes:
+    return HINTS_PREFIX + target.encode("utf-8") + b"\x00"
+
+
+def hint_key(target: str, sequence: int) -> bytes:
+    return hint_prefix(target) + _POST_ID.pack(sequence)
 
 
 def post_id_of(key: bytes) -> int:

@@ -18,6 +18,9 @@ from node import keys
 from node.change_feed import ChangeFeed, ObservedStore
 from node.delivery import DeliveryDriver
 from node.feed_store import FeedStore
+from node.hints import HintLog, HintReplayer, keys_of
+from node.repair import Repairer
+from node.replication import Replicator
 from node.service import StorageServicer
 from node.store import LevelDBStore
 from node.transfer import PartitionMover
@@ -47,11 +50,38 @@ class NodeServer:
             HotPolicy(config.hot.follower_threshold, config.hot.cooldown_ratio),
         )
         self.map = self._load_map()
-        # How this node reaches the others (map catch-up, transfers); it routes by the node's own map.
-        self.peers = StorageClient(self.map, config.limits.rpc_timeout_s)
+        # How this node reaches the others (replicas, deliveries, map catch-up, transfers); it routes
+        # by the node's own map, and its failure detector is this node's view of its peers.
+        self.peers = StorageClient(
+            self.map, config.limits.rpc_timeout_s, attempt_timeout_s=config.replication.replica_timeout_s
+        )
         self.mover = PartitionMover(node_id, self.store, self.changes, self.peers)
+        self.hints = HintLog(self.store)
+        self.replicator = Replicator(
+            node_id,
+            self.peers,
+            self.hints,
+            apply=lambda name, request: self.servicer.apply(name, request),
+            clock=self.feed_store.clock,
+            write_quorum=config.replication.write_quorum,
+            timeout_s=config.replication.replica_timeout_s,
+        )
+        self.replayer = HintReplayer(self.hints, self.peers, self._still_a_replica)
         self.delivery = DeliveryDriver(
-            node_id, self.feed_store, self.peers, lambda: self.servicer.owned, config.hot.salt_buckets
+            node_id,
+            self.feed_store,
+            self.peers,
+            lambda: self.servicer.owned,
+            config.hot.salt_buckets,
+            replicator=self.replicator,
+        )
+        self.repairer = Repairer(
+            node_id,
+            self.feed_store,
+            self.peers,
+            lambda: self.servicer.owned,
+            config.replication.repair_interval_s,
+            config.replication.repair_max_keys_per_second,
         )
         self.servicer = StorageServicer(
             node_id,
@@ -61,8 +91,11 @@ class NodeServer:
             self._persist_map,
             behind=self._fell_behind,
             delivery=self.delivery,
+            replicator=self.replicator,
+            repairer=self.repairer,
         )
         self._catching_up: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
 
@@ -78,6 +111,19 @@ class NodeServer:
         if not address:
             raise RuntimeError(f"node {node_id} is not in {config.path}: give its --address to start it as a new node")
         return NodeConfig(id=node_id, address=address, data_dir=config.nodes[0].data_dir.parent / node_id)
+
+    def _still_a_replica(self, target: str, write: storage_pb2.ReplicaWrite) -> bool:
+        """Whether a hint refused by `target` as "not the owner" may still be taken later."""
+        cluster_map = self.peers.map
+        for key in keys_of(write):
+            part = cluster_map.partition(key)
+            pending = cluster_map.pending_table[part] if cluster_map.pending_table else ()
+            if target in cluster_map.replicas(part) or target in pending:
+                return True
+        return False
+
+    def _peer_addresses(self) -> list[str]:
+        return [m.address for m in self.peers.map.members if m.id != self.node.id]
 
     def _persist_map(self, cluster_map: ClusterMap) -> None:
         """Called with every map the node adopts, before it is used."""
@@ -138,19 +184,29 @@ class NodeServer:
         if port == 0:
             raise PortInUseError(f"cannot listen on {self.node.address}: address in use")
         await asyncio.to_thread(self.feed_store.count_keys)
+        await asyncio.to_thread(self.hints.load)
         await self.server.start()
         await self._catch_up_map()
         self.delivery.start()  # resumes every record a crash or restart left unfinished
+        self._background = [
+            asyncio.create_task(self.replayer.run()),
+            asyncio.create_task(self.repairer.run()),
+            asyncio.create_task(
+                self.peers.health.monitor(self._peer_addresses, lambda a: self.peers.transport.serving(a, 0.5))
+            ),
+        ]
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("feedring.v1.Storage", health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "node serving node=%s address=%s epoch=%d partitions_owned=%d keys=%d deliveries_to_resume=%d data_dir=%s",
+            "node serving node=%s address=%s epoch=%d partitions_owned=%d keys=%d deliveries_to_resume=%d "
+            "hints_held=%d data_dir=%s",
             self.node.id,
             self.node.address,
             self.map.epoch,
             len(self.servicer.owned),
             sum(self.feed_store.family_counts.values()),
             self.delivery.log.count(),
+            self.hints.total,
             self.node.data_dir,
         )
         return int(port)
@@ -159,7 +215,11 @@ class NodeServer:
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(grace)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.delivery.stop()  # unfinished records stay on disk for the next start
+        await self.replicator.drain()
         await self.peers.close()
         self.store.close()
         log.info("node stopped node=%s", self.node.id)

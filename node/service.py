@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 
 from common.cluster_map import ClusterMap
-from common.errors import FailedPrecondition, InvalidArgument, NotFound, WrongEpoch
+from common.errors import FailedPrecondition, FeedringError, InvalidArgument, NotFound, WrongEpoch
 from common.grpc_status import grpc_errors, grpc_errors_stream
 from common.hot_state import HotState
 from common.process_stats import rss_bytes
-from node import keys
+from node import keys, repair
 from node.delivery import DeliveryDriver
 from node.feed_store import FeedStore
+from node.repair import Repairer
+from node.replication import Replicator
 from node.transfer import PartitionMover
+from node.write_methods import WRITE, by_name
 from protos import cluster_pb2, feed_pb2, storage_pb2, storage_pb2_grpc
 
 __all__ = ["StorageServicer"]
@@ -42,8 +47,12 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         persist_map: Callable[[ClusterMap], None],
         behind: Callable[[int], None] = lambda epoch: None,
         delivery: DeliveryDriver | None = None,
+        replicator: Replicator | None = None,
+        repairer: Repairer | None = None,
     ) -> None:
         self.node_id = node_id
+        self.repairer = repairer
+        self.replicator = replicator  # None: writes apply here only (a single-node test)
         self.feed_store = feed_store
         self.mover = mover
         self.persist_map = persist_map
@@ -55,6 +64,10 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     def set_map(self, cluster_map: ClusterMap) -> None:
         self.map = cluster_map
         self.owned = cluster_map.owned_by(self.node_id)
+        # Writes are taken for partitions a membership change is bringing here, too.
+        self.writable = self.owned | frozenset(
+            p for p, replicas in enumerate(cluster_map.pending_table) if self.node_id in replicas
+        )
 
     def adopt_map(self, cluster_map: ClusterMap) -> bool:
         """Takes a newer map (persisted before use); an older or equal one is ignored."""
@@ -77,7 +90,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         )
         return True
 
-    def _own_for_read(self, epoch: int, *user_keys: str) -> None:
+    def _own_for_read(self, epoch: int, *user_keys: str, writing: bool = False) -> None:
         """Refuses keys whose partition this node does not hold. `epoch` is the caller's map epoch:
         a newer one than ours means we missed a map (down during a change) and must catch up; an
         older one is the caller's to refresh, which our refusal (with our epoch) makes it do."""
@@ -88,7 +101,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             if not user_key:
                 raise InvalidArgument("empty user key")
             part = self.feed_store.partition(user_key)
-            if part not in self.owned:
+            if part not in (self.writable if writing else self.owned):
                 raise WrongEpoch(
                     f"node {self.node_id} does not own partition {part} (key {user_key!r}) at epoch {self.map.epoch}",
                     self.map.epoch,
@@ -97,7 +110,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     def _own(self, epoch: int, *user_keys: str) -> None:
         """For writes: as _own_for_read, and a partition sealed for hand-over refuses writes until the
         map that moves it is committed (the caller refreshes its map and retries)."""
-        self._own_for_read(epoch, *user_keys)
+        self._own_for_read(epoch, *user_keys, writing=True)
         if self.mover.sealed:
             for user_key in user_keys:
                 part = self.feed_store.partition(user_key)
@@ -126,30 +139,157 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         if self.delivery is not None:
             self.delivery.wake({self.feed_store.partition(k) for k in user_keys})
 
+    # -- replicated writes (node/replication.py) -------------------------------------------------
+
+    async def _write(self, name: str, request: Message) -> Message:
+        """A write sent to this node: coordinated here, applied on every replica."""
+        if self.replicator is None:
+            return await self.apply(name, request)
+        return await self.replicator.write(WRITE[name], request)
+
+    async def apply(self, name: str, request: Message) -> Message:
+        """This node's own part of a write (from its coordinator, which may be this node)."""
+        appliers: dict[str, Callable[[Any], Awaitable[Message]]] = {
+            "StorePost": self._store_post,
+            "RemovePost": self._remove_post,
+            "InsertInbox": self._insert_inbox,
+            "RemoveFromInboxes": self._remove_from_inboxes,
+            "AddFollowing": self._add_following,
+            "RemoveFollowing": self._remove_following,
+            "AddFollower": self._add_follower,
+            "RemoveFollower": self._remove_follower,
+            "AddFollowingMany": self._add_following_many,
+            "AddFollowerMany": self._add_follower_many,
+            "ReportFollowerCount": self._report_follower_count,
+            "SetHotState": self._set_hot_state,
+            "SetHotFollowing": self._set_hot_following,
+            "FinishDeliveries": self._finish_deliveries,
+        }
+        return await appliers[name](request)
+
+    @grpc_errors
+    async def ApplyWrites(
+        self, request: storage_pb2.ApplyWritesRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ApplyWritesResponse:
+        results = []
+        for write in request.writes:
+            method = by_name(write.method)
+            try:
+                if method is None:
+                    raise InvalidArgument(f"{write.method!r} is not a replicated write")
+                try:
+                    part = method.parse(write.request)
+                except DecodeError as exc:
+                    raise InvalidArgument(f"{write.method} request does not decode: {exc}") from None
+                if "epoch" in part.DESCRIPTOR.fields_by_name:
+                    part.epoch = request.epoch
+                response = await self.apply(method.name, part)
+                results.append(storage_pb2.WriteResult(response=response.SerializeToString()))
+            except WrongEpoch as exc:
+                results.append(storage_pb2.WriteResult(code=exc.code.value[0], message=exc.message, epoch=exc.epoch))
+            except FeedringError as exc:
+                results.append(storage_pb2.WriteResult(code=exc.code.value[0], message=exc.message))
+        return storage_pb2.ApplyWritesResponse(results=results)
+
+    async def _finish_deliveries(
+        self, request: storage_pb2.FinishDeliveriesRequest
+    ) -> storage_pb2.FinishDeliveriesResponse:
+        self._own_for_read(request.epoch, *{f.author_key for f in request.finished}, writing=True)
+        removed = 0
+        for f in request.finished:
+            part = self.feed_store.partition(f.author_key)
+            key = keys.delivery_key(part, f.author_key, f.post_id, f.kind)
+            removed += self.feed_store.finish_delivery(key, f.up_to_version or None)
+        return storage_pb2.FinishDeliveriesResponse(removed=removed)
+
+    @grpc_errors
+    async def StorePost(self, request: storage_pb2.StorePostRequest, context: grpc.aio.ServicerContext) -> Message:
+        return await self._write("StorePost", request)
+
+    @grpc_errors
+    async def RemovePost(
+        self, request: storage_pb2.RemovePostRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.RemovePostResponse:
+        reply = await self._write("RemovePost", request)
+        assert isinstance(reply, storage_pb2.RemovePostResponse)
+        if not reply.HasField("post"):
+            raise NotFound(f"{request.author_key} has no post {request.post_id}")
+        return reply
+
+    @grpc_errors
+    async def InsertInbox(self, request: storage_pb2.InsertInboxRequest, context: grpc.aio.ServicerContext) -> Message:
+        return await self._write("InsertInbox", request)
+
+    @grpc_errors
+    async def RemoveFromInboxes(
+        self, request: storage_pb2.RemoveFromInboxesRequest, context: grpc.aio.ServicerContext
+    ) -> Message:
+        return await self._write("RemoveFromInboxes", request)
+
+    @grpc_errors
+    async def AddFollowing(
+        self, request: storage_pb2.AddFollowingRequest, context: grpc.aio.ServicerContext
+    ) -> Message:
+        return await self._write("AddFollowing", request)
+
+    @grpc_errors
+    async def RemoveFollowing(
+        self, request: storage_pb2.RemoveFollowingRequest, context: grpc.aio.ServicerContext
+    ) -> Message:
+        return await self._write("RemoveFollowing", request)
+
+    @grpc_errors
+    async def AddFollower(self, request: storage_pb2.AddFollowerRequest, context: grpc.aio.ServicerContext) -> Message:
+        return await self._write("AddFollower", request)
+
+    @grpc_errors
+    async def RemoveFollower(
+        self, request: storage_pb2.RemoveFollowerRequest, context: grpc.aio.ServicerContext
+    ) -> Message:
+        return await self._write("RemoveFollower", request)
+
+    @grpc_errors
+    async def AddFollowingMany(self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext) -> Message:
+        return await self._write("AddFollowingMany", request)
+
+    @grpc_errors
+    async def AddFollowerMany(self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext) -> Message:
+        return await self._write("AddFollowerMany", request)
+
+    @grpc_errors
+    async def ReportFollowerCount(
+        self, request: storage_pb2.FollowerCountReport, context: grpc.aio.ServicerContext
+    ) -> Message:
+        return await self._write("ReportFollowerCount", request)
+
+    @grpc_errors
+    async def SetHotState(self, request: storage_pb2.SetHotStateRequest, context: grpc.aio.ServicerContext) -> Message:
+        return await self._write("SetHotState", request)
+
+    @grpc_errors
+    async def SetHotFollowing(
+        self, request: storage_pb2.SetHotFollowingRequest, context: grpc.aio.ServicerContext
+    ) -> Message:
+        return await self._write("SetHotFollowing", request)
+
     @staticmethod
     def _posts(raws: list[bytes]) -> list[feed_pb2.Post]:
         return [feed_pb2.Post.FromString(raw) for raw in raws]
 
     # -- posts -----------------------------------------------------------------------------------
 
-    @grpc_errors
-    async def StorePost(
-        self, request: storage_pb2.StorePostRequest, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.StorePostResponse:
+    async def _store_post(self, request: storage_pb2.StorePostRequest) -> storage_pb2.StorePostResponse:
         self._own(request.epoch, request.author_key)
         created, state = self.feed_store.store_post(request.author_key, request.post)
         if created:
             self._owed(request.author_key)
         return storage_pb2.StorePostResponse(created=created, state=state.name)
 
-    @grpc_errors
-    async def RemovePost(
-        self, request: storage_pb2.RemovePostRequest, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.RemovePostResponse:
+    async def _remove_post(self, request: storage_pb2.RemovePostRequest) -> storage_pb2.RemovePostResponse:
         self._own(request.epoch, request.author_key)
         post = self.feed_store.remove_post(request.author_key, request.post_id)
         if post is None:
-            raise NotFound(f"{request.author_key} has no post {request.post_id}")
+            return storage_pb2.RemovePostResponse()  # the tombstone is written all the same
         self._owed(request.author_key)
         return storage_pb2.RemovePostResponse(post=post)
 
@@ -163,18 +303,14 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
 
     # -- inboxes ---------------------------------------------------------------------------------
 
-    @grpc_errors
-    async def InsertInbox(
-        self, request: storage_pb2.InsertInboxRequest, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.InsertInboxResponse:
+    async def _insert_inbox(self, request: storage_pb2.InsertInboxRequest) -> storage_pb2.InsertInboxResponse:
         inserted = await self._in_slices(
             request.epoch, request.consumers, lambda c: self.feed_store.insert_inbox(request.posts, c)
         )
         return storage_pb2.InsertInboxResponse(inserted=inserted)
 
-    @grpc_errors
-    async def RemoveFromInboxes(
-        self, request: storage_pb2.RemoveFromInboxesRequest, context: grpc.aio.ServicerContext
+    async def _remove_from_inboxes(
+        self, request: storage_pb2.RemoveFromInboxesRequest
     ) -> storage_pb2.RemoveFromInboxesResponse:
         removed = await self._in_slices(
             request.epoch, request.consumers, lambda c: self.feed_store.remove_from_inboxes(request.post_id, c)
@@ -191,54 +327,41 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
 
     # -- edges -----------------------------------------------------------------------------------
 
-    @grpc_errors
-    async def AddFollowing(
-        self, request: storage_pb2.AddFollowingRequest, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.EdgeResponse:
+    async def _add_following(self, request: storage_pb2.AddFollowingRequest) -> storage_pb2.EdgeResponse:
         self._own(request.epoch, request.follower)
         created, followee_key = self.feed_store.graph.add_following(
-            request.follower, request.followee, request.hot, request.followee_key
+            request.follower, request.followee, request.hot, request.followee_key, request.version
         )
         return storage_pb2.EdgeResponse(changed=created, followee_key=followee_key)
 
-    @grpc_errors
-    async def RemoveFollowing(
-        self, request: storage_pb2.RemoveFollowingRequest, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.EdgeResponse:
+    async def _remove_following(self, request: storage_pb2.RemoveFollowingRequest) -> storage_pb2.EdgeResponse:
         self._own(request.epoch, request.follower)
-        removed, followee_key = self.feed_store.graph.remove_following(request.follower, request.followee)
+        removed, followee_key = self.feed_store.graph.remove_following(
+            request.follower, request.followee, request.version
+        )
         return storage_pb2.EdgeResponse(changed=removed, followee_key=followee_key)
 
-    @grpc_errors
-    async def AddFollower(
-        self, request: storage_pb2.AddFollowerRequest, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.AddFollowerResponse:
+    async def _add_follower(self, request: storage_pb2.AddFollowerRequest) -> storage_pb2.AddFollowerResponse:
         author = request.author or request.followee_key
         self._own(request.epoch, request.followee_key, author)
         created, recent, state = self.feed_store.graph.add_follower(
-            request.followee_key, request.follower, author, request.backfill_limit
+            request.followee_key, request.follower, author, request.backfill_limit, request.version
         )
         if created:
             self._owed(request.followee_key)  # a salted key owes its user's home a count report
         return storage_pb2.AddFollowerResponse(created=created, recent_posts=self._posts(recent), state=state.name)
 
-    @grpc_errors
-    async def RemoveFollower(
-        self, request: storage_pb2.RemoveFollowerRequest, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.EdgeResponse:
+    async def _remove_follower(self, request: storage_pb2.RemoveFollowerRequest) -> storage_pb2.EdgeResponse:
         self._own(request.epoch, request.followee_key)
-        changed, state = self.feed_store.graph.remove_follower(request.followee_key, request.follower)
+        changed, state = self.feed_store.graph.remove_follower(request.followee_key, request.follower, request.version)
         if changed:
             self._owed(request.followee_key)
         return storage_pb2.EdgeResponse(changed=changed, state=state.name)
 
-    @grpc_errors
-    async def AddFollowingMany(
-        self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.EdgeBatchResponse:
+    async def _add_following_many(self, request: storage_pb2.EdgeBatch) -> storage_pb2.EdgeBatchResponse:
         self._own(request.epoch, *{e.follower for e in request.edges})
         created, existing = self.feed_store.graph.add_following_many(
-            (e.follower, e.followee, e.hot, e.followee_key) for e in request.edges
+            ((e.follower, e.followee, e.hot, e.followee_key) for e in request.edges), request.version
         )
         return storage_pb2.EdgeBatchResponse(
             created=sum(created.values()),
@@ -246,12 +369,11 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             existing=[storage_pb2.Edge(follower=f, followee=u, followee_key=k) for f, u, k in existing],
         )
 
-    @grpc_errors
-    async def AddFollowerMany(
-        self, request: storage_pb2.EdgeBatch, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.EdgeBatchResponse:
+    async def _add_follower_many(self, request: storage_pb2.EdgeBatch) -> storage_pb2.EdgeBatchResponse:
         self._own(request.epoch, *{e.followee for e in request.edges})
-        per_key = self.feed_store.graph.add_follower_many((e.followee, e.follower) for e in request.edges)
+        per_key = self.feed_store.graph.add_follower_many(
+            ((e.followee, e.follower) for e in request.edges), request.version
+        )
         self._owed(*(key for key, (created, _) in per_key.items() if created))
         return storage_pb2.EdgeBatchResponse(
             created=sum(created for created, _ in per_key.values()),
@@ -298,21 +420,15 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
 
     # -- hot users -------------------------------------------------------------------------------
 
-    @grpc_errors
-    async def ReportFollowerCount(
-        self, request: storage_pb2.FollowerCountReport, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.HotStateResponse:
+    async def _report_follower_count(self, request: storage_pb2.FollowerCountReport) -> storage_pb2.HotStateResponse:
         self._own(request.epoch, request.user)
         state = self.feed_store.report_follower_count(request.user, request.key, request.count, request.version)
         return storage_pb2.HotStateResponse(state=state.name)
 
-    @grpc_errors
-    async def SetHotState(
-        self, request: storage_pb2.SetHotStateRequest, context: grpc.aio.ServicerContext
-    ) -> storage_pb2.HotStateResponse:
+    async def _set_hot_state(self, request: storage_pb2.SetHotStateRequest) -> storage_pb2.HotStateResponse:
         self._own(request.epoch, request.user)
         state, changed = self.feed_store.set_hot_state(
-            request.user, HotState(request.state), [HotState(s) for s in request.expect], request.pin
+            request.user, HotState(request.state), [HotState(s) for s in request.expect], request.pin, request.version
         )
         if changed:
             log.info("hot state changed user=%s state=%s pinned=%s", request.user, state.name, request.pin)
@@ -327,20 +443,25 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         return storage_pb2.ListHotUsersResponse(
             users=[
                 storage_pb2.HotUserEntry(
-                    user=e.user, state=e.state.name, pinned=e.pinned, follower_count=e.follower_count
+                    user=e.user,
+                    state=e.state.name,
+                    pinned=e.pinned,
+                    follower_count=e.follower_count,
+                    version=e.version,
                 )
                 for e in entries
             ]
         )
 
-    @grpc_errors
-    async def SetHotFollowing(
-        self, request: storage_pb2.SetHotFollowingRequest, context: grpc.aio.ServicerContext
+    async def _set_hot_following(
+        self, request: storage_pb2.SetHotFollowingRequest
     ) -> storage_pb2.SetHotFollowingResponse:
         changed = await self._in_slices(
             request.epoch,
             request.consumers,
-            lambda c: self.feed_store.set_hot_following(request.followee, c, request.hot, request.posts),
+            lambda c: self.feed_store.set_hot_following(
+                request.followee, c, request.hot, request.posts, request.version
+            ),
         )
         return storage_pb2.SetHotFollowingResponse(changed=changed)
 
@@ -408,6 +529,76 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         await asyncio.to_thread(self.feed_store.count_keys)
         return storage_pb2.DropPartitionsResponse(keys_deleted=deleted)
 
+    # -- anti-entropy (node/repair.py) -----------------------------------------------------------
+
+    def _held(self, partitions: Sequence[int]) -> None:
+        not_held = set(partitions) - self.owned
+        if not_held:
+            raise WrongEpoch(
+                f"node {self.node_id} holds no replica of partitions {sorted(not_held)[:10]} at epoch {self.map.epoch}",
+                self.map.epoch,
+            )
+
+    @grpc_errors
+    async def GetDigests(
+        self, request: storage_pb2.GetDigestsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.GetDigestsResponse:
+        self._held(request.partitions)
+        out = []
+        for part in request.partitions:
+            buckets = await asyncio.to_thread(repair.digests, self.feed_store, part)
+            out.append(storage_pb2.PartitionDigest(partition=part, buckets=buckets))
+        return storage_pb2.GetDigestsResponse(digests=out)
+
+    @grpc_errors
+    async def ReadBuckets(
+        self, request: storage_pb2.ReadBucketsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ReadBucketsResponse:
+        self._held([request.partition])
+        if any(b >= repair.BUCKETS for b in request.buckets):
+            raise InvalidArgument(f"buckets are numbered 0 to {repair.BUCKETS - 1}")
+        entries = await asyncio.to_thread(repair.read_buckets, self.feed_store, request.partition, request.buckets)
+        return storage_pb2.ReadBucketsResponse(entries=entries)
+
+    @grpc_errors
+    async def MergeEntries(
+        self, request: storage_pb2.MergeEntriesRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.MergeEntriesResponse:
+        self._held([request.partition])
+        prefix = keys.partition_prefix(request.partition)
+        if any(not e.key.startswith(prefix) for e in request.entries):
+            raise InvalidArgument(f"every entry must be in partition {request.partition}")
+        changed = repair.merge(self.feed_store, ((e.key, e.value) for e in request.entries))
+        if changed and self.delivery is not None:
+            self.delivery.wake({request.partition})  # a merged delete may owe a retraction
+        return storage_pb2.MergeEntriesResponse(changed=changed)
+
+    @grpc_errors_stream
+    async def Repair(
+        self, request: storage_pb2.RepairRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[storage_pb2.RepairProgress]:
+        if self.repairer is None:
+            raise FailedPrecondition(f"node {self.node_id} does not repair")
+        partitions = sorted(set(request.partitions)) if request.partitions else sorted(self.owned)
+        self._held(partitions)
+        async for progress in self.repairer.repair(partitions, request.max_keys_per_second):
+            yield progress
+
+    def replication_stats(self) -> storage_pb2.ReplicationStats:
+        stats = storage_pb2.ReplicationStats()
+        if self.repairer is not None:
+            stats.CopyFrom(self.repairer.stats)
+        if self.replicator is not None:
+            hints = self.replicator.hints
+            stats.hints = hints.total
+            stats.hints_by_target.update(hints.counts)
+            stats.hints_replayed = hints.replayed
+            stats.quorum_failures = self.replicator.quorum_failures
+            stats.peers_down.extend(
+                m.id for m in self.map.members if m.address in set(self.replicator.peers.health.suspected())
+            )
+        return stats
+
     @grpc_errors
     async def GetClusterMap(
         self, request: storage_pb2.GetClusterMapRequest, context: grpc.aio.ServicerContext
@@ -431,4 +622,5 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             requests_served=self.requests_served,
             rss_bytes=rss_bytes(),
             delivery=self.delivery.stats() if self.delivery is not None else None,
+            replication=self.replication_stats(),
         )

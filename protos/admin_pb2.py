@@ -26,7 +26,7 @@ from protos import cluster_pb2 as protos_dot_cluster__pb2
 from protos import storage_pb2 as protos_dot_storage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/admin.proto\x12\x0b\x66\x65\x65\x64ring.v1\x1a\x14protos/cluster.proto\x1a\x14protos/storage.proto\"\x19\n\x17GetClusterStatusRequest\"0\n\nFollowEdge\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\";\n\x11\x42ulkFollowRequest\x12&\n\x05\x65\x64ges\x18\x01 \x03(\x0b\x32\x17.feedring.v1.FollowEdge\"%\n\x12\x42ulkFollowResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\r\"\x15\n\x13GetRouterMapRequest\"\xaf\x02\n\nNodeHealth\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07healthy\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x12\n\npartitions\x18\x05 \x01(\r\x12\x41\n\x0ekeys_by_family\x18\x06 \x03(\x0b\x32).feedring.v1.NodeHealth.KeysByFamilyEntry\x12\x17\n\x0frequests_served\x18\x07 \x01(\x04\x12\x11\n\trss_bytes\x18\x08 \x01(\x04\x12,\n\x08\x64\x65livery\x18\t \x01(\x0b\x32\x1a.feedring.v1.DeliveryStats\x1a\x33\n\x11KeysByFamilyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"N\n\x07HotUser\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06pinned\x18\x03 \x01(\x08\x12\x16\n\x0e\x66ollower_count\x18\x04 \x01(\x04\"\x91\x01\n\x0bRouterStats\x12\x15\n\rcache_entries\x18\x01 \x01(\r\x12\x16\n\x0e\x63\x61\x63he_capacity\x18\x02 \x01(\r\x12\x12\n\ncache_hits\x18\x03 \x01(\x04\x12\x14\n\x0c\x63\x61\x63he_misses\x18\x04 \x01(\x04\x12\x11\n\trss_bytes\x18\x08 \x01(\x04J\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07J\x04\x08\x07\x10\x08J\x04\x08\t\x10\n\"\xa5\x02\n\rClusterStatus\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\npartitions\x18\x02 \x01(\r\x12\x1a\n\x12replication_factor\x18\x03 \x01(\r\x12&\n\x05nodes\x18\x04 \x03(\x0b\x32\x17.feedring.v1.NodeHealth\x12\x11\n\thot_users\x18\x05 \x03(\t\x12*\n\x0chot_registry\x18\x06 \x03(\x0b\x32\x14.feedring.v1.HotUser\x12(\n\x06router\x18\x07 \x01(\x0b\x32\x18.feedring.v1.RouterStats\x12\x0e\n\x06\x63hange\x18\x08 \x01(\t\x12\x34\n\x0f\x63hange_progress\x18\t \x01(\x0b\x32\x1b.feedring.v1.ChangeProgress\"\xec\x01\n\x17\x43hangeMembershipRequest\x12\x37\n\x04kind\x18\x01 \x01(\x0e\x32).feedring.v1.ChangeMembershipRequest.Kind\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x1b\n\x13max_keys_per_second\x18\x05 \x01(\r\"H\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x07\n\x03\x41\x44\x44\x10\x01\x12\n\n\x06REMOVE\x10\x02\x12\n\n\x06RESUME\x10\x03\x12\t\n\x05\x41\x42ORT\x10\x04\"F\n\x0bPlannedMove\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x12\n\npartitions\x18\x03 \x01(\r\"\xca\x02\n\x0e\x43hangeProgress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12\x12\n\nfrom_epoch\x18\x03 \x01(\x04\x12\x10\n\x08to_epoch\x18\x04 \x01(\x04\x12\x18\n\x10partitions_total\x18\x05 \x01(\r\x12\x19\n\x11partitions_moving\x18\x06 \x01(\r\x12\'\n\x05moves\x18\x07 \x03(\x0b\x32\x18.feedring.v1.PlannedMove\x12\x12\n\nkeys_total\x18\x08 \x01(\x04\x12\x12\n\nkeys_moved\x18\t \x01(\x04\x12\x13\n\x0b\x62ytes_moved\x18\n \x01(\x04\x12\x17\n\x0ftransfers_total\x18\x0b \x01(\r\x12\x1b\n\x13transfers_caught_up\x18\x0c \x01(\r\x12\x0f\n\x07message\x18\r \x01(\t\x12\x11\n\telapsed_s\x18\x0e \x01(\x01\x32\xd1\x02\n\x05\x41\x64min\x12T\n\x10GetClusterStatus\x12$.feedring.v1.GetClusterStatusRequest\x1a\x1a.feedring.v1.ClusterStatus\x12M\n\nBulkFollow\x12\x1e.feedring.v1.BulkFollowRequest\x1a\x1f.feedring.v1.BulkFollowResponse\x12W\n\x10\x43hangeMembership\x12$.feedring.v1.ChangeMembershipRequest\x1a\x1b.feedring.v1.ChangeProgress0\x01\x12J\n\rGetClusterMap\x12 .feedring.v1.GetRouterMapRequest\x1a\x17.feedring.v1.ClusterMapb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/admin.proto\x12\x0b\x66\x65\x65\x64ring.v1\x1a\x14protos/cluster.proto\x1a\x14protos/storage.proto\"j\n\x14RepairClusterRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x16\n\tpartition\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1b\n\x13max_keys_per_second\x18\x03 \x01(\rB\x0c\n\n_partition\"\x99\x01\n\x15RepairClusterProgress\x12\x18\n\x10partitions_total\x18\x01 \x01(\r\x12\x17\n\x0fpartitions_done\x18\x02 \x01(\r\x12\x13\n\x0bout_of_sync\x18\x03 \x01(\r\x12\x15\n\rkeys_repaired\x18\x04 \x01(\x04\x12\x13\n\x0bunreachable\x18\x05 \x03(\t\x12\x0c\n\x04\x64one\x18\x06 \x01(\x08\"\x19\n\x17GetClusterStatusRequest\"0\n\nFollowEdge\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\";\n\x11\x42ulkFollowRequest\x12&\n\x05\x65\x64ges\x18\x01 \x03(\x0b\x32\x17.feedring.v1.FollowEdge\"%\n\x12\x42ulkFollowResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\r\"\x15\n\x13GetRouterMapRequest\"\xe3\x02\n\nNodeHealth\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07healthy\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x12\n\npartitions\x18\x05 \x01(\r\x12\x41\n\x0ekeys_by_family\x18\x06 \x03(\x0b\x32).feedring.v1.NodeHealth.KeysByFamilyEntry\x12\x17\n\x0frequests_served\x18\x07 \x01(\x04\x12\x11\n\trss_bytes\x18\x08 \x01(\x04\x12,\n\x08\x64\x65livery\x18\t \x01(\x0b\x32\x1a.feedring.v1.DeliveryStats\x12\x32\n\x0breplication\x18\n \x01(\x0b\x32\x1d.feedring.v1.ReplicationStats\x1a\x33\n\x11KeysByFamilyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"N\n\x07HotUser\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06pinned\x18\x03 \x01(\x08\x12\x16\n\x0e\x66ollower_count\x18\x04 \x01(\x04\"\x91\x01\n\x0bRouterStats\x12\x15\n\rcache_entries\x18\x01 \x01(\r\x12\x16\n\x0e\x63\x61\x63he_capacity\x18\x02 \x01(\r\x12\x12\n\ncache_hits\x18\x03 \x01(\x04\x12\x14\n\x0c\x63\x61\x63he_misses\x18\x04 \x01(\x04\x12\x11\n\trss_bytes\x18\x08 \x01(\x04J\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07J\x04\x08\x07\x10\x08J\x04\x08\t\x10\n\"\xa5\x02\n\rClusterStatus\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\npartitions\x18\x02 \x01(\r\x12\x1a\n\x12replication_factor\x18\x03 \x01(\r\x12&\n\x05nodes\x18\x04 \x03(\x0b\x32\x17.feedring.v1.NodeHealth\x12\x11\n\thot_users\x18\x05 \x03(\t\x12*\n\x0chot_registry\x18\x06 \x03(\x0b\x32\x14.feedring.v1.HotUser\x12(\n\x06router\x18\x07 \x01(\x0b\x32\x18.feedring.v1.RouterStats\x12\x0e\n\x06\x63hange\x18\x08 \x01(\t\x12\x34\n\x0f\x63hange_progress\x18\t \x01(\x0b\x32\x1b.feedring.v1.ChangeProgress\"\xec\x01\n\x17\x43hangeMembershipRequest\x12\x37\n\x04kind\x18\x01 \x01(\x0e\x32).feedring.v1.ChangeMembershipRequest.Kind\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x1b\n\x13max_keys_per_second\x18\x05 \x01(\r\"H\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x07\n\x03\x41\x44\x44\x10\x01\x12\n\n\x06REMOVE\x10\x02\x12\n\n\x06RESUME\x10\x03\x12\t\n\x05\x41\x42ORT\x10\x04\"F\n\x0bPlannedMove\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x12\n\npartitions\x18\x03 \x01(\r\"\xca\x02\n\x0e\x43hangeProgress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12\x12\n\nfrom_epoch\x18\x03 \x01(\x04\x12\x10\n\x08to_epoch\x18\x04 \x01(\x04\x12\x18\n\x10partitions_total\x18\x05 \x01(\r\x12\x19\n\x11partitions_moving\x18\x06 \x01(\r\x12\'\n\x05moves\x18\x07 \x03(\x0b\x32\x18.feedring.v1.PlannedMove\x12\x12\n\nkeys_total\x18\x08 \x01(\x04\x12\x12\n\nkeys_moved\x18\t \x01(\x04\x12\x13\n\x0b\x62ytes_moved\x18\n \x01(\x04\x12\x17\n\x0ftransfers_total\x18\x0b \x01(\r\x12\x1b\n\x13transfers_caught_up\x18\x0c \x01(\r\x12\x0f\n\x07message\x18\r \x01(\t\x12\x11\n\telapsed_s\x18\x0e \x01(\x01\x32\xa4\x03\n\x05\x41\x64min\x12T\n\x10GetClusterStatus\x12$.feedring.v1.GetClusterStatusRequest\x1a\x1a.feedring.v1.ClusterStatus\x12M\n\nBulkFollow\x12\x1e.feedring.v1.BulkFollowRequest\x1a\x1f.feedring.v1.BulkFollowResponse\x12W\n\x10\x43hangeMembership\x12$.feedring.v1.ChangeMembershipRequest\x1a\x1b.feedring.v1.ChangeProgress0\x01\x12J\n\rGetClusterMap\x12 .feedring.v1.GetRouterMapRequest\x1a\x17.feedring.v1.ClusterMap\x12Q\n\x06Repair\x12!.feedring.v1.RepairClusterRequest\x1a\".feedring.v1.RepairClusterProgress0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,34 +35,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._loaded_options = None
   _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._serialized_options = b'8\001'
-  _globals['_GETCLUSTERSTATUSREQUEST']._serialized_start=79
-  _globals['_GETCLUSTERSTATUSREQUEST']._serialized_end=104
-  _globals['_FOLLOWEDGE']._serialized_start=106
-  _globals['_FOLLOWEDGE']._serialized_end=154
-  _globals['_BULKFOLLOWREQUEST']._serialized_start=156
-  _globals['_BULKFOLLOWREQUEST']._serialized_end=215
-  _globals['_BULKFOLLOWRESPONSE']._serialized_start=217
-  _globals['_BULKFOLLOWRESPONSE']._serialized_end=254
-  _globals['_GETROUTERMAPREQUEST']._serialized_start=256
-  _globals['_GETROUTERMAPREQUEST']._serialized_end=277
-  _globals['_NODEHEALTH']._serialized_start=280
-  _globals['_NODEHEALTH']._serialized_end=583
-  _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._serialized_start=532
-  _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._serialized_end=583
-  _globals['_HOTUSER']._serialized_start=585
-  _globals['_HOTUSER']._serialized_end=663
-  _globals['_ROUTERSTATS']._serialized_start=666
-  _globals['_ROUTERSTATS']._serialized_end=811
-  _globals['_CLUSTERSTATUS']._serialized_start=814
-  _globals['_CLUSTERSTATUS']._serialized_end=1107
-  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_start=1110
-  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_end=1346
-  _globals['_CHANGEMEMBERSHIPREQUEST_KIND']._serialized_start=1274
-  _globals['_CHANGEMEMBERSHIPREQUEST_KIND']._serialized_end=1346
-  _globals['_PLANNEDMOVE']._serialized_start=1348
-  _globals['_PLANNEDMOVE']._serialized_end=1418
-  _globals['_CHANGEPROGRESS']._serialized_start=1421
-  _globals['_CHANGEPROGRESS']._serialized_end=1751
-  _globals['_ADMIN']._serialized_start=1754
-  _globals['_ADMIN']._serialized_end=2091
+  _globals['_REPAIRCLUSTERREQUEST']._serialized_start=79
+  _globals['_REPAIRCLUSTERREQUEST']._serialized_end=185
+  _globals['_REPAIRCLUSTERPROGRESS']._serialized_start=188
+  _globals['_REPAIRCLUSTERPROGRESS']._serialized_end=341
+  _globals['_GETCLUSTERSTATUSREQUEST']._serialized_start=343
+  _globals['_GETCLUSTERSTATUSREQUEST']._serialized_end=368
+  _globals['_FOLLOWEDGE']._serialized_start=370
+  _globals['_FOLLOWEDGE']._serialized_end=418
+  _globals['_BULKFOLLOWREQUEST']._serialized_start=420
+  _globals['_BULKFOLLOWREQUEST']._serialized_end=479
+  _globals['_BULKFOLLOWRESPONSE']._serialized_start=481
+  _globals['_BULKFOLLOWRESPONSE']._serialized_end=518
+  _globals['_GETROUTERMAPREQUEST']._serialized_start=520
+  _globals['_GETROUTERMAPREQUEST']._serialized_end=541
+  _globals['_NODEHEALTH']._serialized_start=544
+  _globals['_NODEHEALTH']._serialized_end=899
+  _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._serialized_start=848
+  _globals['_NODEHEALTH_KEYSBYFAMILYENTRY']._serialized_end=899
+  _globals['_HOTUSER']._serialized_start=901
+  _globals['_HOTUSER']._serialized_end=979
+  _globals['_ROUTERSTATS']._serialized_start=982
+  _globals['_ROUTERSTATS']._serialized_end=1127
+  _globals['_CLUSTERSTATUS']._serialized_start=1130
+  _globals['_CLUSTERSTATUS']._serialized_end=1423
+  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_start=1426
+  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_end=1662
+  _globals['_CHANGEMEMBERSHIPREQUEST_KIND']._serialized_start=1590
+  _globals['_CHANGEMEMBERSHIPREQUEST_KIND']._serialized_end=1662
+  _globals['_PLANNEDMOVE']._serialized_start=1664
+  _globals['_PLANNEDMOVE']._serialized_end=1734
+  _globals['_CHANGEPROGRESS']._serialized_start=1737
+  _globals['_CHANGEPROGRESS']._serialized_end=2067
+  _globals['_ADMIN']._serialized_start=2070
+  _globals['_ADMIN']._serialized_end=2490
 # @@protoc_insertion_point(module_scope)

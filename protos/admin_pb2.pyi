@@ -9,6 +9,32 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RepairClusterRequest(_message.Message):
+    __slots__ = ("node_id", "partition", "max_keys_per_second")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    partition: int
+    max_keys_per_second: int
+    def __init__(self, node_id: _Optional[str] = ..., partition: _Optional[int] = ..., max_keys_per_second: _Optional[int] = ...) -> None: ...
+
+class RepairClusterProgress(_message.Message):
+    __slots__ = ("partitions_total", "partitions_done", "out_of_sync", "keys_repaired", "unreachable", "done")
+    PARTITIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_DONE_FIELD_NUMBER: _ClassVar[int]
+    OUT_OF_SYNC_FIELD_NUMBER: _ClassVar[int]
+    KEYS_REPAIRED_FIELD_NUMBER: _ClassVar[int]
+    UNREACHABLE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    partitions_total: int
+    partitions_done: int
+    out_of_sync: int
+    keys_repaired: int
+    unreachable: _containers.RepeatedScalarFieldContainer[str]
+    done: bool
+    def __init__(self, partitions_total: _Optional[int] = ..., partitions_done: _Optional[int] = ..., out_of_sync: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., unreachable: _Optional[_Iterable[str]] = ..., done: _Optional[bool] = ...) -> None: ...
+
 class GetClusterStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -38,7 +64,7 @@ class GetRouterMapRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeHealth(_message.Message):
-    __slots__ = ("id", "address", "healthy", "error", "partitions", "keys_by_family", "requests_served", "rss_bytes", "delivery")
+    __slots__ = ("id", "address", "healthy", "error", "partitions", "keys_by_family", "requests_served", "rss_bytes", "delivery", "replication")
     class KeysByFamilyEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +81,7 @@ class NodeHealth(_message.Message):
     REQUESTS_SERVED_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_FIELD_NUMBER: _ClassVar[int]
     id: str
     address: str
     healthy: bool
@@ -64,7 +91,8 @@ class NodeHealth(_message.Message):
     requests_served: int
     rss_bytes: int
     delivery: _storage_pb2.DeliveryStats
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., partitions: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[_storage_pb2.DeliveryStats, _Mapping]] = ...) -> None: ...
+    replication: _storage_pb2.ReplicationStats
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., partitions: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[_storage_pb2.DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[_storage_pb2.ReplicationStats, _Mapping]] = ...) -> None: ...
 
 class HotUser(_message.Message):
     __slots__ = ("user", "state", "pinned", "follower_count")

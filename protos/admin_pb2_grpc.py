@@ -55,6 +55,11 @@ class AdminStub:
                 request_serializer=protos_dot_admin__pb2.GetRouterMapRequest.SerializeToString,
                 response_deserializer=protos_dot_cluster__pb2.ClusterMap.FromString,
                 _registered_method=True)
+        self.Repair = channel.unary_stream(
+                '/feedring.v1.Admin/Repair',
+                request_serializer=protos_dot_admin__pb2.RepairClusterRequest.SerializeToString,
+                response_deserializer=protos_dot_admin__pb2.RepairClusterProgress.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -92,6 +97,14 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Repair(self, request, context):
+        """Compares replicas (per-partition digests) and copies only what differs: every partition (each
+        repaired by its first live replica), a node's partitions, or one partition. Streams progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +127,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.GetClusterMap,
                     request_deserializer=protos_dot_admin__pb2.GetRouterMapRequest.FromString,
                     response_serializer=protos_dot_cluster__pb2.ClusterMap.SerializeToString,
+            ),
+            'Repair': grpc.unary_stream_rpc_method_handler(
+                    servicer.Repair,
+                    request_deserializer=protos_dot_admin__pb2.RepairClusterRequest.FromString,
+                    response_serializer=protos_dot_admin__pb2.RepairClusterProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +242,33 @@ class Admin:
             '/feedring.v1.Admin/GetClusterMap',
             protos_dot_admin__pb2.GetRouterMapRequest.SerializeToString,
             protos_dot_cluster__pb2.ClusterMap.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Repair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/feedring.v1.Admin/Repair',
+            protos_dot_admin__pb2.RepairClusterRequest.SerializeToString,
+            protos_dot_admin__pb2.RepairClusterProgress.FromString,
             options,
             channel_credentials,
             insecure,

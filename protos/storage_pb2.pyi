@@ -170,42 +170,48 @@ class ReadInboxResponse(_message.Message):
     def __init__(self, posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., hot_followees: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AddFollowingRequest(_message.Message):
-    __slots__ = ("epoch", "follower", "followee", "hot", "followee_key")
+    __slots__ = ("epoch", "follower", "followee", "hot", "followee_key", "version")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     FOLLOWER_FIELD_NUMBER: _ClassVar[int]
     FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
     HOT_FIELD_NUMBER: _ClassVar[int]
     FOLLOWEE_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     follower: str
     followee: str
     hot: bool
     followee_key: str
-    def __init__(self, epoch: _Optional[int] = ..., follower: _Optional[str] = ..., followee: _Optional[str] = ..., hot: _Optional[bool] = ..., followee_key: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, epoch: _Optional[int] = ..., follower: _Optional[str] = ..., followee: _Optional[str] = ..., hot: _Optional[bool] = ..., followee_key: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class RemoveFollowingRequest(_message.Message):
-    __slots__ = ("epoch", "follower", "followee")
+    __slots__ = ("epoch", "follower", "followee", "version")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     FOLLOWER_FIELD_NUMBER: _ClassVar[int]
     FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     follower: str
     followee: str
-    def __init__(self, epoch: _Optional[int] = ..., follower: _Optional[str] = ..., followee: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, epoch: _Optional[int] = ..., follower: _Optional[str] = ..., followee: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class AddFollowerRequest(_message.Message):
-    __slots__ = ("epoch", "followee_key", "follower", "backfill_limit", "author")
+    __slots__ = ("epoch", "followee_key", "follower", "backfill_limit", "author", "version")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     FOLLOWEE_KEY_FIELD_NUMBER: _ClassVar[int]
     FOLLOWER_FIELD_NUMBER: _ClassVar[int]
     BACKFILL_LIMIT_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     followee_key: str
     follower: str
     backfill_limit: int
     author: str
-    def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ..., backfill_limit: _Optional[int] = ..., author: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ..., backfill_limit: _Optional[int] = ..., author: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class AddFollowerResponse(_message.Message):
     __slots__ = ("created", "recent_posts", "state")
@@ -218,14 +224,16 @@ class AddFollowerResponse(_message.Message):
     def __init__(self, created: _Optional[bool] = ..., recent_posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
 
 class RemoveFollowerRequest(_message.Message):
-    __slots__ = ("epoch", "followee_key", "follower")
+    __slots__ = ("epoch", "followee_key", "follower", "version")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     FOLLOWEE_KEY_FIELD_NUMBER: _ClassVar[int]
     FOLLOWER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     followee_key: str
     follower: str
-    def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class EdgeResponse(_message.Message):
     __slots__ = ("changed", "state", "followee_key")
@@ -250,12 +258,14 @@ class Edge(_message.Message):
     def __init__(self, follower: _Optional[str] = ..., followee: _Optional[str] = ..., hot: _Optional[bool] = ..., followee_key: _Optional[str] = ...) -> None: ...
 
 class EdgeBatch(_message.Message):
-    __slots__ = ("epoch", "edges")
+    __slots__ = ("epoch", "edges", "version")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     EDGES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     edges: _containers.RepeatedCompositeFieldContainer[Edge]
-    def __init__(self, epoch: _Optional[int] = ..., edges: _Optional[_Iterable[_Union[Edge, _Mapping]]] = ...) -> None: ...
+    version: int
+    def __init__(self, epoch: _Optional[int] = ..., edges: _Optional[_Iterable[_Union[Edge, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class UserState(_message.Message):
     __slots__ = ("user", "state", "created")
@@ -338,18 +348,20 @@ class FollowerCountReport(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., user: _Optional[str] = ..., key: _Optional[str] = ..., count: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SetHotStateRequest(_message.Message):
-    __slots__ = ("epoch", "user", "state", "expect", "pin")
+    __slots__ = ("epoch", "user", "state", "expect", "pin", "version")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     EXPECT_FIELD_NUMBER: _ClassVar[int]
     PIN_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     user: str
     state: HotState
     expect: _containers.RepeatedScalarFieldContainer[HotState]
     pin: bool
-    def __init__(self, epoch: _Optional[int] = ..., user: _Optional[str] = ..., state: _Optional[_Union[HotState, str]] = ..., expect: _Optional[_Iterable[_Union[HotState, str]]] = ..., pin: _Optional[bool] = ...) -> None: ...
+    version: int
+    def __init__(self, epoch: _Optional[int] = ..., user: _Optional[str] = ..., state: _Optional[_Union[HotState, str]] = ..., expect: _Optional[_Iterable[_Union[HotState, str]]] = ..., pin: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
 
 class HotStateResponse(_message.Message):
     __slots__ = ("state", "changed")
@@ -364,16 +376,18 @@ class ListHotUsersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HotUserEntry(_message.Message):
-    __slots__ = ("user", "state", "pinned", "follower_count")
+    __slots__ = ("user", "state", "pinned", "follower_count", "version")
     USER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     FOLLOWER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     user: str
     state: HotState
     pinned: bool
     follower_count: int
-    def __init__(self, user: _Optional[str] = ..., state: _Optional[_Union[HotState, str]] = ..., pinned: _Optional[bool] = ..., follower_count: _Optional[int] = ...) -> None: ...
+    version: int
+    def __init__(self, user: _Optional[str] = ..., state: _Optional[_Union[HotState, str]] = ..., pinned: _Optional[bool] = ..., follower_count: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ListHotUsersResponse(_message.Message):
     __slots__ = ("users",)
@@ -382,18 +396,20 @@ class ListHotUsersResponse(_message.Message):
     def __init__(self, users: _Optional[_Iterable[_Union[HotUserEntry, _Mapping]]] = ...) -> None: ...
 
 class SetHotFollowingRequest(_message.Message):
-    __slots__ = ("epoch", "followee", "consumers", "hot", "posts")
+    __slots__ = ("epoch", "followee", "consumers", "hot", "posts", "version")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     FOLLOWEE_FIELD_NUMBER: _ClassVar[int]
     CONSUMERS_FIELD_NUMBER: _ClassVar[int]
     HOT_FIELD_NUMBER: _ClassVar[int]
     POSTS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     followee: str
     consumers: _containers.RepeatedScalarFieldContainer[str]
     hot: bool
     posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
-    def __init__(self, epoch: _Optional[int] = ..., followee: _Optional[str] = ..., consumers: _Optional[_Iterable[str]] = ..., hot: _Optional[bool] = ..., posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ...) -> None: ...
+    version: int
+    def __init__(self, epoch: _Optional[int] = ..., followee: _Optional[str] = ..., consumers: _Optional[_Iterable[str]] = ..., hot: _Optional[bool] = ..., posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SetHotFollowingResponse(_message.Message):
     __slots__ = ("changed",)
@@ -412,7 +428,7 @@ class GetNodeStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "epoch", "partitions_owned", "keys_by_family", "requests_served", "rss_bytes", "delivery")
+    __slots__ = ("node_id", "epoch", "partitions_owned", "keys_by_family", "requests_served", "rss_bytes", "delivery", "replication")
     class KeysByFamilyEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -427,6 +443,7 @@ class NodeStatus(_message.Message):
     REQUESTS_SERVED_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     epoch: int
     partitions_owned: int
@@ -434,7 +451,179 @@ class NodeStatus(_message.Message):
     requests_served: int
     rss_bytes: int
     delivery: DeliveryStats
-    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ...) -> None: ...
+    replication: ReplicationStats
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[ReplicationStats, _Mapping]] = ...) -> None: ...
+
+class ReplicationStats(_message.Message):
+    __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down")
+    class HintsByTargetEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    HINTS_FIELD_NUMBER: _ClassVar[int]
+    HINTS_BY_TARGET_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_OUT_OF_SYNC_FIELD_NUMBER: _ClassVar[int]
+    LAST_REPAIR_MS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_REPAIRED_FIELD_NUMBER: _ClassVar[int]
+    REPAIRING_FIELD_NUMBER: _ClassVar[int]
+    HINTS_REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    QUORUM_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    PEERS_DOWN_FIELD_NUMBER: _ClassVar[int]
+    hints: int
+    hints_by_target: _containers.ScalarMap[str, int]
+    partitions_checked: int
+    partitions_out_of_sync: int
+    last_repair_ms: int
+    keys_repaired: int
+    repairing: bool
+    hints_replayed: int
+    quorum_failures: int
+    peers_down: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, hints: _Optional[int] = ..., hints_by_target: _Optional[_Mapping[str, int]] = ..., partitions_checked: _Optional[int] = ..., partitions_out_of_sync: _Optional[int] = ..., last_repair_ms: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., repairing: _Optional[bool] = ..., hints_replayed: _Optional[int] = ..., quorum_failures: _Optional[int] = ..., peers_down: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReplicaWrite(_message.Message):
+    __slots__ = ("method", "request")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    request: bytes
+    def __init__(self, method: _Optional[str] = ..., request: _Optional[bytes] = ...) -> None: ...
+
+class ApplyWritesRequest(_message.Message):
+    __slots__ = ("epoch", "writes", "hinted")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    WRITES_FIELD_NUMBER: _ClassVar[int]
+    HINTED_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    writes: _containers.RepeatedCompositeFieldContainer[ReplicaWrite]
+    hinted: bool
+    def __init__(self, epoch: _Optional[int] = ..., writes: _Optional[_Iterable[_Union[ReplicaWrite, _Mapping]]] = ..., hinted: _Optional[bool] = ...) -> None: ...
+
+class WriteResult(_message.Message):
+    __slots__ = ("code", "message", "epoch", "response")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    epoch: int
+    response: bytes
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., epoch: _Optional[int] = ..., response: _Optional[bytes] = ...) -> None: ...
+
+class ApplyWritesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[WriteResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[WriteResult, _Mapping]]] = ...) -> None: ...
+
+class FinishedDelivery(_message.Message):
+    __slots__ = ("author_key", "post_id", "kind", "up_to_version")
+    AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    UP_TO_VERSION_FIELD_NUMBER: _ClassVar[int]
+    author_key: str
+    post_id: int
+    kind: int
+    up_to_version: int
+    def __init__(self, author_key: _Optional[str] = ..., post_id: _Optional[int] = ..., kind: _Optional[int] = ..., up_to_version: _Optional[int] = ...) -> None: ...
+
+class FinishDeliveriesRequest(_message.Message):
+    __slots__ = ("epoch", "finished")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    finished: _containers.RepeatedCompositeFieldContainer[FinishedDelivery]
+    def __init__(self, epoch: _Optional[int] = ..., finished: _Optional[_Iterable[_Union[FinishedDelivery, _Mapping]]] = ...) -> None: ...
+
+class FinishDeliveriesResponse(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    def __init__(self, removed: _Optional[int] = ...) -> None: ...
+
+class GetDigestsRequest(_message.Message):
+    __slots__ = ("epoch", "partitions")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PartitionDigest(_message.Message):
+    __slots__ = ("partition", "buckets")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    buckets: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, partition: _Optional[int] = ..., buckets: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GetDigestsResponse(_message.Message):
+    __slots__ = ("digests",)
+    DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    digests: _containers.RepeatedCompositeFieldContainer[PartitionDigest]
+    def __init__(self, digests: _Optional[_Iterable[_Union[PartitionDigest, _Mapping]]] = ...) -> None: ...
+
+class ReadBucketsRequest(_message.Message):
+    __slots__ = ("epoch", "partition", "buckets")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    partition: int
+    buckets: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, epoch: _Optional[int] = ..., partition: _Optional[int] = ..., buckets: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ReadBucketsResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[KeyValue]
+    def __init__(self, entries: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ...) -> None: ...
+
+class MergeEntriesRequest(_message.Message):
+    __slots__ = ("epoch", "partition", "entries")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    partition: int
+    entries: _containers.RepeatedCompositeFieldContainer[KeyValue]
+    def __init__(self, epoch: _Optional[int] = ..., partition: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ...) -> None: ...
+
+class MergeEntriesResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: int
+    def __init__(self, changed: _Optional[int] = ...) -> None: ...
+
+class RepairRequest(_message.Message):
+    __slots__ = ("partitions", "max_keys_per_second")
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    max_keys_per_second: int
+    def __init__(self, partitions: _Optional[_Iterable[int]] = ..., max_keys_per_second: _Optional[int] = ...) -> None: ...
+
+class RepairProgress(_message.Message):
+    __slots__ = ("partitions_total", "partitions_done", "out_of_sync", "keys_repaired", "unreachable", "done")
+    PARTITIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_DONE_FIELD_NUMBER: _ClassVar[int]
+    OUT_OF_SYNC_FIELD_NUMBER: _ClassVar[int]
+    KEYS_REPAIRED_FIELD_NUMBER: _ClassVar[int]
+    UNREACHABLE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    partitions_total: int
+    partitions_done: int
+    out_of_sync: int
+    keys_repaired: int
+    unreachable: _containers.RepeatedScalarFieldContainer[str]
+    done: bool
+    def __init__(self, partitions_total: _Optional[int] = ..., partitions_done: _Optional[int] = ..., out_of_sync: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., unreachable: _Optional[_Iterable[str]] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class DeliveryStats(_message.Message):
     __slots__ = ("records", "oldest_age_s", "inbox_writes", "inbox_writes_per_s", "retries")

@@ -150,6 +150,31 @@ class StorageStub:
                 request_serializer=protos_dot_storage__pb2.DropPartitionsRequest.SerializeToString,
                 response_deserializer=protos_dot_storage__pb2.DropPartitionsResponse.FromString,
                 _registered_method=True)
+        self.ApplyWrites = channel.unary_unary(
+                '/feedring.v1.Storage/ApplyWrites',
+                request_serializer=protos_dot_storage__pb2.ApplyWritesRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.ApplyWritesResponse.FromString,
+                _registered_method=True)
+        self.GetDigests = channel.unary_unary(
+                '/feedring.v1.Storage/GetDigests',
+                request_serializer=protos_dot_storage__pb2.GetDigestsRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.GetDigestsResponse.FromString,
+                _registered_method=True)
+        self.ReadBuckets = channel.unary_unary(
+                '/feedring.v1.Storage/ReadBuckets',
+                request_serializer=protos_dot_storage__pb2.ReadBucketsRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.ReadBucketsResponse.FromString,
+                _registered_method=True)
+        self.MergeEntries = channel.unary_unary(
+                '/feedring.v1.Storage/MergeEntries',
+                request_serializer=protos_dot_storage__pb2.MergeEntriesRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.MergeEntriesResponse.FromString,
+                _registered_method=True)
+        self.Repair = channel.unary_stream(
+                '/feedring.v1.Storage/Repair',
+                request_serializer=protos_dot_storage__pb2.RepairRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.RepairProgress.FromString,
+                _registered_method=True)
         self.GetClusterMap = channel.unary_unary(
                 '/feedring.v1.Storage/GetClusterMap',
                 request_serializer=protos_dot_storage__pb2.GetClusterMapRequest.SerializeToString,
@@ -340,6 +365,43 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyWrites(self, request, context):
+        """Replication (node/replication.py). A write above is coordinated by the node it is sent to: it
+        applies the write and forwards it to the partition's other replicas (and any pending replica of
+        a move) with ApplyWrites, answering once `write_quorum` replicas have it; a replica it could not
+        reach gets a durable hint, replayed (ApplyWrites again) when that replica answers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDigests(self, request, context):
+        """Anti-entropy (node/repair.py): per-partition digests of a few buckets each, the entries of the
+        buckets that differ, and merging entries in (versions and tombstones decide, so merging is
+        order-independent). Repair runs a repair of partitions this node holds against their other replicas.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadBuckets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergeEntries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Repair(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetClusterMap(self, request, context):
         """The node's current cluster map.
         """
@@ -471,6 +533,31 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.DropPartitions,
                     request_deserializer=protos_dot_storage__pb2.DropPartitionsRequest.FromString,
                     response_serializer=protos_dot_storage__pb2.DropPartitionsResponse.SerializeToString,
+            ),
+            'ApplyWrites': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyWrites,
+                    request_deserializer=protos_dot_storage__pb2.ApplyWritesRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.ApplyWritesResponse.SerializeToString,
+            ),
+            'GetDigests': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDigests,
+                    request_deserializer=protos_dot_storage__pb2.GetDigestsRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.GetDigestsResponse.SerializeToString,
+            ),
+            'ReadBuckets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadBuckets,
+                    request_deserializer=protos_dot_storage__pb2.ReadBucketsRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.ReadBucketsResponse.SerializeToString,
+            ),
+            'MergeEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeEntries,
+                    request_deserializer=protos_dot_storage__pb2.MergeEntriesRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.MergeEntriesResponse.SerializeToString,
+            ),
+            'Repair': grpc.unary_stream_rpc_method_handler(
+                    servicer.Repair,
+                    request_deserializer=protos_dot_storage__pb2.RepairRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.RepairProgress.SerializeToString,
             ),
             'GetClusterMap': grpc.unary_unary_rpc_method_handler(
                     servicer.GetClusterMap,
@@ -1104,6 +1191,141 @@ class Storage:
             '/feedring.v1.Storage/DropPartitions',
             protos_dot_storage__pb2.DropPartitionsRequest.SerializeToString,
             protos_dot_storage__pb2.DropPartitionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyWrites(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/ApplyWrites',
+            protos_dot_storage__pb2.ApplyWritesRequest.SerializeToString,
+            protos_dot_storage__pb2.ApplyWritesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDigests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/GetDigests',
+            protos_dot_storage__pb2.GetDigestsRequest.SerializeToString,
+            protos_dot_storage__pb2.GetDigestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadBuckets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/ReadBuckets',
+            protos_dot_storage__pb2.ReadBucketsRequest.SerializeToString,
+            protos_dot_storage__pb2.ReadBucketsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/MergeEntries',
+            protos_dot_storage__pb2.MergeEntriesRequest.SerializeToString,
+            protos_dot_storage__pb2.MergeEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Repair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/feedring.v1.Storage/Repair',
+            protos_dot_storage__pb2.RepairRequest.SerializeToString,
+            protos_dot_storage__pb2.RepairProgress.FromString,
             options,
             channel_credentials,
             insecure,

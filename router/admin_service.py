@@ -16,6 +16,7 @@ from router.bulk_load import BulkLoader
 from router.hot_cache import HotPostCache
 from router.hot_users import HotUsers
 from router.membership import MembershipChanges
+from router.repairs import ClusterRepair
 
 __all__ = ["AdminServicer"]
 
@@ -79,6 +80,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         health.requests_served = status.requests_served
         health.rss_bytes = status.rss_bytes
         health.delivery.CopyFrom(status.delivery)
+        health.replication.CopyFrom(status.replication)
         return health
 
     @grpc_errors_stream
@@ -94,6 +96,13 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     ) -> admin_pb2.BulkFollowResponse:
         created = await self.bulk.follow_many([(e.follower, e.followee) for e in request.edges])
         return admin_pb2.BulkFollowResponse(created=created)
+
+    @grpc_errors_stream
+    async def Repair(
+        self, request: admin_pb2.RepairClusterRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[admin_pb2.RepairClusterProgress]:
+        async for progress in ClusterRepair(self.storage).run(request):
+            yield progress
 
     @grpc_errors
     async def GetClusterMap(

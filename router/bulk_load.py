@@ -43,9 +43,7 @@ class BulkLoader:
                 raise InvalidArgument(f"edges[{i}]: {follower} cannot follow themselves")
         believed = {followee: self.hot.state(followee) for _, followee in edges}
         # As in Follow: where each followee-side edge goes, unless an existing edge kept a key.
-        key_of = {
-            (f, e): salting.follower_key(e, f, self.buckets) if believed[e].salted else e for f, e in edges
-        }
+        key_of = {(f, e): salting.follower_key(e, f, self.buckets) if believed[e].salted else e for f, e in edges}
         new_following, kept = await self._add_following(edges, key_of, lambda e: believed[e].merged_at_read)
         key_of.update(kept)
 

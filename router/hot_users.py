@@ -122,16 +122,19 @@ class HotUsers:
             ),
             return_exceptions=True,
         )
-        views = {}
+        views: dict[str, HotUser] = {}
         answered = set()
         for node_id, reply in zip(members, replies, strict=True):
             if isinstance(reply, BaseException):
                 continue
             answered.add(node_id)
             for e in reply.users:
-                views[e.user] = HotUser(e.user, HotState(e.state), e.pinned, e.follower_count)
+                # Every replica of a home partition lists its users: the newest entry wins.
+                if e.user not in views or e.version > views[e.user].version:
+                    views[e.user] = HotUser(e.user, HotState(e.state), e.pinned, e.follower_count, e.version)
+        cluster_map = self.storage.map
         for user, view in self._views.items():
-            if user not in views and self.storage.node_for(user) not in answered:
+            if user not in views and not answered & set(cluster_map.replicas(cluster_map.partition(user))):
                 views[user] = view
         for user, view in views.items():
             old = self._views.get(user)

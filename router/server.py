@@ -33,10 +33,16 @@ class RouterServer:
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._monitor: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         # Channels belong to the running loop: everything gRPC is created here, not in __init__.
-        self.storage = StorageClient(initial_map(self.config), self.config.limits.rpc_timeout_s)
+        # A write's attempt covers its coordinator waiting on the other replicas.
+        self.storage = StorageClient(
+            initial_map(self.config),
+            self.config.limits.rpc_timeout_s,
+            attempt_timeout_s=2 * self.config.replication.replica_timeout_s,
+        )
         await self.storage.refresh_map()
         self.flows = RouterFlows.build(
             self.config, self.storage, PostIdGenerator(generator_id(self.router.id, self.worker))
@@ -66,6 +72,13 @@ class RouterServer:
         for service in ("", "feedring.v1.Feed", "feedring.v1.Admin"):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._refresher = asyncio.create_task(self._refresh_map_forever())
+        # Health-check the nodes, so reads go past a dead one without first waiting for it.
+        self._monitor = asyncio.create_task(
+            self.storage.health.monitor(
+                lambda: [m.address for m in self.storage.map.members],
+                lambda address: self.storage.transport.serving(address, 0.5),
+            )
+        )
         log.info(
             "router serving router=%d worker=%d address=%s epoch=%d nodes=%d",
             self.router.id,
@@ -88,6 +101,8 @@ class RouterServer:
         await self.health.enter_graceful_shutdown()
         if self._refresher:
             self._refresher.cancel()
+        if self._monitor:
+            self._monitor.cancel()
         if self.server is not None:
             await self.server.stop(grace)
         await self.flows.hot.stop()

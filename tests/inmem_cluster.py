@@ -26,6 +26,9 @@ from common.storage_client import StorageClient
 from node.change_feed import ChangeFeed, ObservedStore
 from node.delivery import DeliveryDriver
 from node.feed_store import FeedStore
+from node.hints import HintLog, HintReplayer
+from node.repair import Repairer
+from node.replication import Replicator
 from node.service import StorageServicer
 from node.store import MemoryStore
 from node.transfer import PartitionMover
@@ -109,13 +112,13 @@ class InmemTransport:
         return sum(n for (_, m), n in self.calls.items() if m == method)
 
 
-def make_config(nodes: int = 3, partitions: int = 64, **hot: Any) -> ClusterConfig:
+def make_config(nodes: int = 3, partitions: int = 64, replication_factor: int = 1, **hot: Any) -> ClusterConfig:
     """A cluster file's worth of settings, without the file; `hot` overrides [hot_users] keys."""
     return ClusterConfig(
         path=Path("inmem.toml"),
         name="inmem",
         partitions=partitions,
-        replication_factor=1,
+        replication_factor=replication_factor,
         vnodes=160,
         run_dir=Path("."),
         nodes=tuple(NodeConfig(f"n{i}", f"mem:n{i}", Path(f"n{i}")) for i in range(1, nodes + 1)),
@@ -147,8 +150,27 @@ class InmemNode:
         self.feed_store.count_keys()
         self.peers = StorageClient(cluster_map, 1.0, transport)
         self.behind_epochs: list[int] = []
+        self.hints = HintLog(self.store)
+        self.hints.load()
+        self.replicator = Replicator(
+            node_id,
+            self.peers,
+            self.hints,
+            lambda name, request: self.servicer.apply(name, request),
+            self.feed_store.clock,
+            config.replication.write_quorum,
+            timeout_s=1.0,
+        )
+        self.replayer = HintReplayer(self.hints, self.peers, lambda target, write: True)
+        self.repairer = Repairer(node_id, self.feed_store, self.peers, lambda: self.servicer.owned, 0.0, 0)
         self.delivery = DeliveryDriver(
-            node_id, self.feed_store, self.peers, lambda: self.servicer.owned, config.hot.salt_buckets, page=16
+            node_id,
+            self.feed_store,
+            self.peers,
+            lambda: self.servicer.owned,
+            config.hot.salt_buckets,
+            page=16,
+            replicator=self.replicator,
         )
         self.servicer = StorageServicer(
             node_id,
@@ -158,6 +180,8 @@ class InmemNode:
             self.peers.adopt,
             behind=self.behind_epochs.append,
             delivery=self.delivery,
+            replicator=self.replicator,
+            repairer=self.repairer,
         )
 
     def start(self) -> None:
@@ -234,6 +258,22 @@ class InmemCluster:
 
     def up(self, node_id: str) -> None:
         self.transport.unreachable.discard(f"mem:{node_id}")
+
+    async def probe(self) -> None:
+        """Every node health-checks every other once (as its failure detector's monitor would)."""
+        for node in self.nodes.values():
+            for address in self.transport.servicers:
+                if await self.transport.serving(address, 1.0):
+                    node.peers.health.succeeded(address)
+                else:
+                    node.peers.health.failed(address)
+
+    async def replay_hints(self) -> None:
+        """Every node sends its hints to every target that takes them now (as its replayer would)."""
+        for node in self.nodes.values():
+            for target in list(node.hints.counts):
+                node.peers.health.succeeded(f"mem:{target}")  # as if the health check saw it back
+                await node.replayer.replay(target)
 
     def holder_of(self, key: str) -> str:
         """The node whose servicer owns `key` now (by the nodes' own maps)."""

@@ -1,0 +1,92 @@
+"""Local failure detection: what this process believes about each peer it calls.
+
+Every caller judges its peers for itself (Dynamo, Cassandra): nothing is agreed cluster-wide, and a
+peer believed down never moves data — only an operator's ``node remove`` does. A peer is suspect
+after a call to it fails for want of an answer (UNAVAILABLE, or the deadline passed: a hung process,
+SIGSTOP, is the nasty case), and a circuit breaker then keeps callers away from it for a while
+(0.25 s, doubling to 4 s while it keeps failing) so that requests go to other replicas at once
+instead of each waiting out a deadline. When the pause ends, the next call is the probe. An optional
+monitor health-checks every peer once a second, so a process learns of a dead peer it has no traffic
+with (a replica deciding whether to take over its primary's deliveries) and of its return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+__all__ = ["PeerHealth"]
+
+log = logging.getLogger(__name__)
+
+_FIRST_PAUSE_S = 0.25
+_MAX_PAUSE_S = 4.0
+
+
+@dataclass
+class _Peer:
+    failures: int = 0  # consecutive
+    open_until: float = 0.0
+    down_since: float = 0.0  # first failure of the current run of failures (0: answering)
+
+
+class PeerHealth:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._peers: dict[str, _Peer] = {}
+        self._clock = clock
+
+    def allows(self, address: str) -> bool:
+        """Whether a call to `address` should be tried now (its breaker is closed or due a probe)."""
+        peer = self._peers.get(address)
+        return peer is None or peer.open_until <= self._clock()
+
+    def retry_in_s(self, address: str) -> float:
+        peer = self._peers.get(address)
+        return max(peer.open_until - self._clock(), 0.0) if peer else 0.0
+
+    def down_for_s(self, address: str) -> float:
+        """How long `address` has failed every call and probe (0 if it answered last)."""
+        peer = self._peers.get(address)
+        return self._clock() - peer.down_since if peer and peer.down_since else 0.0
+
+    def suspected(self) -> list[str]:
+        return sorted(a for a, p in self._peers.items() if p.down_since)
+
+    def succeeded(self, address: str) -> None:
+        peer = self._peers.get(address)
+        if peer is not None and peer.down_since:
+            log.info("peer answers again address=%s after=%.1fs", address, self._clock() - peer.down_since)
+        self._peers.pop(address, None)
+
+    def failed(self, address: str) -> None:
+        now = self._clock()
+        peer = self._peers.setdefault(address, _Peer())
+        if not peer.down_since:
+            peer.down_since = now
+            log.warning("peer not answering address=%s", address)
+        peer.failures += 1
+        peer.open_until = now + min(_FIRST_PAUSE_S * 2 ** (peer.failures - 1), _MAX_PAUSE_S)
+
+    async def monitor(
+        self, addresses: Callable[[], Iterable[str]], probe: Callable[[str], Awaitable[bool]], every_s: float = 1.0
+    ) -> None:
+        """Health-checks every address each `every_s`, for ever (run it as a task)."""
+        while True:
+            targets = sorted(set(addresses()))
+            results = await asyncio.gather(*(self._probe(a, probe) for a in targets), return_exceptions=True)
+            for address, ok in zip(targets, results, strict=True):
+                if ok is True:
+                    self.succeeded(address)
+                elif self.allows(address) or not self._peers.get(address, _Peer()).down_since:
+                    self.failed(address)
+            await asyncio.sleep(every_s)
+
+    @staticmethod
+    async def _probe(address: str, probe: Callable[[str], Awaitable[bool]]) -> bool:
+        with contextlib.suppress(Exception):
+            return await probe(address)
+        return False

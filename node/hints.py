@@ -1,0 +1,151 @@
+"""Hinted handoff: writes this node coordinated that a replica did not take, kept until it does.
+
+A hint is the write itself (method name and encoded request, node/write_methods.py) under the
+target node's id, in this node's LevelDB (node-wide keys, node/keys.py), so it survives a restart of
+this node. The replayer sends a target its hints, oldest first and in batches, whenever the failure
+detector lets a call to it through (the target answers again), and removes each one the target
+applied. A hint the target refuses for good (the partition is no longer its, or the write is
+malformed) is dropped with a log line: membership transfers and repair cover that data. Hints are
+best effort, as in Dynamo and Cassandra; anti-entropy (node/repair.py) is what guarantees convergence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import grpc
+
+from common.errors import FeedringError
+from common.storage_client import StorageClient
+from node import keys
+from node.store import Store
+from node.write_methods import by_name
+from protos import storage_pb2
+
+__all__ = ["HintLog", "HintReplayer"]
+
+log = logging.getLogger(__name__)
+
+_SEQ = struct.Struct(">Q")
+_BATCH = 256
+# Answers that mean "try again later"; any other refusal is final.
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE.value[0], grpc.StatusCode.DEADLINE_EXCEEDED.value[0]}
+_WRONG_OWNER = grpc.StatusCode.FAILED_PRECONDITION.value[0]
+
+
+class HintLog:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.counts: Counter[str] = Counter()
+        self._sequence = 0
+        self.added = 0
+        self.replayed = 0
+        self.dropped = 0
+
+    def load(self) -> None:
+        """Counts the hints a previous run left (a scan of the hint range only)."""
+        counts: Counter[str] = Counter()
+        for key, _ in self.store.scan(keys.HINTS_PREFIX):
+            target = key[len(keys.HINTS_PREFIX) :].split(b"\x00", 1)[0].decode("utf-8")
+            counts[target] += 1
+            self._sequence = max(self._sequence, _SEQ.unpack_from(key, len(key) - 8)[0])
+        self.counts = counts
+
+    def add(self, target: str, write: storage_pb2.ReplicaWrite) -> None:
+        self._sequence = max(self._sequence + 1, time.time_ns() // 1000)
+        self.store.write([(keys.hint_key(target, self._sequence), write.SerializeToString())])
+        self.counts[target] += 1
+        self.added += 1
+
+    def oldest(self, target: str, limit: int) -> list[tuple[bytes, storage_pb2.ReplicaWrite]]:
+        out = []
+        for key, raw in self.store.scan(keys.hint_prefix(target)):
+            out.append((key, storage_pb2.ReplicaWrite.FromString(raw)))
+            if len(out) >= limit:
+                break
+        return out
+
+    def remove(self, target: str, hint_keys: list[bytes]) -> None:
+        if hint_keys:
+            self.store.write(deletes=hint_keys)
+            self.counts[target] = max(self.counts[target] - len(hint_keys), 0)
+            if not self.counts[target]:
+                del self.counts[target]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class HintReplayer:
+    def __init__(
+        self,
+        hints: HintLog,
+        peers: StorageClient,
+        still_a_replica: Callable[[str, storage_pb2.ReplicaWrite], bool],
+        every_s: float = 0.5,
+    ) -> None:
+        self.hints = hints
+        self.peers = peers
+        self.still_a_replica = still_a_replica
+        self.every_s = every_s
+
+    async def run(self) -> None:
+        while True:
+            for target in sorted(self.hints.counts):
+                try:
+                    await self.replay(target)
+                except Exception:  # the loop must survive anything; the hints stay
+                    log.exception("hint replay failed target=%s", target)
+            await asyncio.sleep(self.every_s)
+
+    async def replay(self, target: str) -> None:
+        """Sends `target` its hints while it takes them."""
+        member = self.peers.map.member(target)
+        if member is None:
+            dropped = self.hints.oldest(target, 1 << 30)
+            self.hints.remove(target, [k for k, _ in dropped])
+            self.hints.dropped += len(dropped)
+            log.warning("hints dropped: node %s is no longer a member count=%d", target, len(dropped))
+            return
+        while self.hints.counts.get(target) and self.peers.health.allows(member.address):
+            batch = self.hints.oldest(target, _BATCH)
+            request = storage_pb2.ApplyWritesRequest(writes=[w for _, w in batch], hinted=True)
+            try:
+                reply = await self.peers.apply_writes.on_node(target, request)
+            except FeedringError as exc:
+                log.debug("hint replay postponed target=%s error=%s", target, exc.message)
+                return
+            done: list[bytes] = []
+            for (key, write), result in zip(batch, reply.results, strict=False):
+                if result.code == 0:
+                    done.append(key)
+                    self.hints.replayed += 1
+                elif result.code in _RETRYABLE:
+                    break
+                elif result.code == _WRONG_OWNER and self.still_a_replica(target, write):
+                    break  # sealed for a move, or behind on the map: later
+                else:
+                    done.append(key)
+                    self.hints.dropped += 1
+                    log.warning(
+                        "hint dropped target=%s method=%s code=%d error=%s",
+                        target,
+                        write.method,
+                        result.code,
+                        result.message,
+                    )
+            self.hints.remove(target, done)
+            if len(done) < len(batch):
+                return
+            log.info("hints replayed target=%s count=%d left=%d", target, len(done), self.hints.counts.get(target, 0))
+
+
+def keys_of(write: storage_pb2.ReplicaWrite) -> list[str]:
+    method = by_name(write.method)
+    return method.keys(method.parse(write.request)) if method is not None else []

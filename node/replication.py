@@ -1,0 +1,205 @@
+"""Replicated writes, coordinated by the node that takes them (Dynamo's coordinator).
+
+A write arrives at one replica of its partition (the router sends it to the first one it believes
+up) or starts on a node itself (a delivery writing followers' inboxes). The coordinator applies the
+write to its own store if it holds the keys, forwards it to every other replica — and to a node
+receiving the partition in a membership change — in parallel, and answers as soon as
+`write_quorum` replicas of every partition the write touches have it (only current replicas count
+towards the quorum; a pending one just gets the write). A replica that fails, times out, or that
+the failure detector already believes down gets a durable hint on this node instead
+(node/hints.py), also for answers that arrive after the caller was answered. A write that cannot
+reach a quorum fails with UNAVAILABLE (or a wrong-owner answer, which makes the caller retry with a
+newer map): it may still have reached some replicas, and hints and repair finish it — the caller
+sees an unknown outcome, never a lost acknowledged write.
+
+Writes are idempotent and order-independent on every replica (keys carry post ids; edges and the
+registry carry versions stamped here once, node/versioned.py; deletes leave tombstones), so a
+write applied twice, late, or out of order converges to the same data everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+import grpc
+from google.protobuf.message import Message
+
+from common.errors import BY_STATUS_CODE, FeedringError, Unavailable, WrongEpoch
+from common.storage_client import StorageClient
+from common.versions import VersionClock
+from node.hints import HintLog
+from node.write_methods import WriteMethod
+from protos import storage_pb2
+
+__all__ = ["Replicator"]
+
+log = logging.getLogger(__name__)
+
+_WRONG_OWNER = grpc.StatusCode.FAILED_PRECONDITION.value[0]
+
+Apply = Callable[[str, Message], Awaitable[Message]]
+
+
+class _Outcome:
+    """What one replica did with its part of a write."""
+
+    def __init__(self, node_id: str, response: Message | None = None, error: FeedringError | None = None) -> None:
+        self.node_id = node_id
+        self.response = response
+        self.error = error
+
+
+class Replicator:
+    def __init__(
+        self,
+        node_id: str,
+        peers: StorageClient,
+        hints: HintLog,
+        apply: Apply,
+        clock: VersionClock,
+        write_quorum: int,
+        timeout_s: float,
+    ) -> None:
+        self.node_id = node_id
+        self.peers = peers
+        self.hints = hints
+        self.apply = apply  # this node's own apply of a write (the servicer)
+        self.clock = clock
+        self.write_quorum = write_quorum
+        self.timeout_s = timeout_s
+        self.quorum_failures = 0
+        self._background: set[asyncio.Task[_Outcome]] = set()
+
+    def quorum(self, replicas: int) -> int:
+        """Acks a partition with `replicas` current replicas needs (a majority unless configured)."""
+        return min(self.write_quorum or replicas // 2 + 1, replicas)
+
+    async def write(self, method: WriteMethod, request: Message) -> Message:
+        if method.versioned and not getattr(request, "version", 0):
+            request.version = self.clock.next()  # one version for every replica
+        cluster_map = self.peers.map
+        # Which nodes get which keys, and which partitions' quorums they count towards.
+        keys_by_node: dict[str, list[str]] = defaultdict(list)
+        counted: dict[str, set[int]] = defaultdict(set)
+        need: dict[int, int] = {}
+        for key in method.keys(request):
+            part = cluster_map.partition(key)
+            replicas = cluster_map.replicas(part)
+            pending = cluster_map.pending_table[part] if cluster_map.pending_table else ()
+            need[part] = self.quorum(len(replicas))
+            for node_id in dict.fromkeys((*replicas, *pending)):
+                keys_by_node[node_id].append(key)
+                if node_id in replicas:
+                    counted[node_id].add(part)
+
+        if not need:
+            return method.response()
+        acks: dict[int, int] = dict.fromkeys(need, 0)
+        outcomes: list[_Outcome] = []
+        local_keys = keys_by_node.pop(self.node_id, None)
+        if local_keys is not None:
+            # Our own part first: it raises what the caller must see (bad input, not the owner).
+            response = await self.apply(method.name, method.limited(request, local_keys))
+            outcomes.append(_Outcome(self.node_id, response))
+            for part in counted[self.node_id]:
+                acks[part] += 1
+
+        tasks: dict[asyncio.Task[_Outcome], str] = {}
+        for node_id, node_keys in keys_by_node.items():
+            part_request = method.limited(request, node_keys)
+            if not self._reachable(node_id):
+                self._hint(node_id, method, part_request, "believed down")
+                continue
+            tasks[asyncio.create_task(self._forward(node_id, method, part_request))] = node_id
+
+        waiting = set(tasks)
+        while waiting and any(acks[p] < need[p] for p in need):
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                outcome = task.result()
+                outcomes.append(outcome)
+                if outcome.error is None:
+                    for part in counted[outcome.node_id]:
+                        acks[part] += 1
+        for task in waiting:  # answered already: the rest finish (or leave hints) on their own
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        short = sorted(p for p in need if acks[p] < need[p])
+        if short:
+            self.quorum_failures += 1
+            raise self._quorum_error(method, short, acks, need, outcomes)
+        if local_keys is not None:
+            return outcomes[0].response
+        first = next(o for o in outcomes if o.response is not None)
+        return first.response
+
+    def _reachable(self, node_id: str) -> bool:
+        try:
+            return self.peers.health.allows(self.peers.map.address(node_id))
+        except KeyError:
+            return False
+
+    async def _forward(self, node_id: str, method: WriteMethod, request: Message) -> _Outcome:
+        write = storage_pb2.ReplicaWrite(method=method.name, request=request.SerializeToString())
+        try:
+            reply = await self.peers.apply_writes.on_node(
+                node_id, storage_pb2.ApplyWritesRequest(writes=[write]), timeout_s=self.timeout_s
+            )
+            result = reply.results[0]
+            if result.code == 0:
+                return _Outcome(node_id, method.response.FromString(result.response))
+            if result.code == _WRONG_OWNER:
+                error: FeedringError = WrongEpoch(result.message, result.epoch)
+            else:
+                error = _error_for(result.code, result.message)
+        except FeedringError as exc:
+            error = exc
+        self._hint(node_id, method, request, error.message, write)
+        return _Outcome(node_id, error=error)
+
+    def _hint(
+        self,
+        node_id: str,
+        method: WriteMethod,
+        request: Message,
+        why: str,
+        write: storage_pb2.ReplicaWrite | None = None,
+    ) -> None:
+        write = write or storage_pb2.ReplicaWrite(method=method.name, request=request.SerializeToString())
+        self.hints.add(node_id, write)
+        log.debug("hint kept target=%s method=%s why=%s", node_id, method.name, why)
+
+    def _quorum_error(
+        self,
+        method: WriteMethod,
+        short: list[int],
+        acks: dict[int, int],
+        need: dict[int, int],
+        outcomes: list[_Outcome],
+    ) -> FeedringError:
+        wrong_owner = [o.error for o in outcomes if isinstance(o.error, WrongEpoch)]
+        if wrong_owner:
+            newest = max(wrong_owner, key=lambda e: e.epoch)
+            return WrongEpoch(newest.message, newest.epoch)
+        part = short[0]
+        errors = "; ".join(o.error.message for o in outcomes if o.error is not None) or "replicas believed down"
+        return Unavailable(
+            f"{method.name} reached {acks[part]} of the {need[part]} replicas of partition {part} it needs "
+            f"(write_quorum); it may have been applied in part and will be completed by hints and repair: {errors}"
+        )
+
+    async def drain(self) -> None:
+        """Waits for forwards still running (a clean stop)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _error_for(code: int, message: str) -> FeedringError:
+    for status, cls in BY_STATUS_CODE.items():
+        if status.value[0] == code:
+            return cls(message)
+    return FeedringError(message)

@@ -1,0 +1,199 @@
+"""Replicas on the in-memory twin: quorum writes, reads falling over, hints, versions, tombstones,
+digests and repair, and a replica taking over its primary's deliveries. Real node servicers, no
+processes: each scenario runs in milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from common.errors import Unavailable
+from node import delivery, keys, repair
+from node.feed_store import FeedStore
+from node.store import MemoryStore
+from protos import feed_pb2
+from router.flows import RouterFlows
+from tests.inmem_cluster import InmemCluster, make_config
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(scenario())
+
+
+async def timeline(router: RouterFlows, user: str) -> list[str]:
+    return [p.text for p in await router.timeline.read(user, 100, 0)]
+
+
+def replicated_cluster() -> InmemCluster:
+    return InmemCluster(make_config(nodes=3, partitions=16, replication_factor=3))
+
+
+def all_digests(cluster: InmemCluster) -> dict[str, list[list[int]]]:
+    return {
+        node_id: [repair.digests(node.feed_store, p) for p in range(cluster.config.partitions)]
+        for node_id, node in cluster.nodes.items()
+    }
+
+
+def primary_of(cluster: InmemCluster, key: str) -> str:
+    node = next(iter(cluster.nodes.values()))
+    return node.servicer.map.primary(node.feed_store.partition(key))
+
+
+def test_every_write_lands_on_every_replica() -> None:
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        await router.follows.follow("ann", "bob")
+        await router.posts.post("bob", "hello")
+        await cluster.settle(router)
+        for node in cluster.nodes.values():
+            inbox, _ = node.feed_store.read_inbox("ann", 10)
+            assert [feed_pb2.Post.FromString(raw).text for raw in inbox] == ["hello"]
+        digests = all_digests(cluster)
+        assert digests["n1"] == digests["n2"] == digests["n3"]
+        await cluster.close()
+
+    run(scenario)
+
+
+def test_with_one_replica_down_writes_and_reads_go_on_and_hints_catch_it_up() -> None:
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        await router.follows.follow("ann", "bob")
+        down = primary_of(cluster, "bob")
+        cluster.down(down)
+        # Posts, follows and reads all succeed with the author's and reader's primary gone.
+        await router.posts.post("bob", "while one was down")
+        await router.follows.follow("cat", "bob")
+        await cluster.settle(router)
+        assert await timeline(router, "ann") == ["while one was down"]
+        held = sum(n.hints.total for n in cluster.nodes.values())
+        assert held > 0, "the writes the down replica missed are held as hints"
+        assert all_digests(cluster)[down] != all_digests(cluster)[next(n for n in cluster.nodes if n != down)]
+        cluster.up(down)
+        await cluster.replay_hints()
+        await cluster.settle(router)
+        assert sum(n.hints.total for n in cluster.nodes.values()) == 0
+        digests = all_digests(cluster)
+        assert digests["n1"] == digests["n2"] == digests["n3"]
+        await cluster.close()
+
+    run(scenario)
+
+
+def test_a_write_that_cannot_reach_a_majority_fails_and_says_why() -> None:
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        others = [n for n in cluster.nodes if n != primary_of(cluster, "bob")]
+        for node_id in others:
+            cluster.down(node_id)
+        with pytest.raises(Unavailable, match="write_quorum"):
+            await router.posts.post("bob", "nobody will hear")
+        await cluster.close()
+
+    run(scenario)
+
+
+def test_edges_converge_whatever_order_their_writes_arrive_in() -> None:
+    ops = [("follow", 1 << 20), ("unfollow", 2 << 20), ("follow", 3 << 20), ("unfollow", 4 << 20)]
+    outcomes = set()
+    for order in itertools.permutations(ops):
+        feed = FeedStore(MemoryStore(), partitions=8, timeline_cap=10)
+        for op, version in order:
+            if op == "follow":
+                feed.graph.add_following("ann", "bob", followee_key="bob", version=version)
+                feed.graph.add_follower("bob", "ann", "bob", 0, version=version)
+            else:
+                feed.graph.remove_following("ann", "bob", version=version)
+                feed.graph.remove_follower("bob", "ann", version=version)
+        counters = feed.user_counters("ann"), feed.user_counters("bob")
+        outcomes.add(
+            (
+                tuple(feed.graph.list_edges(keys.FOLLOWING, "ann", "", 10)),
+                counters[0].following_count if counters[0] else 0,
+                counters[1].follower_count if counters[1] else 0,
+                tuple(tuple(repair.digests(feed, p)) for p in range(8)),
+            )
+        )
+    assert len(outcomes) == 1
+    ((following, following_count, follower_count, _),) = outcomes
+    assert following == () and following_count == 0 and follower_count == 0  # the last write was an unfollow
+
+
+def test_a_delete_that_arrives_before_its_post_still_wins() -> None:
+    feed = FeedStore(MemoryStore(), partitions=8, timeline_cap=10)
+    assert feed.remove_post("bob", 42) is None
+    created, _ = feed.store_post("bob", feed_pb2.Post(id=42, author="bob", text="late"))
+    assert not created and feed.read_posts("bob", 10) == []
+
+
+def test_repair_copies_what_a_replica_missed_and_never_resurrects_a_delete_or_an_unfollow() -> None:
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        await router.follows.follow("ann", "bob")
+        await router.follows.follow("cat", "bob")
+        doomed = await router.posts.post("bob", "doomed")
+        await cluster.settle(router)
+        cluster.down("n3")
+        await router.posts.delete("bob", doomed.id)
+        await router.follows.unfollow("cat", "bob")
+        await router.posts.post("bob", "fresh")
+        await router.follows.follow("dan", "bob")
+        await cluster.settle(router)
+        for node in cluster.nodes.values():  # the hints are lost: only repair can help now
+            for target in list(node.hints.counts):
+                node.hints.remove(target, [k for k, _ in node.hints.oldest(target, 10_000)])
+        cluster.up("n3")
+        await cluster.probe()
+        repaired = [p async for p in cluster.nodes["n1"].repairer.repair(list(range(16)))]
+        assert repaired[-1].done and repaired[-1].out_of_sync > 0
+        digests = all_digests(cluster)
+        assert digests["n1"] == digests["n2"] == digests["n3"]
+        n3 = cluster.nodes["n3"].feed_store
+        assert [feed_pb2.Post.FromString(r).text for r in n3.read_posts("bob", 10)] == ["fresh"]
+        assert n3.graph.list_edges(keys.FOLLOWERS, "bob", "", 10) == ["ann", "dan"]
+        assert [feed_pb2.Post.FromString(r).text for r in n3.read_inbox("ann", 10)[0]] == ["fresh"]
+        assert n3.user_counters("bob").follower_count == 2 and n3.user_counters("bob").post_count == 1
+        # A second pass finds nothing to do.
+        again = [p async for p in cluster.nodes["n2"].repairer.repair(list(range(16)))]
+        assert again[-1].out_of_sync == 0
+        await cluster.close()
+
+    run(scenario)
+
+
+def test_a_replica_takes_over_the_deliveries_of_a_primary_that_stays_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery, "TAKEOVER_AFTER_S", 0.0)
+
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        fans = [f"fan{i}" for i in range(30)]
+        for fan in fans:
+            await router.follows.follow(fan, "bob")
+        primary = primary_of(cluster, "bob")
+        await cluster.nodes[primary].delivery.stop()  # it stores the post, then dies before delivering
+        await router.posts.post("bob", "survives its node")
+        assert cluster.outstanding() == 3  # one record on each replica of bob's partition
+        cluster.down(primary)
+        await cluster.probe()
+        for node_id, node in cluster.nodes.items():
+            if node_id != primary:
+                node.delivery.wake(set())
+        deadline = asyncio.get_running_loop().time() + 5
+        while [await timeline(router, fan) for fan in fans] != [["survives its node"]] * len(fans):
+            assert asyncio.get_running_loop().time() < deadline, "no replica delivered the post"
+            await asyncio.sleep(0.01)
+        # The replica that delivered removed the record on the replicas it could reach.
+        alive = [n for n in cluster.nodes if n != primary]
+        assert sum(cluster.nodes[n].delivery.log.count() for n in alive) == 0
+        await cluster.close()
+
+    run(scenario)
