@@ -303,24 +303,38 @@ class DeliveryDriver:
         return HotState(meta.state) if meta.found else HotState.NORMAL
 
     async def _followers(self, record: storage_pb2.Delivery, limit: int) -> list[str]:
-        """The next `limit` followers after the checkpoint, in byte order, over every key of the author:
-        read here for the keys this node holds (the usual case), from a replica for the others."""
+        """The next `limit` followers after the checkpoint, in byte order, over every key of the author.
+        Read from two replicas of each key (this node's own copy, where it has one, and another):
+        a follow is acknowledged once a majority of replicas has its edge, so any two of three
+        include one that has it, and a replica that missed a follow cannot drop its follower."""
         author_keys = [record.author]
         if record.salted:
             author_keys += salting.salted_keys(record.author, self.salt_buckets)
         mine = self._owned()
         local = [k for k in author_keys if self.peers.map.partition(k) in mine]
-        remote = self.peers.group_by_node(k for k in author_keys if k not in local)
-        pages = await asyncio.gather(*(self._remote_edges(group, record.after, limit) for group in remote.values()))
+        pages = [await self._remote_edges(k, record.after, limit, skip_self=k in local) for k in author_keys]
         if local:
             pages.append(self.feed_store.graph.list_edges(keys.FOLLOWERS, local[0], record.after, limit, local[1:]))
         return salting.merge_users(pages, limit)
 
-    async def _remote_edges(self, user_keys: list[str], after: str, limit: int) -> list[str]:
+    async def _remote_edges(self, user_key: str, after: str, limit: int, skip_self: bool) -> list[str]:
+        """A page of `user_key`'s followers from a replica other than this node (none answering and
+        this node holding the key: its own page alone has to do)."""
         request = storage_pb2.ListEdgesRequest(
-            direction=storage_pb2.FOLLOWERS, user_key=user_keys[0], more_keys=user_keys[1:], after=after, limit=limit
+            direction=storage_pb2.FOLLOWERS, user_key=user_key, after=after, limit=limit
         )
-        return list((await self.peers.list_edges.by_key(user_keys[0], request)).users)
+        others = [n for n in self.peers.replicas_for(user_key) if n != self.node_id]
+        if not others and skip_self:
+            return []
+        for node_id in others:
+            try:
+                reply = await self.peers.list_edges.on_node(node_id, request, timeout_s=self.peers.attempt_timeout_s)
+                return list(reply.users)
+            except FeedringError as exc:
+                if not skip_self and node_id == others[-1]:
+                    raise
+                log.debug("follower page from another replica failed node=%s error=%s", node_id, exc.message)
+        return []
 
     async def _send(self, record: storage_pb2.Delivery, consumers: list[str]) -> None:
         if self.replicator is None:  # no replication (a single-node test): straight to the owners

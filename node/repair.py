@@ -27,9 +27,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from common.errors import FeedringError
 from common.storage_client import StorageClient
 from node import keys
-from node.batch import SALT_COUNT
+from node.batch import SALT_COUNT, UserCounters
 from node.feed_store import FeedStore
-from node.versioned import read_edge, read_registry, set_edge
+from node.versioned import is_alive, read_edge, read_registry, set_edge
 from protos import feed_pb2, storage_pb2
 
 __all__ = ["BUCKETS", "digests", "read_buckets", "merge", "Repairer"]
@@ -180,6 +180,35 @@ def _merge_edge(feed_store: FeedStore, family: bytes, part: int, user: str, key:
     return 1
 
 
+def recount(feed_store: FeedStore, partition: int) -> int:
+    """Rewrites every counter of the partition from the keys it holds (after a transfer merged with
+    direct writes, the counters copied from the source no longer match). Returns users recounted."""
+    counts: dict[str, UserCounters] = {}
+    for key, value in feed_store.store.scan(keys.partition_prefix(partition)):
+        family = keys.family_of(key)
+        if family == keys.META:
+            user = key[3:].decode("utf-8")
+            old = UserCounters.decode(value)
+            counts.setdefault(user, UserCounters()).edge_version = old.edge_version
+            continue
+        user = _user_of(key).decode("utf-8")
+        if family == keys.POSTS:
+            counts.setdefault(user, UserCounters()).post_count += 1
+        elif family == keys.INBOX:
+            counts.setdefault(user, UserCounters()).inbox_size += 1
+        elif family in (keys.FOLLOWERS, keys.FOLLOWING) and is_alive(value):
+            counters = counts.setdefault(user, UserCounters())
+            if family == keys.FOLLOWERS:
+                counters.follower_count += 1
+            else:
+                counters.following_count += 1
+    batch = feed_store.new_batch()
+    for user, counters in counts.items():
+        batch.counters[keys.meta_key(partition, user)] = counters
+    batch.commit()
+    return len(counts)
+
+
 class Repairer:
     def __init__(
         self,
@@ -224,8 +253,10 @@ class Repairer:
     # -- one repair ------------------------------------------------------------------------------
 
     async def repair(
-        self, partitions: list[int], max_keys_per_second: int = 0
+        self, partitions: list[int], max_keys_per_second: int = 0, catch_up: bool = False
     ) -> AsyncIterator[storage_pb2.RepairProgress]:
+        """Repairs `partitions` with their other replicas. `catch_up`: partitions a membership change
+        is bringing here, pulled from their current replicas only (the transfer brought most of it)."""
         async with self._lock:
             progress = storage_pb2.RepairProgress(partitions_total=len(partitions))
             unreachable: set[str] = set()
@@ -234,10 +265,12 @@ class Repairer:
             scanned = 0
             try:
                 for part in partitions:
-                    if part not in self.owned():
+                    if part not in self.owned() and not catch_up:
                         progress.partitions_done += 1
                         continue
-                    differed, moved, keys_seen = await self._repair_partition(part, unreachable)
+                    differed, moved, keys_seen = await self._repair_partition(part, unreachable, pull_only=catch_up)
+                    if catch_up:
+                        await asyncio.to_thread(recount, self.feed_store, part)
                     progress.partitions_done += 1
                     progress.out_of_sync += differed
                     progress.keys_repaired += moved
@@ -270,14 +303,16 @@ class Repairer:
             finally:
                 self.stats.repairing = False
 
-    async def _repair_partition(self, part: int, unreachable: set[str]) -> tuple[int, int, int]:
+    async def _repair_partition(
+        self, part: int, unreachable: set[str], pull_only: bool = False
+    ) -> tuple[int, int, int]:
         """Pull what differs from every other replica, then push what still differs to each.
         Returns (1 if any replica differed, entries moved, keys scanned)."""
         others = [n for n in self.peers.map.replicas(part) if n != self.node_id]
         moved = 0
         differed = 0
         scanned = 0
-        for push in (False, True):
+        for push in (False,) if pull_only else (False, True):
             mine, size = await asyncio.to_thread(digests_and_size, self.feed_store, part)
             scanned += size
             for peer in others:

@@ -580,8 +580,17 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         if self.repairer is None:
             raise FailedPrecondition(f"node {self.node_id} does not repair")
         partitions = sorted(set(request.partitions)) if request.partitions else sorted(self.owned)
-        self._held(partitions)
-        async for progress in self.repairer.repair(partitions, request.max_keys_per_second):
+        if request.catch_up:
+            arriving = set(partitions) - self.writable
+            if arriving:
+                raise WrongEpoch(
+                    f"node {self.node_id} is not receiving partitions {sorted(arriving)[:10]} "
+                    f"at epoch {self.map.epoch}",
+                    self.map.epoch,
+                )
+        else:
+            self._held(partitions)
+        async for progress in self.repairer.repair(partitions, request.max_keys_per_second, request.catch_up):
             yield progress
 
     def replication_stats(self) -> storage_pb2.ReplicationStats:

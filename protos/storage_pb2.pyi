@@ -602,12 +602,14 @@ class MergeEntriesResponse(_message.Message):
     def __init__(self, changed: _Optional[int] = ...) -> None: ...
 
 class RepairRequest(_message.Message):
-    __slots__ = ("partitions", "max_keys_per_second")
+    __slots__ = ("partitions", "max_keys_per_second", "catch_up")
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_KEYS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
     partitions: _containers.RepeatedScalarFieldContainer[int]
     max_keys_per_second: int
-    def __init__(self, partitions: _Optional[_Iterable[int]] = ..., max_keys_per_second: _Optional[int] = ...) -> None: ...
+    catch_up: bool
+    def __init__(self, partitions: _Optional[_Iterable[int]] = ..., max_keys_per_second: _Optional[int] = ..., catch_up: _Optional[bool] = ...) -> None: ...
 
 class RepairProgress(_message.Message):
     __slots__ = ("partitions_total", "partitions_done", "out_of_sync", "keys_repaired", "unreachable", "done")

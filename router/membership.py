@@ -150,6 +150,9 @@ class MembershipChanges:
         self._publish(phase="SEALING")
         await self._seal_all(plan, transfers)
         await asyncio.gather(*streams)
+        if plan.replication_factor > 1:
+            self._publish(phase="SYNCING")
+            await self._catch_up(plan, transfers)
 
         committed = plan.commit_change()
         await self._push(committed)
@@ -221,6 +224,26 @@ class MembershipChanges:
                 stream.cancel()
             raise
         return streams
+
+    async def _catch_up(self, plan: ClusterMap, transfers: Transfers) -> None:
+        """With replicas, the source of a transfer may have missed writes its partition's other
+        replicas acknowledged (it was down, or sealed); and a resumed transfer starts its copy
+        afresh, dropping writes sent straight to the destination meanwhile. So before the new
+        replicas serve, each pulls what differs from every current replica of its partitions."""
+
+        async def one(destination: str, parts: list[int]) -> None:
+            request = storage_pb2.RepairRequest(partitions=parts, catch_up=True)
+            async for progress in self.storage.repair.at(plan.address(destination), request, node_id=destination):
+                if progress.done and progress.keys_repaired:
+                    log.info(
+                        "destination caught up with the replicas node=%s partitions=%d entries=%d unreachable=%s",
+                        destination,
+                        len(parts),
+                        progress.keys_repaired,
+                        ",".join(progress.unreachable) or "-",
+                    )
+
+        await asyncio.gather(*(one(d, parts) for d, parts in transfers.by_destination.items()))
 
     async def _seal_all(self, plan: ClusterMap, transfers: Transfers, unseal: bool = False) -> None:
         await asyncio.gather(

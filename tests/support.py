@@ -32,13 +32,19 @@ def write_cluster_file(
     limits: dict[str, object] | None = None,
     hot_users: dict[str, object] | None = None,
     router_workers: int = 1,
+    replication_factor: int = 3,
+    replication: dict[str, object] | None = None,
 ) -> Path:
     ports = free_ports(nodes + 1)
     lines = [
         "[cluster]",
         'name = "test"',
         f"partitions = {partitions}",
+        f"replication_factor = {replication_factor}",
         'run_dir = "run"',
+        "",
+        "[replication]",
+        *(f"{k} = {_toml(v)}" for k, v in (replication or {}).items()),
         "",
         "[limits]",
         *(f"{k} = {_toml(v)}" for k, v in (limits or {}).items()),

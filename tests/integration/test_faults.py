@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from common.cluster_map import initial_map
 from common.errors import Unavailable
 from ops.local_cluster import PROJECT_ROOT, LocalCluster
-from tests.integration.conftest import ClusterHandle
+from tests.integration.conftest import ClusterHandle, start_cluster
 from tests.support import eventually
 
 
@@ -25,7 +26,16 @@ def user_on(handle: ClusterHandle, node_id: str, prefix: str) -> str:
     raise AssertionError("no such user")
 
 
-def test_a_down_node_fails_only_what_needs_it_and_loses_nothing(own_cluster: ClusterHandle) -> None:
+@pytest.fixture
+def single_copy(tmp_path: Path) -> Iterator[ClusterHandle]:
+    handle = start_cluster(tmp_path, replication_factor=1)
+    yield handle
+    handle.stop()
+
+
+def test_with_one_copy_a_down_node_fails_only_what_needs_it_and_loses_nothing(single_copy: ClusterHandle) -> None:
+    """replication_factor = 1: the data on a down node is unavailable (test_replicas.py: with 3, not)."""
+    own_cluster = single_copy
     client = own_cluster.client(timeout_s=3.0)
     on1, on2, on3 = (user_on(own_cluster, n, f"user-{n}-") for n in ("n1", "n2", "n3"))
     client.follow(on1, on3)
