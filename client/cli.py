@@ -442,6 +442,8 @@ def _hint_next_page(args: argparse.Namespace, token: str) -> None:
 def _sync(node: NodeHealth) -> str:
     """The node's last repair: catching up (a pass running), or how many partitions differed, and when."""
     rep = node.replication
+    if rep.catching_up:
+        return "[yellow]catching up[/yellow]"
     if rep.repairing:
         return "[yellow]repairing[/yellow]"
     if not rep.last_repair_ms:

@@ -90,6 +90,7 @@ class ReplicationStats:
     keys_repaired: int = 0
     repairing: bool = False
     peers_down: list[str] = field(default_factory=list)  # as this node's failure detector sees them
+    catching_up: bool = False  # restarted, still receiving the writes it missed (reads go elsewhere)
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,7 @@ class FeedClient:
                         n.replication.keys_repaired,
                         n.replication.repairing,
                         list(n.replication.peers_down),
+                        n.replication.catching_up,
                     ),
                 )
                 for n in r.nodes

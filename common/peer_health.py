@@ -38,6 +38,9 @@ class PeerHealth:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._peers: dict[str, _Peer] = {}
         self._clock = clock
+        # Peers that answer but are still catching up after a restart (hints not yet replayed to
+        # them): asked for reads only when no other replica answers.
+        self.lagging: set[str] = set()
 
     def allows(self, address: str) -> bool:
         """Whether a call to `address` should be tried now (its breaker is closed or due a probe)."""
@@ -56,6 +59,9 @@ class PeerHealth:
     def suspected(self) -> list[str]:
         return sorted(a for a, p in self._peers.items() if p.down_since)
 
+    def prefers(self, address: str) -> bool:
+        return self.allows(address) and address not in self.lagging
+
     def succeeded(self, address: str) -> None:
         peer = self._peers.get(address)
         if peer is not None and peer.down_since:
@@ -72,21 +78,26 @@ class PeerHealth:
         peer.open_until = now + min(_FIRST_PAUSE_S * 2 ** (peer.failures - 1), _MAX_PAUSE_S)
 
     async def monitor(
-        self, addresses: Callable[[], Iterable[str]], probe: Callable[[str], Awaitable[bool]], every_s: float = 1.0
+        self, addresses: Callable[[], Iterable[str]], probe: Callable[[str], Awaitable[str]], every_s: float = 1.0
     ) -> None:
-        """Health-checks every address each `every_s`, for ever (run it as a task)."""
+        """Health-checks every address each `every_s`, for ever (run it as a task). `probe` answers
+        "serving", "lagging" (up, catching up) or anything else for down."""
         while True:
             targets = sorted(set(addresses()))
-            results = await asyncio.gather(*(self._probe(a, probe) for a in targets), return_exceptions=True)
-            for address, ok in zip(targets, results, strict=True):
-                if ok is True:
+            results = await asyncio.gather(*(self._probe(a, probe) for a in targets))
+            for address, state in zip(targets, results, strict=True):
+                if state in ("serving", "lagging"):
                     self.succeeded(address)
+                    if state == "lagging":
+                        self.lagging.add(address)
+                    else:
+                        self.lagging.discard(address)
                 elif self.allows(address) or not self._peers.get(address, _Peer()).down_since:
                     self.failed(address)
             await asyncio.sleep(every_s)
 
     @staticmethod
-    async def _probe(address: str, probe: Callable[[str], Awaitable[bool]]) -> bool:
+    async def _probe(address: str, probe: Callable[[str], Awaitable[str]]) -> str:
         with contextlib.suppress(Exception):
             return await probe(address)
-        return False
+        return "down"

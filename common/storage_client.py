@@ -37,11 +37,22 @@ from common.grpc_status import RpcStatus, error_for_status, feedring_errors
 from common.peer_health import PeerHealth
 from protos import cluster_pb2, storage_pb2
 
-__all__ = ["StorageClient", "Transport", "GrpcTransport", "UnaryRpc", "StreamRpc", "MOVED_RETRIES", "SERVICE"]
+__all__ = [
+    "StorageClient",
+    "Transport",
+    "GrpcTransport",
+    "UnaryRpc",
+    "StreamRpc",
+    "MOVED_RETRIES",
+    "SERVICE",
+    "READS_SERVICE",
+]
 
 log = logging.getLogger(__name__)
 
 SERVICE = "feedring.v1.Storage"
+# The health service a node reports NOT_SERVING while it catches up after a restart.
+READS_SERVICE = "feedring.v1.Storage.reads"
 # How often a call follows "wrong owner" answers (about 5 s with backoff) before giving up.
 MOVED_RETRIES = 14
 
@@ -60,8 +71,8 @@ class Transport(Protocol):
         self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float | None
     ) -> AsyncIterator[Resp]: ...
 
-    async def serving(self, address: str, timeout_s: float) -> bool:
-        """Whether the process at `address` answers its health check with SERVING."""
+    async def serving(self, address: str, timeout_s: float, service: str = "") -> bool:
+        """Whether the process at `address` answers its health check (of `service`) with SERVING."""
 
     async def close(self) -> None: ...
 
@@ -128,9 +139,9 @@ class GrpcTransport:
         async for item in call(request, timeout=timeout_s):
             yield item
 
-    async def serving(self, address: str, timeout_s: float) -> bool:
+    async def serving(self, address: str, timeout_s: float, service: str = "") -> bool:
         reply = await health_pb2_grpc.HealthStub(self._channel(address)).Check(
-            health_pb2.HealthCheckRequest(), timeout=timeout_s
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
         )
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
@@ -175,10 +186,16 @@ class UnaryRpc(Generic[Req, Resp]):
         # With other replicas to fall over to, one attempt may not take the whole deadline.
         attempt_s = self.client.attempt_timeout_s if len(replicas) > 1 else None
         failures: list[FeedringError] = []
-        for node_id in replicas:
+        for i, node_id in enumerate(replicas):
             try:
                 return await self.on_node(node_id, request, timeout_s=attempt_s)
             except (Unavailable, DeadlineExceeded) as exc:
+                failures.append(exc)
+            except WrongEpoch as exc:
+                # A replica on our map's epoch refusing a key: its partition is sealed for a move.
+                # Another replica can take it (writes are coordinated from there).
+                if exc.epoch != self.client.map.epoch or i == len(replicas) - 1:
+                    raise
                 failures.append(exc)
         if len(failures) == 1:
             raise failures[0]
@@ -288,6 +305,7 @@ class StorageClient:
         self.seal_partitions = UnaryRpc(self, "SealPartitions", pb.SealPartitionsRequest, pb.SealPartitionsResponse)
         self.drop_partitions = UnaryRpc(self, "DropPartitions", pb.DropPartitionsRequest, pb.DropPartitionsResponse)
         self.apply_writes = UnaryRpc(self, "ApplyWrites", pb.ApplyWritesRequest, pb.ApplyWritesResponse)
+        self.held_deliveries = UnaryRpc(self, "HeldDeliveries", pb.HeldDeliveriesRequest, pb.HeldDeliveriesResponse)
         self.get_digests = UnaryRpc(self, "GetDigests", pb.GetDigestsRequest, pb.GetDigestsResponse)
         self.read_buckets = UnaryRpc(self, "ReadBuckets", pb.ReadBucketsRequest, pb.ReadBucketsResponse)
         self.merge_entries = UnaryRpc(self, "MergeEntries", pb.MergeEntriesRequest, pb.MergeEntriesResponse)
@@ -298,12 +316,14 @@ class StorageClient:
     # -- placement -------------------------------------------------------------------------------
 
     def replicas_for(self, key: str) -> list[str]:
-        """The key's replicas in the order to try them: those believed up first, in table order."""
+        """The key's replicas in the order to try them: those believed up first, in table order
+        (sorting is stable)."""
         replicas = self.map.replicas(self.map.partition(key))
         if len(replicas) == 1:
             return list(replicas)
-        up = [n for n in replicas if self.health.allows(self._address(n))]
-        return up + [n for n in replicas if n not in up]
+        # Up and caught up first; then up but catching up after a restart; then the rest.
+        rank = {n: (not self.health.allows(a), a in self.health.lagging) for n in replicas for a in [self._address(n)]}
+        return sorted(replicas, key=lambda n: rank[n])
 
     def node_for(self, key: str) -> str:
         """The replica a request for `key` goes to first (the primary unless it is believed down)."""
@@ -329,6 +349,16 @@ class StorageClient:
             return await self.transport.serving(address, timeout_s)
         except grpc.RpcError:
             return False
+
+    async def probe(self, address: str, timeout_s: float = 0.5) -> str:
+        """The failure detector's health check: "serving", "lagging" (up, but catching up on writes
+        it missed: its reads health service says NOT_SERVING) or "down"."""
+        try:
+            if not await self.transport.serving(address, timeout_s):
+                return "down"
+            return "serving" if await self.transport.serving(address, timeout_s, READS_SERVICE) else "lagging"
+        except grpc.RpcError:
+            return "down"
 
     # -- the map ---------------------------------------------------------------------------------
 

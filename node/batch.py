@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from node import keys
@@ -48,9 +49,10 @@ class UserCounters:
 class Batch:
     """Puts and deletes gathered for one atomic write, readable before they are written."""
 
-    def __init__(self, store: Store, family_counts: Counter[bytes]) -> None:
+    def __init__(self, store: Store, family_counts: Iterable[Counter[bytes]]) -> None:
         self.store = store
-        self.family_counts = family_counts
+        self.family_counts = family_counts  # counters the keys this batch adds or removes go into
+        self.family_delta: Counter[bytes] = Counter()
         self.puts: dict[bytes, bytes] = {}
         self.deletes: set[bytes] = set()
         self.counters: dict[bytes, UserCounters] = {}
@@ -67,7 +69,7 @@ class Batch:
         if self.get(key) is not None:
             return False
         self.put(key, value)
-        self.family_counts[keys.family_of(key)] += 1
+        self.family_delta[keys.family_of(key)] += 1
         return True
 
     def put(self, key: bytes, value: bytes) -> None:
@@ -79,7 +81,7 @@ class Batch:
             return False
         self.puts.pop(key, None)
         self.deletes.add(key)
-        self.family_counts[keys.family_of(key)] -= 1
+        self.family_delta[keys.family_of(key)] -= 1
         return True
 
     def counters_of(self, partition: int, user_key: str) -> UserCounters:
@@ -87,7 +89,7 @@ class Batch:
         if key not in self.counters:
             raw = self.get(key)
             if raw is None:
-                self.family_counts[keys.META] += 1
+                self.family_delta[keys.META] += 1
             self.counters[key] = UserCounters.decode(raw) if raw is not None else UserCounters()
         return self.counters[key]
 
@@ -96,3 +98,5 @@ class Batch:
             self.puts[key] = counters.encode()
         if self.puts or self.deletes:
             self.store.write(self.puts.items(), self.deletes)
+            for counts in self.family_counts:
+                counts.update(self.family_delta)

@@ -50,9 +50,9 @@ _RATE_WINDOW_S = 10.0
 # A replica takes over its partition's deliveries when every replica before it in the partition's
 # list has failed every call and health check for this long ...
 TAKEOVER_AFTER_S = 2.0
-# ... and drives any record this old whatever it believes (the driving replica finished it and the
-# word did not arrive, or never had it): deliveries are idempotent, so at worst work is done twice.
-ORPHAN_AFTER_S = 30.0
+# ... and drives a record this old that the driving replica does not hold (it finished it and the
+# word did not arrive, or it never had it).
+ORPHAN_AFTER_S = 10.0
 _INSERT_INBOX = WRITE["InsertInbox"]
 _REMOVE_FROM_INBOXES = WRITE["RemoveFromInboxes"]
 _FINISH = WRITE["FinishDeliveries"]
@@ -95,6 +95,8 @@ class DeliveryDriver:
         self._task: asyncio.Task[None] | None = None
         self._acting: tuple[tuple[int, tuple[str, ...]], frozenset[int]] | None = None
         self._orphans_checked = 0.0
+        self._orphan_check: asyncio.Task[None] | None = None
+        self._adopted: set[bytes] = set()  # keys of old records of standby partitions to drive here
 
     # -- which records this node drives ----------------------------------------------------------
 
@@ -209,7 +211,8 @@ class DeliveryDriver:
             present = {k for k, _ in records}
             self._retry_at = {k: v for k, v in self._retry_at.items() if k in present}
         if now - self._orphans_checked >= 5.0:
-            records += self._orphans(limit)
+            self._look_for_orphans()
+        records += self._adopted_records()
         for key, record in records:
             if free <= 0:
                 break
@@ -220,16 +223,52 @@ class DeliveryDriver:
             free -= 1
             task.add_done_callback(functools.partial(self._finished, key))
 
-    def _orphans(self, limit: int) -> list[tuple[bytes, storage_pb2.Delivery]]:
-        """Records of partitions another replica drives that are older than ORPHAN_AFTER_S."""
+    def _look_for_orphans(self) -> None:
+        """Records of partitions another replica drives that are older than ORPHAN_AFTER_S are
+        checked with that replica (in the background) before this node drives them."""
         self._orphans_checked = time.monotonic()
         standby = self._owned() - self.owned()
         cutoff_ms = time.time() * 1000 - ORPHAN_AFTER_S * 1000
-        records = self.log.pending(standby, 10_000)
-        old = [(k, r) for k, r in records if r.created_at_ms and r.created_at_ms < cutoff_ms]
-        if old:
-            log.info("delivery adopts old records node=%s count=%d", self.node_id, len(old))
-        return old[:limit]
+        old = [(k, r) for k, r in self.log.pending(standby, 10_000) if r.created_at_ms and r.created_at_ms < cutoff_ms]
+        if old and (self._orphan_check is None or self._orphan_check.done()):
+            self._orphan_check = asyncio.create_task(self._check_orphans(old[:1000]))
+
+    def _adopted_records(self) -> list[tuple[bytes, storage_pb2.Delivery]]:
+        """The adopted records still on disk (a record finished or replaced meanwhile is forgotten)."""
+        out = []
+        for key in list(self._adopted):
+            raw = self.feed_store.store.get(key)
+            if raw is None:
+                self._adopted.discard(key)
+            else:
+                out.append((key, Delivery.FromString(raw)))
+        return out
+
+    async def _check_orphans(self, records: list[tuple[bytes, storage_pb2.Delivery]]) -> None:
+        """Asks each partition's driving replica which of these old records it holds: those it does
+        not (finished there and the word did not arrive here, or never written there) this node
+        drives itself; deliveries are idempotent, so a record finished twice does no harm."""
+        by_driver: dict[str, list[tuple[bytes, storage_pb2.Delivery]]] = {}
+        for key, record in records:
+            # The replica driving the partition comes before this one in its list.
+            replicas = self.peers.map.replicas(partition_of_key(key))
+            driver = next((n for n in replicas if n != self.node_id), None)
+            if driver is not None:
+                by_driver.setdefault(driver, []).append((key, record))
+        for driver, group in by_driver.items():
+            try:
+                reply = await self.peers.held_deliveries.on_node(
+                    driver, storage_pb2.HeldDeliveriesRequest(keys=[k for k, _ in group]), timeout_s=2.0
+                )
+            except FeedringError:
+                continue  # unreachable: if it stays down, this node takes its partitions over
+            orphans = [(k, r) for (k, r), held in zip(group, reply.held, strict=False) if not held]
+            if orphans:
+                log.info(
+                    "delivery adopts records its driving replica lacks node=%s count=%d", self.node_id, len(orphans)
+                )
+                self._adopted.update(k for k, _ in orphans)
+                self._wake.set()
 
     def _finished(self, key: bytes, task: asyncio.Task[bool]) -> None:
         self._in_flight.pop(key, None)

@@ -80,7 +80,7 @@ class DeliveryLog:
         return found
 
     def count(self) -> int:
-        return self.feed_store.family_counts[keys.DELIVERIES]
+        return max(self.feed_store.family_counts[keys.DELIVERIES], 0)
 
     def oldest_age_s(self, partitions: Iterable[int]) -> float:
         """Age of the oldest record in `partitions` (0 when there is none), for status."""

@@ -17,6 +17,7 @@ Posts are stored as ``feed_pb2.Post`` bytes: the storage record and the wire mes
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections import Counter
 from collections.abc import Iterable
@@ -28,7 +29,7 @@ from common.versions import VersionClock
 from node import delivery_log, keys
 from node.batch import SALT_COUNT, Batch, UserCounters
 from node.follow_graph import FollowGraph
-from node.store import Store
+from node.store import Snapshot, Store
 from node.versioned import is_alive, read_registry, registry_value, set_edge
 from protos import feed_pb2, storage_pb2
 
@@ -51,16 +52,30 @@ class FeedStore:
         self.clock = VersionClock()  # versions of edges and registry entries written here
         # Keys per family on this node, for status; counted once at start, then kept current.
         self.family_counts: Counter[bytes] = Counter()
+        self._recounts: list[Counter[bytes]] = []  # what commits while a recount runs
 
     def partition(self, key: str) -> int:
         return partition_of(key, self.partitions)
 
     def count_keys(self) -> None:
-        counts: Counter[bytes] = Counter()
-        for key, _ in self.store.scan(b""):
-            if not key.startswith(b"\xff\xff"):
-                counts[keys.family_of(key)] += 1
-        self.family_counts = counts
+        """Counts every key per family (at start, before anything writes)."""
+        self.family_counts.clear()
+        self.family_counts.update(_count(self.store))
+
+    async def recount_keys(self) -> None:
+        """Counts every key per family again, while writes go on (after a transfer's raw copy or a
+        drop): a snapshot is counted in a thread, and what commits meanwhile is added to it."""
+        snapshot = self.store.snapshot()
+        since: Counter[bytes] = Counter()
+        self._recounts.append(since)
+        try:
+            counts = await asyncio.to_thread(_count, snapshot)
+        finally:
+            self._recounts.remove(since)
+            snapshot.close()
+        counts.update(since)
+        self.family_counts.clear()
+        self.family_counts.update(counts)
 
     def stamp(self, version: int) -> int:
         """The version a write applies with: the one the coordinating node gave it, or a new one."""
@@ -71,7 +86,7 @@ class FeedStore:
 
     def new_batch(self) -> Batch:
         """An atomic write, readable before it is committed; it keeps the family counts current."""
-        return Batch(self.store, self.family_counts)
+        return Batch(self.store, [self.family_counts, *self._recounts])
 
     # -- posts, by author ------------------------------------------------------------------------
 
@@ -366,3 +381,11 @@ class FeedStore:
     def _edges(self, part: int, family: bytes, user_key: str) -> list[str]:
         prefix = keys.user_prefix(part, family, user_key)
         return [keys.edge_user_of(key, len(prefix)) for key, raw in self.store.scan(prefix) if is_alive(raw)]
+
+
+def _count(store: Store | Snapshot) -> Counter[bytes]:
+    counts: Counter[bytes] = Counter()
+    for key, _ in store.scan(b""):
+        if not key.startswith(b"\xff\xff"):
+            counts[keys.family_of(key)] += 1
+    return counts

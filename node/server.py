@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -13,7 +14,7 @@ from common.cluster_map import ClusterMap, empty_map, initial_map
 from common.config import ClusterConfig, NodeConfig
 from common.errors import FeedringError
 from common.hot_state import HotPolicy
-from common.storage_client import StorageClient
+from common.storage_client import READS_SERVICE, StorageClient
 from node import keys
 from node.change_feed import ChangeFeed, ObservedStore
 from node.delivery import DeliveryDriver
@@ -122,6 +123,34 @@ class NodeServer:
                 return True
         return False
 
+    async def _catch_up_on_writes(self, replicated: bool, most_s: float = 60.0) -> None:
+        """A (re)started replica may have missed writes while it was down: until its peers hold no
+        more hints for it, its reads health service says NOT_SERVING, so callers read from the
+        other replicas (they still write here). Repair then finds anything hints did not carry."""
+        started = time.monotonic()
+        while replicated and time.monotonic() - started < most_s:
+            held, answered = 0, 0
+            for member in self.peers.map.members:
+                if member.id == self.node.id:
+                    continue
+                try:
+                    status = await self.peers.get_node_status.on_node(
+                        member.id, storage_pb2.GetNodeStatusRequest(), timeout_s=1.0
+                    )
+                except FeedringError:
+                    continue
+                answered += 1
+                held += status.replication.hints_by_target.get(self.node.id, 0)
+            if answered and not held:
+                break
+            await asyncio.sleep(0.5)
+        self.servicer.catching_up = False
+        await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        if replicated:
+            log.info(
+                "caught up on writes missed while down node=%s after=%.1fs", self.node.id, time.monotonic() - started
+            )
+
     def _peer_addresses(self) -> list[str]:
         return [m.address for m in self.peers.map.members if m.id != self.node.id]
 
@@ -188,12 +217,14 @@ class NodeServer:
         await self.server.start()
         await self._catch_up_map()
         self.delivery.start()  # resumes every record a crash or restart left unfinished
+        replicated = self.config.replication_factor > 1 and len(self.map.members) > 1
+        await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.servicer.catching_up = replicated
         self._background = [
+            asyncio.create_task(self._catch_up_on_writes(replicated)),
             asyncio.create_task(self.replayer.run()),
             asyncio.create_task(self.repairer.run()),
-            asyncio.create_task(
-                self.peers.health.monitor(self._peer_addresses, lambda a: self.peers.transport.serving(a, 0.5))
-            ),
+            asyncio.create_task(self.peers.health.monitor(self._peer_addresses, self.peers.probe)),
         ]
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("feedring.v1.Storage", health_pb2.HealthCheckResponse.SERVING)

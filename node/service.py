@@ -59,6 +59,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self.behind = behind  # told when a caller has a newer map than ours (catch up from peers)
         self.delivery = delivery  # carries out the delivery records StorePost and RemovePost write
         self.requests_served = 0
+        self.catching_up = False  # restarted and not yet sent every hint its peers held for it
         self.set_map(cluster_map)
 
     def set_map(self, cluster_map: ClusterMap) -> None:
@@ -78,6 +79,10 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self.persist_map(cluster_map)
         before = self.owned
         self.set_map(cluster_map)
+        if not cluster_map.changing and self.mover.sealed:
+            # A seal lasts until the change that made it commits (or is aborted): a source that
+            # stays a replica of the partition (replication_factor > 1) takes writes again.
+            self.mover.unseal(list(self.mover.sealed))
         if self.delivery is not None and self.owned - before:
             self.delivery.rescan()  # gained partitions arrive with the records they owe
         log.info(
@@ -501,7 +506,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             async for progress in self.mover.pull(request):
                 yield progress
         finally:
-            await asyncio.to_thread(self.feed_store.count_keys)
+            await self.feed_store.recount_keys()
 
     @grpc_errors
     async def SealPartitions(
@@ -526,7 +531,7 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             )
         self.mover.unseal(request.partitions)
         deleted = await self.mover.drop(list(request.partitions))
-        await asyncio.to_thread(self.feed_store.count_keys)
+        await self.feed_store.recount_keys()
         return storage_pb2.DropPartitionsResponse(keys_deleted=deleted)
 
     # -- anti-entropy (node/repair.py) -----------------------------------------------------------
@@ -538,6 +543,15 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
                 f"node {self.node_id} holds no replica of partitions {sorted(not_held)[:10]} at epoch {self.map.epoch}",
                 self.map.epoch,
             )
+
+    @grpc_errors
+    async def HeldDeliveries(
+        self, request: storage_pb2.HeldDeliveriesRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.HeldDeliveriesResponse:
+        self.requests_served += 1
+        if any(keys.family_of(k) != keys.DELIVERIES for k in request.keys):
+            raise InvalidArgument("only delivery record keys (family D) can be asked about")
+        return storage_pb2.HeldDeliveriesResponse(held=[self.feed_store.store.get(k) is not None for k in request.keys])
 
     @grpc_errors
     async def GetDigests(
@@ -592,11 +606,14 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             self._held(partitions)
         async for progress in self.repairer.repair(partitions, request.max_keys_per_second, request.catch_up):
             yield progress
+        if request.catch_up:
+            await self.feed_store.recount_keys()
 
     def replication_stats(self) -> storage_pb2.ReplicationStats:
         stats = storage_pb2.ReplicationStats()
         if self.repairer is not None:
             stats.CopyFrom(self.repairer.stats)
+        stats.catching_up = self.catching_up
         if self.replicator is not None:
             hints = self.replicator.hints
             stats.hints = hints.total
@@ -624,8 +641,10 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             node_id=self.node_id,
             epoch=self.map.epoch,
             partitions_owned=len(self.owned),
+            # Counts are kept as keys come and go; one can dip below zero for a moment while a
+            # transfer's raw copy is not yet recounted.
             keys_by_family={
-                keys.FAMILY_NAMES.get(family, repr(family)): count
+                keys.FAMILY_NAMES.get(family, repr(family)): max(count, 0)
                 for family, count in sorted(self.feed_store.family_counts.items())
             },
             requests_served=self.requests_served,

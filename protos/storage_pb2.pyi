@@ -455,7 +455,7 @@ class NodeStatus(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[ReplicationStats, _Mapping]] = ...) -> None: ...
 
 class ReplicationStats(_message.Message):
-    __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down")
+    __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down", "catching_up")
     class HintsByTargetEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -473,6 +473,7 @@ class ReplicationStats(_message.Message):
     HINTS_REPLAYED_FIELD_NUMBER: _ClassVar[int]
     QUORUM_FAILURES_FIELD_NUMBER: _ClassVar[int]
     PEERS_DOWN_FIELD_NUMBER: _ClassVar[int]
+    CATCHING_UP_FIELD_NUMBER: _ClassVar[int]
     hints: int
     hints_by_target: _containers.ScalarMap[str, int]
     partitions_checked: int
@@ -483,7 +484,8 @@ class ReplicationStats(_message.Message):
     hints_replayed: int
     quorum_failures: int
     peers_down: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, hints: _Optional[int] = ..., hints_by_target: _Optional[_Mapping[str, int]] = ..., partitions_checked: _Optional[int] = ..., partitions_out_of_sync: _Optional[int] = ..., last_repair_ms: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., repairing: _Optional[bool] = ..., hints_replayed: _Optional[int] = ..., quorum_failures: _Optional[int] = ..., peers_down: _Optional[_Iterable[str]] = ...) -> None: ...
+    catching_up: bool
+    def __init__(self, hints: _Optional[int] = ..., hints_by_target: _Optional[_Mapping[str, int]] = ..., partitions_checked: _Optional[int] = ..., partitions_out_of_sync: _Optional[int] = ..., last_repair_ms: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., repairing: _Optional[bool] = ..., hints_replayed: _Optional[int] = ..., quorum_failures: _Optional[int] = ..., peers_down: _Optional[_Iterable[str]] = ..., catching_up: _Optional[bool] = ...) -> None: ...
 
 class ReplicaWrite(_message.Message):
     __slots__ = ("method", "request")
@@ -546,6 +548,20 @@ class FinishDeliveriesResponse(_message.Message):
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     removed: int
     def __init__(self, removed: _Optional[int] = ...) -> None: ...
+
+class HeldDeliveriesRequest(_message.Message):
+    __slots__ = ("epoch", "keys")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, epoch: _Optional[int] = ..., keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class HeldDeliveriesResponse(_message.Message):
+    __slots__ = ("held",)
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    held: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, held: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class GetDigestsRequest(_message.Message):
     __slots__ = ("epoch", "partitions")

@@ -175,6 +175,11 @@ class StorageStub:
                 request_serializer=protos_dot_storage__pb2.RepairRequest.SerializeToString,
                 response_deserializer=protos_dot_storage__pb2.RepairProgress.FromString,
                 _registered_method=True)
+        self.HeldDeliveries = channel.unary_unary(
+                '/feedring.v1.Storage/HeldDeliveries',
+                request_serializer=protos_dot_storage__pb2.HeldDeliveriesRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.HeldDeliveriesResponse.FromString,
+                _registered_method=True)
         self.GetClusterMap = channel.unary_unary(
                 '/feedring.v1.Storage/GetClusterMap',
                 request_serializer=protos_dot_storage__pb2.GetClusterMapRequest.SerializeToString,
@@ -402,6 +407,14 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HeldDeliveries(self, request, context):
+        """Which of these delivery records the node holds (a replica asks the one driving its partition
+        before it takes over an old record: it may have been finished there, or never written there).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetClusterMap(self, request, context):
         """The node's current cluster map.
         """
@@ -558,6 +571,11 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.Repair,
                     request_deserializer=protos_dot_storage__pb2.RepairRequest.FromString,
                     response_serializer=protos_dot_storage__pb2.RepairProgress.SerializeToString,
+            ),
+            'HeldDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.HeldDeliveries,
+                    request_deserializer=protos_dot_storage__pb2.HeldDeliveriesRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.HeldDeliveriesResponse.SerializeToString,
             ),
             'GetClusterMap': grpc.unary_unary_rpc_method_handler(
                     servicer.GetClusterMap,
@@ -1326,6 +1344,33 @@ class Storage:
             '/feedring.v1.Storage/Repair',
             protos_dot_storage__pb2.RepairRequest.SerializeToString,
             protos_dot_storage__pb2.RepairProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HeldDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/HeldDeliveries',
+            protos_dot_storage__pb2.HeldDeliveriesRequest.SerializeToString,
+            protos_dot_storage__pb2.HeldDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -159,7 +159,7 @@ class MembershipChanges:
         self._publish(phase="COMMITTED", to_epoch=committed.epoch)
         log.info("membership change committed change=%r epoch=%d", plan.change, committed.epoch)
 
-        leftovers = await self._drop(plan, transfers.by_source, timeout_s=600.0)
+        leftovers = await self._drop(plan, _losing(plan), timeout_s=600.0)
         elapsed = time.monotonic() - started
         keys_moved = self._progress.keys_moved
         self._publish(
@@ -309,3 +309,14 @@ class MembershipChanges:
         progress = describe(current, "ABORTED", f"rolled back {current.change!r}; epoch is now {rolled_back.epoch}")
         progress.to_epoch = rolled_back.epoch
         return progress
+
+
+def _losing(plan: ClusterMap) -> dict[str, list[int]]:
+    """Per node, the partitions it held before the change and does not after (with replicas, not
+    only the sources of the transfers lose partitions)."""
+    out: dict[str, list[int]] = {}
+    for part, (old, new) in enumerate(zip(plan.table, plan.pending_table, strict=True)):
+        for node_id in old:
+            if node_id not in new:
+                out.setdefault(node_id, []).append(part)
+    return out

@@ -76,7 +76,7 @@ class RouterServer:
         self._monitor = asyncio.create_task(
             self.storage.health.monitor(
                 lambda: [m.address for m in self.storage.map.members],
-                lambda address: self.storage.transport.serving(address, 0.5),
+                self.storage.probe,
             )
         )
         log.info(

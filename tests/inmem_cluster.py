@@ -102,7 +102,7 @@ class InmemTransport:
         except _Aborted as exc:
             raise _rpc_error(exc.code, exc.details, exc.trailing) from None
 
-    async def serving(self, address: str, timeout_s: float) -> bool:
+    async def serving(self, address: str, timeout_s: float, service: str = "") -> bool:
         return address in self.servicers and address not in self.unreachable
 
     async def close(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from client import FeedClient
 from ops.local_cluster import LocalCluster
-from tests.support import write_cluster_file
+from tests.support import eventually, write_cluster_file
 
 
 class ClusterHandle:
@@ -39,6 +39,22 @@ class ClusterHandle:
 
     def restart(self, name: str) -> None:
         self.local.restart(name)
+
+
+def wait_settled(client: FeedClient, timeout_s: float = 60.0) -> None:
+    """Until every node is up, owes no deliveries and holds no hints: what replicas missed has reached them
+    (reads go to one replica, so a replica still catching up can answer a little behind)."""
+
+    def settled() -> None:
+        nodes = client.cluster_status().nodes
+        busy = [
+            (n.id, n.healthy, n.delivery.records, n.replication.hints, n.replication.catching_up)
+            for n in nodes
+            if not n.healthy or n.delivery.records or n.replication.hints or n.replication.catching_up
+        ]
+        assert not busy, f"not settled (node, healthy, records, hints, catching up): {busy}"
+
+    eventually(settled, timeout_s=timeout_s, interval_s=0.25)
 
 
 def start_cluster(directory: Path, **kwargs: object) -> ClusterHandle:

@@ -164,8 +164,10 @@ def test_a_burst_of_500k_inbox_writes_queues_on_disk_reads_keep_answering_and_al
         assert written == expected
         assert peak_rss < 200 * 2**20, f"a node reached {peak_rss / 2**20:.0f} MiB"
         assert reads[0] > 10 and slowest_read[0] < 2.0, f"slowest read {slowest_read[0]:.2f}s of {reads[0]}"
-        print(f"records owed after the burst: {owed}; peak node RSS {peak_rss / 2**20:.0f} MiB; "
-              f"{reads[0]} reads, slowest {slowest_read[0] * 1000:.0f} ms")
+        print(
+            f"records owed after the burst: {owed}; peak node RSS {peak_rss / 2**20:.0f} MiB; "
+            f"{reads[0]} reads, slowest {slowest_read[0] * 1000:.0f} ms"
+        )
     finally:
         handle.stop()
 

@@ -21,7 +21,7 @@ from client import FeedClient
 from common.errors import FeedringError
 from protos import admin_pb2, admin_pb2_grpc
 from router.post_ids import created_at_ms
-from tests.integration.conftest import ClusterHandle, start_cluster
+from tests.integration.conftest import ClusterHandle, start_cluster, wait_settled
 from tests.support import eventually, free_ports
 
 PARTITIONS = 512  # enough for the moved fraction to sit close to the ideal
@@ -88,6 +88,7 @@ class Writer:
 
 
 def check_nothing_lost(client: FeedClient, writer: Writer) -> None:
+    wait_settled(client)  # replicas that missed writes (down, or sealed for the move) have them
     for author, acked in writer.acked_posts.items():
         stored = [p.id for p in client.iter_user_posts(author, page_size=200)]
         assert len(stored) == len(set(stored)), f"{author}: a post appears twice"

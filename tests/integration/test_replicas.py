@@ -24,7 +24,7 @@ from client import FeedClient
 from common.cluster_map import initial_map
 from common.errors import DeadlineExceeded, FeedringError, Unavailable
 from protos import storage_pb2, storage_pb2_grpc
-from tests.integration.conftest import ClusterHandle, start_cluster
+from tests.integration.conftest import ClusterHandle, start_cluster, wait_settled
 from tests.support import eventually
 
 AUTHORS = [f"author{i}" for i in range(8)]
@@ -105,11 +105,6 @@ def _node_digests(address: str, partitions: int) -> dict[int, list[int]]:
     return {d.partition: list(d.buckets) for d in reply.digests}
 
 
-def _settled(client: FeedClient) -> bool:
-    status = client.cluster_status()
-    return all(n.healthy and not n.delivery.records and not n.replication.hints for n in status.nodes)
-
-
 @pytest.fixture
 def replicated(tmp_path: Path) -> ClusterHandle:
     handle = start_cluster(
@@ -174,10 +169,10 @@ def test_kill_and_hang_one_node_under_load_lose_nothing_acknowledged(replicated:
     )
 
     client = handle.client(timeout_s=30.0)
-    eventually(lambda: _settled(client), timeout_s=60.0, interval_s=0.5)
+    wait_settled(client)
     progress = list(client.repair())
     assert progress[-1].done and not progress[-1].unreachable
-    eventually(lambda: _settled(client), timeout_s=30.0, interval_s=0.5)
+    wait_settled(client)
 
     posts = [o for o in history.ops if o.kind == "post"]
     attempted = {o.args[1] for o in posts}
