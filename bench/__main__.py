@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import graphs, report, scenarios
+from bench import graphs, replication, report, scenarios
 from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import Mix, run_load, start_echo_server
 from bench.stats import summary
@@ -183,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             results["rebalance"] = scenarios.rebalance(cluster, client, users, min(seconds, 6))
     finally:
         cluster.stop(quiet=True)
+
+    print("replication: the same load at replication_factor 1 and 3, and a restarted replica's catch-up ...")
+    results["replication"] = replication.replication_cost(
+        run_dir / "replication", min(users, 5_000), min(seconds, 10), 8.0 if quick else 30.0, quick
+    )
 
     results["elapsed_s"] = time.perf_counter() - started
     results["targets"] = report.targets(results)

@@ -74,6 +74,39 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _replication_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """The cost of three copies against one, from bench/replication.py (same load, same machine)."""
+    rep = r.get("replication")
+    if not rep:
+        return []
+    one, three, ratio = rep["rf1"], rep["rf3"], rep["rf3_over_rf1"]
+    rows = [
+        (
+            "RF=1 vs RF=3: read-only timeline QPS",
+            f"{one['read_qps']:,.0f} vs {three['read_qps']:,.0f} ({ratio['read_qps']:.2f}x)",
+        ),
+        (
+            "RF=1 vs RF=3: post ack p50 / p99, 1K followers",
+            f"{one['post_ack_p50_ms']:.1f} / {one['post_ack_p99_ms']:.1f} vs "
+            f"{three['post_ack_p50_ms']:.1f} / {three['post_ack_p99_ms']:.1f} ms",
+        ),
+        (
+            "RF=1 vs RF=3: follower inboxes reached/s (replica writes/s)",
+            f"{one['inboxes_per_s']:,.0f} vs {three['inboxes_per_s']:,.0f} "
+            f"({three['replica_inbox_writes_per_s']:,.0f}) ({ratio['inboxes_per_s']:.2f}x)",
+        ),
+    ]
+    if "catch_up_s" in three:
+        rows.append(
+            (
+                f"RF=3: node killed for {three['down_s']:.0f} s under load, then restarted",
+                f"{three['failed_while_down']:.0f} of {three['ops_while_down']:.0f} ops failed; "
+                f"{three['hints_held_at_restart']:,.0f} hints; caught up {three['catch_up_s']:.1f} s after restart",
+            )
+        )
+    return rows
+
+
 def print_table(r: dict[str, Any]) -> None:
     console = Console(width=140)
     console.print(f"[bold]feedring bench[/bold] ({r['mode']}) {r['date']} on {r['machine']}, {r['elapsed_s']:.0f}s")
@@ -134,6 +167,7 @@ def print_table(r: dict[str, Any]) -> None:
             f"{r['rebalance']['read_p50_during_ms']:.1f} / {r['rebalance']['read_p99_during_ms']:.1f} ms",
         ),
     ]
+    rows += _replication_rows(r)
     for name, value in rows:
         t.add_row(name, value)
     console.print(t)

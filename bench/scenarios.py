@@ -35,12 +35,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_cluster_file(directory: Path, threshold: int, salt_buckets: int, hot_users: list[str]) -> Path:
+def write_cluster_file(
+    directory: Path, threshold: int, salt_buckets: int, hot_users: list[str], replication_factor: int = 1
+) -> Path:
+    """The bench cluster: 3 nodes, a router with 2 workers. One copy of each partition unless
+    `replication_factor` says otherwise, so the main figures compare with earlier runs; the cost of
+    replicas is measured side by side (bench/replication.py)."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
         "[cluster]",
         'name = "bench"',
         "partitions = 1024",
+        f"replication_factor = {replication_factor}",
         'run_dir = "run"',
         "",
         "[hot_users]",

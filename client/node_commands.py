@@ -28,6 +28,7 @@ examples:
   feedring node add n4 127.0.0.1:7104 --dry-run
   feedring node add n4 127.0.0.1:7104
   feedring node remove n2                    # then n2 can be stopped
+  feedring node remove n2 --dead             # n2 is lost: rebuild its replicas from the others
   feedring node resume                       # after an interruption; or: feedring node abort
 """
 
@@ -49,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add.add_argument("address", help="its host:port, e.g. 127.0.0.1:7104")
     remove = actions.add_parser("remove", help="move a node's partitions to the others, then retire it")
     remove.add_argument("node_id", help="the node to remove, e.g. n2")
+    remove.add_argument(
+        "--dead",
+        action="store_true",
+        help="the node is gone for good (disk lost): rebuild its replicas from the other replicas "
+        "of each partition without contacting it (needs replication_factor > 1)",
+    )
     for parser in (add, remove):
         parser.add_argument("--dry-run", action="store_true", help="print the plan; move nothing")
     for parser in (add, remove, actions.add_parser("resume", help="finish (or watch) an interrupted change")):
@@ -70,6 +77,7 @@ def request_for(args: argparse.Namespace) -> admin_pb2.ChangeMembershipRequest:
         address=getattr(args, "address", ""),
         dry_run=getattr(args, "dry_run", False),
         max_keys_per_second=getattr(args, "max_rate", 0),
+        dead=getattr(args, "dead", False),
     )
 
 

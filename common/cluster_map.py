@@ -40,6 +40,7 @@ class ClusterMap:
     pending_table: tuple[tuple[str, ...], ...] = ()
     change: str = ""
     leaving: tuple[Member, ...] = ()
+    dead: tuple[str, ...] = ()  # leaving nodes gone for good: never contacted, never a source
 
     def partition(self, key: str) -> int:
         return partition_of(key, self.partitions)
@@ -78,7 +79,7 @@ class ClusterMap:
     def member(self, node_id: str) -> Member | None:
         return next((m for m in self.members if m.id == node_id), None)
 
-    def begin_change(self, new_members: tuple[Member, ...], description: str) -> ClusterMap:
+    def begin_change(self, new_members: tuple[Member, ...], description: str, dead: tuple[str, ...] = ()) -> ClusterMap:
         """The next epoch's map: routing unchanged, the new table pending. Nodes that are added are
         members from now on (so their addresses are known); removed ones are marked leaving."""
         new_table = build_table(new_members, self.partitions, self.replication_factor, self.vnodes)
@@ -90,17 +91,23 @@ class ClusterMap:
             pending_table=new_table,
             change=description,
             leaving=tuple(m for m in self.members if m.id not in new_ids),
+            dead=dead,
         )
 
     def moves(self) -> list[tuple[int, str, str]]:
         """(partition, source, destination) for every replica the pending change adds; the source
-        is the partition's current primary."""
+        is the partition's first replica that is not dead."""
         out = []
         for part, (old, new) in enumerate(zip(self.table, self.pending_table, strict=True)):
+            alive = [n for n in old if n not in self.dead]
             for node_id in new:
-                if node_id not in old:
-                    out.append((part, old[0], node_id))
+                if node_id not in old and alive:
+                    out.append((part, alive[0], node_id))
         return out
+
+    def without_survivors(self) -> list[int]:
+        """Partitions of the pending change whose every current replica is dead (nothing to copy from)."""
+        return [p for p, old in enumerate(self.table) if self.dead and all(n in self.dead for n in old)]
 
     def commit_change(self) -> ClusterMap:
         leaving = {m.id for m in self.leaving}
@@ -112,6 +119,7 @@ class ClusterMap:
             pending_table=(),
             change="",
             leaving=(),
+            dead=(),
         )
 
     def abort_change(self) -> ClusterMap:
@@ -124,6 +132,7 @@ class ClusterMap:
             pending_table=(),
             change="",
             leaving=(),
+            dead=(),
         )
 
     def to_proto(self) -> cluster_pb2.ClusterMap:
@@ -137,6 +146,7 @@ class ClusterMap:
             pending_table=[cluster_pb2.ReplicaList(node_ids=list(r)) for r in self.pending_table],
             change=self.change,
             leaving=[cluster_pb2.NodeInfo(id=m.id, address=m.address, weight=m.weight) for m in self.leaving],
+            dead=list(self.dead),
         )
 
     @classmethod
@@ -151,6 +161,7 @@ class ClusterMap:
             pending_table=tuple(tuple(r.node_ids) for r in msg.pending_table),
             change=msg.change,
             leaving=tuple(Member(n.id, n.address, n.weight or 1) for n in msg.leaving),
+            dead=tuple(msg.dead),
         )
 
     def to_bytes(self) -> bytes:

@@ -23,7 +23,7 @@ class ReplicaList(_message.Message):
     def __init__(self, node_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ClusterMap(_message.Message):
-    __slots__ = ("epoch", "partitions", "replication_factor", "vnodes", "nodes", "table", "pending_table", "change", "leaving")
+    __slots__ = ("epoch", "partitions", "replication_factor", "vnodes", "nodes", "table", "pending_table", "change", "leaving", "dead")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class ClusterMap(_message.Message):
     PENDING_TABLE_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     LEAVING_FIELD_NUMBER: _ClassVar[int]
+    DEAD_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     partitions: int
     replication_factor: int
@@ -42,4 +43,5 @@ class ClusterMap(_message.Message):
     pending_table: _containers.RepeatedCompositeFieldContainer[ReplicaList]
     change: str
     leaving: _containers.RepeatedCompositeFieldContainer[NodeInfo]
-    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[int] = ..., replication_factor: _Optional[int] = ..., vnodes: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., table: _Optional[_Iterable[_Union[ReplicaList, _Mapping]]] = ..., pending_table: _Optional[_Iterable[_Union[ReplicaList, _Mapping]]] = ..., change: _Optional[str] = ..., leaving: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ...) -> None: ...
+    dead: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[int] = ..., replication_factor: _Optional[int] = ..., vnodes: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., table: _Optional[_Iterable[_Union[ReplicaList, _Mapping]]] = ..., pending_table: _Optional[_Iterable[_Union[ReplicaList, _Mapping]]] = ..., change: _Optional[str] = ..., leaving: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., dead: _Optional[_Iterable[str]] = ...) -> None: ...

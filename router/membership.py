@@ -43,6 +43,7 @@ class MembershipChanges:
         self._task: asyncio.Task[None] | None = None
         self._progress = admin_pb2.ChangeProgress()
         self._subscribers: list[asyncio.Queue[admin_pb2.ChangeProgress]] = []
+        self._dead: tuple[str, ...] = ()
 
     @property
     def running(self) -> bool:
@@ -61,7 +62,9 @@ class MembershipChanges:
                     f"another membership change is in progress ({self._progress.change!r}): one change at a "
                     "time. Run `feedring node resume` to finish it or `feedring node abort` to roll it back"
                 )
-            plan = plan_change(current, req.kind, req.node_id, req.address)
+            if req.dead and req.kind != Kind.REMOVE:
+                raise InvalidArgument("--dead goes with remove only")
+            plan = plan_change(current, req.kind, req.node_id, req.address, dead=req.dead)
             if req.kind == Kind.ADD:
                 await self._check_reachable(req.node_id, req.address)
             if req.dry_run:
@@ -139,6 +142,7 @@ class MembershipChanges:
 
     async def _run(self, plan: ClusterMap, max_keys_per_second: int) -> None:
         transfers = Transfers.of(plan)
+        self._dead = plan.dead  # the committed map no longer names them: keep not calling them
         log.info("membership change begins change=%r epoch=%d moves=%d", plan.change, plan.epoch, len(plan.moves()))
         await self._push(plan)
         # A resumed change may find partitions sealed by the attempt that died.
@@ -159,7 +163,8 @@ class MembershipChanges:
         self._publish(phase="COMMITTED", to_epoch=committed.epoch)
         log.info("membership change committed change=%r epoch=%d", plan.change, committed.epoch)
 
-        leftovers = await self._drop(plan, _losing(plan), timeout_s=600.0)
+        losing = {n: parts for n, parts in _losing(plan).items() if n not in plan.dead}
+        leftovers = await self._drop(plan, losing, timeout_s=600.0)
         elapsed = time.monotonic() - started
         keys_moved = self._progress.keys_moved
         self._publish(
@@ -278,7 +283,8 @@ class MembershipChanges:
     async def _push(self, cluster_map: ClusterMap) -> None:
         """Gives the map to every node that is (or is becoming, or leaving as) a member."""
         message = cluster_map.to_proto()
-        nodes = {m.id: m.address for m in (*cluster_map.members, *cluster_map.leaving)}
+        dead = {*cluster_map.dead, *self._dead}
+        nodes = {m.id: m.address for m in (*cluster_map.members, *cluster_map.leaving) if m.id not in dead}
         results = await asyncio.gather(
             *(
                 # wait_for_ready: a node restarted moments ago may still be in the channel's reconnect backoff.
@@ -300,6 +306,7 @@ class MembershipChanges:
         if not current.changing:
             raise FailedPrecondition(f"no membership change is in progress (epoch {current.epoch})")
         transfers = Transfers.of(current)
+        self._dead = current.dead
         await self._seal_all(current, transfers, unseal=True)
         rolled_back = current.abort_change()
         await self._push(rolled_back)

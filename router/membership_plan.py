@@ -20,8 +20,9 @@ __all__ = ["plan_change", "Transfers", "describe", "Kind"]
 Kind = admin_pb2.ChangeMembershipRequest
 
 
-def plan_change(current: ClusterMap, kind: int, node_id: str, address: str = "") -> ClusterMap:
-    """The pending map of adding (`address` given) or removing `node_id`, or the error saying why not."""
+def plan_change(current: ClusterMap, kind: int, node_id: str, address: str = "", dead: bool = False) -> ClusterMap:
+    """The pending map of adding (`address` given) or removing `node_id` (`dead`: gone for good, its
+    replicas rebuilt from the others), or the error saying why not."""
     if current.changing:
         raise FailedPrecondition(
             f"another membership change is in progress ({current.change!r}, epoch {current.epoch}): one change "
@@ -42,12 +43,16 @@ def plan_change(current: ClusterMap, kind: int, node_id: str, address: str = "")
         members = tuple(m for m in current.members if m.id != node_id)
         if not members:
             raise FailedPrecondition(f"cannot remove {node_id}: it is the last node and holds all the data")
-        if len(members) < current.replication_factor:
+        if not dead:
+            return current.begin_change(members, f"remove {node_id}")
+        plan = current.begin_change(members, f"remove {node_id} (dead)", dead=(node_id,))
+        lost = plan.without_survivors()
+        if lost:
             raise FailedPrecondition(
-                f"cannot remove {node_id}: {len(members)} nodes cannot hold "
-                f"{current.replication_factor} replicas of each partition"
+                f"cannot rebuild {node_id}'s data: {len(lost)} partitions (e.g. {lost[:5]}) have no other "
+                "replica. Bring the node back, or restore it from a backup"
             )
-        return current.begin_change(members, f"remove {node_id}")
+        return plan
     raise InvalidArgument("kind must be ADD or REMOVE to plan a change")
 
 

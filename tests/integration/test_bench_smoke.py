@@ -47,4 +47,7 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert r["salting"]["S=1"]["max_over_mean"] > r["salting"]["S=8"]["max_over_mean"]
     assert r["rebalance"]["keys_moved"] > 0 and r["rebalance"]["partitions_moved"] > 0
     assert all(not (isinstance(t["measured"], float) and math.isnan(t["measured"])) for t in r["targets"])
+    rep = r["replication"]
+    assert rep["rf1"]["read_qps"] > 0 and rep["rf3"]["read_qps"] > 0 and rep["rf3"]["inboxes_per_s"] > 0
+    assert rep["rf3"]["catch_up_s"] > 0 and rep["rf3"]["ops_while_down"] > 0
     assert "targets" in result.stdout

@@ -23,7 +23,7 @@ import pytest
 from client import FeedClient
 from common.cluster_map import initial_map
 from common.errors import DeadlineExceeded, FeedringError, Unavailable
-from protos import storage_pb2, storage_pb2_grpc
+from protos import admin_pb2, admin_pb2_grpc, storage_pb2, storage_pb2_grpc
 from tests.integration.conftest import ClusterHandle, start_cluster, wait_settled
 from tests.support import eventually
 
@@ -229,3 +229,34 @@ def test_a_replica_finishes_the_deliveries_of_an_authors_node_that_stays_down(re
 
 def _equal(got: object, want: object) -> None:
     assert got == want, f"{got} != {want}"
+
+
+def test_a_node_gone_for_good_is_removed_and_its_replicas_rebuilt_from_the_others(tmp_path: Path) -> None:
+    handle = start_cluster(tmp_path, nodes=4, partitions=64, replication_factor=3)
+    try:
+        client = handle.client(timeout_s=10.0)
+        authors = [f"a{i}" for i in range(12)]
+        for author in authors:
+            client.follow("fan", author)
+        acked = {client.post(a, f"before {a}").id for a in authors}
+        handle.kill("n4")  # its disk is gone: it will never come back
+        acked |= {client.post(a, f"while dead {a}").id for a in authors}
+        with grpc.insecure_channel(handle.router_address) as channel:
+            request = admin_pb2.ChangeMembershipRequest(
+                kind=admin_pb2.ChangeMembershipRequest.REMOVE, node_id="n4", dead=True
+            )
+            progress = list(admin_pb2_grpc.AdminStub(channel).ChangeMembership(request, timeout=120))
+        assert progress[-1].phase == "DONE", progress[-1].message
+        assert progress[-1].partitions_moving == len(initial_map(handle.config).owned_by("n4"))
+        cluster_map = client.cluster_map()
+        assert sorted(m.id for m in cluster_map.members) == ["n1", "n2", "n3"]
+        assert all(len(r) == 3 for r in cluster_map.table)  # every partition has three replicas again
+        wait_settled(client)
+        readable = {p.id for a in authors for p in client.iter_user_posts(a)}
+        assert acked <= readable
+        assert {p.id for p in client.iter_timeline("fan", page_size=200)} == acked
+        assert list(client.repair())[-1].done
+        digests = {n: _node_digests(handle.config.node(n).address, 64) for n in ("n1", "n2", "n3")}
+        assert all(len({tuple(digests[n][p]) for n in ("n1", "n2", "n3")}) == 1 for p in range(64))
+    finally:
+        handle.stop()

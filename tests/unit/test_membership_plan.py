@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from common.cluster_map import ClusterMap, Member, build_table
+from common.errors import FailedPrecondition
+from router.membership_plan import Kind, plan_change
 
 
 def three_nodes(partitions: int = 512) -> ClusterMap:
@@ -80,3 +84,31 @@ def test_transfers_group_every_move_by_stream_source_and_destination() -> None:
     progress = describe(plan, "PLANNED")
     assert (progress.from_epoch, progress.to_epoch, progress.partitions_moving) == (1, 3, transfers.partitions)
     assert sum(m.partitions for m in progress.moves) == transfers.partitions
+
+
+def replicated(nodes: int = 4, partitions: int = 256, rf: int = 3) -> ClusterMap:
+    members = tuple(Member(f"n{i}", f"127.0.0.1:{7100 + i}") for i in range(1, nodes + 1))
+    return ClusterMap(1, partitions, rf, 160, members, build_table(members, partitions, rf, 160))
+
+
+def test_removing_a_dead_node_rebuilds_its_replicas_from_the_survivors() -> None:
+    current = replicated()
+    plan = plan_change(current, Kind.REMOVE, "n4", dead=True)
+    assert plan.dead == ("n4",) and "(dead)" in plan.change
+    moves = plan.moves()
+    assert {p for p, _, _ in moves} == current.owned_by("n4")  # each lost replica is rebuilt ...
+    assert all(source != "n4" and source in current.replicas(p) for p, source, _ in moves)  # ... from a survivor
+    assert ClusterMap.from_proto(plan.to_proto()).dead == ("n4",)  # survives a router restart (resume)
+    assert plan.commit_change().dead == ()
+
+
+def test_a_dead_node_holding_the_only_copy_cannot_be_removed() -> None:
+    current = replicated(nodes=3, rf=1)
+    with pytest.raises(FailedPrecondition, match="no other replica"):
+        plan_change(current, Kind.REMOVE, "n2", dead=True)
+
+
+def test_fewer_nodes_than_the_replication_factor_keep_a_replica_on_every_node() -> None:
+    current = replicated(nodes=3, rf=3)
+    committed = plan_change(current, Kind.REMOVE, "n3", dead=True).commit_change()
+    assert all(set(r) == {"n1", "n2"} for r in committed.table)

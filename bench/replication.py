@@ -1,0 +1,108 @@
+"""What replicas cost, and how fast a restarted replica catches up: two short clusters side by side.
+
+The same graph and the same load run on a cluster with one copy of each partition and on one with
+three (the shipped setting), one after the other on this machine: timeline read QPS under a
+read-only load, post acknowledgement p50/p99 for a 1,000-follower author, and the fan-out delivery
+rate (follower inboxes reached per second, and the replica writes behind them). Then, on the
+three-copy cluster, a node is killed while a mixed load runs for `down_s` seconds and restarted: the
+catch-up time is from its restart until its peers hold no hints for it and it serves reads again.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bench import graphs, scenarios
+from bench.harness import Mix, run_load
+from bench.stats import summary
+from client import FeedClient
+from ops.local_cluster import LocalCluster
+
+__all__ = ["replication_cost"]
+
+
+def replication_cost(run_dir: Path, users: int, seconds: float, down_s: float, quick: bool) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for rf in (1, 3):
+        print(f"  replication_factor = {rf} ...", flush=True)
+        out[f"rf{rf}"] = _one_cluster(run_dir / f"rf{rf}", rf, users, seconds, down_s if rf > 1 else 0.0, quick)
+    one, three = out["rf1"], out["rf3"]
+    assert isinstance(one, dict) and isinstance(three, dict)
+    out["rf3_over_rf1"] = {
+        key: three[key] / one[key] if one.get(key) else float("nan")
+        for key in ("read_qps", "post_ack_p50_ms", "post_ack_p99_ms", "inboxes_per_s")
+    }
+    return out
+
+
+def _one_cluster(directory: Path, rf: int, users: int, seconds: float, down_s: float, quick: bool) -> dict[str, float]:
+    cluster = LocalCluster(scenarios.write_cluster_file(directory, 1_000_000, 8, [], replication_factor=rf))
+    cluster.start(quiet=True)
+    try:
+        target = cluster.config.routers[0].address
+        with FeedClient(target, timeout_s=120) as client:
+            graphs.load(client, graphs.synthetic_edges(users, 7), users * 20, f"synthetic graph, RF={rf}")
+            followers = 1_000
+            graphs.load(
+                client, ((f"rf-fan{i}", "rf-author") for i in range(followers)), followers, "1K-follower author"
+            )
+            fanout_authors = [f"rf-fanout{i}" for i in range(4)]
+            each = 1_000 if quick else 2_500
+            graphs.load(
+                client, ((f"rf-ff{i}", a) for a in fanout_authors for i in range(each)), 4 * each, "fan-out authors"
+            )
+            for i in range(200):
+                client.post(f"u{i}", f"seed post {i}")
+            scenarios.wait_for_deliveries(client)
+
+            reads = summary(run_load(target, "feed", seconds, 2, 16, Mix(1, 0, 0), users)["read"], seconds)
+            acks = []
+            for i in range(30 if quick else 100):
+                started = time.perf_counter()
+                client.post("rf-author", f"ack probe {i}")
+                acks.append(time.perf_counter() - started)
+            ack = summary(acks)
+            delivery = scenarios.delivery(client, "rf-author", "rf-fan0", fanout_authors * 5, each, 10)
+            figures = {
+                "read_qps": reads["qps"],
+                "read_p50_ms": reads["p50_ms"],
+                "read_p99_ms": reads["p99_ms"],
+                "post_ack_p50_ms": ack["p50_ms"],
+                "post_ack_p99_ms": ack["p99_ms"],
+                "delivery_lag_p50_ms": delivery["lag_p50_ms"],
+                "delivery_lag_p99_ms": delivery["lag_p99_ms"],
+                # Inbox keys over every node: each follower's inbox is written on `rf` replicas.
+                "replica_inbox_writes_per_s": delivery["inbox_entries_per_s"],
+                "inboxes_per_s": delivery["inbox_entries_per_s"] / rf,
+            }
+            if down_s:
+                figures.update(_catch_up(cluster, client, target, users, down_s))
+            return figures
+    finally:
+        cluster.stop(quiet=True)
+
+
+def _catch_up(cluster: LocalCluster, client: FeedClient, target: str, users: int, down_s: float) -> dict[str, float]:
+    """Kills n2 under a mixed load for `down_s`, restarts it, and times its catch-up."""
+    cluster.kill("n2")
+    load = run_load(target, "feed", down_s, 2, 8, Mix(0.6, 0.3, 0.1), users)
+    failed = len(load.get("error", []))
+    held = sum(n.replication.hints for n in client.cluster_status().nodes if n.healthy)
+    restarted = time.perf_counter()
+    cluster.restart("n2")
+    while True:
+        nodes = client.cluster_status().nodes
+        n2 = next(n for n in nodes if n.id == "n2")
+        if n2.healthy and not n2.replication.catching_up and not sum(n.replication.hints for n in nodes if n.healthy):
+            break
+        if time.perf_counter() - restarted > 300:
+            break
+        time.sleep(0.1)
+    return {
+        "down_s": down_s,
+        "ops_while_down": float(sum(len(v) for k, v in load.items() if k != "error")),
+        "failed_while_down": float(failed),
+        "hints_held_at_restart": float(held),
+        "catch_up_s": time.perf_counter() - restarted,
+    }
