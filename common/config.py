@@ -61,6 +61,7 @@ class Replication:
     replica_timeout_s: float = 1.0  # one replica's share of a call that can fall over to another
     repair_interval_s: float = 300.0  # between background anti-entropy passes (0: off)
     repair_max_keys_per_second: int = 20_000  # a pass's pace, so it never starves client traffic
+    max_hints_per_node: int = 1_000_000  # writes held for one unreachable node; past it, repair catches it up
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,7 @@ def load(path: str | Path) -> ClusterConfig:
         replica_timeout_s=rep.number("replica_timeout_s", 1.0, 0.01, 600.0),
         repair_interval_s=rep.number("repair_interval_s", 300.0, 0.0, 86400.0 * 30),
         repair_max_keys_per_second=rep.integer("repair_max_keys_per_second", 20_000, minimum=0),
+        max_hints_per_node=rep.integer("max_hints_per_node", 1_000_000, minimum=0),
     )
     rep.check_unknown()
 

@@ -39,8 +39,11 @@ _WRONG_OWNER = grpc.StatusCode.FAILED_PRECONDITION.value[0]
 
 
 class HintLog:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, max_per_target: int = 1_000_000) -> None:
         self.store = store
+        # Past this many hints for one node, new ones are dropped: repair brings it up to date
+        # (Cassandra bounds hints by time for the same reason: a node down for days).
+        self.max_per_target = max_per_target
         self.counts: Counter[str] = Counter()
         self._sequence = 0
         self.added = 0
@@ -57,6 +60,17 @@ class HintLog:
         self.counts = counts
 
     def add(self, target: str, write: storage_pb2.ReplicaWrite) -> None:
+        if self.counts[target] >= self.max_per_target:
+            self.dropped += 1
+            if self.dropped % 10_000 == 1:
+                log.warning(
+                    "hints for %s are at their limit (%d): dropping new ones; run `feedring repair --node %s` "
+                    "once it is back",
+                    target,
+                    self.max_per_target,
+                    target,
+                )
+            return
         self._sequence = max(self._sequence + 1, time.time_ns() // 1000)
         self.store.write([(keys.hint_key(target, self._sequence), write.SerializeToString())])
         self.counts[target] += 1

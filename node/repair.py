@@ -309,6 +309,8 @@ class Repairer:
         """Pull what differs from every other replica, then push what still differs to each.
         Returns (1 if any replica differed, entries moved, keys scanned)."""
         others = [n for n in self.peers.map.replicas(part) if n != self.node_id]
+        if not others:
+            return 0, 0, 0  # a single copy: nothing to compare with
         moved = 0
         differed = 0
         scanned = 0

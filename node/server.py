@@ -57,7 +57,7 @@ class NodeServer:
             self.map, config.limits.rpc_timeout_s, attempt_timeout_s=config.replication.replica_timeout_s
         )
         self.mover = PartitionMover(node_id, self.store, self.changes, self.peers)
-        self.hints = HintLog(self.store)
+        self.hints = HintLog(self.store, config.replication.max_hints_per_node)
         self.replicator = Replicator(
             node_id,
             self.peers,

@@ -13,8 +13,9 @@ import pytest
 from common.errors import Unavailable
 from node import delivery, keys, repair
 from node.feed_store import FeedStore
+from node.hints import HintLog
 from node.store import MemoryStore
-from protos import feed_pb2
+from protos import feed_pb2, storage_pb2
 from router.flows import RouterFlows
 from tests.inmem_cluster import InmemCluster, make_config
 
@@ -197,3 +198,19 @@ def test_a_replica_takes_over_the_deliveries_of_a_primary_that_stays_down(monkey
         await cluster.close()
 
     run(scenario)
+
+
+def test_hints_are_kept_across_a_restart_and_bounded_per_target() -> None:
+    store = MemoryStore()
+    hints = HintLog(store, max_per_target=3)
+    write = storage_pb2.ReplicaWrite(method="StorePost", request=b"")
+    for _ in range(5):
+        hints.add("n2", write)
+    hints.add("n3", write)
+    assert dict(hints.counts) == {"n2": 3, "n3": 1} and hints.dropped == 2
+    again = HintLog(store)
+    again.load()  # a restarted node finds them
+    assert dict(again.counts) == {"n2": 3, "n3": 1}
+    oldest = again.oldest("n2", 2)
+    again.remove("n2", [k for k, _ in oldest])
+    assert dict(again.counts) == {"n2": 1, "n3": 1}
