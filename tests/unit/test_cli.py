@@ -12,7 +12,18 @@ from typing import Any
 import pytest
 
 from client import cli
-from client.feed_client import ClusterStatus, HotUser, NodeHealth, Page, Post, RouterStats, User
+from client.feed_client import (
+    ClusterStatus,
+    DeliveryStats,
+    HotUser,
+    NodeHealth,
+    Page,
+    Post,
+    RepairProgress,
+    ReplicationStats,
+    RouterStats,
+    User,
+)
 from common.errors import NotFound, Unavailable
 
 ROUTER_IN_FILE = "127.0.0.1:27100"
@@ -76,6 +87,13 @@ class FakeClient:
         self._answer("get_user", user)
         return User(user, 12_000, 3, 40, True)
 
+    def repair(
+        self, node_id: str = "", partition: int | None = None, max_keys_per_second: int = 0
+    ) -> Iterator[RepairProgress]:
+        self._answer("repair", node_id, partition, max_keys_per_second)
+        yield RepairProgress(64, 16, 1, 10, [], False)
+        yield RepairProgress(64, 64, 3, 120, ["n2"], True)
+
     def cluster_status(self) -> ClusterStatus:
         self._answer("cluster_status")
         return ClusterStatus(
@@ -85,6 +103,18 @@ class FakeClient:
             nodes=[
                 NodeHealth("n1", "127.0.0.1:27101", True, "", 33, {"posts": 1234, "inbox": 5}, 10, 50 * 2**20),
                 NodeHealth("n2", "127.0.0.1:27102", False, "failed to connect [refused]", 31, {}, 0, 0),
+                NodeHealth(
+                    "n3",
+                    "127.0.0.1:27103",
+                    True,
+                    "",
+                    30,
+                    {"posts": 99},
+                    5,
+                    40 * 2**20,
+                    DeliveryStats(),
+                    ReplicationStats(hints=17, hints_by_target={"n2": 17}, peers_down=["n2"], catching_up=False),
+                ),
             ],
             hot_users=["star"],
             hot_registry=[HotUser("star", "HOT", True, 12_000), HotUser("faded", "COLD", False, 10)],
@@ -201,7 +231,7 @@ def test_the_default_deadline_leaves_room_for_the_routers_own(
 
 @pytest.mark.parametrize(
     "command",
-    ["follow", "unfollow", "post", "delete", "timeline", "posts", "followers", "following", "user", "status"],
+    ["follow", "unfollow", "post", "delete", "timeline", "posts", "followers", "following", "user", "status", "repair"],
 )
 def test_every_command_has_help_that_teaches_by_example(capsys: pytest.CaptureFixture[str], command: str) -> None:
     code, out, _ = run(capsys, command, "--help")
@@ -326,10 +356,33 @@ def test_status_shows_every_node_its_health_keys_and_the_hot_users(
     assert "star (hot, pinned" in out and "faded" not in out
 
 
+def test_status_shows_hints_held_and_what_each_node_sees_down(
+    fake: FakeClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run(capsys, "--router", "h:1", "status")[1]
+    n3 = next(line for line in out.splitlines() if line.startswith("│ n3"))
+    assert "17" in n3 and "not checked yet" in n3
+    assert "n3 holds hints (n2: 17), sees down: n2" in out
+
+
+def test_repair_draws_progress_and_says_what_it_could_not_reach(
+    fake: FakeClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--router", "h:1", "repair", "--node", "n1", "--max-rate", "500")
+    assert fake.calls[-1] == ("repair", "n1", None, 500)
+    assert "repaired 64 of 64 partitions: 3 were out of sync, 120 entries copied" in out
+    assert "not reachable (repair again once they are back): n2" in out
+    assert code == 1  # not everything could be compared
+    code, out, _ = run(capsys, "--router", "h:1", "--json", "repair", "--partition", "5")
+    assert fake.calls[-1] == ("repair", "", 5, 0)
+    assert json.loads(out.splitlines()[-1])["done"] is True
+
+
 def test_status_json_is_the_whole_status(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
     status = json.loads(run(capsys, "--router", "h:1", "--json", "status")[1])
     assert status["epoch"] == 4
-    assert [(n["id"], n["healthy"]) for n in status["nodes"]] == [("n1", True), ("n2", False)]
+    assert [(n["id"], n["healthy"]) for n in status["nodes"]] == [("n1", True), ("n2", False), ("n3", True)]
+    assert status["nodes"][2]["replication"]["hints_by_target"] == {"n2": 17}
     assert status["nodes"][0]["keys_by_family"] == {"posts": 1234, "inbox": 5}
 
 
