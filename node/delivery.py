@@ -1,19 +1,21 @@
 """Node-side delivery: a node copies its authors' posts into every follower's inbox itself, durably.
 
 Every post (and every delete) stored on this node came with a delivery record, written in the same
-atomic batch (node/delivery_log.py). The driver works through the records of the partitions this
-node owns, a few at a time. For each it pages the author's followers — read from this node's own
-store where the author's keys live here, from their owners otherwise (a once-hot author's salted
-keys) — groups each page by the node that owns the followers' inboxes and sends one batched
-InsertInbox (or RemoveFromInboxes) per node, straight to it, all at once. After each page is
-acknowledged it checkpoints the last follower done; after the last page it removes the record.
+atomic batch (node/delivery_log.py) on every replica of the author's partition. The first live
+replica of the partition drives its records, a few at a time: for each it pages the author's
+followers — from its own copy and from another replica's, so a follow acknowledged by a majority is
+never missed — and writes each page into the followers' inboxes on all their replicas at once
+(node/replication.py: one batch per node, a quorum per partition, hints for a replica that missed
+it). After each page it checkpoints the last follower done; after the last page it removes the
+record, here and on the other replicas. If the driving replica stays down, the next replica in the
+partition's list takes its records over (TAKEOVER_AFTER_S); a record older than ORPHAN_AFTER_S that
+the driving replica does not hold is driven by a replica that does.
 
-A failed batch is retried with backoff: a node that is down is waited for, a map that moved
-(WrongEpoch) sends the batch's consumers to their new owners. A record that still cannot finish is
-left for the next pass, never dropped; a restarted node resumes every record from its checkpoint;
-a record whose partition moved away is resumed by its new owner, which received it with the
-partition. Inbox writes are idempotent (keyed by post id, with tombstones against late copies), so
-work done twice shows nothing twice.
+A failed page is retried with backoff (a map that moved sends the consumers to their new owners); a
+record that still cannot finish is left for the next pass, never dropped; a restarted node resumes
+every record from its checkpoint; a record whose partition moved away is resumed by its new owner,
+which received it with the partition. Inbox writes are idempotent (keyed by post id, with tombstones
+against late copies), so work done twice shows nothing twice.
 
 Bounded: records wait on disk, and the driver holds at most `concurrency` records and one page of
 followers for each in memory. Reads keep their turn: delivery is ordinary asyncio work between
@@ -66,7 +68,7 @@ class DeliveryDriver:
         peers: StorageClient,
         owned: Callable[[], frozenset[int]],
         salt_buckets: int,
-        replicator: Replicator | None = None,
+        replicator: Replicator,
         page: int = 2000,
         concurrency: int = 4,
         max_attempts: int = 6,
@@ -326,8 +328,6 @@ class DeliveryDriver:
         """Removes the record here and on the partition's other replicas (which would otherwise take
         it over one day); a replica that misses the word gets it as a hint."""
         self.log.finish(key, up_to_version or None)
-        if self.replicator is None:
-            return
         author_key = key[3:].split(b"\x00", 1)[0].decode("utf-8")
         done = storage_pb2.FinishedDelivery(
             author_key=author_key, post_id=keys.post_id_of(key[:-1]), kind=key[-1], up_to_version=up_to_version
@@ -376,10 +376,6 @@ class DeliveryDriver:
         return []
 
     async def _send(self, record: storage_pb2.Delivery, consumers: list[str]) -> None:
-        if self.replicator is None:  # no replication (a single-node test): straight to the owners
-            groups = self.peers.group_by_node(consumers)
-            await asyncio.gather(*(self._send_batch(record, node_id, group) for node_id, group in groups.items()))
-            return
         if record.kind == INSERT:
             method, request = _INSERT_INBOX, storage_pb2.InsertInboxRequest(posts=[record.post], consumers=consumers)
         else:
@@ -394,35 +390,6 @@ class DeliveryDriver:
                 return
             except WrongEpoch as exc:
                 await self.peers.refresh_map(at_least=exc.epoch)  # the next try goes by the new map
-                if attempt == self.max_attempts:
-                    raise
-            except FeedringError:
-                if attempt == self.max_attempts:
-                    raise
-            self.retries += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    async def _send_batch(self, record: storage_pb2.Delivery, node_id: str, consumers: list[str]) -> None:
-        delay = 0.05
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                if record.kind == INSERT:
-                    request = storage_pb2.InsertInboxRequest(posts=[record.post], consumers=consumers)
-                    written = (await self.peers.insert_inbox.on_node(node_id, request)).inserted
-                else:
-                    retract = storage_pb2.RemoveFromInboxesRequest(post_id=record.post_id, consumers=consumers)
-                    written = (await self.peers.remove_from_inboxes.on_node(node_id, retract)).removed
-                self.inbox_writes += written
-                self._sample()
-                return
-            except WrongEpoch as exc:
-                # The map moved under us: send these consumers to their new owners.
-                await self.peers.refresh_map(at_least=exc.epoch)
-                regrouped = self.peers.group_by_node(consumers)
-                if list(regrouped) != [node_id]:
-                    await asyncio.gather(*(self._send_batch(record, n, g) for n, g in regrouped.items()))
-                    return
                 if attempt == self.max_attempts:
                     raise
             except FeedringError:

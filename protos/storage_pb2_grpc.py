@@ -197,17 +197,19 @@ class StorageServicer:
 
     def StorePost(self, request, context):
         """Stores a post under `author_key` (the author, or a salted key of a hot author) together with
-        the durable record of the delivery it owes, in one atomic write, before answering: the node
-        that owns the key then delivers the post to every follower's inbox itself (node/delivery.py),
-        whatever happens to the caller. A HOT author's post owes nothing (followers merge it at read).
+        the durable record of the delivery it owes, in one atomic write on every replica, before
+        answering: the partition's first live replica then delivers the post to every follower's inbox
+        itself (node/delivery.py), whatever happens to the caller. A HOT author's post owes nothing
+        (followers merge it at read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemovePost(self, request, context):
-        """Removes a post and records, in the same write, its removal from every follower's inbox, which
-        this node then carries out. NOT_FOUND if the post is not there.
+        """Removes a post (leaving a tombstone) and records, in the same write, its removal from every
+        follower's inbox, which the partition's driving replica carries out. NOT_FOUND if the post was
+        not on the coordinating replica.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
