@@ -6,8 +6,9 @@ after a call to it fails for want of an answer (UNAVAILABLE, or the deadline pas
 SIGSTOP, is the nasty case), and a circuit breaker then keeps callers away from it for a while
 (0.25 s, doubling to 4 s while it keeps failing) so that requests go to other replicas at once
 instead of each waiting out a deadline. When the pause ends, the next call is the probe. An optional
-monitor health-checks every peer once a second, so a process learns of a dead peer it has no traffic
-with (a replica deciding whether to take over its primary's deliveries) and of its return.
+monitor health-checks every peer twice a second (two missed checks in a row count as a failure: a
+busy process can stall for a moment), so a process learns of a dead peer it has no traffic with (a
+replica deciding whether to take over its primary's deliveries) and of its return.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _MAX_PAUSE_S = 4.0
 @dataclass
 class _Peer:
     failures: int = 0  # consecutive
+    probe_failures: int = 0  # consecutive failed health checks
     open_until: float = 0.0
     down_since: float = 0.0  # first failure of the current run of failures (0: answering)
 
@@ -62,6 +64,14 @@ class PeerHealth:
     def prefers(self, address: str) -> bool:
         return self.allows(address) and address not in self.lagging
 
+    def probe_failed(self, address: str) -> None:
+        """A health check got no answer. A busy process can miss one (its event loop stalled on a
+        big batch), so only the second in a row counts as a failure."""
+        peer = self._peers.setdefault(address, _Peer())
+        peer.probe_failures += 1
+        if peer.probe_failures >= 2:
+            self.failed(address)
+
     def succeeded(self, address: str) -> None:
         peer = self._peers.get(address)
         if peer is not None and peer.down_since:
@@ -78,7 +88,7 @@ class PeerHealth:
         peer.open_until = now + min(_FIRST_PAUSE_S * 2 ** (peer.failures - 1), _MAX_PAUSE_S)
 
     async def monitor(
-        self, addresses: Callable[[], Iterable[str]], probe: Callable[[str], Awaitable[str]], every_s: float = 1.0
+        self, addresses: Callable[[], Iterable[str]], probe: Callable[[str], Awaitable[str]], every_s: float = 0.5
     ) -> None:
         """Health-checks every address each `every_s`, for ever (run it as a task). `probe` answers
         "serving", "lagging" (up, catching up) or anything else for down."""
@@ -93,7 +103,7 @@ class PeerHealth:
                     else:
                         self.lagging.discard(address)
                 elif self.allows(address) or not self._peers.get(address, _Peer()).down_since:
-                    self.failed(address)
+                    self.probe_failed(address)
             await asyncio.sleep(every_s)
 
     @staticmethod

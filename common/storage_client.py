@@ -350,7 +350,7 @@ class StorageClient:
         except grpc.RpcError:
             return False
 
-    async def probe(self, address: str, timeout_s: float = 0.5) -> str:
+    async def probe(self, address: str, timeout_s: float = 1.0) -> str:
         """The failure detector's health check: "serving", "lagging" (up, but catching up on writes
         it missed: its reads health service says NOT_SERVING) or "down"."""
         try:

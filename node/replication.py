@@ -107,10 +107,14 @@ class Replicator:
             for part in counted[self.node_id]:
                 acks[part] += 1
 
+        # A replica believed down gets a hint without being tried, as long as each of its
+        # partitions has enough other replicas believed up for the quorum; otherwise it is tried.
+        down = {n for n in keys_by_node if not self._reachable(n)}
+        up_count = {p: sum(1 for n in (*counted, self.node_id) if p in counted[n] and n not in down) for p in need}
         tasks: dict[asyncio.Task[_Outcome], str] = {}
         for node_id, node_keys in keys_by_node.items():
             part_request = method.limited(request, node_keys)
-            if not self._reachable(node_id):
+            if node_id in down and all(up_count[p] >= need[p] for p in counted[node_id]):
                 self._hint(node_id, method, part_request, "believed down")
                 continue
             tasks[asyncio.create_task(self._forward(node_id, method, part_request))] = node_id
