@@ -85,7 +85,8 @@ class Replicator:
         keys_by_node: dict[str, list[str]] = defaultdict(list)
         counted: dict[str, set[int]] = defaultdict(set)
         need: dict[int, int] = {}
-        for key in method.keys(request):
+        request_keys = method.keys(request)
+        for key in request_keys:
             part = cluster_map.partition(key)
             replicas = cluster_map.replicas(part)
             pending = cluster_map.pending_table[part] if cluster_map.pending_table else ()
@@ -99,10 +100,15 @@ class Replicator:
             return method.response()
         acks: dict[int, int] = dict.fromkeys(need, 0)
         outcomes: list[_Outcome] = []
+        all_keys = len(request_keys)
+
+        def part_of(node_keys: list[str]) -> Message:
+            return request if len(node_keys) >= all_keys else method.limited(request, node_keys)
+
         local_keys = keys_by_node.pop(self.node_id, None)
         if local_keys is not None:
             # Our own part first: it raises what the caller must see (bad input, not the owner).
-            response = await self.apply(method.name, method.limited(request, local_keys))
+            response = await self.apply(method.name, part_of(local_keys))
             outcomes.append(_Outcome(self.node_id, response))
             for part in counted[self.node_id]:
                 acks[part] += 1
@@ -113,7 +119,7 @@ class Replicator:
         up_count = {p: sum(1 for n in (*counted, self.node_id) if p in counted[n] and n not in down) for p in need}
         tasks: dict[asyncio.Task[_Outcome], str] = {}
         for node_id, node_keys in keys_by_node.items():
-            part_request = method.limited(request, node_keys)
+            part_request = part_of(node_keys)
             if node_id in down and all(up_count[p] >= need[p] for p in counted[node_id]):
                 self._hint(node_id, method, part_request, "believed down")
                 continue
