@@ -32,7 +32,11 @@ __all__ = ["HintLog", "HintReplayer"]
 log = logging.getLogger(__name__)
 
 _SEQ = struct.Struct(">Q")
+# A replay call carries at most this many hints, or this many bytes of them: a hint can be a page
+# of 2,000 followers' inbox writes, and the target must apply a call well inside its deadline.
 _BATCH = 256
+_BATCH_BYTES = 256 << 10
+_REPLAY_TIMEOUT_S = 30.0
 # Answers that mean "try again later"; any other refusal is final.
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE.value[0], grpc.StatusCode.DEADLINE_EXCEEDED.value[0]}
 _WRONG_OWNER = grpc.StatusCode.FAILED_PRECONDITION.value[0]
@@ -76,10 +80,14 @@ class HintLog:
         self.counts[target] += 1
         self.added += 1
 
-    def oldest(self, target: str, limit: int) -> list[tuple[bytes, storage_pb2.ReplicaWrite]]:
-        out = []
+    def oldest(self, target: str, limit: int, max_bytes: int = 1 << 62) -> list[tuple[bytes, storage_pb2.ReplicaWrite]]:
+        out: list[tuple[bytes, storage_pb2.ReplicaWrite]] = []
+        size = 0
         for key, raw in self.store.scan(keys.hint_prefix(target)):
+            if out and size + len(raw) > max_bytes:
+                break
             out.append((key, storage_pb2.ReplicaWrite.FromString(raw)))
+            size += len(raw)
             if len(out) >= limit:
                 break
         return out
@@ -128,10 +136,10 @@ class HintReplayer:
             log.warning("hints dropped: node %s is no longer a member count=%d", target, len(dropped))
             return
         while self.hints.counts.get(target) and self.peers.health.allows(member.address):
-            batch = self.hints.oldest(target, _BATCH)
+            batch = self.hints.oldest(target, _BATCH, _BATCH_BYTES)
             request = storage_pb2.ApplyWritesRequest(writes=[w for _, w in batch], hinted=True)
             try:
-                reply = await self.peers.apply_writes.on_node(target, request)
+                reply = await self.peers.apply_writes.on_node(target, request, timeout_s=_REPLAY_TIMEOUT_S)
             except FeedringError as exc:
                 log.debug("hint replay postponed target=%s error=%s", target, exc.message)
                 return
