@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help install cluster node stop status test test-unit test-integration lint protos check-protos bench bench-quick clean
+.PHONY: help install cluster certs netcluster netcluster-stop node stop status test test-unit test-integration lint protos check-protos bench bench-quick bench-stress clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 20
@@ -20,9 +20,18 @@ install: $(STAMP)  ## create .venv and install feedring with its dependencies
 cluster: install  ## start every process of $(CONFIG) in the background and wait until healthy
 	$(PY) -m ops.local_cluster start --config $(CONFIG)
 
+certs: install  ## a local CA and a certificate per process of $(CONFIG) (TLS; made by make cluster too when [tls] is on)
+	$(PY) -m ops.certs --config $(CONFIG)
+
 node: install  ## start one more (empty) node: make node ID=n4 ADDR=127.0.0.1:7104, then feedring node add
 	@test -n "$(ID)" -a -n "$(ADDR)" || { echo "usage: make node ID=n4 ADDR=127.0.0.1:7104 [CONFIG=...]"; exit 2; }
 	$(PY) -m ops.local_cluster start-node --config $(CONFIG) --id $(ID) --address $(ADDR)
+
+netcluster: install  ## root only: $(CONFIG)'s processes each on its own emulated host (network namespace)
+	$(PY) -m ops.netcluster start --config $(CONFIG)
+
+netcluster-stop:  ## stop the netcluster and remove every namespace and link it made (even after a failed start)
+	@if [ -x $(PY) ]; then $(PY) -m ops.netcluster stop --config $(CONFIG); else echo "not installed: nothing to stop"; fi
 
 stop:  ## stop exactly the processes `make cluster` started
 	@if [ -x $(PY) ]; then $(PY) -m ops.local_cluster stop --config $(CONFIG); else echo "not installed: nothing to stop"; fi
@@ -53,13 +62,17 @@ check-protos: install  ## fail if the committed generated code is stale
 	@for f in build/protos-check/protos/*; do cmp -s $$f protos/$$(basename $$f) || { echo "stale generated code: protos/$$(basename $$f) (run make protos)"; exit 1; }; done
 	@echo "generated code is up to date"
 
-bench: install  ## the benchmark (about 7 minutes); table, JSON and PNG go to bench/results/
+bench: install  ## the benchmark (20-30 minutes); table, JSON and PNG go to bench/results/
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench
 
-bench-quick: install  ## a two-minute benchmark run
+bench-quick: install  ## a short benchmark run (about 6 minutes)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench --quick
+
+bench-stress: install  ## only the stress phase: the post rate the cluster sustains (about 12 minutes)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m bench --stress
 
 clean: stop  ## stop the cluster and delete its data, logs and build files
 	rm -rf data .run build

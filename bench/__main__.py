@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import graphs, replication, report, scenarios
+from bench import fanout_load, graphs, replication, report, scenarios
 from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import Mix, run_load, start_echo_server
 from bench.stats import summary
@@ -30,12 +30,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmark feedring on this machine. Every figure comes with a same-run baseline.",
-        epilog="examples:\n  make bench              # the full run (about 7 minutes)\n"
-        "  make bench-quick        # about two minutes\n"
+        epilog="examples:\n  make bench              # the full run (20-30 minutes)\n"
+        "  make bench-quick        # about 6 minutes\n"
+        "  make bench-stress       # python -m bench --stress: the post rate the cluster sustains\n"
         "  python -m bench --quick --seconds 5 --mix 0.8,0.15,0.05",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="small graphs and short phases (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small graphs and short phases (about 6 minutes)")
     parser.add_argument("--seconds", type=float, help="length of each load phase (default 20, quick 6)")
     parser.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
     parser.add_argument("--concurrency", type=int, default=16, help="calls in flight per client process (default 16)")
@@ -48,6 +49,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="before rebalancing, bulk-load until one node holds this many keys and report its RSS "
         "(default 5000000, quick 0 = skip)",
+    )
+    parser.add_argument(
+        "--stress",
+        action="store_true",
+        help="only load the graphs and run the stress phase (the post rate the cluster sustains)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write results (default bench/results)")
     return parser.parse_args(argv)
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = LocalCluster(scenarios.write_cluster_file(run_dir, threshold, 8, hot_pinned))
     cluster.start(quiet=True)
     try:
-        with FeedClient(cluster.config.routers[0].address, timeout_s=120) as client:
+        with FeedClient(cluster.config.routers[0].address, timeout_s=120, token=cluster.secret) as client:
             target = cluster.config.routers[0].address
             rss_empty = client.cluster_status().router.rss_bytes
             print("loading graphs ...", flush=True)
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 "reed": graphs.load(client, reed, len(reed), "Reed College graph"),
                 "synthetic": graphs.load(client, synthetic, len(synthetic), f"synthetic graph ({users} users)"),
             }
-            for label, followers in classes.items():
+            for label, followers in {} if args.stress else classes.items():
                 load_rates[f"c{label}"] = graphs.load(
                     client, graphs.celebrity_edges(f"c{followers}", followers), followers, f"{label}-follower author"
                 )
@@ -130,17 +136,48 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(300):
                 client.post(f"u{i}", f"seed post {i}")
             time.sleep(2)  # hot transitions of the big classes settle
+            if args.stress:
+                results["stress"] = _stress(cluster, client, users, quick)
+                return _finish_stress(results, started, args.out, stamp)
 
             print("mixed workload ...", flush=True)
             load = run_load(target, "feed", seconds, args.processes, args.concurrency, mix, users)
-            results["workload"] = {op: summary(v, seconds) for op, v in load.items() if v}
+            results["workload"] = {
+                op: summary(load[op], seconds) for op in ("read", "post", "follow", "error") if load.get(op)
+            }
             rss_after_workload = client.cluster_status().router.rss_bytes
+            # The closed loop posts faster than fan-out delivers: reads alone are measured once drained.
+            drained: dict[str, float] = {"after_closed_loop_mixed": scenarios.wait_for_deliveries(client)}
+            results["drain_s"] = drained
             results["read_only"] = summary(
                 run_load(target, "feed", seconds, args.processes, args.concurrency, Mix(1, 0, 0), users)["read"],
                 seconds,
             )
             results["read_single"] = summary(
                 run_load(target, "feed", min(seconds, 5), 1, 1, Mix(1, 0, 0), users)["read"]
+            )
+            # Most synthetic readers follow a hot user (a read-time merge); the common case apart.
+            plain = graphs.readers_following_no_hot_user(synthetic, threshold)
+            results["plain_readers"] = len(plain)
+            results["read_only_plain"] = summary(
+                run_load(target, "feed", seconds, args.processes, args.concurrency, Mix(1, 0, 0), users, plain, 0, 1.0)[
+                    "read"
+                ],
+                seconds,
+            )
+            results["read_single_plain"] = summary(
+                run_load(target, "feed", min(seconds, 5), 1, 1, Mix(1, 0, 0), users, plain, 0, 1.0)["read"]
+            )
+
+            # The closed loop above measures throughput (its latency is calls in flight / QPS); an
+            # open loop at half that rate measures what a reader waits while fan-out runs beside.
+            closed_ops = sum(results["workload"][op]["qps"] for op in ("read", "post", "follow") if op in load)
+            rate = max(0.5 * closed_ops, 20.0)
+            print(f"open-loop mixed workload at {rate:.0f} ops/s, then its reads alone ...", flush=True)
+            results["mixed_open"] = fanout_load.open_loop_mixed(cluster, client, users, seconds, rate, mix, 2)
+            drained["after_open_loop_mixed"] = scenarios.wait_for_deliveries(client)
+            results["reads_open"] = fanout_load.open_loop_mixed(
+                cluster, client, users, seconds, rate * mix.read, Mix(1, 0, 0), 2
             )
 
             print("post ack by follower class, delivery ...", flush=True)
@@ -150,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             results["delivery"] = scenarios.delivery(
                 client, "fanout0", "ff0", fanout_authors * 10, fanout_followers, 20 if quick else 50
             )
+
+            results["stress"] = _stress(cluster, client, users, quick)
 
             print("hot users ...", flush=True)
             for i, hot in enumerate(hot_pinned):
@@ -177,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
             node_entries = args.node_entries if args.node_entries is not None else (0 if quick else 5_000_000)
             if node_entries:
                 print(f"growing one node to {node_entries:,} entries for the memory figure ...", flush=True)
-                results["big_node"] = scenarios.grow_node_entries(client, node_entries)
+                results["big_node"] = scenarios.grow_node_entries(
+                    client, node_entries, {n.id: n.data_dir for n in cluster.config.nodes}
+                )
 
             print("rebalancing: adding a fourth node under read load ...", flush=True)
             results["rebalance"] = scenarios.rebalance(cluster, client, users, min(seconds, 6))
@@ -210,6 +251,30 @@ def _cores() -> int:
 def _memory_gib() -> float:
     with open("/proc/meminfo") as f:
         return int(f.readline().split()[1]) / 2**20
+
+
+def _stress(cluster: LocalCluster, client: FeedClient, users: int, quick: bool) -> dict[str, object]:
+    print("stress: raising the post rate until fan-out lag p99 passes 5 s ...", flush=True)
+    scenarios.wait_for_deliveries(client)
+    return fanout_load.stress(
+        cluster,
+        client,
+        users,
+        step_s=4.0 if quick else 8.0,
+        read_rate=50.0 if quick else 100.0,
+        post_rates=[5.0, 10.0, 20.0, 40.0] if quick else [2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 40.0, 80.0, 160.0],
+        processes=2,
+    )
+
+
+def _finish_stress(results: dict[str, object], started: float, out: Path, stamp: str) -> int:
+    results["elapsed_s"] = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{stamp}-stress.json"
+    json_path.write_text(json.dumps(results, indent=1, default=str))
+    report.print_stress(results)
+    print(f"results: {json_path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -39,6 +39,17 @@ def synthetic_edges(users: int, seed: int, mean_following: int = 20, prefix: str
     return sorted(edges)
 
 
+def readers_following_no_hot_user(edges: list[tuple[str, str]], threshold: int) -> list[str]:
+    """Followers whose every followee has fewer than `threshold` followers: their timeline read is
+    the common case, one router -> node call with no read-time merge."""
+    followers: dict[str, int] = {}
+    for _, followee in edges:
+        followers[followee] = followers.get(followee, 0) + 1
+    hot = {user for user, count in followers.items() if count >= threshold}
+    follows_hot = {follower for follower, followee in edges if followee in hot}
+    return sorted({follower for follower, _ in edges} - follows_hot)
+
+
 def celebrity_edges(celebrity: str, followers: int, pool: str = "fan") -> Iterator[tuple[str, str]]:
     for i in range(followers):
         yield (f"{pool}{i}", celebrity)

@@ -10,6 +10,7 @@ import asyncio
 import multiprocessing
 import random
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 
 import grpc
@@ -17,6 +18,7 @@ import grpc
 __all__ = ["Mix", "run_load", "start_echo_server", "ECHO_METHOD"]
 
 ECHO_METHOD = "/bench.Echo/Echo"
+CONNECTIONS_PER_PROCESS = 4
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Job:
     users: int  # synthetic users u0..u{users-1}
     readers: list[str]  # extra reader names (e.g. users following hot authors)
     seed: int
+    rate: float = 0.0  # open loop: operations per second from this process (0: closed loop)
+    readers_share: float = 0.5  # of reads, the share that picks from `readers`
 
 
 def _zipf_index(rng: random.Random, n: int) -> int:
@@ -47,45 +51,82 @@ async def _drive(job: Job) -> dict[str, list[float]]:
     from protos import feed_pb2, feed_pb2_grpc
 
     rng = random.Random(job.seed)
-    latencies: dict[str, list[float]] = {"read": [], "post": [], "follow": [], "echo": [], "error": []}
-    async with grpc.aio.insecure_channel(job.target) as channel:
-        stub = feed_pb2_grpc.FeedStub(channel)
-        echo = channel.unary_unary(ECHO_METHOD)
-        deadline = time.perf_counter() + job.seconds
+    latencies: dict[str, list[float]] = defaultdict(list)  # op -> latencies; op_at -> start offsets
+    # Several connections per process, as an app server would hold: a router's workers share its
+    # port (SO_REUSEPORT) by connection, so one connection per process could leave a worker idle.
+    channels = [
+        grpc.aio.insecure_channel(job.target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(CONNECTIONS_PER_PROCESS)
+    ]
+    stubs = [feed_pb2_grpc.FeedStub(c) for c in channels]
+    echoes = [c.unary_unary(ECHO_METHOD) for c in channels]
+    started = time.perf_counter()
+    deadline = started + job.seconds
 
-        async def one() -> None:
-            while (now := time.perf_counter()) < deadline:
-                try:
-                    if job.kind == "echo":
-                        await echo(b"x" * 64, timeout=5)
-                        op = "echo"
+    async def op(now: float, connection: int) -> None:
+        """One operation; its latency counts from `now` (an open loop's scheduled start)."""
+        stub = stubs[connection % len(stubs)]
+        try:
+            if job.kind == "echo":
+                await echoes[connection % len(echoes)](b"x" * 64, timeout=5)
+                name = "echo"
+            else:
+                roll = rng.random()
+                if roll < job.mix.read:
+                    if job.readers and rng.random() < job.readers_share:
+                        reader = rng.choice(job.readers)
                     else:
-                        roll = rng.random()
-                        if roll < job.mix.read:
-                            if job.readers and rng.random() < 0.5:
-                                reader = rng.choice(job.readers)
-                            else:
-                                reader = f"u{_zipf_index(rng, job.users)}"
-                            await stub.GetTimeline(feed_pb2.GetTimelineRequest(user=reader), timeout=5)
-                            op = "read"
-                        elif roll < job.mix.read + job.mix.post:
-                            author = f"u{_zipf_index(rng, job.users)}"
-                            await stub.Post(feed_pb2.PostRequest(author=author, text="bench " * 8), timeout=5)
-                            op = "post"
+                        reader = f"u{_zipf_index(rng, job.users)}"
+                    await stub.GetTimeline(feed_pb2.GetTimelineRequest(user=reader), timeout=5)
+                    name = "read"
+                elif roll < job.mix.read + job.mix.post:
+                    author = f"u{_zipf_index(rng, job.users)}"
+                    await stub.Post(feed_pb2.PostRequest(author=author, text="bench " * 8), timeout=5)
+                    name = "post"
+                else:
+                    a, b = f"u{rng.randrange(job.users)}", f"u{_zipf_index(rng, job.users)}"
+                    if a != b:
+                        if rng.random() < 0.5:
+                            await stub.Follow(feed_pb2.FollowRequest(follower=a, followee=b), timeout=5)
                         else:
-                            a, b = f"u{rng.randrange(job.users)}", f"u{_zipf_index(rng, job.users)}"
-                            if a != b:
-                                if rng.random() < 0.5:
-                                    await stub.Follow(feed_pb2.FollowRequest(follower=a, followee=b), timeout=5)
-                                else:
-                                    await stub.Unfollow(feed_pb2.UnfollowRequest(follower=a, followee=b), timeout=5)
-                            op = "follow"
-                    latencies[op].append(time.perf_counter() - now)
-                except grpc.aio.AioRpcError:
-                    latencies["error"].append(time.perf_counter() - now)
+                            await stub.Unfollow(feed_pb2.UnfollowRequest(follower=a, followee=b), timeout=5)
+                    name = "follow"
+            latencies[name].append(time.perf_counter() - now)
+            latencies[name + "_at"].append(now - started)
+        except grpc.aio.AioRpcError:
+            latencies["error"].append(time.perf_counter() - now)
 
-        await asyncio.gather(*(one() for _ in range(job.concurrency)))
-    return latencies
+    async def closed_loop(connection: int) -> None:
+        while (now := time.perf_counter()) < deadline:
+            await op(now, connection)
+
+    async def open_loop() -> None:
+        """Starts operations on a fixed schedule whatever the answers' pace (a real service's
+        arrivals); latency is from the scheduled start, so a stall is never hidden."""
+        gap = 1.0 / job.rate
+        scheduled = started + rng.random() * gap
+        running: set[asyncio.Task[None]] = set()
+        issued = 0
+        while scheduled < deadline:
+            await asyncio.sleep(max(scheduled - time.perf_counter(), 0.0))
+            if len(running) < job.concurrency:
+                task = asyncio.create_task(op(scheduled, issued))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                issued += 1
+            else:
+                latencies["dropped"].append(0.0)  # more than `concurrency` calls outstanding
+            scheduled += gap
+        await asyncio.gather(*running)
+
+    try:
+        if job.rate:
+            await open_loop()
+        else:
+            await asyncio.gather(*(closed_loop(i) for i in range(job.concurrency)))
+    finally:
+        await asyncio.gather(*(c.close() for c in channels))
+    return dict(latencies)
 
 
 def _worker(job: Job) -> dict[str, list[float]]:
@@ -101,9 +142,18 @@ def run_load(
     mix: Mix = Mix(),
     users: int = 1,
     readers: list[str] | None = None,
+    rate: float = 0.0,
+    readers_share: float = 0.5,
 ) -> dict[str, list[float]]:
-    """Runs `processes` client processes for `seconds`; returns every latency by operation."""
-    jobs = [Job(target, kind, seconds, concurrency, mix, users, readers or [], seed) for seed in range(processes)]
+    """Runs `processes` client processes for `seconds`; returns every latency by operation ("read",
+    "post", ...), when each started ("read_at", seconds into the run) and failures ("error").
+    `rate` > 0: an open loop of `rate` operations per second in all, at most `concurrency`
+    outstanding per process (past that an arrival is counted in "dropped"). A read picks its
+    reader from `readers` with probability `readers_share`, else a Zipf-chosen synthetic user."""
+    jobs = [
+        Job(target, kind, seconds, concurrency, mix, users, readers or [], seed, rate / processes, readers_share)
+        for seed in range(processes)
+    ]
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
         results = pool.map(_worker, jobs)

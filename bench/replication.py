@@ -41,7 +41,7 @@ def _one_cluster(directory: Path, rf: int, users: int, seconds: float, down_s: f
     cluster.start(quiet=True)
     try:
         target = cluster.config.routers[0].address
-        with FeedClient(target, timeout_s=120) as client:
+        with FeedClient(target, timeout_s=120, token=cluster.secret) as client:
             graphs.load(client, graphs.synthetic_edges(users, 7), users * 20, f"synthetic graph, RF={rf}")
             followers = 1_000
             graphs.load(
@@ -101,7 +101,7 @@ def _catch_up(cluster: LocalCluster, client: FeedClient, target: str, users: int
         time.sleep(0.1)
     return {
         "down_s": down_s,
-        "ops_while_down": float(sum(len(v) for k, v in load.items() if k != "error")),
+        "ops_while_down": float(sum(len(load.get(op, [])) for op in ("read", "post", "follow"))),
         "failed_while_down": float(failed),
         "hints_held_at_restart": float(held),
         "catch_up_s": time.perf_counter() - restarted,

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["targets", "print_table", "plot"]
+__all__ = ["targets", "print_table", "print_stress", "plot"]
 
 
 def _get(results: dict[str, Any], *path: str) -> float:
@@ -23,23 +23,45 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     top = list(r["post_ack"])[-1]
     rows = [
         (
-            "timeline read QPS (read-only load) >= 0.4x echo QPS",
+            "timeline read QPS (read-only load) >= 0.5x echo QPS",
             _get(r, "read_only", "qps") / _get(r, "echo", "qps"),
-            0.4,
+            0.5,
             ">=",
         ),
         (
-            "single timeline read p50 <= 2.5x echo p50",
+            "single timeline read p50 <= 2.0x echo p50",
             _get(r, "read_single", "p50_ms") / _get(r, "echo_single", "p50_ms"),
-            2.5,
+            2.0,
             "<=",
         ),
         (
-            "fan-out delivery >= 0.2x raw plyvel batched puts",
+            "fan-out delivery at RF=1 >= 0.25x raw plyvel batched puts",
             _get(r, "delivery", "inbox_entries_per_s") / _get(r, "plyvel_puts_per_s"),
-            0.2,
+            0.25,
             ">=",
         ),
+    ]
+    if "replication" in r:
+        rows.append(
+            (
+                "fan-out delivery at RF=3 (inboxes reached/s) >= 0.1x raw plyvel batched puts",
+                _get(r, "replication", "rf3", "inboxes_per_s") / _get(r, "plyvel_puts_per_s"),
+                0.1,
+                ">=",
+            )
+        )
+    if "mixed_open" in r:
+        rows += [
+            ("open-loop mixed workload: timeline read p99 <= 50 ms", _get(r, "mixed_open", "read", "p99_ms"), 50, "<="),
+            (
+                "open-loop mixed workload: fan-out lag p99 <= 5 s",
+                _get(r, "mixed_open", "fanout", "lag_p99_ms"),
+                5000,
+                "<=",
+            ),
+            ("open-loop mixed workload: post ack p99 <= 20 ms", _get(r, "mixed_open", "post", "p99_ms"), 20, "<="),
+        ]
+    rows += [
         (
             f"post ack of a {top}-follower (hot) user <= 1.5x a 10-follower user",
             _get(r, "post_ack", top, "p50_ms") / _get(r, "post_ack", "10", "p50_ms"),
@@ -107,6 +129,64 @@ def _replication_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _fanout_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    if "mixed_open" in r:
+        m, alone = r["mixed_open"], r["reads_open"]
+        rows += [
+            (
+                f"open-loop mixed {m['rate']:.0f} ops/s: read p50 / p99, post p99",
+                f"{m['read']['p50_ms']:.1f} / {m['read']['p99_ms']:.1f} ms, {m['post']['p99_ms']:.1f} ms",
+            ),
+            (
+                "  same reads alone (no posts): read p50 / p99",
+                f"{alone['read']['p50_ms']:.1f} / {alone['read']['p99_ms']:.1f} ms",
+            ),
+            (
+                "  fan-out lag p50 / p99, inbox writes/s",
+                f"{m['fanout']['lag_p50_ms']:,.0f} / {m['fanout']['lag_p99_ms']:,.0f} ms, "
+                f"{m['fanout']['inbox_writes_per_s']:,.0f}",
+            ),
+            ("  CPU share (of one core)", ", ".join(f"{k} {v:.2f}" for k, v in sorted(m["cpu_share"].items()))),
+        ]
+    if "stress" in r:
+        rows += _stress_rows(r["stress"])
+    return rows
+
+
+def _stress_rows(stress: dict[str, Any]) -> list[tuple[str, str]]:
+    best = stress["sustained"]
+    rows = [
+        (
+            "stress: sustained with lag p99 <= 5 s",
+            f"{best['posts_per_s']:.0f} posts/s, {best['inbox_writes_per_s']:,.0f} inbox entries/s, "
+            f"read p99 {best['read']['p99_ms']:.0f} ms"
+            if best
+            else "none of the steps",
+        )
+    ]
+    for step in stress["steps"]:
+        rows.append(
+            (
+                f"  {step['post_rate']:.0f} posts/s offered (+{stress['read_rate']:.0f} reads/s)",
+                f"{step['posts_per_s']:.0f} acked/s, {step['inbox_writes_per_s']:,.0f} inbox writes/s, "
+                f"lag p99 {step['lag_p99_ms']:,.0f} ms, read p99 {step['read']['p99_ms']:.0f} ms, "
+                f"owed at end {step['owed_at_end']:.0f}",
+            )
+        )
+    return rows
+
+
+def print_stress(r: dict[str, Any]) -> None:
+    console = Console(width=140)
+    t = Table(title=f"stress ({r['mode']}) {r['date']} on {r['machine']}")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for name, value in _stress_rows(r["stress"]):
+        t.add_row(name, value)
+    console.print(t)
+
+
 def print_table(r: dict[str, Any]) -> None:
     console = Console(width=140)
     console.print(f"[bold]feedring bench[/bold] ({r['mode']}) {r['date']} on {r['machine']}, {r['elapsed_s']:.0f}s")
@@ -124,6 +204,18 @@ def print_table(r: dict[str, Any]) -> None:
             f"{w['read']['p50_ms']:.1f} / {w['read']['p95_ms']:.1f} / {w['read']['p99_ms']:.1f} ms",
         ),
         ("single timeline read p50 (1 in flight)", f"{r['read_single']['p50_ms']:.2f} ms"),
+        *(
+            [
+                (
+                    f"readers following no hot user ({r['plain_readers']:,}): read-only QPS, single p50",
+                    f"{r['read_only_plain']['qps']:,.0f} ({r['read_only_plain']['qps'] / r['echo']['qps']:.2f}x echo), "
+                    f"{r['read_single_plain']['p50_ms']:.2f} ms "
+                    f"({r['read_single_plain']['p50_ms'] / r['echo_single']['p50_ms']:.2f}x echo)",
+                )
+            ]
+            if "read_only_plain" in r
+            else []
+        ),
         *(
             (
                 f"post ack p50 / p99, {label} followers" + (" (hot)" if v["hot"] else ""),
@@ -167,6 +259,7 @@ def print_table(r: dict[str, Any]) -> None:
             f"{r['rebalance']['read_p50_during_ms']:.1f} / {r['rebalance']['read_p99_during_ms']:.1f} ms",
         ),
     ]
+    rows += _fanout_rows(r)
     rows += _replication_rows(r)
     for name, value in rows:
         t.add_row(name, value)
@@ -188,23 +281,67 @@ def plot(r: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
+    (acks, load, cdf), (over_time, stress, ratios) = axes
     labels = list(r["post_ack"])
-    left.bar(
+    acks.bar(
         [f"{x}{' (hot)' if r['post_ack'][x]['hot'] else ''}" for x in labels],
         [r["post_ack"][x]["p50_ms"] for x in labels],
         label="p50",
     )
-    left.plot(range(len(labels)), [r["post_ack"][x]["p99_ms"] for x in labels], "o-", color="black", label="p99")
-    left.set_title("post ack latency by follower count")
-    left.set_ylabel("ms")
-    left.legend()
+    acks.plot(range(len(labels)), [r["post_ack"][x]["p99_ms"] for x in labels], "o-", color="black", label="p99")
+    acks.set_title("post ack latency by follower count")
+    acks.set_ylabel("ms")
+    acks.legend()
     nodes = list(r["nodes"]["keys"])
-    right.bar([n + " keys" for n in nodes], [r["nodes"]["keys"][n] for n in nodes])
-    twin = right.twinx()
+    load.bar([n + " keys" for n in nodes], [r["nodes"]["keys"][n] for n in nodes])
+    twin = load.twinx()
     twin.plot(range(len(nodes)), [r["nodes"]["requests"][n] for n in nodes], "o-", color="black")
     twin.set_ylabel("requests served")
-    right.set_title("per-node load")
+    load.set_title("per-node load")
+    if "mixed_open" in r:
+        for label, phase in (("reads alone", r["reads_open"]), ("mixed (reads + posts + follows)", r["mixed_open"])):
+            points = phase["read_cdf_ms"]
+            cdf.plot(points, [i / (len(points) - 1) for i in range(len(points))], label=label)
+        cdf.set_xscale("log")
+        cdf.set_xlabel("timeline read latency, ms (log scale)")
+        cdf.set_ylabel("fraction of reads")
+        cdf.set_ylim(0, 1)
+        cdf.set_title(f"read latency CDF, open loop at {r['mixed_open']['rate']:.0f} ops/s")
+        cdf.legend()
+        reads = r["mixed_open"]["over_time"]["reads"]
+        fanout = r["mixed_open"]["over_time"]["fanout"]
+        over_time.plot([p["t_s"] for p in reads], [p["read_p99_ms"] for p in reads], "o-", label="read p99 (ms)")
+        over_time.plot(
+            [p["t_s"] for p in fanout], [p["lag_p99_ms"] for p in fanout], "s-", label="fan-out lag p99 (ms)"
+        )
+        over_time.set_ylim(bottom=0)
+        over_time.set_xlabel("seconds into the open-loop mixed phase")
+        over_time.set_title("read p99 and fan-out lag over time")
+        over_time.legend()
+    if "stress" in r and r["stress"]["steps"]:
+        steps = r["stress"]["steps"]
+        offered = [s["post_rate"] for s in steps]
+        stress.plot(offered, [s["lag_p99_ms"] for s in steps], "s-", label="fan-out lag p99 (ms)")
+        stress.plot(offered, [s["read"]["p99_ms"] for s in steps], "o-", label="read p99 (ms)")
+        stress.axhline(5000, color="red", linestyle=":", label="5 s lag limit")
+        stress.set_yscale("log")
+        stress.set_xscale("log")
+        stress.set_xlabel("posts/s offered (log scale)")
+        stress.set_ylabel("ms (log scale)")
+        stress.set_title(f"stress: + {r['stress']['read_rate']:.0f} reads/s")
+        stress.legend()
+    measured = [t for t in r["targets"] if isinstance(t["measured"], int | float)]
+    ratios.barh(
+        [t["target"][:48] for t in measured],
+        [t["measured"] / t["bound"] for t in measured],
+        color=["tab:green" if t["met"] else "tab:red" for t in measured],
+    )
+    ratios.axvline(1.0, color="black", linestyle=":")
+    ratios.set_xlim(left=0)
+    ratios.set_xlabel("measured / target bound (>= targets: right of 1 met; <= targets: left of 1 met)")
+    ratios.tick_params(axis="y", labelsize=7)
+    ratios.set_title("each target against its bound")
     fig.suptitle(f"feedring bench ({r['mode']}) {r['date']}")
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
-
 from bench.harness import Mix, run_load
 from bench.stats import summary
 from client import FeedClient
@@ -63,12 +61,18 @@ def write_cluster_file(
     return path
 
 
-def wait_for_deliveries(client: FeedClient, timeout_s: float = 180.0) -> None:
+def wait_for_deliveries(client: FeedClient, timeout_s: float = 300.0) -> float:
     """Waits until no node owes a delivery: nodes deliver after the acknowledgement, so a phase that
-    follows a burst of posts would otherwise measure the previous phase's delivery too."""
-    deadline = time.perf_counter() + timeout_s
+    follows a burst of posts would otherwise measure the previous phase's delivery too. Returns the
+    seconds waited (a phase that had to wait long says how far behind the cluster was)."""
+    started = time.perf_counter()
+    deadline = started + timeout_s
     while sum(n.delivery.records for n in client.cluster_status().nodes) and time.perf_counter() < deadline:
         time.sleep(0.1)
+    waited = time.perf_counter() - started
+    if waited >= timeout_s:
+        print(f"    deliveries still owed after {timeout_s:.0f} s; the next phase starts with them", flush=True)
+    return waited
 
 
 def post_ack_by_class(client: FeedClient, classes: dict[str, int], posts: int) -> dict[str, dict[str, float]]:
@@ -209,7 +213,7 @@ def salted_write_spread(directory: Path, salt_buckets: int, hot_authors: list[st
     cluster = LocalCluster(write_cluster_file(directory, 1_000_000, salt_buckets, hot_authors))
     cluster.start(quiet=True)
     try:
-        with FeedClient(cluster.config.routers[0].address) as client:
+        with FeedClient(cluster.config.routers[0].address, token=cluster.secret) as client:
             time.sleep(1.5)  # let the router pin the configured hot users
             before = {n.id: n.keys_by_family.get("posts", 0) for n in client.cluster_status().nodes}
             for i in range(posts):
@@ -234,9 +238,9 @@ def rebalance(cluster: LocalCluster, client: FeedClient, users: int, seconds: fl
     )
     started = time.perf_counter()
     reader.start()
-    with grpc.insecure_channel(target) as channel:
+    with FeedClient(target, token=cluster.secret) as admin:
         progress = list(
-            admin_pb2_grpc.AdminStub(channel).ChangeMembership(
+            admin_pb2_grpc.AdminStub(admin.calls).ChangeMembership(
                 admin_pb2.ChangeMembershipRequest(
                     kind=admin_pb2.ChangeMembershipRequest.ADD, node_id="n4", address=address
                 )
@@ -277,10 +281,13 @@ def node_figures(client: FeedClient) -> dict[str, object]:
     }
 
 
-def grow_node_entries(client: FeedClient, target_entries: int, batch: int = 50_000) -> dict[str, float]:
+def grow_node_entries(
+    client: FeedClient, target_entries: int, data_dirs: dict[str, Path], batch: int = 50_000
+) -> dict[str, float]:
     """Bulk-loads follows of fresh hot users until one node holds `target_entries` keys, then reads
-    that node's RSS: the memory a node needs for a given amount of data."""
+    that node's RSS and LevelDB size: the memory and disk a node needs for a given amount of data."""
     from bench.graphs import load
+    from node.metrics import directory_bytes
 
     started = time.perf_counter()
     round_ = 0
@@ -297,5 +304,6 @@ def grow_node_entries(client: FeedClient, target_entries: int, batch: int = 50_0
         "node": fullest.id,  # type: ignore[dict-item]
         "entries": float(entries),
         "rss_mb": fullest.rss_bytes / 2**20,
+        "disk_bytes": float(directory_bytes(data_dirs[fullest.id])),  # mostly follow edges, compressed
         "seconds": time.perf_counter() - started,
     }

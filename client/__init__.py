@@ -24,6 +24,9 @@ from common.errors import (
     Internal,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
     Unavailable,
     WrongEpoch,
 )
@@ -48,4 +51,7 @@ __all__ = [
     "Unavailable",
     "DeadlineExceeded",
     "Internal",
+    "Unauthenticated",
+    "PermissionDenied",
+    "ResourceExhausted",
 ]

@@ -16,7 +16,7 @@ import os
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,10 +26,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from client import node_commands
-from client.feed_client import ClusterStatus, FeedClient, NodeHealth, Page, Post
+from client import node_commands, top
+from client.feed_client import CA_FILE_ENV, ClusterStatus, FeedClient, NodeHealth, Page, Post
+from common import security
 from common.config import ConfigError, load
 from common.errors import FeedringError, InvalidArgument
+from common.security import CLIENT_TOKEN_ENV
 
 __all__ = ["main", "build_parser", "router_address"]
 
@@ -56,10 +58,14 @@ examples:
   feedring timeline alice --all        every page
   feedring user bob --json             counters as JSON
   feedring status                      nodes, partitions, keys, hot users
+  feedring top                         live rates, p99s and backlogs of every process
   feedring node add n4 127.0.0.1:7104  grow the cluster (start the node first: make node ...)
 
 The router is --router HOST:PORT, else $FEEDRING_ROUTER, else the first [[routers]] address in
 --config (default: $FEEDRING_CONFIG, else cluster.toml).
+Credentials: $FEEDRING_TOKEN, else the cluster secret named by --config (security.secret_file,
+or $FEEDRING_CLUSTER_SECRET). Admin commands (status, node, repair) need the cluster secret.
+TLS: when --config has [tls] enabled the CLI trusts its tls.ca_file; else --ca-file or $FEEDRING_CA_FILE.
 """
 
 
@@ -183,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-rate", type=int, default=0, metavar="KEYS", help="keys compared per second per node (default: unlimited)"
     )
+    p = command(
+        "top",
+        _top,
+        "a live view of every process, from their /metrics",
+        "Per process: calls/s, errors/s, p99, CPU and memory; per node also the fan-out backlog, "
+        "delivery lag p99, inbox writes/s, hints held, keys and disk; then the busiest methods. "
+        "Processes are found by their `metrics` addresses in --config. Ctrl-C quits.",
+        "feedring top\n  feedring top --once --interval 2",
+    )
+    p.add_argument("--once", action="store_true", help="print one view (two scrapes INTERVAL apart) and exit")
+    p.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between scrapes (default 1)")
     node_commands.register(commands)
     commands.choices["node"].set_defaults(run=_node)
     return parser
@@ -204,6 +221,13 @@ def _global_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, d
         default=default,
         metavar="S",
         help=f"deadline of each call in seconds (default: {DEFAULT_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--ca-file",
+        default=default,
+        metavar="FILE",
+        help=f"trust this CA: the cluster serves TLS (default: ${CA_FILE_ENV}, else tls.ca_file when --config "
+        "has [tls] enabled)",
     )
     parser.add_argument("--json", action="store_true", default=default, help="print one JSON document")
 
@@ -228,6 +252,32 @@ def router_address(args: argparse.Namespace, environ: dict[str, str] | None = No
     return load(args.config or env.get(CONFIG_ENV) or DEFAULT_CONFIG).routers[0].address
 
 
+def credentials(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str | None:
+    """What to send: $FEEDRING_TOKEN, else the cluster secret of the cluster file (Admin commands
+    need it; Feed commands need nothing unless the cluster requires client tokens), else nothing."""
+    env = os.environ if environ is None else environ
+    if env.get(CLIENT_TOKEN_ENV):
+        return env[CLIENT_TOKEN_ENV]
+    try:
+        return security.cluster_secret(load(args.config or env.get(CONFIG_ENV) or DEFAULT_CONFIG), env)
+    except ConfigError:
+        return None
+
+
+def ca_file(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str | None:
+    """--ca-file, else $FEEDRING_CA_FILE, else the cluster file's CA when it turns TLS on."""
+    env = os.environ if environ is None else environ
+    if args.ca_file:
+        return str(args.ca_file)
+    if env.get(CA_FILE_ENV):
+        return env[CA_FILE_ENV]
+    try:
+        config = load(args.config or env.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    except ConfigError:
+        return None
+    return str(config.tls.ca_file) if config.tls.enabled else None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -240,12 +290,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT_S
     try:
-        with FeedClient(address, timeout_s=timeout) as client:
+        with FeedClient(
+            address, timeout_s=timeout, token=credentials(args) or "", ca_file=ca_file(args) or ""
+        ) as client:
             code: int = args.run(client, args)
             return code
     except FeedringError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # e.g. an unreadable --ca-file
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         if args.command == "node":
             print("\ninterrupted: the change goes on in the router; `feedring node resume` watches it", file=sys.stderr)
@@ -308,6 +363,15 @@ def _user(client: FeedClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _top(_client: FeedClient, args: argparse.Namespace) -> int:
+    try:
+        config = load(args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return top.run(config, max(args.interval, 0.1), args.once)
+
+
 def _status(client: FeedClient, args: argparse.Namespace) -> int:
     status = client.cluster_status()
     if args.json:
@@ -346,7 +410,7 @@ def _repair(client: FeedClient, args: argparse.Namespace) -> int:
 
 
 def _node(client: FeedClient, args: argparse.Namespace) -> int:
-    return node_commands.run_change(client.channel, client.address, args, args.json)
+    return node_commands.run_change(client.calls, client.address, args, args.json)
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -483,6 +547,11 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
         + (
             ", ".join(
                 f"{escape(n.id)} {n.delivery.inbox_writes_per_s:,.0f} inbox writes/s, {n.delivery.retries} retries"
+                + (
+                    f", lag p50/p99 {n.delivery.lag_p50_ms:,.0f}/{n.delivery.lag_p99_ms:,.0f} ms"
+                    if n.delivery.lag_samples
+                    else ""
+                )
                 for n in delivering
             )
             or "idle"

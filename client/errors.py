@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import grpc
+
 from common.errors import DeadlineExceeded, FeedringError, Unavailable
 from common.grpc_status import RpcStatus, feedring_errors
 
@@ -19,7 +21,7 @@ __all__ = ["translate_errors"]
 
 
 @contextmanager
-def translate_errors(target: str, timeout_s: float | None = None) -> Iterator[None]:
+def translate_errors(target: str, timeout_s: float | None = None, tls: bool | None = None) -> Iterator[None]:
     """Re-raises a grpc.RpcError from the body as the matching FeedringError (``from`` the original).
 
     `target` is the router's address and `timeout_s` the call's deadline; both only go into messages.
@@ -28,8 +30,10 @@ def translate_errors(target: str, timeout_s: float | None = None) -> Iterator[No
     """
 
     def describe(status: RpcStatus) -> FeedringError | None:
-        if status.from_channel:
-            return Unavailable(f"cannot reach the feedring router at {target}: {status.details}")
+        if status.from_channel or _handshake_failed(status):
+            return Unavailable(
+                f"cannot reach the feedring router at {target}: {status.details}{_tls_hint(status, tls)}"
+            )
         if status.own_deadline:
             within = f" within {timeout_s:g}s" if timeout_s is not None else " before the deadline"
             return DeadlineExceeded(f"the feedring router at {target} did not answer{within}")
@@ -37,3 +41,18 @@ def translate_errors(target: str, timeout_s: float | None = None) -> Iterator[No
 
     with feedring_errors(describe):
         yield
+
+
+def _handshake_failed(status: RpcStatus) -> bool:
+    return status.code == grpc.StatusCode.UNAVAILABLE and "handshake" in status.details.lower()
+
+
+def _tls_hint(status: RpcStatus, tls: bool | None) -> str:
+    """A plaintext client of a TLS router sees its connection closed; a TLS client of a plaintext
+    router (or with the wrong CA) sees a failed handshake. Say which setting to look at."""
+    details = status.details.lower()
+    if tls is False and "refused" not in details:
+        return " (if the cluster serves TLS, pass --ca-file or set FEEDRING_CA_FILE)"
+    if tls and ("handshake" in details or "ssl" in details or "certificate" in details):
+        return " (TLS failed: is the router serving TLS, and is --ca-file the cluster's CA?)"
+    return ""

@@ -8,14 +8,19 @@ value the router routes by, so ``primary_for_key`` and friends work on it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import grpc
 
+from client.credentials import with_token
 from client.errors import translate_errors
 from common.cluster_map import ClusterMap
+from common.security import CLIENT_TOKEN_ENV
+from common.tls import client_credentials
 from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc
 
 __all__ = [
@@ -35,6 +40,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+CA_FILE_ENV = "FEEDRING_CA_FILE"  # the CA to trust when the cluster serves TLS
+BULK_CHUNK_BYTES = 192 << 10  # per BulkFollow request: under the router's 256 KiB limit, with room
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,12 @@ class DeliveryStats:
     inbox_writes: int = 0  # since the node started
     inbox_writes_per_s: float = 0.0
     retries: int = 0
+    lag_p50_ms: float = 0.0  # post stored -> in every follower's inbox, last 30 s
+    lag_p99_ms: float = 0.0
+    lag_samples: int = 0
+    fanout_busy_s: float = 0.0  # time spent writing fan-out into inboxes, since start
+    fanout_paused_s: float = 0.0  # time fan-out stood back for reads
+    lag_buckets: tuple[tuple[float, int], ...] = ()  # (upper bound ms, records finished within it) since start
 
 
 @dataclass(frozen=True)
@@ -158,16 +171,35 @@ class FeedClient:
     """Talks to one router. Use as a context manager, or call close().
 
     `timeout_s` is the deadline of every call. `channel` replaces the channel to `address` (tests
-    pass a grpc_testing channel); a channel passed in is the caller's to close.
+    pass a grpc_testing channel); a channel passed in is the caller's to close. `token` goes with
+    every call (default: $FEEDRING_TOKEN): the cluster secret for Admin calls, or a client token
+    when the cluster requires one for the Feed API.
     """
 
-    def __init__(self, address: str, timeout_s: float = 5.0, channel: grpc.Channel | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        timeout_s: float = 5.0,
+        channel: grpc.Channel | None = None,
+        token: str | None = None,
+        ca_file: str | Path | None = None,
+    ) -> None:
         self.address = address
         self.timeout_s = timeout_s
         self._own_channel = channel is None
-        self.channel = channel if channel is not None else grpc.insecure_channel(address)
-        self._feed = feed_pb2_grpc.FeedStub(self.channel)
-        self._admin = admin_pb2_grpc.AdminStub(self.channel)
+        ca_file = ca_file if ca_file is not None else os.environ.get(CA_FILE_ENV) or None
+        self.tls = bool(ca_file)
+        if channel is None:
+            channel = (
+                grpc.secure_channel(address, client_credentials(Path(ca_file)))
+                if ca_file
+                else grpc.insecure_channel(address)
+            )
+        self.channel = channel
+        token = token if token is not None else os.environ.get(CLIENT_TOKEN_ENV)
+        self.calls = with_token(self.channel, token)  # the channel that sends the token: make stubs on it
+        self._feed = feed_pb2_grpc.FeedStub(self.calls)
+        self._admin = admin_pb2_grpc.AdminStub(self.calls)
 
     def __enter__(self) -> FeedClient:
         return self
@@ -180,7 +212,7 @@ class FeedClient:
             self.channel.close()
 
     def _call(self, method: Callable[..., T], request: object) -> T:
-        with translate_errors(self.address, self.timeout_s):
+        with translate_errors(self.address, self.timeout_s, self.tls):
             return method(request, timeout=self.timeout_s)
 
     # -- follow graph ----------------------------------------------------------------------------
@@ -196,9 +228,15 @@ class FeedClient:
         return bool(reply.removed)
 
     def bulk_follow(self, edges: list[tuple[str, str]]) -> int:
-        """Loads many edges at once (no backfill of existing posts); returns how many were new."""
-        request = admin_pb2.BulkFollowRequest(edges=[admin_pb2.FollowEdge(follower=a, followee=b) for a, b in edges])
-        return int(self._call(self._admin.BulkFollow, request).created)
+        """Loads many edges at once (no backfill of existing posts); returns how many were new.
+        Sent in requests of at most BULK_CHUNK_BYTES (a router accepts up to 256 KiB each)."""
+        created = 0
+        for chunk in _chunks_by_size(edges, BULK_CHUNK_BYTES):
+            request = admin_pb2.BulkFollowRequest(
+                edges=[admin_pb2.FollowEdge(follower=a, followee=b) for a, b in chunk]
+            )
+            created += int(self._call(self._admin.BulkFollow, request).created)
+        return created
 
     # -- posts -----------------------------------------------------------------------------------
 
@@ -316,6 +354,12 @@ class FeedClient:
                         n.delivery.inbox_writes,
                         n.delivery.inbox_writes_per_s,
                         n.delivery.retries,
+                        n.delivery.lag_p50_ms,
+                        n.delivery.lag_p99_ms,
+                        n.delivery.lag_samples,
+                        n.delivery.fanout_busy_s,
+                        n.delivery.fanout_paused_s,
+                        tuple(zip(n.delivery.lag_bucket_le_ms, n.delivery.lag_bucket_counts, strict=False)),
                     ),
                     ReplicationStats(
                         n.replication.hints,
@@ -350,3 +394,19 @@ class FeedClient:
                 r.change_progress.partitions_moving,
             ),
         )
+
+
+def _chunks_by_size(edges: list[tuple[str, str]], max_bytes: int) -> Iterator[list[tuple[str, str]]]:
+    """Consecutive runs of edges whose encoding stays under `max_bytes` (an edge costs its two
+    UTF-8 ids plus ~8 bytes of framing)."""
+    chunk: list[tuple[str, str]] = []
+    size = 0
+    for follower, followee in edges:
+        cost = len(follower.encode()) + len(followee.encode()) + 8
+        if chunk and size + cost > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((follower, followee))
+        size += cost
+    if chunk or not edges:
+        yield chunk

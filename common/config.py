@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "NodeConfig", "RouterConfig", "Limits", "HotUsers", "ClusterConfig", "load"]
+__all__ = [
+    "is_address",
+    "is_node_id",
+    "ConfigError",
+    "NodeConfig",
+    "RouterConfig",
+    "Limits",
+    "HotUsers",
+    "ClusterConfig",
+    "load",
+]
 
 
 class ConfigError(ValueError):
@@ -25,6 +35,12 @@ class NodeConfig:
     address: str
     data_dir: Path
     weight: int = 1
+    metrics: str = ""  # host:port of its Prometheus /metrics ("": none)
+    bind: str = ""  # host:port it listens on, when not its (advertised) address, e.g. 0.0.0.0:7101
+
+    @property
+    def listen(self) -> str:
+        return self.bind or self.address
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,18 @@ class RouterConfig:
     id: int
     address: str
     workers: int = 1
+    metrics: str = ""  # host:port of worker 0's /metrics; worker i serves on port + i ("": none)
+    bind: str = ""  # host:port it listens on, when not its (advertised) address
+
+    @property
+    def listen(self) -> str:
+        return self.bind or self.address
+
+    def metrics_address(self, worker: int) -> str:
+        if not self.metrics:
+            return ""
+        host, _, port = self.metrics.rpartition(":")
+        return f"{host}:{int(port) + worker}"
 
 
 @dataclass(frozen=True)
@@ -42,6 +70,9 @@ class Limits:
     post_max_bytes: int = 1024
     backfill_posts: int = 50
     rpc_timeout_s: float = 5.0
+    fanout_share: float = 0.3  # most of a node's loop fan-out writes take while timeline reads arrive
+    fanout_full_speed_after_s: float = 2.0  # ... growing to all of it for a post this old (0: always)
+    max_concurrent_rpcs: int = 1024  # calls a router worker answers at once; more: RESOURCE_EXHAUSTED
 
 
 @dataclass(frozen=True)
@@ -65,6 +96,21 @@ class Replication:
 
 
 @dataclass(frozen=True)
+class Security:
+    # Paths are resolved by load() (default: in run_dir); these defaults serve configs built in tests.
+    secret_file: Path = Path("cluster.secret")  # the cluster secret; $FEEDRING_CLUSTER_SECRET overrides it
+    client_tokens_file: Path = Path("client.tokens")  # Feed API tokens, one per line; $FEEDRING_CLIENT_TOKENS too
+    feed_requires_token: bool = False  # Feed calls need a client token (or the secret)
+
+
+@dataclass(frozen=True)
+class Tls:
+    enabled: bool = False  # TLS to clients, mutual TLS between nodes and routers
+    cert_dir: Path = Path("tls")  # <name>.crt/.key per process (node id, router-<id>), ops.crt/.key; by load()
+    ca_file: Path = Path("tls/ca.crt")  # the CA every process and client trusts
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     path: Path
     name: str
@@ -77,6 +123,8 @@ class ClusterConfig:
     limits: Limits = field(default_factory=Limits)
     hot: HotUsers = field(default_factory=HotUsers)
     replication: Replication = field(default_factory=Replication)
+    security: Security = field(default_factory=Security)
+    tls: Tls = field(default_factory=Tls)
 
     def node(self, node_id: str) -> NodeConfig:
         for node in self.nodes:
@@ -90,6 +138,19 @@ class ClusterConfig:
             if router.id == router_id:
                 return router
         raise ConfigError(f"{self.path}: no router with id {router_id}")
+
+
+_REQUIRED = object()
+
+
+def is_address(value: str) -> bool:
+    """host:port, the port 1..65535 (what a node or router listens on)."""
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536)
+
+
+def is_node_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and value.isascii() and value.replace("-", "").replace("_", "").isalnum()
 
 
 class _Reader:
@@ -134,10 +195,9 @@ class _Reader:
             raise self.fail(key, f"must be a non-empty string (got {value!r})")
         return value
 
-    def address(self, key: str) -> str:
-        value = self.text(key, _REQUIRED)
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    def address(self, key: str, default: Any = _REQUIRED) -> str:
+        value = self.text(key, default)
+        if not is_address(value):
             raise self.fail(key, f"must be host:port (got {value!r})")
         return value
 
@@ -145,9 +205,6 @@ class _Reader:
         unknown = sorted(set(self.table) - self.used)
         if unknown:
             raise self.fail(unknown[0], "is not a known setting (a typo?)")
-
-
-_REQUIRED = object()
 
 
 def load(path: str | Path) -> ClusterConfig:
@@ -162,7 +219,7 @@ def load(path: str | Path) -> ClusterConfig:
     base = path.resolve().parent
 
     top = _Reader(path, raw, "")
-    for key in ("cluster", "limits", "hot_users", "replication", "nodes", "routers"):
+    for key in ("cluster", "limits", "hot_users", "replication", "security", "tls", "nodes", "routers"):
         top.used.add(key)
     top.check_unknown()
 
@@ -186,6 +243,12 @@ def load(path: str | Path) -> ClusterConfig:
     if not routers:
         raise ConfigError(f"{path}: routers must list at least one [[routers]] entry")
     _unique(path, "routers", "id", [str(r.id) for r in routers])
+    metrics = [n.metrics for n in nodes if n.metrics] + [
+        r.metrics_address(w) for r in routers if r.metrics for w in range(r.workers)
+    ]
+    if len(set(metrics)) != len(metrics):
+        twice = sorted({m for m in metrics if metrics.count(m) > 1})
+        raise ConfigError(f"{path}: metrics address {twice[0]} is used twice (router worker i serves on port + i)")
 
     lim = _Reader(path, _table(path, raw, "limits"), "limits.")
     limits = Limits(
@@ -195,6 +258,9 @@ def load(path: str | Path) -> ClusterConfig:
         post_max_bytes=lim.integer("post_max_bytes", 1024, minimum=1, maximum=1 << 20),
         backfill_posts=lim.integer("backfill_posts", 50, minimum=0),
         rpc_timeout_s=lim.number("rpc_timeout_s", 5.0, 0.01, 600.0),
+        fanout_share=lim.number("fanout_share", 0.3, 0.05, 1.0),
+        fanout_full_speed_after_s=lim.number("fanout_full_speed_after_s", 2.0, 0.0, 3600.0),
+        max_concurrent_rpcs=lim.integer("max_concurrent_rpcs", 1024, minimum=16, maximum=1 << 20),
     )
     lim.check_unknown()
     if limits.page_size_default > limits.page_size_max:
@@ -225,6 +291,25 @@ def load(path: str | Path) -> ClusterConfig:
     )
     rep.check_unknown()
 
+    sec = _Reader(path, _table(path, raw, "security"), "security.")
+    feed_requires_token = sec._get("feed_requires_token", False)
+    if not isinstance(feed_requires_token, bool):
+        raise sec.fail("feed_requires_token", "must be true or false")
+    security = Security(
+        secret_file=base / sec.text("secret_file", str(run_dir / "cluster.secret")),
+        client_tokens_file=base / sec.text("client_tokens_file", str(run_dir / "client.tokens")),
+        feed_requires_token=feed_requires_token,
+    )
+    sec.check_unknown()
+
+    t = _Reader(path, _table(path, raw, "tls"), "tls.")
+    tls_enabled = t._get("enabled", False)
+    if not isinstance(tls_enabled, bool):
+        raise t.fail("enabled", "must be true or false")
+    cert_dir = base / t.text("cert_dir", str(run_dir / "tls"))
+    tls = Tls(enabled=tls_enabled, cert_dir=cert_dir, ca_file=base / t.text("ca_file", str(cert_dir / "ca.crt")))
+    t.check_unknown()
+
     return ClusterConfig(
         path=path,
         name=name,
@@ -237,6 +322,8 @@ def load(path: str | Path) -> ClusterConfig:
         limits=limits,
         hot=hot_users,
         replication=replication,
+        security=security,
+        tls=tls,
     )
 
 
@@ -257,13 +344,15 @@ def _array(path: Path, raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
 def _node(path: Path, base: Path, index: int, table: dict[str, Any]) -> NodeConfig:
     r = _Reader(path, table, f"nodes[{index}].")
     node_id = r.text("id", _REQUIRED)
-    if not node_id.replace("-", "").replace("_", "").isalnum():
+    if not is_node_id(node_id):
         raise r.fail("id", f"must be letters, digits, '-' or '_' (got {node_id!r})")
     node = NodeConfig(
         id=node_id,
         address=r.address("address"),
         data_dir=base / r.text("data_dir", f"data/{node_id}"),
         weight=r.integer("weight", 1, minimum=1, maximum=100),
+        metrics=r.address("metrics", "") if "metrics" in table else "",
+        bind=r.address("bind", "") if "bind" in table else "",
     )
     r.check_unknown()
     return node
@@ -276,6 +365,8 @@ def _router(path: Path, index: int, table: dict[str, Any]) -> RouterConfig:
         id=r.integer("id", _REQUIRED, minimum=0, maximum=63),
         address=r.address("address"),
         workers=r.integer("workers", 1, minimum=1, maximum=16),
+        metrics=r.address("metrics", "") if "metrics" in table else "",
+        bind=r.address("bind", "") if "bind" in table else "",
     )
     r.check_unknown()
     return router

@@ -11,7 +11,9 @@ on the caller's side, so code on both sides catches the same names::
     │   └── WrongEpoch                            a node does not own the partition (stale map)
     ├── Unavailable          UNAVAILABLE          a node or router cannot be reached; retriable
     ├── DeadlineExceeded     DEADLINE_EXCEEDED    no answer in time; retriable
-    └── Internal             INTERNAL             a bug; logged with its traceback on the server
+    ├── Internal             INTERNAL             a bug; logged with its traceback on the server
+    ├── Unauthenticated      UNAUTHENTICATED      no or unknown credentials (common/security.py)
+    └── PermissionDenied     PERMISSION_DENIED    credentials that may not make this call
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ __all__ = [
     "Unavailable",
     "DeadlineExceeded",
     "Internal",
+    "Unauthenticated",
+    "PermissionDenied",
+    "ResourceExhausted",
     "BY_STATUS_CODE",
 ]
 
@@ -74,7 +79,37 @@ class Internal(FeedringError):
     code = grpc.StatusCode.INTERNAL
 
 
+class Unauthenticated(FeedringError):
+    """No credentials, or ones the cluster does not know (common/security.py)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(FeedringError):
+    """Valid credentials that may not make this call (a client token on Admin or Storage)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhausted(FeedringError):
+    """A request bigger than its method accepts, or a router already answering its maximum of
+    calls (limits.max_concurrent_rpcs: retry later)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 # The class each status code comes back as (common/grpc_status.py).
 BY_STATUS_CODE: dict[grpc.StatusCode, type[FeedringError]] = {
-    cls.code: cls for cls in (InvalidArgument, NotFound, FailedPrecondition, Unavailable, DeadlineExceeded, Internal)
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        FailedPrecondition,
+        Unavailable,
+        DeadlineExceeded,
+        Internal,
+        Unauthenticated,
+        PermissionDenied,
+        ResourceExhausted,
+    )
 }

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 # Trailing metadata a node attaches to a WrongEpoch refusal: its own cluster-map epoch.
 EPOCH_METADATA_KEY = "feedring-epoch"
+NO_RETRY_KEY = "grpc-retry-pushback-ms"  # negative: the client's retry policy stops (gRFC A6)
 
 R = TypeVar("R")
 Servicer = Any  # a generated servicer subclass; its methods take (request, context)
@@ -51,6 +52,11 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
     if isinstance(exc, FeedringError):
         if isinstance(exc, WrongEpoch):
             context.set_trailing_metadata(((EPOCH_METADATA_KEY, str(exc.epoch)),))
+        elif exc.code == grpc.StatusCode.UNAVAILABLE:
+            # Our own answer (e.g. a write short of its quorum), not a lost connection: a caller's
+            # gRPC retry policy must not resend it (measured: three re-coordinated writes ate a
+            # router's whole attempt budget on the minority side of a partition).
+            context.set_trailing_metadata(((NO_RETRY_KEY, "-1"),))
         await context.abort(exc.code, exc.message)
     if isinstance(exc, (grpc.aio.AbortError, AssertionError)):
         raise exc  # already a status (an abort), or a failed test assertion

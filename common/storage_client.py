@@ -31,6 +31,7 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common import runtime, security
 from common.cluster_map import ClusterMap
 from common.errors import DeadlineExceeded, FeedringError, Internal, Unavailable, WrongEpoch
 from common.grpc_status import RpcStatus, error_for_status, feedring_errors
@@ -110,15 +111,23 @@ def _serialize(message: Message) -> bytes:
 
 
 class GrpcTransport:
-    """One aio channel per node address, created on first use (inside the running loop) and reused."""
+    """One aio channel per node address, created on first use (inside the running loop) and reused.
+    Every call carries the cluster secret when there is one (common/security.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret: str | None = None, credentials: grpc.ChannelCredentials | None = None) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._metadata = security.bearer(secret) if secret else None
+        self._credentials = credentials  # mutual TLS (common/tls.py), or None: plaintext
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            options = _CHANNEL_OPTIONS + runtime.grpc_options()
+            channel = self._channels[address] = (
+                grpc.aio.secure_channel(address, self._credentials, options=options)
+                if self._credentials is not None
+                else grpc.aio.insecure_channel(address, options=options)
+            )
         return channel
 
     async def unary(
@@ -127,7 +136,7 @@ class GrpcTransport:
         call = self._channel(address).unary_unary(
             f"/{SERVICE}/{method}", request_serializer=_serialize, response_deserializer=response.FromString
         )
-        reply: Resp = await call(request, timeout=timeout_s, wait_for_ready=wait)
+        reply: Resp = await call(request, timeout=timeout_s, wait_for_ready=wait, metadata=self._metadata)
         return reply
 
     async def stream(
@@ -136,12 +145,12 @@ class GrpcTransport:
         call = self._channel(address).unary_stream(
             f"/{SERVICE}/{method}", request_serializer=_serialize, response_deserializer=response.FromString
         )
-        async for item in call(request, timeout=timeout_s):
+        async for item in call(request, timeout=timeout_s, metadata=self._metadata):
             yield item
 
     async def serving(self, address: str, timeout_s: float, service: str = "") -> bool:
         reply = await health_pb2_grpc.HealthStub(self._channel(address)).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout_s, metadata=self._metadata
         )
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
@@ -186,9 +195,19 @@ class UnaryRpc(Generic[Req, Resp]):
         # With other replicas to fall over to, one attempt may not take the whole deadline.
         attempt_s = self.client.attempt_timeout_s if len(replicas) > 1 else None
         failures: list[FeedringError] = []
+        answered = False
         for i, node_id in enumerate(replicas):
+            if answered and not self.client.health.allows(self.client.address_of(node_id)):
+                # A live replica already said the others are out of its reach, and this one is
+                # believed down too: trying it would only spend an attempt timeout (a partition's
+                # minority side answers at once instead of at the deadline).
+                failures.append(Unavailable(f"node {node_id} is believed down"))
+                continue
             try:
                 return await self.on_node(node_id, request, timeout_s=attempt_s)
+            except AnsweredUnavailable as exc:
+                failures.append(exc)
+                answered = True
             except (Unavailable, DeadlineExceeded) as exc:
                 failures.append(exc)
             except WrongEpoch as exc:
@@ -233,6 +252,9 @@ class UnaryRpc(Generic[Req, Resp]):
                 reply = await client.transport.unary(
                     address, self.name, request, self.response, timeout_s or client.timeout_s, wait_for_ready
                 )
+        except AnsweredUnavailable:
+            client.health.succeeded(address)  # it answered: up, only short of its peers
+            raise
         except (Unavailable, DeadlineExceeded):
             client.health.failed(address)
             raise
@@ -264,12 +286,14 @@ class StorageClient:
         timeout_s: float,
         transport: Transport | None = None,
         attempt_timeout_s: float | None = None,
+        secret: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.map = cluster_map
         self.timeout_s = timeout_s
         # One replica's share of a call that can fall over to another (a hung node costs this much).
         self.attempt_timeout_s = attempt_timeout_s or timeout_s
-        self.transport: Transport = transport if transport is not None else GrpcTransport()
+        self.transport: Transport = transport if transport is not None else GrpcTransport(secret, credentials)
         self.health = PeerHealth()
         self._refresh_lock = asyncio.Lock()
 
@@ -322,7 +346,9 @@ class StorageClient:
         if len(replicas) == 1:
             return list(replicas)
         # Up and caught up first; then up but catching up after a restart; then the rest.
-        rank = {n: (not self.health.allows(a), a in self.health.lagging) for n in replicas for a in [self._address(n)]}
+        rank = {
+            n: (not self.health.allows(a), a in self.health.lagging) for n in replicas for a in [self.address_of(n)]
+        }
         return sorted(replicas, key=lambda n: rank[n])
 
     def node_for(self, key: str) -> str:
@@ -335,7 +361,7 @@ class StorageClient:
             groups[self.node_for(key)].append(key)
         return groups
 
-    def _address(self, node_id: str) -> str:
+    def address_of(self, node_id: str) -> str:
         try:
             return self.map.address(node_id)
         except KeyError:
@@ -393,6 +419,11 @@ class StorageClient:
         await self.transport.close()
 
 
+class AnsweredUnavailable(Unavailable):
+    """A node answered UNAVAILABLE itself (e.g. its write reached too few replicas): it is up, and
+    the replicas it could not reach are what is missing."""
+
+
 class _NodeErrors:
     """Words a failed call to a node so the message names it."""
 
@@ -400,6 +431,8 @@ class _NodeErrors:
         self.name = f"node {node_id} ({address})" if node_id else f"node at {address}"
 
     def __call__(self, status: RpcStatus) -> FeedringError | None:
+        if status.code == grpc.StatusCode.UNAVAILABLE and not status.from_channel:
+            return AnsweredUnavailable(f"{self.name} answered: {status.details}")
         if status.code == grpc.StatusCode.UNAVAILABLE:
             return Unavailable(f"{self.name} is unavailable: {status.details}")
         if status.code == grpc.StatusCode.DEADLINE_EXCEEDED:

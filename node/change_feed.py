@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from node import keys
 from node.store import Snapshot, Store
 
 __all__ = ["ChangeFeed", "Subscription", "ObservedStore", "Change", "partition_of_key"]
@@ -68,19 +69,30 @@ class ChangeFeed:
 
 
 class ObservedStore:
-    """A Store whose writes are published to a ChangeFeed after they are applied."""
+    """A Store whose writes are published to a ChangeFeed after they are applied, and which counts
+    the writes that touch the hot-user registry (so its readers can cache it between them)."""
 
     def __init__(self, inner: Store, changes: ChangeFeed) -> None:
         self.inner = inner
         self.changes = changes
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.inner.get(key)
+        self.registry_generation = 0
+        self.get = inner.get  # the hottest call of all: no extra Python frame
 
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
         puts, deletes = list(puts), list(deletes)
         self.inner.write(puts, deletes)
+        self._note(puts, deletes)
         self.changes.publish(puts, deletes)
+
+    def write_unpublished(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+        """A write that is not a change of the partition (a transfer applying what it receives)."""
+        self.inner.write(puts, deletes)
+        self._note(puts, deletes)
+
+    def _note(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+        registry = keys.HOT_REGISTRY
+        if any(keys.family_of(k) == registry for k, _ in puts) or any(keys.family_of(k) == registry for k in deletes):
+            self.registry_generation += 1
 
     def scan(
         self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False

@@ -25,6 +25,7 @@ requests, and receiving nodes apply big batches in slices (node/service.py).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import logging
@@ -49,12 +50,21 @@ __all__ = ["DeliveryDriver"]
 log = logging.getLogger(__name__)
 
 _RATE_WINDOW_S = 10.0
+_LAG_WINDOW_S = 30.0  # delivery lag is reported over the records finished this recently
+_LAG_MAX_SAMPLES = 100_000
+# Bucket bounds of the cumulative lag histogram (ms; the last is +Inf).
+LAG_BUCKETS_MS = (
+    *(10, 25, 50, 100, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 7_500),
+    *(10_000, 15_000, 20_000, 30_000, 60_000, 120_000, float("inf")),
+)
 # A replica takes over its partition's deliveries when every replica before it in the partition's
 # list has failed every call and health check for this long ...
 TAKEOVER_AFTER_S = 2.0
 # ... and drives a record this old that the driving replica does not hold (it finished it and the
-# word did not arrive, or it never had it).
+# word did not arrive, or it never had it: the write reached a quorum without it), asking every
+# ORPHAN_CHECK_EVERY_S.
 ORPHAN_AFTER_S = 10.0
+ORPHAN_CHECK_EVERY_S = 5.0
 _INSERT_INBOX = WRITE["InsertInbox"]
 _REMOVE_FROM_INBOXES = WRITE["RemoveFromInboxes"]
 _FINISH = WRITE["FinishDeliveries"]
@@ -69,7 +79,7 @@ class DeliveryDriver:
         owned: Callable[[], frozenset[int]],
         salt_buckets: int,
         replicator: Replicator,
-        page: int = 2000,
+        page: int = 500,
         concurrency: int = 4,
         max_attempts: int = 6,
     ) -> None:
@@ -86,6 +96,8 @@ class DeliveryDriver:
         self.inbox_writes = 0  # entries inserted or removed by deliveries since start
         self.retries = 0  # batches retried
         self._samples: deque[tuple[float, int]] = deque()
+        self._lags: deque[tuple[float, float]] = deque()  # (finished at, ms from the post to all inboxes)
+        self._lag_buckets = [0] * len(LAG_BUCKETS_MS)
         self._wake = asyncio.Event()
         # Partitions that may hold records, so a pass looks only there: scanning every owned
         # partition's D range costs a LevelDB seek each, and deleted records leave deletion markers
@@ -106,11 +118,7 @@ class DeliveryDriver:
         """Partitions whose records this node drives now: those it holds where every replica before
         it in the partition's list has been down for TAKEOVER_AFTER_S (normally: where it is first)."""
         cluster_map = self.peers.map
-        down = tuple(
-            m.id
-            for m in cluster_map.members
-            if m.id != self.node_id and self.peers.health.down_for_s(m.address) >= TAKEOVER_AFTER_S
-        )
+        down = self._down()
         cache_key = (cluster_map.epoch, down)
         if self._acting is None or self._acting[0] != cache_key:
             mine = self._owned()
@@ -128,6 +136,19 @@ class DeliveryDriver:
                 )
             self._acting = (cache_key, acting)
         return self._acting[1]
+
+    def _down(self) -> tuple[str, ...]:
+        """Other members that have failed every call and health check for TAKEOVER_AFTER_S."""
+        return tuple(
+            m.id
+            for m in self.peers.map.members
+            if m.id != self.node_id and self.peers.health.down_for_s(m.address) >= TAKEOVER_AFTER_S
+        )
+
+    def _driver(self, partition: int) -> str | None:
+        """The replica driving `partition`'s records now: the first in its list not down."""
+        down = self._down()
+        return next((n for n in self.peers.map.replicas(partition) if n not in down), None)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -150,16 +171,37 @@ class DeliveryDriver:
         self._partitions = None
         self._wake.set()
 
-    def stats(self) -> storage_pb2.DeliveryStats:
+    def stats(self, percentiles: bool = True) -> storage_pb2.DeliveryStats:
+        """`percentiles` False skips sorting up to _LAG_MAX_SAMPLES lags (milliseconds of the event
+        loop): the metrics snapshot, taken every second, exports the lag histogram instead."""
         self._sample()
         (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
+        self._expire_lags(time.monotonic())
+        lags = sorted(lag for _, lag in self._lags) if percentiles else []
         return storage_pb2.DeliveryStats(
+            lag_p50_ms=_percentile(lags, 0.50),
+            lag_p99_ms=_percentile(lags, 0.99),
+            lag_samples=len(self._lags),
+            lag_bucket_le_ms=LAG_BUCKETS_MS,
+            lag_bucket_counts=self._lag_buckets,
             records=self.log.count(),
             oldest_age_s=self.log.oldest_age_s(self._partitions or ()),
             inbox_writes=self.inbox_writes,
             inbox_writes_per_s=(n1 - n0) / (t1 - t0) if t1 > t0 else 0.0,
             retries=self.retries,
         )
+
+    def _record_lag(self, record: storage_pb2.Delivery) -> None:
+        if record.kind == INSERT and record.created_at_ms:
+            now = time.monotonic()
+            lag_ms = max(time.time() * 1000 - record.created_at_ms, 0.0)
+            self._lags.append((now, lag_ms))
+            self._lag_buckets[bisect.bisect_left(LAG_BUCKETS_MS, lag_ms)] += 1
+            self._expire_lags(now)
+
+    def _expire_lags(self, now: float) -> None:
+        while self._lags and (now - self._lags[0][0] > _LAG_WINDOW_S or len(self._lags) > _LAG_MAX_SAMPLES):
+            self._lags.popleft()
 
     def _sample(self) -> None:
         now = time.monotonic()
@@ -212,7 +254,7 @@ class DeliveryDriver:
             self._partitions = (self._partitions - scanned) | {partition_of_key(k) for k, _ in records}
             present = {k for k, _ in records}
             self._retry_at = {k: v for k, v in self._retry_at.items() if k in present}
-        if now - self._orphans_checked >= 5.0:
+        if now - self._orphans_checked >= ORPHAN_CHECK_EVERY_S:
             self._look_for_orphans()
         records += self._adopted_records()
         for key, record in records:
@@ -252,10 +294,10 @@ class DeliveryDriver:
         drives itself; deliveries are idempotent, so a record finished twice does no harm."""
         by_driver: dict[str, list[tuple[bytes, storage_pb2.Delivery]]] = {}
         for key, record in records:
-            # The replica driving the partition comes before this one in its list.
-            replicas = self.peers.map.replicas(partition_of_key(key))
-            driver = next((n for n in replicas if n != self.node_id), None)
-            if driver is not None:
+            # The driving replica comes before this one in the partition's list; not simply the
+            # first, which may be the dead primary that a replica lacking the record took over from.
+            driver = self._driver(partition_of_key(key))
+            if driver is not None and driver != self.node_id:
                 by_driver.setdefault(driver, []).append((key, record))
         for driver, group in by_driver.items():
             try:
@@ -304,6 +346,7 @@ class DeliveryDriver:
                 if len(page) < self.page:
                     if part in self._owned():
                         await self._finish(key, record)
+                        self._record_lag(record)
                     return True
                 record.after = page[-1]
                 self.log.checkpoint(key, record)
@@ -398,3 +441,7 @@ class DeliveryDriver:
             self.retries += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else 0.0

@@ -19,21 +19,25 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import time
 from collections import Counter
 from collections.abc import Iterable
 
-from common import salting
+from common import post_bytes, salting
 from common.hot_state import HotPolicy, HotState, HotUser
 from common.partitioning import partition_of
 from common.versions import VersionClock
 from node import delivery_log, keys
 from node.batch import SALT_COUNT, Batch, UserCounters
+from node.change_feed import ObservedStore
 from node.follow_graph import FollowGraph
 from node.store import Snapshot, Store
 from node.versioned import is_alive, read_registry, registry_value, set_edge
 from protos import feed_pb2, storage_pb2
 
 __all__ = ["FeedStore"]
+
+_HOT_LIST_MAX_AGE_S = 5.0
 
 
 class FeedStore:
@@ -53,6 +57,7 @@ class FeedStore:
         # Keys per family on this node, for status; counted once at start, then kept current.
         self.family_counts: Counter[bytes] = Counter()
         self._recounts: list[Counter[bytes]] = []  # what commits while a recount runs
+        self._hot_list: tuple[int, frozenset[int], float, list[HotUser]] | None = None
 
     def partition(self, key: str) -> int:
         return partition_of(key, self.partitions)
@@ -71,7 +76,8 @@ class FeedStore:
         try:
             counts = await asyncio.to_thread(_count, snapshot)
         finally:
-            self._recounts.remove(since)
+            # By identity: two recounts' tallies can be equal (list.remove would drop the other's).
+            self._recounts = [tally for tally in self._recounts if tally is not since]
             snapshot.close()
         counts.update(since)
         self.family_counts.clear()
@@ -144,10 +150,7 @@ class FeedStore:
         if len(all_keys) == 1:
             return self._newest(self.partition(author_key), keys.POSTS, author_key, limit, before_id)
         streams = [
-            [
-                (keys.post_id_of_raw(raw), raw)
-                for raw in self._newest(self.partition(k), keys.POSTS, k, limit, before_id)
-            ]
+            [(post_bytes.post_id(raw), raw) for raw in self._newest(self.partition(k), keys.POSTS, k, limit, before_id)]
             for k in all_keys
         ]
         merged = heapq.merge(*streams, key=lambda item: -item[0])
@@ -156,46 +159,44 @@ class FeedStore:
     # -- inboxes, by consumer --------------------------------------------------------------------
 
     def insert_inbox(self, posts: Iterable[feed_pb2.Post], consumers: Iterable[str]) -> int:
-        """Inserts every post into every consumer's inbox that follows its author; trims each to the cap."""
-        posts = list(posts)
-        encoded = [p.SerializeToString() for p in posts]
+        """Inserts every post into every consumer's inbox that follows its author; trims each to the cap.
+        The edge and tombstone are read from the store directly: this batch writes neither."""
+        entries = [(post.author, post.id, post.SerializeToString()) for post in posts]
         batch = self.new_batch()
+        get = self.store.get
         inserted = 0
-        touched: list[tuple[int, str]] = []
+        over_cap: list[tuple[int, str, list[bytes]]] = []
         for consumer in consumers:
             part = self.partition(consumer)
             counters = None
-            for post, raw in zip(posts, encoded, strict=True):
-                if not is_alive(batch.get(keys.edge_key(part, keys.FOLLOWING, consumer, post.author))):
+            added = []
+            for author, post_id, raw in entries:
+                edge, tombstone, inbox = keys.inbox_entry_keys(part, consumer, author, post_id)
+                if not is_alive(get(edge)):
                     continue  # not (or no longer) a follower: never resurrect after an unfollow
-                if batch.get(keys.post_key(part, keys.DELETED, consumer, post.id)) is not None:
+                if get(tombstone) is not None:
                     continue  # deleted while this fan-out was in flight
-                if batch.put_new(keys.post_key(part, keys.INBOX, consumer, post.id), raw):
+                if batch.put_new(inbox, raw):
                     counters = counters or batch.counters_of(part, consumer)
                     counters.inbox_size += 1
-                    inserted += 1
+                    added.append(inbox)
+            inserted += len(added)
             if counters is not None and counters.inbox_size > self.timeline_cap:
-                touched.append((part, consumer))
-        for part, consumer in touched:
-            self._trim_inbox(batch, part, consumer)
+                over_cap.append((part, consumer, added))
+        for part, consumer, added in over_cap:
+            self._trim_inbox(batch, part, consumer, added)
         batch.commit()
         return inserted
 
-    def _trim_inbox(self, batch: Batch, part: int, consumer: str) -> None:
+    def _trim_inbox(self, batch: Batch, part: int, consumer: str, added: list[bytes]) -> None:
+        """Deletes the consumer's oldest entries down to the cap: among those stored and those this
+        batch `added` (the batch deletes none of this consumer's before its trim)."""
         counters = batch.counters_of(part, consumer)
         excess = counters.inbox_size - self.timeline_cap
-        # Oldest first; entries queued in this batch are merged by looking at the batch's view.
-        prefix = keys.user_prefix(part, keys.INBOX, consumer)
-        candidates = sorted(
-            {k for k, _ in self._first_keys(prefix, excess + len(batch.deletes))}
-            | {k for k in batch.puts if k.startswith(prefix)}
-        )
-        for key in candidates:
-            if excess <= 0:
-                break
+        stored = [k for k, _ in self._first_keys(keys.user_prefix(part, keys.INBOX, consumer), excess)]
+        for key in sorted({*stored, *added})[:excess]:
             if batch.delete_existing(key):
                 counters.inbox_size -= 1
-                excess -= 1
 
     def _first_keys(self, prefix: bytes, count: int) -> list[tuple[bytes, bytes]]:
         out = []
@@ -327,6 +328,25 @@ class FeedStore:
         return (HotState(entry.state), entry.pinned, entry.version) if entry else (HotState.NORMAL, False, 0)
 
     def list_hot_users(self, partitions: Iterable[int]) -> list[HotUser]:
+        """Every registry entry of `partitions`. Every router polls every node twice a second, and a
+        scan costs one LevelDB seek per partition, so the answer is kept until a write touches the
+        registry (follower counts in it may lag by up to _HOT_LIST_MAX_AGE_S)."""
+        parts = frozenset(partitions)
+        generation = self.store.registry_generation if isinstance(self.store, ObservedStore) else None
+        cached = self._hot_list
+        if (
+            generation is not None
+            and cached is not None
+            and cached[:2] == (generation, parts)
+            and time.monotonic() - cached[2] < _HOT_LIST_MAX_AGE_S
+        ):
+            return cached[3]
+        entries = self._scan_hot_users(parts)
+        if generation is not None:
+            self._hot_list = (generation, parts, time.monotonic(), entries)
+        return entries
+
+    def _scan_hot_users(self, partitions: frozenset[int]) -> list[HotUser]:
         entries = []
         for part in sorted(partitions):
             prefix = keys.registry_prefix(part)

@@ -59,7 +59,6 @@ __all__ = [
     "delivery_key",
     "family_prefix",
     "post_id_of",
-    "post_id_of_raw",
     "edge_user_of",
     "family_of",
 ]
@@ -110,6 +109,15 @@ def post_key(partition: int, family: bytes, user_key: str, post_id: int) -> byte
     return user_prefix(partition, family, user_key) + _POST_ID.pack(post_id)
 
 
+def inbox_entry_keys(partition: int, consumer: str, author: str, post_id: int) -> tuple[bytes, bytes, bytes]:
+    """What one inbox insert reads and writes, built from shared pieces (the fan-out's hot loop):
+    the consumer's following edge to `author`, its tombstone for the post, and the inbox key."""
+    part = _PARTITION.pack(partition)
+    user = consumer.encode("utf-8") + b"\x00"
+    post = _POST_ID.pack(post_id)
+    return part + FOLLOWING + user + author.encode("utf-8"), part + DELETED + user + post, part + INBOX + user + post
+
+
 def edge_key(partition: int, family: bytes, user_key: str, other: str) -> bytes:
     return user_prefix(partition, family, user_key) + other.encode("utf-8")
 
@@ -146,19 +154,6 @@ def hint_key(target: str, sequence: int) -> bytes:
 
 def post_id_of(key: bytes) -> int:
     return int(_POST_ID.unpack_from(key, len(key) - 8)[0])
-
-
-def post_id_of_raw(raw_post: bytes) -> int:
-    """The id of an encoded Post without decoding it all: field 1 (varint) is written first."""
-    if not raw_post or raw_post[0] != 0x08:
-        return 0
-    value, shift = 0, 0
-    for byte in raw_post[1:11]:
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
-    return value
 
 
 def edge_user_of(key: bytes, prefix_len: int) -> str:

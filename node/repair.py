@@ -315,6 +315,8 @@ class Repairer:
         differed = 0
         scanned = 0
         for push in (False,) if pull_only else (False, True):
+            if push and not differed:
+                break  # every peer matched in the pull: nothing to push (the common case, half the cost)
             mine, size = await asyncio.to_thread(digests_and_size, self.feed_store, part)
             scanned += size
             for peer in others:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import grpc
 from google.protobuf.message import Message
@@ -62,6 +62,7 @@ class Replicator:
         clock: VersionClock,
         write_quorum: int,
         timeout_s: float,
+        background_timeout_s: float | None = None,
     ) -> None:
         self.node_id = node_id
         self.peers = peers
@@ -70,6 +71,9 @@ class Replicator:
         self.clock = clock
         self.write_quorum = write_quorum
         self.timeout_s = timeout_s
+        # A fan-out batch queues behind other background work on its replica (node/reads_first.py):
+        # waiting only `timeout_s` for it would hint (and redo) work a live replica is doing.
+        self.background_timeout_s = max(background_timeout_s or timeout_s, timeout_s)
         self.quorum_failures = 0
         self._background: set[asyncio.Task[_Outcome]] = set()
 
@@ -105,18 +109,22 @@ class Replicator:
         def part_of(node_keys: list[str]) -> Message:
             return request if len(node_keys) >= all_keys else method.limited(request, node_keys)
 
-        local_keys = keys_by_node.pop(self.node_id, None)
-        if local_keys is not None:
-            # Our own part first: it raises what the caller must see (bad input, not the owner).
-            response = await self.apply(method.name, part_of(local_keys))
-            outcomes.append(_Outcome(self.node_id, response))
+        async def apply_here(node_keys: list[str]) -> None:
+            """This node's part; its outcome goes first (it answers the caller when we hold keys)."""
+            outcomes.insert(0, _Outcome(self.node_id, await self.apply(method.name, part_of(node_keys))))
             for part in counted[self.node_id]:
                 acks[part] += 1
+
+        local_keys = keys_by_node.pop(self.node_id, None)
+        if local_keys is not None and not method.background:
+            # Our own part first: it raises what the caller must see (bad input, not the owner).
+            await apply_here(local_keys)
 
         # A replica believed down gets a hint without being tried, as long as each of its
         # partitions has enough other replicas believed up for the quorum; otherwise it is tried.
         down = {n for n in keys_by_node if not self._reachable(n)}
-        up_count = {p: sum(1 for n in (*counted, self.node_id) if p in counted[n] and n not in down) for p in need}
+        # Each replica once (this node is in `counted` already when it holds keys of the write).
+        up_count = {p: sum(1 for n in {*counted, self.node_id} if p in counted[n] and n not in down) for p in need}
         tasks: dict[asyncio.Task[_Outcome], str] = {}
         for node_id, node_keys in keys_by_node.items():
             part_request = part_of(node_keys)
@@ -124,6 +132,15 @@ class Replicator:
                 self._hint(node_id, method, part_request, "believed down")
                 continue
             tasks[asyncio.create_task(self._forward(node_id, method, part_request))] = node_id
+
+        if local_keys is not None and method.background:
+            # A fan-out batch (from this node's own delivery driver) is applied here while the
+            # replicas apply theirs: one batch's time, not two, before the quorum is known.
+            try:
+                await apply_here(local_keys)
+            except BaseException:
+                self._let_finish(tasks)  # the forwards finish or leave hints on their own
+                raise
 
         waiting = set(tasks)
         while waiting and any(acks[p] < need[p] for p in need):
@@ -134,9 +151,7 @@ class Replicator:
                 if outcome.error is None:
                     for part in counted[outcome.node_id]:
                         acks[part] += 1
-        for task in waiting:  # answered already: the rest finish (or leave hints) on their own
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        self._let_finish(waiting)  # answered already: the rest finish (or leave hints) on their own
 
         short = sorted(p for p in need if acks[p] < need[p])
         if short:
@@ -146,6 +161,11 @@ class Replicator:
             return outcomes[0].response
         first = next(o for o in outcomes if o.response is not None)
         return first.response
+
+    def _let_finish(self, tasks: Iterable[asyncio.Task[_Outcome]]) -> None:
+        for task in tasks:
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _reachable(self, node_id: str) -> bool:
         try:
@@ -157,7 +177,9 @@ class Replicator:
         write = storage_pb2.ReplicaWrite(method=method.name, request=request.SerializeToString())
         try:
             reply = await self.peers.apply_writes.on_node(
-                node_id, storage_pb2.ApplyWritesRequest(writes=[write]), timeout_s=self.timeout_s
+                node_id,
+                storage_pb2.ApplyWritesRequest(writes=[write]),
+                timeout_s=self.background_timeout_s if method.background else self.timeout_s,
             )
             result = reply.results[0]
             if result.code == 0:

@@ -10,16 +10,20 @@ import time
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from common import metrics, runtime, security, tls
 from common.cluster_map import ClusterMap, empty_map, initial_map
 from common.config import ClusterConfig, NodeConfig
 from common.errors import FeedringError
 from common.hot_state import HotPolicy
+from common.server_options import pending_calls_options
 from common.storage_client import READS_SERVICE, StorageClient
 from node import keys
 from node.change_feed import ChangeFeed, ObservedStore
 from node.delivery import DeliveryDriver
 from node.feed_store import FeedStore
 from node.hints import HintLog, HintReplayer, keys_of
+from node.metrics import node_families
+from node.reads_first import ReadsFirst
 from node.repair import Repairer
 from node.replication import Replicator
 from node.service import StorageServicer
@@ -53,8 +57,15 @@ class NodeServer:
         self.map = self._load_map()
         # How this node reaches the others (replicas, deliveries, map catch-up, transfers); it routes
         # by the node's own map, and its failure detector is this node's view of its peers.
+        self.credentials = security.load_credentials(config)
+        # With TLS on, only callers holding a certificate of the cluster's CA get through (mTLS).
+        self.tls = tls.server_credentials(config, node_id, require_client_auth=True) if config.tls.enabled else None
         self.peers = StorageClient(
-            self.map, config.limits.rpc_timeout_s, attempt_timeout_s=config.replication.replica_timeout_s
+            self.map,
+            config.limits.rpc_timeout_s,
+            attempt_timeout_s=config.replication.replica_timeout_s,
+            secret=self.credentials.secret,
+            credentials=tls.peer_credentials(config, node_id) if config.tls.enabled else None,
         )
         self.mover = PartitionMover(node_id, self.store, self.changes, self.peers)
         self.hints = HintLog(self.store, config.replication.max_hints_per_node)
@@ -66,6 +77,7 @@ class NodeServer:
             clock=self.feed_store.clock,
             write_quorum=config.replication.write_quorum,
             timeout_s=config.replication.replica_timeout_s,
+            background_timeout_s=config.limits.rpc_timeout_s,
         )
         self.replayer = HintReplayer(self.hints, self.peers, self._still_a_replica)
         self.delivery = DeliveryDriver(
@@ -94,9 +106,17 @@ class NodeServer:
             delivery=self.delivery,
             replicator=self.replicator,
             repairer=self.repairer,
+            reads_first=ReadsFirst(config.limits.fanout_share, config.limits.fanout_full_speed_after_s),
         )
         self._catching_up: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
+        self.metrics = (
+            metrics.MetricsEndpoint(
+                self.node.metrics, node_families(lambda: self.servicer.status(percentiles=False), self.node.data_dir)
+            )
+            if self.node.metrics
+            else None
+        )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
 
@@ -197,21 +217,31 @@ class NodeServer:
 
     async def start(self) -> int:
         # so_reuseport off: two nodes silently sharing a port would split a partition's traffic.
+        interceptors: list[grpc.aio.ServerInterceptor] = [security.AuthInterceptor(self.credentials)]
+        if self.metrics is not None:
+            interceptors.insert(0, metrics.MetricsInterceptor())  # outermost: refused calls count too
         self.server = grpc.aio.server(
+            interceptors=interceptors,
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 64 << 20),
                 ("grpc.max_send_message_length", 64 << 20),
-            ]
+                *pending_calls_options(),  # a burst of fan-out batches must not be cancelled
+                *runtime.grpc_options(),
+            ],
         )
         storage_pb2_grpc.add_StorageServicer_to_server(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         try:
-            port = self.server.add_insecure_port(self.node.address)
+            port = (
+                self.server.add_secure_port(self.node.listen, self.tls)
+                if self.tls is not None
+                else self.server.add_insecure_port(self.node.listen)
+            )
         except RuntimeError as exc:
-            raise PortInUseError(f"cannot listen on {self.node.address}: {exc}") from exc
+            raise PortInUseError(f"cannot listen on {self.node.listen}: {exc}") from exc
         if port == 0:
-            raise PortInUseError(f"cannot listen on {self.node.address}: address in use")
+            raise PortInUseError(f"cannot listen on {self.node.listen}: address in use")
         await asyncio.to_thread(self.feed_store.count_keys)
         await asyncio.to_thread(self.hints.load)
         await self.server.start()
@@ -226,6 +256,8 @@ class NodeServer:
             asyncio.create_task(self.repairer.run()),
             asyncio.create_task(self.peers.health.monitor(self._peer_addresses, self.peers.probe)),
         ]
+        if self.metrics is not None:
+            self.metrics.start()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("feedring.v1.Storage", health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -252,6 +284,8 @@ class NodeServer:
         await self.delivery.stop()  # unfinished records stay on disk for the next start
         await self.replicator.drain()
         await self.peers.close()
+        if self.metrics is not None:
+            await self.metrics.stop()
         self.store.close()
         log.info("node stopped node=%s", self.node.id)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from common.process_stats import rss_bytes
 from node import keys, repair
 from node.delivery import DeliveryDriver
 from node.feed_store import FeedStore
+from node.reads_first import ReadsFirst
 from node.repair import Repairer
 from node.replication import Replicator
 from node.transfer import PartitionMover
@@ -49,8 +51,10 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         delivery: DeliveryDriver | None = None,
         replicator: Replicator | None = None,
         repairer: Repairer | None = None,
+        reads_first: ReadsFirst | None = None,
     ) -> None:
         self.node_id = node_id
+        self.reads_first = reads_first or ReadsFirst()  # fan-out's bounded share while reads arrive
         self.repairer = repairer
         self.replicator = replicator  # None: writes apply here only (a single-node test)
         self.feed_store = feed_store
@@ -125,18 +129,20 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
                         self.map.epoch,
                     )
 
-    async def _in_slices(self, epoch: int, consumers: Sequence[str], apply: Callable[[Sequence[str]], int]) -> int:
-        """Applies a many-consumer write a slice at a time, yielding to other requests between
-        slices, so a big fan-out batch does not stall timeline reads behind it. Each consumer's
-        write stays atomic; ownership (and sealing) is checked per slice, and a batch refused
-        midway is simply retried whole (the writes are idempotent)."""
+    async def _in_slices(
+        self, epoch: int, consumers: Sequence[str], apply: Callable[[Sequence[str]], int], posted_at_ms: int = 0
+    ) -> int:
+        """Applies a many-consumer write a slice at a time, as background work that stands back while
+        reads arrive (node/reads_first.py), so timeline reads never queue behind a fan-out batch.
+        Each consumer's write stays atomic; ownership (and sealing) is checked per slice, and a batch
+        refused midway is simply retried whole (the writes are idempotent)."""
         done = 0
         for start in range(0, len(consumers), WRITE_SLICE):
-            part = consumers[start : start + WRITE_SLICE]
-            self._own(epoch, *part)
-            done += apply(part)
-            if start + WRITE_SLICE < len(consumers):
-                await asyncio.sleep(0)
+            age_s = time.time() - posted_at_ms / 1000 if posted_at_ms else 0.0
+            async with self.reads_first.slice(age_s):
+                part = consumers[start : start + WRITE_SLICE]
+                self._own(epoch, *part)
+                done += apply(part)
         return done
 
     def _owed(self, *user_keys: str) -> None:
@@ -303,14 +309,18 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.ReadPostsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadPostsResponse:
         self._own_for_read(request.epoch, request.author_key, *request.more_keys)
+        self.reads_first.read_served()
         raws = self.feed_store.read_posts(request.author_key, request.limit, request.before_id, request.more_keys)
-        return storage_pb2.ReadPostsResponse(posts=self._posts(raws))
+        return storage_pb2.ReadPostsResponse(posts=raws)
 
     # -- inboxes ---------------------------------------------------------------------------------
 
     async def _insert_inbox(self, request: storage_pb2.InsertInboxRequest) -> storage_pb2.InsertInboxResponse:
         inserted = await self._in_slices(
-            request.epoch, request.consumers, lambda c: self.feed_store.insert_inbox(request.posts, c)
+            request.epoch,
+            request.consumers,
+            lambda c: self.feed_store.insert_inbox(request.posts, c),
+            posted_at_ms=min((p.created_at_ms for p in request.posts), default=0),
         )
         return storage_pb2.InsertInboxResponse(inserted=inserted)
 
@@ -327,8 +337,9 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         self, request: storage_pb2.ReadInboxRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadInboxResponse:
         self._own_for_read(request.epoch, request.consumer)
+        self.reads_first.read_served()
         raws, hot_followees = self.feed_store.read_inbox(request.consumer, request.limit, request.before_id)
-        return storage_pb2.ReadInboxResponse(posts=self._posts(raws), hot_followees=hot_followees)
+        return storage_pb2.ReadInboxResponse(posts=raws, hot_followees=hot_followees)
 
     # -- edges -----------------------------------------------------------------------------------
 
@@ -609,6 +620,12 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
         if request.catch_up:
             await self.feed_store.recount_keys()
 
+    def _delivery_stats(self, percentiles: bool = True) -> storage_pb2.DeliveryStats:
+        stats = self.delivery.stats(percentiles) if self.delivery is not None else storage_pb2.DeliveryStats()
+        stats.fanout_busy_s = self.reads_first.background_s
+        stats.fanout_paused_s = self.reads_first.paused_s
+        return stats
+
     def replication_stats(self) -> storage_pb2.ReplicationStats:
         stats = storage_pb2.ReplicationStats()
         if self.repairer is not None:
@@ -637,6 +654,11 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
     async def GetNodeStatus(
         self, request: storage_pb2.GetNodeStatusRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.NodeStatus:
+        return self.status()
+
+    def status(self, percentiles: bool = True) -> storage_pb2.NodeStatus:
+        """What `feedring status` shows and the node's metrics are built from (those without the
+        lag percentiles, which cost a sort)."""
         return storage_pb2.NodeStatus(
             node_id=self.node_id,
             epoch=self.map.epoch,
@@ -649,6 +671,6 @@ class StorageServicer(storage_pb2_grpc.StorageServicer):
             },
             requests_served=self.requests_served,
             rss_bytes=rss_bytes(),
-            delivery=self.delivery.stats() if self.delivery is not None else None,
+            delivery=self._delivery_stats(percentiles),
             replication=self.replication_stats(),
         )

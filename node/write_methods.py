@@ -29,6 +29,9 @@ class WriteMethod:
     # Many-key writes: the request limited to some of its keys (None: the write has one key).
     subset: Callable[[Any, set[str]], Message] | None = None
     versioned: bool = False
+    # Fan-out inbox writes: applied as background work (node/reads_first.py), so a replica may take
+    # longer than a user's write to answer; liveness comes from the failure detector, not this wait.
+    background: bool = False
 
     def parse(self, raw: bytes) -> Message:
         return self.request.FromString(raw)
@@ -59,13 +62,21 @@ def _edges_by(field: str) -> Callable[[Any, set[str]], Message]:
 WRITES = [
     WriteMethod("StorePost", pb.StorePostRequest, pb.StorePostResponse, lambda r: [r.author_key]),
     WriteMethod("RemovePost", pb.RemovePostRequest, pb.RemovePostResponse, lambda r: [r.author_key]),
-    WriteMethod("InsertInbox", pb.InsertInboxRequest, pb.InsertInboxResponse, lambda r: list(r.consumers), _consumers),
+    WriteMethod(
+        "InsertInbox",
+        pb.InsertInboxRequest,
+        pb.InsertInboxResponse,
+        lambda r: list(r.consumers),
+        _consumers,
+        background=True,
+    ),
     WriteMethod(
         "RemoveFromInboxes",
         pb.RemoveFromInboxesRequest,
         pb.RemoveFromInboxesResponse,
         lambda r: list(r.consumers),
         _consumers,
+        background=True,
     ),
     WriteMethod("AddFollowing", pb.AddFollowingRequest, pb.EdgeResponse, lambda r: [r.follower], versioned=True),
     WriteMethod("RemoveFollowing", pb.RemoveFollowingRequest, pb.EdgeResponse, lambda r: [r.follower], versioned=True),

@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common import security, tls
 from common.config import ClusterConfig, ConfigError, load
 
 __all__ = ["LocalCluster", "Process", "ClusterStartError"]
@@ -46,7 +47,10 @@ class Process:
 
 
 class LocalCluster:
-    def __init__(self, config_path: str | Path) -> None:
+    def __init__(self, config_path: str | Path, launch_prefix: dict[str, list[str]] | None = None) -> None:
+        # launch_prefix: per process name, what its command runs under (ops/netcluster.py: its
+        # network namespace, `ip netns exec <ns>`).
+        self.launch_prefix = launch_prefix or {}
         self.config_path = Path(config_path).resolve()
         self.config: ClusterConfig = load(self.config_path)
         self.run_dir = self.config.run_dir
@@ -67,6 +71,8 @@ class LocalCluster:
 
     def add_node(self, node_id: str, address: str, timeout_s: float = 30.0) -> None:
         """Starts a node that is not in the cluster file (to be added with `feedring node add`)."""
+        security.ensure_cluster_secret(self.config)
+        self._ensure_certs({node_id: address.rpartition(":")[0]})
         if any(p.name == node_id for p in self.processes):
             proc = self._process(node_id)
             if proc.address != address:
@@ -123,6 +129,12 @@ class LocalCluster:
 
     def start(self, timeout_s: float = 60.0, quiet: bool = False) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        created = security.ensure_cluster_secret(self.config)
+        if created is not None and not quiet:
+            print(f"created the cluster secret {created} (mode 0600; the CLI reads it through --config)")
+        written = self._ensure_certs({n: a.rpartition(":")[0] for n, a in self._extra_nodes().items()})
+        if written and not quiet:
+            print(f"created TLS certificates in {self.config.tls.cert_dir} (make certs --force replaces them)")
         started = []
         for proc in self.processes:
             if proc.module == "router":
@@ -143,6 +155,19 @@ class LocalCluster:
             for proc in self.processes:
                 print(f"  {proc.name:<10} {proc.address:<22} pid {self.pid(proc.name)}  log {self.log_path(proc.name)}")
 
+    def _ensure_certs(self, extra: dict[str, str]) -> list[Path]:
+        """With TLS on, the CA and every process's certificate, made if missing (as `make certs`)."""
+        if not self.config.tls.enabled:
+            return []
+        from ops.certs import ensure_certs  # cryptography is only imported when TLS is on
+
+        return ensure_certs(self.config, extra)
+
+    @property
+    def secret(self) -> str:
+        """The cluster secret its processes use: Admin calls through FeedClient need it."""
+        return security.cluster_secret(self.config)
+
     def start_process(self, name: str) -> int:
         proc = self._process(name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +175,7 @@ class LocalCluster:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         with open(self.log_path(name), "ab") as log:
             child = subprocess.Popen(
-                self._command(proc),
+                self.launch_prefix.get(name, []) + self._command(proc),  # `ip netns exec` execs it: same pid
                 cwd=PROJECT_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -184,9 +209,14 @@ class LocalCluster:
             return child.poll() is not None
         return self.pid(name) is None
 
-    @staticmethod
-    def healthy(address: str, timeout_s: float = 0.5) -> bool:
-        with grpc.insecure_channel(address) as channel:
+    def healthy(self, address: str, timeout_s: float = 0.5) -> bool:
+        # With TLS, a node only talks to holders of a cluster certificate: tooling presents `ops`.
+        channel = (
+            grpc.secure_channel(address, tls.peer_credentials(self.config, tls.OPS))
+            if self.config.tls.enabled
+            else grpc.insecure_channel(address)
+        )
+        with channel:
             try:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=timeout_s

@@ -114,8 +114,8 @@ class ReadPostsRequest(_message.Message):
 class ReadPostsResponse(_message.Message):
     __slots__ = ("posts",)
     POSTS_FIELD_NUMBER: _ClassVar[int]
-    posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
-    def __init__(self, posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ...) -> None: ...
+    posts: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, posts: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class InsertInboxRequest(_message.Message):
     __slots__ = ("epoch", "posts", "consumers")
@@ -165,9 +165,9 @@ class ReadInboxResponse(_message.Message):
     __slots__ = ("posts", "hot_followees")
     POSTS_FIELD_NUMBER: _ClassVar[int]
     HOT_FOLLOWEES_FIELD_NUMBER: _ClassVar[int]
-    posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
+    posts: _containers.RepeatedScalarFieldContainer[bytes]
     hot_followees: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., hot_followees: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, posts: _Optional[_Iterable[bytes]] = ..., hot_followees: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AddFollowingRequest(_message.Message):
     __slots__ = ("epoch", "follower", "followee", "hot", "followee_key", "version")
@@ -644,18 +644,32 @@ class RepairProgress(_message.Message):
     def __init__(self, partitions_total: _Optional[int] = ..., partitions_done: _Optional[int] = ..., out_of_sync: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., unreachable: _Optional[_Iterable[str]] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class DeliveryStats(_message.Message):
-    __slots__ = ("records", "oldest_age_s", "inbox_writes", "inbox_writes_per_s", "retries")
+    __slots__ = ("records", "oldest_age_s", "inbox_writes", "inbox_writes_per_s", "retries", "lag_p50_ms", "lag_p99_ms", "lag_samples", "fanout_busy_s", "fanout_paused_s", "lag_bucket_le_ms", "lag_bucket_counts")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     OLDEST_AGE_S_FIELD_NUMBER: _ClassVar[int]
     INBOX_WRITES_FIELD_NUMBER: _ClassVar[int]
     INBOX_WRITES_PER_S_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
+    LAG_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LAG_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    LAG_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    FANOUT_BUSY_S_FIELD_NUMBER: _ClassVar[int]
+    FANOUT_PAUSED_S_FIELD_NUMBER: _ClassVar[int]
+    LAG_BUCKET_LE_MS_FIELD_NUMBER: _ClassVar[int]
+    LAG_BUCKET_COUNTS_FIELD_NUMBER: _ClassVar[int]
     records: int
     oldest_age_s: float
     inbox_writes: int
     inbox_writes_per_s: float
     retries: int
-    def __init__(self, records: _Optional[int] = ..., oldest_age_s: _Optional[float] = ..., inbox_writes: _Optional[int] = ..., inbox_writes_per_s: _Optional[float] = ..., retries: _Optional[int] = ...) -> None: ...
+    lag_p50_ms: float
+    lag_p99_ms: float
+    lag_samples: int
+    fanout_busy_s: float
+    fanout_paused_s: float
+    lag_bucket_le_ms: _containers.RepeatedScalarFieldContainer[float]
+    lag_bucket_counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, records: _Optional[int] = ..., oldest_age_s: _Optional[float] = ..., inbox_writes: _Optional[int] = ..., inbox_writes_per_s: _Optional[float] = ..., retries: _Optional[int] = ..., lag_p50_ms: _Optional[float] = ..., lag_p99_ms: _Optional[float] = ..., lag_samples: _Optional[int] = ..., fanout_busy_s: _Optional[float] = ..., fanout_paused_s: _Optional[float] = ..., lag_bucket_le_ms: _Optional[_Iterable[float]] = ..., lag_bucket_counts: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SetClusterMapResponse(_message.Message):
     __slots__ = ("epoch", "adopted")
@@ -754,3 +768,11 @@ class DropPartitionsResponse(_message.Message):
     KEYS_DELETED_FIELD_NUMBER: _ClassVar[int]
     keys_deleted: int
     def __init__(self, keys_deleted: _Optional[int] = ...) -> None: ...
+
+class EncodedPostPage(_message.Message):
+    __slots__ = ("posts", "next_page_token")
+    POSTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    posts: _containers.RepeatedScalarFieldContainer[bytes]
+    next_page_token: str
+    def __init__(self, posts: _Optional[_Iterable[bytes]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

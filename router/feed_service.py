@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grpc
 
+from common import post_bytes
 from common.config import ClusterConfig
 from common.errors import InvalidArgument, NotFound
 from common.grpc_status import grpc_errors
@@ -85,12 +86,16 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
     @grpc_errors
     async def GetTimeline(
         self, request: feed_pb2.GetTimelineRequest, context: grpc.aio.ServicerContext
-    ) -> feed_pb2.PostPage:
+    ) -> storage_pb2.EncodedPostPage:
+        """Answers with the stored bytes of the posts (an EncodedPostPage is a PostPage on the wire)."""
         user = check_user(request.user)
         size = page_size(request.page_size, self.limits)
         before = page_tokens.decode_post_cursor(TIMELINE, user, request.page_token)
         posts = await self.timeline.read(user, size + 1, before)
-        return self._post_page(TIMELINE, user, posts, size)
+        page = storage_pb2.EncodedPostPage(posts=posts[:size])
+        if len(posts) > size:
+            page.next_page_token = page_tokens.encode_post_cursor(TIMELINE, user, post_bytes.post_id(posts[size - 1]))
+        return page
 
     @grpc_errors
     async def GetUserPosts(

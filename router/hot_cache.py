@@ -14,21 +14,24 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from common import post_bytes
 from protos import feed_pb2
 
-__all__ = ["HotPostCache", "CachedPosts"]
+__all__ = ["HotPostCache", "CachedPosts", "IdAndPost"]
+
+IdAndPost = tuple[int, bytes]  # a post's id and its encoding: merged on every read, never re-encoded
 
 
 @dataclass
 class CachedPosts:
-    posts: list[feed_pb2.Post]  # newest first
+    posts: list[IdAndPost]  # newest first
     complete: bool  # the author has no posts older than the last one here
     fetched_at: float = field(default=0.0)
 
-    def below(self, before_id: int, limit: int) -> list[feed_pb2.Post] | None:
+    def below(self, before_id: int, limit: int) -> list[IdAndPost] | None:
         """The newest `limit` posts with id < before_id (all if before_id is 0), or None when the
         cache cannot tell (it may not hold enough old posts)."""
-        posts = self.posts if not before_id else [p for p in self.posts if p.id < before_id]
+        posts = self.posts if not before_id else [p for p in self.posts if p[0] < before_id]
         if len(posts) >= limit or self.complete:
             return posts[:limit]
         return None
@@ -62,9 +65,9 @@ class HotPostCache:
         self.hits += 1
         return entry
 
-    def put(self, author: str, newest_first: list[feed_pb2.Post], complete: bool) -> CachedPosts:
-        """Caches an author's newest posts; returns the entry (usable even with a zero TTL)."""
-        posts = newest_first[: self.posts_per_user]
+    def put(self, author: str, newest_first: list[bytes], complete: bool) -> CachedPosts:
+        """Caches an author's newest posts (encoded); returns the entry (usable even with a zero TTL)."""
+        posts = [(post_bytes.post_id(raw), raw) for raw in newest_first[: self.posts_per_user]]
         complete = complete and len(posts) == len(newest_first)
         entry = self._entries[author] = CachedPosts(posts, complete, self._clock())
         self._entries.move_to_end(author)
@@ -75,10 +78,10 @@ class HotPostCache:
     def add_post(self, post: feed_pb2.Post) -> None:
         """A post by a hot author through this router: visible here at once."""
         entry = self._entries.get(post.author)
-        if entry is None or any(p.id == post.id for p in entry.posts):
+        if entry is None or any(p[0] == post.id for p in entry.posts):
             return
-        entry.posts.insert(0, post)
-        entry.posts.sort(key=lambda p: p.id, reverse=True)
+        entry.posts.insert(0, (post.id, post.SerializeToString()))
+        entry.posts.sort(key=lambda p: p[0], reverse=True)
         if len(entry.posts) > self.posts_per_user:
             del entry.posts[self.posts_per_user :]
             entry.complete = False
@@ -86,5 +89,5 @@ class HotPostCache:
     def remove_post(self, author: str, post_id: int) -> None:
         """A delete through this router: the entry may now hold too few posts, so drop it."""
         entry = self._entries.get(author)
-        if entry is not None and any(p.id == post_id for p in entry.posts):
+        if entry is not None and any(p[0] == post_id for p in entry.posts):
             del self._entries[author]

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from common.cluster_map import ClusterMap, Member
+from common.config import is_address, is_node_id
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
 from protos import admin_pb2
 
@@ -31,6 +32,10 @@ def plan_change(current: ClusterMap, kind: int, node_id: str, address: str = "",
     if kind == Kind.ADD:
         if not node_id or not address:
             raise InvalidArgument("adding a node needs its id and address")
+        if not is_node_id(node_id):
+            raise InvalidArgument(f"node id must be 1-64 ASCII letters, digits, '-' or '_' (got {node_id!r})")
+        if not is_address(address):
+            raise InvalidArgument(f"node address must be host:port (got {address!r})")
         if current.member(node_id):
             raise FailedPrecondition(f"node {node_id} is already a member at epoch {current.epoch}")
         if any(m.address == address for m in current.members):

@@ -12,7 +12,7 @@ import asyncio
 import heapq
 from collections.abc import AsyncIterator
 
-from common import salting
+from common import post_bytes, salting
 from common.hot_state import HotState
 from common.storage_client import StorageClient
 from protos import feed_pb2, storage_pb2
@@ -27,6 +27,10 @@ class SaltedReads:
 
     async def posts(self, author: str, state: HotState, limit: int, before_id: int = 0) -> list[feed_pb2.Post]:
         """The author's newest `limit` posts below `before_id`, over every key it may have used."""
+        return post_bytes.decode(await self.raw_posts(author, state, limit, before_id))
+
+    async def raw_posts(self, author: str, state: HotState, limit: int, before_id: int = 0) -> list[bytes]:
+        """As `posts`, encoded as the nodes stored them."""
         groups = self.storage.group_by_node(salting.keys_of(author, state, self.buckets))
         replies = await asyncio.gather(
             *(
@@ -41,7 +45,7 @@ class SaltedReads:
         )
         if len(replies) == 1:
             return list(replies[0].posts)
-        merged = heapq.merge(*(r.posts for r in replies), key=lambda p: -p.id)
+        merged = heapq.merge(*(list(r.posts) for r in replies), key=lambda raw: -post_bytes.post_id(raw))
         return list(merged)[:limit]
 
     async def followers(

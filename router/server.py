@@ -10,11 +10,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common import metrics, runtime, security, tls
 from common.cluster_map import initial_map
 from common.config import ClusterConfig
+from common.service_handlers import add_unary_servicer
 from common.storage_client import StorageClient
-from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc
+from protos import admin_pb2, admin_pb2_grpc, feed_pb2
+from router import request_limits
 from router.flows import RouterFlows
+from router.metrics import router_families
 from router.post_ids import PostIdGenerator, generator_id
 
 __all__ = ["RouterServer"]
@@ -30,10 +34,16 @@ class RouterServer:
         self.router = config.router(router_id)
         self.worker = worker
         self.reuse_port = reuse_port
+        self.credentials = security.load_credentials(config)
+        # TLS: clients need only trust the CA; this router presents its own certificate to nodes.
+        name = tls.router_name(router_id)
+        self.tls = tls.server_credentials(config, name, require_client_auth=False) if config.tls.enabled else None
+        self.peer_tls = tls.peer_credentials(config, name) if config.tls.enabled else None
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self.metrics: metrics.MetricsEndpoint | None = None
 
     async def start(self) -> int:
         # Channels belong to the running loop: everything gRPC is created here, not in __init__.
@@ -42,6 +52,8 @@ class RouterServer:
             initial_map(self.config),
             self.config.limits.rpc_timeout_s,
             attempt_timeout_s=2 * self.config.replication.replica_timeout_s,
+            secret=self.credentials.secret,
+            credentials=self.peer_tls,
         )
         await self.storage.refresh_map()
         self.flows = RouterFlows.build(
@@ -51,8 +63,24 @@ class RouterServer:
         self.feed_service = self.flows.feed_service()
         self.admin_service = self.flows.admin_service()
 
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if self.reuse_port else 0)])
-        feed_pb2_grpc.add_FeedServicer_to_server(self.feed_service, self.server)
+        metrics_address = self.router.metrics_address(self.worker)
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            security.AuthInterceptor(self.credentials),
+            request_limits.RequestSizeInterceptor(request_limits.method_limits(self.config)),
+        ]
+        if metrics_address:
+            interceptors.insert(0, metrics.MetricsInterceptor())  # outermost: refused calls count too
+        self.server = grpc.aio.server(
+            interceptors=interceptors,
+            options=[
+                ("grpc.so_reuseport", 1 if self.reuse_port else 0),
+                *request_limits.server_options(),
+                *runtime.grpc_options(),
+            ],
+            maximum_concurrent_rpcs=self.config.limits.max_concurrent_rpcs,
+        )
+        # GetTimeline answers with stored bytes (an EncodedPostPage): see common/service_handlers.py.
+        add_unary_servicer(self.feed_service, feed_pb2.DESCRIPTOR.services_by_name["Feed"], self.server)
         admin_pb2_grpc.add_AdminServicer_to_server(self.admin_service, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -65,9 +93,13 @@ class RouterServer:
             self.server,
         )
         try:
-            port = self.server.add_insecure_port(self.router.address)
+            port = (
+                self.server.add_secure_port(self.router.listen, self.tls)
+                if self.tls is not None
+                else self.server.add_insecure_port(self.router.listen)
+            )
         except RuntimeError as exc:
-            raise RuntimeError(f"cannot listen on {self.router.address}: {exc}") from exc
+            raise RuntimeError(f"cannot listen on {self.router.listen}: {exc}") from exc
         await self.server.start()
         for service in ("", "feedring.v1.Feed", "feedring.v1.Admin"):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -79,6 +111,9 @@ class RouterServer:
                 self.storage.probe,
             )
         )
+        if metrics_address:
+            self.metrics = metrics.MetricsEndpoint(metrics_address, router_families(self.flows))
+            self.metrics.start()
         log.info(
             "router serving router=%d worker=%d address=%s epoch=%d nodes=%d",
             self.router.id,
@@ -103,6 +138,8 @@ class RouterServer:
             self._refresher.cancel()
         if self._monitor:
             self._monitor.cancel()
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.server is not None:
             await self.server.stop(grace)
         await self.flows.hot.stop()

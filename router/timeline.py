@@ -13,26 +13,36 @@ from __future__ import annotations
 import asyncio
 import heapq
 
+from common import post_bytes
 from common.hot_state import HotState
 from common.storage_client import StorageClient
-from protos import feed_pb2, storage_pb2
-from router.hot_cache import CachedPosts, HotPostCache
+from protos import storage_pb2
+from router.hot_cache import CachedPosts, HotPostCache, IdAndPost
 from router.salted_reads import SaltedReads
 
-__all__ = ["TimelineReader", "merge_newest"]
+__all__ = ["TimelineReader", "merge_newest", "with_ids"]
 
 
-def merge_newest(streams: list[list[feed_pb2.Post]], limit: int) -> list[feed_pb2.Post]:
-    """Merges newest-first lists into one, without repeated ids, at most `limit` long."""
-    out: list[feed_pb2.Post] = []
+def merge_newest(streams: list[list[IdAndPost]], limit: int) -> list[bytes]:
+    """Merges newest-first lists of (id, encoded post) into encoded posts, without repeated ids, at
+    most `limit` long."""
+    out: list[bytes] = []
     last_id = None
-    for post in heapq.merge(*streams, key=lambda p: -p.id):
-        if post.id != last_id:
-            out.append(post)
-            last_id = post.id
+    for post_id, raw in heapq.merge(*streams, key=_newest_first):
+        if post_id != last_id:
+            out.append(raw)
+            last_id = post_id
             if len(out) >= limit:
                 break
     return out
+
+
+def _newest_first(entry: IdAndPost) -> int:
+    return -entry[0]
+
+
+def with_ids(raws: list[bytes]) -> list[IdAndPost]:
+    return [(post_bytes.post_id(raw), raw) for raw in raws]
 
 
 class TimelineReader:
@@ -42,16 +52,18 @@ class TimelineReader:
         self.cache = cache
         self._loading: dict[str, asyncio.Task[CachedPosts]] = {}
 
-    async def read(self, user: str, limit: int, before_id: int) -> list[feed_pb2.Post]:
+    async def read(self, user: str, limit: int, before_id: int) -> list[bytes]:
+        """The newest `limit` posts of the user's home timeline below `before_id`, encoded: in the
+        common case (no hot followee) exactly the bytes the node stored, never decoded here."""
         inbox = await self.storage.read_inbox.by_key(
             user, storage_pb2.ReadInboxRequest(consumer=user, limit=limit, before_id=before_id)
         )
         if not inbox.hot_followees:
             return list(inbox.posts)
         hot_posts = await asyncio.gather(*(self.recent_posts(a, limit, before_id) for a in inbox.hot_followees))
-        return merge_newest([list(inbox.posts), *hot_posts], limit)
+        return merge_newest([with_ids(list(inbox.posts)), *hot_posts], limit)
 
-    async def recent_posts(self, author: str, limit: int, before_id: int) -> list[feed_pb2.Post]:
+    async def recent_posts(self, author: str, limit: int, before_id: int) -> list[IdAndPost]:
         """A hot author's newest `limit` posts below `before_id`, from the cache when it can tell."""
         entry = self.cache.get(author)  # counts one hit or one miss
         if entry is None:
@@ -60,7 +72,7 @@ class TimelineReader:
         if cached is not None:
             return cached
         # Deeper than the cache holds: read the salts directly.
-        return await self.reads.posts(author, HotState.HOT, limit, before_id)
+        return with_ids(await self.reads.raw_posts(author, HotState.HOT, limit, before_id))
 
     async def _load(self, author: str) -> CachedPosts:
         """Reads an author's newest posts into the cache; concurrent misses share one read."""
@@ -73,5 +85,5 @@ class TimelineReader:
 
     async def _fetch(self, author: str) -> CachedPosts:
         size = self.cache.posts_per_user
-        newest = await self.reads.posts(author, HotState.HOT, size + 1)
+        newest = await self.reads.raw_posts(author, HotState.HOT, size + 1)
         return self.cache.put(author, newest, complete=len(newest) <= size)

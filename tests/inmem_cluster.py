@@ -121,8 +121,8 @@ def make_config(nodes: int = 3, partitions: int = 64, replication_factor: int = 
         replication_factor=replication_factor,
         vnodes=160,
         run_dir=Path("."),
-        nodes=tuple(NodeConfig(f"n{i}", f"mem:n{i}", Path(f"n{i}")) for i in range(1, nodes + 1)),
-        routers=(RouterConfig(0, "mem:router"),),
+        nodes=tuple(NodeConfig(f"n{i}", f"n{i}.mem:1", Path(f"n{i}")) for i in range(1, nodes + 1)),
+        routers=(RouterConfig(0, "router.mem:1"),),
         limits=Limits(timeline_cap=100),
         hot=HotUsers(**hot),
     )
@@ -213,7 +213,7 @@ class InmemCluster:
         asyncio.get_running_loop().create_task(old.delivery.stop())
         node = InmemNode(self.config, node_id, old.servicer.map, self.transport, store=old.store)
         self.nodes[node_id] = node
-        self.transport.servicers[f"mem:{node_id}"] = node.servicer
+        self.transport.servicers[f"{node_id}.mem:1"] = node.servicer
         node.start()
         return node
 
@@ -244,8 +244,8 @@ class InmemCluster:
         await asyncio.gather(*(node.delivery.stop() for node in self.nodes.values()))
 
     def start_node(self, node_id: str) -> InmemNode:
-        """An empty node that no map names yet (as `make node` starts one), at mem:<id>."""
-        return self._serve(node_id, f"mem:{node_id}", empty_map(self.config))
+        """An empty node that no map names yet (as `make node` starts one), at <id>.mem:1."""
+        return self._serve(node_id, f"{node_id}.mem:1", empty_map(self.config))
 
     def router(self, cluster_map: ClusterMap | None = None) -> RouterFlows:
         """A router's flows over the twin; each router gets its own post-id generator."""
@@ -254,10 +254,10 @@ class InmemCluster:
         return RouterFlows.build(self.config, storage, PostIdGenerator(self._routers))
 
     def down(self, node_id: str) -> None:
-        self.transport.unreachable.add(f"mem:{node_id}")
+        self.transport.unreachable.add(f"{node_id}.mem:1")
 
     def up(self, node_id: str) -> None:
-        self.transport.unreachable.discard(f"mem:{node_id}")
+        self.transport.unreachable.discard(f"{node_id}.mem:1")
 
     async def probe(self) -> None:
         """Every node health-checks every other once (as its failure detector's monitor would)."""
@@ -272,7 +272,7 @@ class InmemCluster:
         """Every node sends its hints to every target that takes them now (as its replayer would)."""
         for node in self.nodes.values():
             for target in list(node.hints.counts):
-                node.peers.health.succeeded(f"mem:{target}")  # as if the health check saw it back
+                node.peers.health.succeeded(f"{target}.mem:1")  # as if the health check saw it back
                 await node.replayer.replay(target)
 
     def holder_of(self, key: str) -> str:

@@ -34,8 +34,13 @@ def write_cluster_file(
     router_workers: int = 1,
     replication_factor: int = 3,
     replication: dict[str, object] | None = None,
+    security: dict[str, object] | None = None,
+    metrics: bool = False,
+    tls: dict[str, object] | None = None,
+    routers: int = 1,
 ) -> Path:
-    ports = free_ports(nodes + 1)
+    ports = free_ports(2 * (nodes + 1) if metrics else nodes + 1)
+    ports, metrics_ports = ports[: nodes + 1], ports[nodes + 1 :]
     lines = [
         "[cluster]",
         'name = "test"',
@@ -52,6 +57,12 @@ def write_cluster_file(
         "[hot_users]",
         *(f"{k} = {_toml(v)}" for k, v in (hot_users or {}).items()),
         "",
+        "[security]",
+        *(f"{k} = {_toml(v)}" for k, v in (security or {}).items()),
+        "",
+        "[tls]",
+        *(f"{k} = {_toml(v)}" for k, v in (tls or {}).items()),
+        "",
     ]
     for i in range(nodes):
         lines += [
@@ -59,9 +70,14 @@ def write_cluster_file(
             f'id = "n{i + 1}"',
             f'address = "127.0.0.1:{ports[i + 1]}"',
             f'data_dir = "data/n{i + 1}"',
+            *([f'metrics = "127.0.0.1:{metrics_ports[i + 1]}"'] if metrics else []),
             "",
         ]
-    lines += ["[[routers]]", "id = 0", f'address = "127.0.0.1:{ports[0]}"', f"workers = {router_workers}", ""]
+    lines += ["[[routers]]", "id = 0", f'address = "127.0.0.1:{ports[0]}"', f"workers = {router_workers}"]
+    lines += [f'metrics = "127.0.0.1:{metrics_ports[0]}"'] if metrics else []
+    for router_id, port in enumerate(free_ports(routers - 1), start=1):  # more routers: no metrics
+        lines += ["", "[[routers]]", f"id = {router_id}", f'address = "127.0.0.1:{port}"']
+    lines += [""]
     path = directory / "cluster.toml"
     path.write_text("\n".join(lines))
     return path
@@ -87,3 +103,19 @@ def eventually(check: Callable[[], T], timeout_s: float = 5.0, interval_s: float
             if time.monotonic() > deadline:
                 raise
         time.sleep(interval_s)
+
+
+def node_digests(address: str, partitions: int, secret: str) -> dict[int, list[int]]:
+    """A node's per-bucket digests of every partition (equal on two replicas: same data)."""
+    import grpc
+
+    from common import security
+    from protos import storage_pb2, storage_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        reply = storage_pb2_grpc.StorageStub(channel).GetDigests(
+            storage_pb2.GetDigestsRequest(partitions=list(range(partitions))),
+            timeout=30,
+            metadata=security.bearer(secret),
+        )
+    return {d.partition: list(d.buckets) for d in reply.digests}

@@ -21,8 +21,11 @@ class ClusterHandle:
         self.router_address = self.config.routers[0].address
         self._clients: list[FeedClient] = []
 
-    def client(self, timeout_s: float = 10.0) -> FeedClient:
-        client = FeedClient(self.router_address, timeout_s=timeout_s)
+    def client(self, timeout_s: float = 10.0, token: str | None = None) -> FeedClient:
+        """A client sending `token` (default: the cluster secret, so Admin calls work; "" for none)."""
+        token = self.local.secret if token is None else token
+        ca_file = self.config.tls.ca_file if self.config.tls.enabled else ""
+        client = FeedClient(self.router_address, timeout_s=timeout_s, token=token, ca_file=ca_file)
         self._clients.append(client)
         return client
 
@@ -69,8 +72,11 @@ def start_cluster(directory: Path, **kwargs: object) -> ClusterHandle:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
-    """One 3-node + router cluster shared by the tests that do not break it; small cap for trimming tests."""
-    handle = start_cluster(tmp_path_factory.mktemp("cluster"), limits={"timeline_cap": 60, "backfill_posts": 50})
+    """One 3-node + router cluster shared by the tests that do not break it; small cap for trimming
+    tests; every process serves /metrics."""
+    handle = start_cluster(
+        tmp_path_factory.mktemp("cluster"), limits={"timeline_cap": 60, "backfill_posts": 50}, metrics=True
+    )
     yield handle
     handle.stop()
 

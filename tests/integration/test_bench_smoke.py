@@ -42,6 +42,7 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert r["echo"]["qps"] > 0 and r["plyvel_puts_per_s"] > 0
     read = r["workload"]["read"]
     assert read["qps"] > 0 and 0 < read["p50_ms"] <= read["p99_ms"]
+    assert r["plain_readers"] > 0 and r["read_only_plain"]["qps"] > 0 and r["read_single_plain"]["p50_ms"] > 0
     assert set(r["post_ack"]) == {"10", "1K", "10K"} and r["post_ack"]["10K"]["hot"] == 1.0
     assert r["delivery"]["inbox_entries_per_s"] > 0 and r["delivery"]["lag_p50_ms"] > 0
     assert r["salting"]["S=1"]["max_over_mean"] > r["salting"]["S=8"]["max_over_mean"]
@@ -50,4 +51,11 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
     rep = r["replication"]
     assert rep["rf1"]["read_qps"] > 0 and rep["rf3"]["read_qps"] > 0 and rep["rf3"]["inboxes_per_s"] > 0
     assert rep["rf3"]["catch_up_s"] > 0 and rep["rf3"]["ops_while_down"] > 0
+    mixed = r["mixed_open"]
+    assert mixed["read"]["count"] > 0 and mixed["fanout"]["records"] > 0 and mixed["fanout"]["lag_p99_ms"] > 0
+    assert mixed["cpu_share"] and all(v >= 0 for v in mixed["cpu_share"].values())
+    assert r["reads_open"]["read"]["count"] > 0
+    assert set(r["drain_s"]) == {"after_closed_loop_mixed", "after_open_loop_mixed"}
+    stress = r["stress"]
+    assert stress["steps"] and all(step["inbox_writes_per_s"] > 0 for step in stress["steps"])
     assert "targets" in result.stdout

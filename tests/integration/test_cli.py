@@ -64,12 +64,14 @@ def test_status_lists_every_node(cluster: ClusterHandle) -> None:
 
 
 def test_the_router_can_come_from_the_environment(cluster: ClusterHandle) -> None:
+    # With no cluster file to read the secret from, the Admin call's credentials come from there too.
+    environment = {**os.environ, "FEEDRING_ROUTER": cluster.router_address, "FEEDRING_TOKEN": cluster.local.secret}
     out = subprocess.run(
         [sys.executable, "-m", "client.cli", "--config", "/nonexistent.toml", "--json", "status"],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "FEEDRING_ROUTER": cluster.router_address},
+        env=environment,
     )
     assert out.returncode == 0, out.stderr
     no_config = subprocess.run(

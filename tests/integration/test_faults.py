@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ import pytest
 
 from common.cluster_map import initial_map
 from common.errors import Unavailable
-from ops.local_cluster import PROJECT_ROOT, LocalCluster
+from ops.local_cluster import PROJECT_ROOT
 from tests.integration.conftest import ClusterHandle, start_cluster
 from tests.support import eventually
 
@@ -73,23 +74,37 @@ def test_data_survives_a_full_restart(own_cluster: ClusterHandle) -> None:
     assert client.get_user("writer").post_count == 5
 
 
+def _run_node(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m node --id n1` on `config`, as an operator would start it; returns when it exits."""
+    return subprocess.run(
+        [sys.executable, "-m", "node", "--config", str(config), "--id", "n1"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+
+
 def test_a_node_refuses_a_port_another_process_serves(own_cluster: ClusterHandle, tmp_path: Path) -> None:
     taken = own_cluster.config.nodes[0].address
     clash = tmp_path / "clash.toml"
     clash.write_text(
         f'[[nodes]]\nid = "n1"\naddress = "{taken}"\ndata_dir = "other"\n[[routers]]\nid = 0\naddress = "127.0.0.1:1"\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "node", "--config", str(clash), "--id", "n1"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _run_node(clash, {**os.environ, "FEEDRING_CLUSTER_SECRET": own_cluster.local.secret})
     assert result.returncode != 0
     assert "cannot listen on " + taken in result.stderr
     # The running node is untouched.
-    assert LocalCluster.healthy(taken)
+    assert own_cluster.local.healthy(taken)
+
+
+def test_a_node_without_the_cluster_secret_says_where_it_looked(tmp_path: Path) -> None:
+    config = tmp_path / "lonely.toml"
+    config.write_text('[[nodes]]\nid = "n1"\naddress = "127.0.0.1:1"\n[[routers]]\nid = 0\naddress = "127.0.0.1:2"\n')
+    result = _run_node(config, {k: v for k, v in os.environ.items() if k != "FEEDRING_CLUSTER_SECRET"})
+    assert result.returncode == 2
+    assert "no cluster secret" in result.stderr and str(tmp_path / ".run" / "cluster.secret") in result.stderr
 
 
 def test_start_and_stop_are_safe_to_repeat(own_cluster: ClusterHandle, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,8 +38,8 @@ def cluster(tmp_path: Path) -> Iterator[ClusterHandle]:
 def change(
     handle: ClusterHandle, kind: int, node_id: str = "", address: str = "", **kw: object
 ) -> list[admin_pb2.ChangeProgress]:
-    with grpc.insecure_channel(handle.router_address) as channel:
-        stub = admin_pb2_grpc.AdminStub(channel)
+    with handle.client() as admin:
+        stub = admin_pb2_grpc.AdminStub(admin.calls)
         request = admin_pb2.ChangeMembershipRequest(kind=kind, node_id=node_id, address=address, **kw)
         return list(stub.ChangeMembership(request, timeout=120))
 

@@ -40,8 +40,10 @@ class FakeClient:
         self.error: Exception | None = None
         self.closed = False
 
-    def __call__(self, address: str, timeout_s: float = 5.0) -> FakeClient:  # the constructor
-        self.address, self.timeout_s = address, timeout_s
+    def __call__(
+        self, address: str, timeout_s: float = 5.0, token: str | None = None, ca_file: str | None = None
+    ) -> FakeClient:  # the constructor
+        self.address, self.timeout_s, self.token = address, timeout_s, token
         return self
 
     def __enter__(self) -> FakeClient:

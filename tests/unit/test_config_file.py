@@ -24,6 +24,7 @@ def test_the_shipped_cluster_file_loads() -> None:
     assert config.partitions == 1024 and config.limits.timeline_cap == 800
     assert config.limits.page_size_default == 20 and config.limits.page_size_max == 200
     assert config.limits.post_max_bytes == 1024 and config.hot.salt_buckets == 8
+    assert config.nodes[0].metrics == "127.0.0.1:9101" and config.routers[0].metrics_address(1) == "127.0.0.1:9201"
 
 
 def test_defaults_and_relative_paths(tmp_path: Path) -> None:
@@ -51,11 +52,23 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         ('[[routers]]\nid = 0\naddress = "127.0.0.1:7100"\n', "nodes must list"),
         (MINIMAL.replace("id = 0", "id = 99"), "routers[0].id"),
         ("this is not toml", "cannot read"),
+        (MINIMAL.replace('7101"', '7101"\nmetrics = "9100"'), "nodes[0].metrics must be host:port"),
+        (
+            MINIMAL.replace('7101"', '7101"\nmetrics = "127.0.0.1:9201"') + 'workers = 2\nmetrics = "127.0.0.1:9200"\n',
+            "metrics address 127.0.0.1:9201 is used twice",
+        ),
     ],
 )
 def test_invalid_files_name_the_key(tmp_path: Path, text: str, names: str) -> None:
     with pytest.raises(ConfigError, match=names.replace("[", r"\[").replace("]", r"\]")):
         load(write(tmp_path, text))
+
+
+def test_a_process_can_bind_one_address_and_advertise_another(tmp_path: Path) -> None:
+    text = MINIMAL.replace('7101"', '7101"\nbind = "0.0.0.0:7101"')
+    config = load(write(tmp_path, text))
+    assert config.nodes[0].address == "127.0.0.1:7101" and config.nodes[0].listen == "0.0.0.0:7101"
+    assert config.routers[0].listen == config.routers[0].address  # no bind: it listens where it is found
 
 
 def test_a_missing_file_says_so(tmp_path: Path) -> None:

@@ -83,3 +83,36 @@ def test_a_describer_rewords_what_grpc_itself_reports() -> None:
 
     with pytest.raises(Unavailable, match="cannot reach X: failed to connect"):
         asyncio.run(main())
+
+
+def test_a_servers_own_unavailable_is_not_resent_by_the_callers_retry_policy() -> None:
+    """Storage channels retry UNAVAILABLE (a lost connection) three times; a node's own UNAVAILABLE
+    (a write short of its quorum) was processed, and resending it re-coordinates the write."""
+    from common.storage_client import _CHANNEL_OPTIONS
+
+    calls = 0
+
+    class ShortOfQuorum:
+        @grpc_errors
+        async def unary(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            nonlocal calls
+            calls += 1
+            raise Unavailable("reached 1 of the 2 replicas it needs")
+
+    async def main() -> None:
+        handler = grpc.method_handlers_generic_handler(
+            "feedring.v1.Storage", {"Unary": grpc.unary_unary_rpc_method_handler(ShortOfQuorum().unary)}
+        )
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((handler,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=_CHANNEL_OPTIONS) as channel:
+                with pytest.raises(Unavailable, match="reached 1 of the 2"), feedring_errors():
+                    await channel.unary_unary("/feedring.v1.Storage/Unary")(b"", timeout=5)
+        finally:
+            await server.stop(None)
+
+    asyncio.run(main())
+    assert calls == 1

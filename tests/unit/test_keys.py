@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common import post_bytes
 from node import keys
 from protos import feed_pb2
 
@@ -37,4 +38,4 @@ def test_every_key_of_a_partition_shares_its_prefix_and_families_differ() -> Non
 @given(st.integers(1, 2**64 - 1))
 def test_the_id_of_an_encoded_post_is_read_without_decoding(post_id: int) -> None:
     raw = feed_pb2.Post(id=post_id, author="a", text="t").SerializeToString()
-    assert keys.post_id_of_raw(raw) == post_id
+    assert post_bytes.post_id(raw) == post_id

@@ -66,6 +66,10 @@ def test_plan_change_refuses_what_cannot_work_with_a_reason() -> None:
         plan_change(current, Kind.ADD, "n4")
     with pytest.raises(NotFound, match="members: n1, n2, n3"):
         plan_change(current, Kind.REMOVE, "n9")
+    with pytest.raises(InvalidArgument, match="must be host:port .got '0'"):  # found by the fuzz suite
+        plan_change(current, Kind.ADD, "n4", "0")
+    with pytest.raises(InvalidArgument, match="node id must be"):
+        plan_change(current, Kind.ADD, "n\x004", "127.0.0.1:7104")
     pending = plan_change(current, Kind.REMOVE, "n2")
     with pytest.raises(FailedPrecondition, match="one change at a time"):
         plan_change(pending, Kind.ADD, "n4", "x:1")

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from common import post_bytes
 from common.errors import Unavailable
 from node import delivery, keys, repair
 from node.feed_store import FeedStore
@@ -25,7 +26,7 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 
 async def timeline(router: RouterFlows, user: str) -> list[str]:
-    return [p.text for p in await router.timeline.read(user, 100, 0)]
+    return [p.text for p in post_bytes.decode(await router.timeline.read(user, 100, 0))]
 
 
 def replicated_cluster() -> InmemCluster:
@@ -170,15 +171,20 @@ def test_repair_copies_what_a_replica_missed_and_never_resurrects_a_delete_or_an
     run(scenario)
 
 
+async def _fans_of_bob(router: RouterFlows, count: int = 30) -> list[str]:
+    fans = [f"fan{i}" for i in range(count)]
+    for fan in fans:
+        await router.follows.follow(fan, "bob")
+    return fans
+
+
 def test_a_replica_takes_over_the_deliveries_of_a_primary_that_stays_down(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(delivery, "TAKEOVER_AFTER_S", 0.0)
 
     async def scenario() -> None:
         cluster = replicated_cluster()
         router = cluster.router()
-        fans = [f"fan{i}" for i in range(30)]
-        for fan in fans:
-            await router.follows.follow(fan, "bob")
+        fans = await _fans_of_bob(router)
         primary = primary_of(cluster, "bob")
         await cluster.nodes[primary].delivery.stop()  # it stores the post, then dies before delivering
         await router.posts.post("bob", "survives its node")
@@ -192,9 +198,45 @@ def test_a_replica_takes_over_the_deliveries_of_a_primary_that_stays_down(monkey
         while [await timeline(router, fan) for fan in fans] != [["survives its node"]] * len(fans):
             assert asyncio.get_running_loop().time() < deadline, "no replica delivered the post"
             await asyncio.sleep(0.01)
-        # The replica that delivered removed the record on the replicas it could reach.
+        # The replica that delivered removed the record on the replicas it could reach (just after
+        # its last inbox write: wait for it).
         alive = [n for n in cluster.nodes if n != primary]
-        assert sum(cluster.nodes[n].delivery.log.count() for n in alive) == 0
+        while sum(cluster.nodes[n].delivery.log.count() for n in alive):
+            assert asyncio.get_running_loop().time() < deadline, "the record was not removed"
+            await asyncio.sleep(0.01)
+        await cluster.close()
+
+    run(scenario)
+
+
+def test_a_record_only_the_last_replica_holds_is_delivered_when_the_primary_stays_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The post reached a quorum of the primary and the last replica, then the primary died: the
+    # replica that takes over lacks the record, so the last one must ask it, not the dead primary.
+    monkeypatch.setattr(delivery, "TAKEOVER_AFTER_S", 0.001)
+    monkeypatch.setattr(delivery, "ORPHAN_AFTER_S", 0.0)
+    monkeypatch.setattr(delivery, "ORPHAN_CHECK_EVERY_S", 0.0)
+
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        fans = await _fans_of_bob(router)
+        some_node = next(iter(cluster.nodes.values()))
+        primary, second, last = some_node.servicer.map.replicas(some_node.feed_store.partition("bob"))
+        await cluster.nodes[primary].delivery.stop()
+        await router.posts.post("bob", "only the last replica knows")
+        second_log = cluster.nodes[second].delivery.log
+        for key, _ in second_log.pending(set(range(cluster.config.partitions)), 10):
+            second_log.finish(key)
+        assert [cluster.nodes[n].delivery.log.count() for n in (primary, second, last)] == [1, 0, 1]
+        cluster.down(primary)
+        await cluster.probe()
+        await asyncio.sleep(0.01)
+        deadline = asyncio.get_running_loop().time() + 5
+        while [await timeline(router, fan) for fan in fans] != [["only the last replica knows"]] * len(fans):
+            assert asyncio.get_running_loop().time() < deadline, "the last replica never drove the record"
+            await asyncio.sleep(0.05)
         await cluster.close()
 
     run(scenario)

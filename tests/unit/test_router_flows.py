@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from common import salting
+from common import post_bytes, salting
 from common.errors import FailedPrecondition, NotFound, Unavailable
 from common.hot_state import HotState
 from protos import admin_pb2, feed_pb2, storage_pb2
@@ -26,7 +26,7 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 
 async def timeline(router: RouterFlows, user: str, limit: int = 100, before_id: int = 0) -> list[feed_pb2.Post]:
-    return await router.timeline.read(user, limit, before_id)
+    return post_bytes.decode(await router.timeline.read(user, limit, before_id))
 
 
 async def texts(router: RouterFlows, user: str) -> list[str]:
@@ -122,7 +122,7 @@ def test_a_call_to_a_down_node_names_it_and_keeps_the_grpc_cause() -> None:
         router = cluster.router()
         victim = cluster.holder_of("ann")
         cluster.down(victim)
-        with pytest.raises(Unavailable, match=f"node {victim} \\(mem:{victim}\\) is unavailable") as err:
+        with pytest.raises(Unavailable, match=f"node {victim} \\({victim}.mem:1\\) is unavailable") as err:
             await timeline(router, "ann")
         assert err.value.__cause__ is not None  # raised from the gRPC error, not `from None`
 
@@ -303,7 +303,7 @@ def test_a_node_that_missed_a_map_hears_of_it_from_a_caller_with_a_newer_epoch()
 
 
 async def add_node(router: RouterFlows, node_id: str) -> list[str]:
-    request = admin_pb2.ChangeMembershipRequest(kind=Kind.ADD, node_id=node_id, address=f"mem:{node_id}")
+    request = admin_pb2.ChangeMembershipRequest(kind=Kind.ADD, node_id=node_id, address=f"{node_id}.mem:1")
     return [progress.phase async for progress in router.membership.request(request)]
 
 
@@ -337,7 +337,7 @@ def test_a_membership_change_refuses_what_cannot_work() -> None:
         with pytest.raises(NotFound, match="not a member"):
             await add_remove(router, Kind.REMOVE, "n9")
         with pytest.raises(Unavailable, match="start it first"):
-            await add_remove(router, Kind.ADD, "n5", "mem:n5")  # no such process
+            await add_remove(router, Kind.ADD, "n5", "n5.mem:1")  # no such process
 
     run(scenario)
 

@@ -1,0 +1,196 @@
+"""Prometheus metrics every feedring process serves: its RPCs, and a snapshot of its own state.
+
+- `MetricsInterceptor` counts and times every RPC the process answers, by service, method and status
+  code (a refused call included: it is the outermost interceptor).
+- `StateSnapshot` holds the metric families a process builds from its state (delivery backlog,
+  hints, keys, ...). The event loop rebuilds them every second; the HTTP thread of prometheus-client
+  only reads the latest list, so it never touches the loop's dicts while they change.
+- `serve(address)` starts prometheus-client's HTTP server (/metrics) on the process's own port from
+  cluster.toml; process RSS and CPU come with prometheus-client's default process collector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+__all__ = [
+    "MetricsInterceptor",
+    "MetricsEndpoint",
+    "StateSnapshot",
+    "serve",
+    "RPC_CALLS",
+    "RPC_SECONDS",
+    "LATENCY_BUCKETS_S",
+]
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+RPC_CALLS = Counter(
+    "feedring_rpc_calls", "RPCs answered, by service, method and status code", ["service", "method", "code"]
+)
+RPC_SECONDS = Histogram(
+    "feedring_rpc_seconds",
+    "Time to answer an RPC, by service and method",
+    ["service", "method"],
+    buckets=LATENCY_BUCKETS_S,
+)
+
+
+def _names(full_method: str) -> tuple[str, str]:
+    service, _, method = full_method.lstrip("/").rpartition("/")
+    return service or "unknown", method or full_method
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts and times every call. Wraps the handler's behaviour, keeping its (de)serializers."""
+
+    def __init__(self) -> None:
+        # Per method: its histogram child and its counter children by code (a label lookup per
+        # call costs more than the observation itself).
+        self._by_method: dict[str, tuple[Any, dict[Any, Any]]] = {}
+
+    def _children(self, full_method: str) -> tuple[Any, dict[Any, Any]]:
+        found = self._by_method.get(full_method)
+        if found is None:
+            found = self._by_method[full_method] = (RPC_SECONDS.labels(*_names(full_method)), {})
+        return found
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        seconds, calls = self._children(handler_call_details.method)
+
+        def done(started: float, context: grpc.aio.ServicerContext, failed: bool) -> None:
+            seconds.observe(time.perf_counter() - started)
+            code = context.code()
+            if code is None:
+                code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+            counter = calls.get(code)
+            if counter is None:
+                name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                counter = calls[code] = RPC_CALLS.labels(*_names(handler_call_details.method), name)
+            counter.inc()
+
+        if handler.response_streaming:
+            inner_stream = handler.stream_stream if handler.request_streaming else handler.unary_stream
+
+            async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                started, failed = time.perf_counter(), True
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                    failed = False
+                finally:
+                    done(started, context, failed)
+
+            make = (
+                grpc.stream_stream_rpc_method_handler
+                if handler.request_streaming
+                else grpc.unary_stream_rpc_method_handler
+            )
+            return make(streaming, handler.request_deserializer, handler.response_serializer)
+
+        inner = handler.stream_unary if handler.request_streaming else handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started, failed = time.perf_counter(), True
+            try:
+                reply = await inner(request, context)
+                failed = False
+                return reply
+            finally:
+                done(started, context, failed)
+
+        make_unary = (
+            grpc.stream_unary_rpc_method_handler if handler.request_streaming else grpc.unary_unary_rpc_method_handler
+        )
+        return make_unary(unary, handler.request_deserializer, handler.response_serializer)
+
+
+class StateSnapshot(Collector):
+    """Metric families rebuilt on the event loop by `build` every `interval_s`, served as they were
+    last built (at most that old). A failing build keeps the previous families and logs once."""
+
+    def __init__(self, build: Callable[[], Iterable[Metric]], interval_s: float = 1.0) -> None:
+        self.build = build
+        self.interval_s = interval_s
+        self._families: list[Metric] = []
+        self._failing = False
+
+    def refresh(self) -> None:
+        try:
+            self._families = list(self.build())
+            self._failing = False
+        except Exception:
+            if not self._failing:
+                log.exception("metrics snapshot failed; serving the previous one")
+            self._failing = True
+
+    async def refresh_forever(self) -> None:
+        while True:
+            self.refresh()
+            await asyncio.sleep(self.interval_s)
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._families)
+
+
+def serve(address: str, snapshot: StateSnapshot) -> Callable[[], None] | None:
+    """Serves /metrics on `address` (host:port); returns how to stop it, or None when it cannot
+    listen (logged: a process without metrics still serves its clients)."""
+    host, _, port = address.rpartition(":")
+    REGISTRY.register(snapshot)
+    try:
+        server, thread = start_http_server(int(port), addr=host)
+    except OSError as exc:
+        REGISTRY.unregister(snapshot)
+        log.error("metrics not served: cannot listen on %s: %s", address, exc)
+        return None
+    log.info("metrics at http://%s/metrics", address)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=2.0)
+        REGISTRY.unregister(snapshot)
+
+    return stop
+
+
+class MetricsEndpoint:
+    """A process's /metrics at `address`: the families `build` makes, rebuilt on the event loop
+    every second while it runs. start() and stop() are called from the loop."""
+
+    def __init__(self, address: str, build: Callable[[], Iterable[Metric]]) -> None:
+        self.address = address
+        self.snapshot = StateSnapshot(build)
+        self._stop_http: Callable[[], None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.snapshot.refresh()
+        self._stop_http = serve(self.address, self.snapshot)
+        self._refresher = asyncio.create_task(self.snapshot.refresh_forever())
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+        if self._stop_http is not None:
+            await asyncio.to_thread(self._stop_http)
+            self._stop_http = None

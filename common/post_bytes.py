@@ -1,0 +1,35 @@
+"""Posts as the bytes they are stored as: nodes keep each post as an encoded ``feedring.v1.Post``
+and hand those bytes on (storage replies, timeline pages) without building a message per post.
+
+What is needed without decoding is the id, for ordering and page cursors: protobuf writes fields
+in field-number order, so an encoded Post starts with field 1, its id (a varint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from protos import feed_pb2
+
+__all__ = ["post_id", "decode", "encode"]
+
+
+def post_id(raw_post: bytes) -> int:
+    """The id of an encoded Post (0 if it has none)."""
+    if not raw_post or raw_post[0] != 0x08:
+        return 0
+    value, shift = 0, 0
+    for byte in raw_post[1:11]:
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+    return value
+
+
+def decode(raws: Iterable[bytes]) -> list[feed_pb2.Post]:
+    return [feed_pb2.Post.FromString(raw) for raw in raws]
+
+
+def encode(posts: Iterable[feed_pb2.Post]) -> list[bytes]:
+    return [post.SerializeToString() for post in posts]

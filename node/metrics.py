@@ -1,0 +1,102 @@
+"""A node's own state as Prometheus metric families, built from its NodeStatus (what `feedring
+status` shows) plus the size of its LevelDB directory. Counters since start are counters here too."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from protos import storage_pb2
+
+__all__ = ["node_families"]
+
+
+def directory_bytes(path: Path) -> int:
+    total = 0
+    with os.scandir(path) as entries:  # LevelDB keeps its files flat in one directory
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+    return total
+
+
+def node_families(status: Callable[[], storage_pb2.NodeStatus], data_dir: Path) -> Callable[[], Iterator[Metric]]:
+    def build() -> Iterator[Metric]:
+        s = status()
+        d, r = s.delivery, s.replication
+        yield GaugeMetricFamily("feedring_node_epoch", "Epoch of the cluster map this node holds", value=s.epoch)
+        yield GaugeMetricFamily(
+            "feedring_partitions_owned", "Partitions this node holds a replica of", value=s.partitions_owned
+        )
+        keys = GaugeMetricFamily("feedring_keys", "Keys stored, by family", labels=["family"])
+        for family, count in sorted(s.keys_by_family.items()):
+            keys.add_metric([family], count)
+        yield keys
+        yield GaugeMetricFamily(
+            "feedring_leveldb_bytes", "Size of the node's LevelDB files on disk", value=directory_bytes(data_dir)
+        )
+        yield GaugeMetricFamily(
+            "feedring_delivery_records", "Delivery records outstanding (fan-out backlog)", value=d.records
+        )
+        yield GaugeMetricFamily(
+            "feedring_delivery_oldest_age_seconds",
+            "Age of the oldest outstanding delivery record",
+            value=d.oldest_age_s,
+        )
+        yield CounterMetricFamily(
+            "feedring_delivery_inbox_writes", "Inbox entries written or removed by deliveries", value=d.inbox_writes
+        )
+        yield CounterMetricFamily("feedring_delivery_retries", "Delivery batches retried", value=d.retries)
+        yield CounterMetricFamily(
+            "feedring_fanout_busy_seconds", "Time spent applying fan-out inbox writes", value=d.fanout_busy_s
+        )
+        yield CounterMetricFamily(
+            "feedring_fanout_paused_seconds", "Time fan-out stood back for timeline reads", value=d.fanout_paused_s
+        )
+        # Bucket counts are cumulative over time but per bucket: Prometheus wants them summed upwards.
+        buckets, running = [], 0
+        for le_ms, count in zip(d.lag_bucket_le_ms, d.lag_bucket_counts, strict=False):
+            running += count
+            buckets.append(("+Inf" if le_ms == float("inf") else repr(le_ms / 1000), running))
+        if buckets:
+            yield HistogramMetricFamily(
+                "feedring_delivery_lag_seconds",
+                "Post stored -> in every follower's inbox, per finished record",
+                buckets=buckets,
+            )
+        yield GaugeMetricFamily(
+            "feedring_hints", "Writes held for replicas that missed them, all targets", value=r.hints
+        )
+        hints = GaugeMetricFamily(
+            "feedring_hints_held", "Writes held for a replica that missed them, by target", labels=["target"]
+        )
+        for target, count in sorted(r.hints_by_target.items()):
+            hints.add_metric([target], count)
+        yield hints
+        yield CounterMetricFamily("feedring_hints_replayed", "Hints delivered to their replica", value=r.hints_replayed)
+        yield CounterMetricFamily(
+            "feedring_quorum_failures", "Writes that could not reach write_quorum", value=r.quorum_failures
+        )
+        yield GaugeMetricFamily("feedring_repair_running", "1 while an anti-entropy pass runs", value=int(r.repairing))
+        yield CounterMetricFamily("feedring_repair_keys", "Entries merged in or sent by repair", value=r.keys_repaired)
+        yield GaugeMetricFamily(
+            "feedring_repair_partitions_out_of_sync",
+            "Partitions the last repair pass found different",
+            value=r.partitions_out_of_sync,
+        )
+        yield GaugeMetricFamily(
+            "feedring_repair_last_pass_timestamp_seconds",
+            "When the last repair pass ended (0: none)",
+            value=r.last_repair_ms / 1000,
+        )
+        yield GaugeMetricFamily(
+            "feedring_peers_down", "Peers this node's failure detector thinks are down", value=len(r.peers_down)
+        )
+        yield GaugeMetricFamily(
+            "feedring_catching_up", "1 while a restarted node waits for its hints", value=int(r.catching_up)
+        )
+
+    return build
