@@ -90,14 +90,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.perf_counter()
 
-    print("baselines: raw plyvel batched puts, bare gRPC echo ...", flush=True)
+    print("baselines: raw plyvel batched puts, bare gRPC echo, two-hop bare relay ...", flush=True)
     results["plyvel_puts_per_s"] = plyvel_batched_puts_per_second(100_000 if quick else 300_000)
     echo_process, echo_target = start_echo_server()
+    relay_process, relay_target = start_echo_server(upstream=echo_target)
     try:
         echo = run_load(echo_target, "echo", seconds, args.processes, args.concurrency)
         results["echo"] = summary(echo["echo"], seconds)
         results["echo_single"] = summary(run_load(echo_target, "echo", min(seconds, 5), 1, 1)["echo"])
+        # Two bare hops (client -> relay -> echo): what a router -> node read costs with no feedring
+        # code in it, so the bench can tell the architecture's floor from feedring's own cost.
+        relay = run_load(relay_target, "echo", seconds, args.processes, args.concurrency)
+        results["relay"] = summary(relay["echo"], seconds)
+        results["relay_single"] = summary(run_load(relay_target, "echo", min(seconds, 5), 1, 1)["echo"])
     finally:
+        relay_process.terminate()
         echo_process.terminate()
 
     cluster = LocalCluster(scenarios.write_cluster_file(run_dir, threshold, 8, hot_pinned))

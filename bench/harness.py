@@ -1,4 +1,5 @@
-"""Load generation: client processes driving gRPC with many calls in flight, and the echo baseline.
+"""Load generation: client processes driving gRPC with many calls in flight, and the echo and relay
+baselines.
 
 Every figure is driven by the same harness: spawned processes (no gRPC state crosses a fork), each
 an asyncio loop with `concurrency` calls in flight on one channel, recording per-call latency.
@@ -164,11 +165,23 @@ def run_load(
     return merged
 
 
-def _serve_echo(port_queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _serve_echo(port_queue: multiprocessing.Queue, upstream: str | None = None) -> None:  # type: ignore[type-arg]
+    """A bare echo server; with `upstream`, a bare relay that forwards each call's bytes there and
+    its reply back: two hops with nothing but gRPC in them, the floor of a router -> node read."""
+
     async def main() -> None:
         server = grpc.aio.server()
+        if upstream is None:
+            handler_fn = _echo
+        else:
+            channel = grpc.aio.insecure_channel(upstream)
+            forward = channel.unary_unary(ECHO_METHOD)
+
+            async def handler_fn(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+                return await forward(request, timeout=5)  # type: ignore[no-any-return]
+
         handler = grpc.method_handlers_generic_handler(
-            "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}
+            "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(handler_fn)}
         )
         server.add_generic_rpc_handlers((handler,))
         port = server.add_insecure_port("127.0.0.1:0")
@@ -183,10 +196,11 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     return request
 
 
-def start_echo_server() -> tuple[multiprocessing.process.BaseProcess, str]:
-    """A bare gRPC server in its own process, like the router: the same harness drives it."""
+def start_echo_server(upstream: str | None = None) -> tuple[multiprocessing.process.BaseProcess, str]:
+    """A bare gRPC server in its own process, like the router: the same harness drives it. With
+    `upstream` (another echo server's address) it relays every call there: the two-hop baseline."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_serve_echo, args=(queue,), daemon=True)
+    process = context.Process(target=_serve_echo, args=(queue, upstream), daemon=True)
     process.start()
     return process, f"127.0.0.1:{queue.get(timeout=30)}"

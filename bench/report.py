@@ -196,6 +196,23 @@ def print_table(r: dict[str, Any]) -> None:
     w = r["workload"]
     rows = [
         ("echo baseline QPS / p50 (same harness)", f"{r['echo']['qps']:,.0f} / {r['echo_single']['p50_ms']:.2f} ms"),
+        *(
+            [
+                (
+                    "two-hop bare relay QPS / p50 (the floor of a router -> node read)",
+                    f"{r['relay']['qps']:,.0f} ({r['relay']['qps'] / r['echo']['qps']:.2f}x echo) / "
+                    f"{r['relay_single']['p50_ms']:.2f} ms "
+                    f"({r['relay_single']['p50_ms'] / r['echo_single']['p50_ms']:.2f}x echo)",
+                ),
+                (
+                    "timeline read vs the bare relay: read-only QPS, single p50",
+                    f"{r['read_only']['qps'] / r['relay']['qps']:.2f}x, "
+                    f"{r['read_single']['p50_ms'] / r['relay_single']['p50_ms']:.2f}x",
+                ),
+            ]
+            if "relay" in r
+            else []
+        ),
         ("raw plyvel batched puts/s", f"{r['plyvel_puts_per_s']:,.0f}"),
         ("timeline reads QPS: mixed workload, read-only", f"{w['read']['qps']:,.0f}, {r['read_only']['qps']:,.0f}"),
         ("post acks/s in the mixed workload, p50", f"{w['post']['qps']:,.0f}, {w['post']['p50_ms']:.1f} ms"),

@@ -85,6 +85,16 @@ def test_inbox_only_accepts_posts_of_followees_and_keeps_the_newest_cap(feed: Fe
     assert feed.user_counters("fan").inbox_size == 5  # type: ignore[union-attr]
 
 
+def test_a_batch_repeating_a_consumer_or_a_post_counts_each_entry_once(feed: FeedStore) -> None:
+    feed.graph.add_following("fan", "bob")
+    inserted = feed.insert_inbox([post(1, "bob"), post(1, "bob"), post(2, "bob")], ["fan", "fan"])
+    assert inserted == 2
+    assert feed.insert_inbox([post(2, "bob")], ["fan"]) == 0  # a retried batch
+    assert ids(feed.read_inbox("fan", 10)[0]) == [2, 1]
+    assert feed.user_counters("fan").inbox_size == 2  # type: ignore[union-attr]
+    assert feed.family_counts[b"I"] == 2
+
+
 def test_a_tombstone_stops_a_late_fan_out(feed: FeedStore) -> None:
     feed.graph.add_following("fan", "bob")
     feed.remove_from_inboxes(3, ["fan"])
