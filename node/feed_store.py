@@ -160,36 +160,29 @@ class FeedStore:
 
     def insert_inbox(self, posts: Iterable[feed_pb2.Post], consumers: Iterable[str]) -> int:
         """Inserts every post into every consumer's inbox that follows its author; trims each to the cap.
-        The edge, tombstone and entry are read from the store directly: this batch writes none of
-        them before its own puts, which the loop checks itself. Per entry that is three LevelDB gets
-        (mostly misses the bloom filter answers) and a put; everything else is once per consumer."""
-        entries = [(post.author.encode("utf-8"), keys.post_suffix(post.id), post.SerializeToString()) for post in posts]
+        The edge and tombstone are read from the store directly: this batch writes neither."""
+        entries = [(post.author, post.id, post.SerializeToString()) for post in posts]
         batch = self.new_batch()
         get = self.store.get
-        puts = batch.puts
         inserted = 0
         over_cap: list[tuple[int, str, list[bytes]]] = []
         for consumer in consumers:
             part = self.partition(consumer)
-            following, deleted, inbox = keys.inbox_key_prefixes(part, consumer)
+            counters = None
             added = []
-            for author, post, raw in entries:
-                if not is_alive(get(following + author)):
+            for author, post_id, raw in entries:
+                edge, tombstone, inbox = keys.inbox_entry_keys(part, consumer, author, post_id)
+                if not is_alive(get(edge)):
                     continue  # not (or no longer) a follower: never resurrect after an unfollow
-                if get(deleted + post) is not None:
+                if get(tombstone) is not None:
                     continue  # deleted while this fan-out was in flight
-                entry = inbox + post
-                if entry in puts or get(entry) is not None:
-                    continue  # already there: a retried or replayed copy
-                puts[entry] = raw
-                added.append(entry)
-            if added:
-                inserted += len(added)
-                counters = batch.counters_of(part, consumer)
-                counters.inbox_size += len(added)
-                if counters.inbox_size > self.timeline_cap:
-                    over_cap.append((part, consumer, added))
-        batch.family_delta[keys.INBOX] += inserted
+                if batch.put_new(inbox, raw):
+                    counters = counters or batch.counters_of(part, consumer)
+                    counters.inbox_size += 1
+                    added.append(inbox)
+            inserted += len(added)
+            if counters is not None and counters.inbox_size > self.timeline_cap:
+                over_cap.append((part, consumer, added))
         for part, consumer, added in over_cap:
             self._trim_inbox(batch, part, consumer, added)
         batch.commit()

@@ -52,8 +52,6 @@ __all__ = [
     "partition_prefix",
     "user_prefix",
     "post_key",
-    "inbox_key_prefixes",
-    "post_suffix",
     "edge_key",
     "meta_key",
     "registry_key",
@@ -111,17 +109,13 @@ def post_key(partition: int, family: bytes, user_key: str, post_id: int) -> byte
     return user_prefix(partition, family, user_key) + _POST_ID.pack(post_id)
 
 
-def inbox_key_prefixes(partition: int, consumer: str) -> tuple[bytes, bytes, bytes]:
-    """What one consumer's inbox inserts read and write, as prefixes (the fan-out's hot loop builds
-    each entry's keys with one concatenation): + author bytes = its following edge to that author;
-    + post_suffix(post id) = its tombstone for the post, and its inbox entry."""
-    user = consumer.encode("utf-8") + b"\x00"
+def inbox_entry_keys(partition: int, consumer: str, author: str, post_id: int) -> tuple[bytes, bytes, bytes]:
+    """What one inbox insert reads and writes, built from shared pieces (the fan-out's hot loop):
+    the consumer's following edge to `author`, its tombstone for the post, and the inbox key."""
     part = _PARTITION.pack(partition)
-    return part + FOLLOWING + user, part + DELETED + user, part + INBOX + user
-
-
-def post_suffix(post_id: int) -> bytes:
-    return _POST_ID.pack(post_id)
+    user = consumer.encode("utf-8") + b"\x00"
+    post = _POST_ID.pack(post_id)
+    return part + FOLLOWING + user + author.encode("utf-8"), part + DELETED + user + post, part + INBOX + user + post
 
 
 def edge_key(partition: int, family: bytes, user_key: str, other: str) -> bytes:
