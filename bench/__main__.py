@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout_load, graphs, replication, report, scenarios
+from bench import fanout_load, floors, graphs, replication, report, scenarios
 from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import Mix, run_load, start_echo_server
 from bench.stats import summary
@@ -90,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.perf_counter()
 
-    print("baselines: raw plyvel batched puts, bare gRPC echo, two-hop bare relay ...", flush=True)
+    print("baselines: raw plyvel batched puts, store floors, bare gRPC echo, two-hop bare relay ...", flush=True)
     results["plyvel_puts_per_s"] = plyvel_batched_puts_per_second(100_000 if quick else 300_000)
+    # A node's store work per inbox entry, apart from gRPC and the event loop (bench/floors.py).
+    results["store_floors"] = floors.store_floors(posts=3 if quick else 10)
     echo_process, echo_target = start_echo_server()
     relay_process, relay_target = start_echo_server(upstream=echo_target)
     try:

@@ -214,6 +214,17 @@ def print_table(r: dict[str, Any]) -> None:
             else []
         ),
         ("raw plyvel batched puts/s", f"{r['plyvel_puts_per_s']:,.0f}"),
+        *(
+            [
+                (
+                    "store only, per inbox entry: minimal edge-checked insert / FeedStore.insert_inbox",
+                    f"{r['store_floors']['minimal_over_plyvel']:.3f}x / "
+                    f"{r['store_floors']['insert_inbox_over_plyvel']:.3f}x plyvel (same loop's own baseline)",
+                )
+            ]
+            if "store_floors" in r
+            else []
+        ),
         ("timeline reads QPS: mixed workload, read-only", f"{w['read']['qps']:,.0f}, {r['read_only']['qps']:,.0f}"),
         ("post acks/s in the mixed workload, p50", f"{w['post']['qps']:,.0f}, {w['post']['p50_ms']:.1f} ms"),
         (

@@ -40,6 +40,9 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
     (json_path,) = tmp_path.glob("*.json")
     r = json.loads(json_path.read_text())
     assert r["echo"]["qps"] > 0 and r["plyvel_puts_per_s"] > 0
+    assert r["relay"]["qps"] > 0 and r["relay_single"]["p50_ms"] > 0  # the two-hop floor
+    floors = r["store_floors"]
+    assert floors["insert_inbox_per_s"] > 0 and floors["minimal_edge_checked_per_s"] > 0
     read = r["workload"]["read"]
     assert read["qps"] > 0 and 0 < read["p50_ms"] <= read["p99_ms"]
     assert r["plain_readers"] > 0 and r["read_only_plain"]["qps"] > 0 and r["read_single_plain"]["p50_ms"] > 0

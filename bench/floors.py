@@ -1,0 +1,105 @@
+"""Where an inbox entry's time goes on a node, against raw LevelDB, in one process and one run.
+
+`python -m bench.floors` (about 20 s; `make bench` runs it too) times three loops over the same
+LevelDB and values, and gives each as a ratio to the first:
+- raw plyvel batched puts (the bench's baseline);
+- the least an edge-checked inbox write can do in Python: per entry one get (the follower's edge)
+  and one put, keys built from per-consumer prefixes, one batch per page;
+- feedring's own store work per delivered page: FeedStore.insert_inbox of one post into 500
+  consumers who follow its author (edge, tombstone and entry reads, the put, the consumer's counter).
+No gRPC, no event loop: what is left between the last two is the price of tombstones and exact
+inbox counts; what is left between the first two is Python's per-entry cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+import plyvel
+
+from bench.baselines import plyvel_batched_puts_per_second
+from node.feed_store import FeedStore
+from node.store import LevelDBStore
+from protos import feed_pb2
+
+__all__ = ["store_floors"]
+
+_PAGE = 500
+
+
+def _minimal_edge_checked(directory: Path, consumers: list[str], posts: int, value: bytes) -> float:
+    db = plyvel.DB(str(directory), create_if_missing=True, bloom_filter_bits=10)
+    with db.write_batch() as wb:
+        for c in consumers:
+            wb.put(b"G" + c.encode() + b"\x00author", b"\x01")
+    get, post_id = db.get, struct.Struct(">Q")
+    started = time.perf_counter()
+    for p in range(posts):
+        suffix = post_id.pack(p)
+        for start in range(0, len(consumers), _PAGE):
+            with db.write_batch() as wb:
+                for c in consumers[start : start + _PAGE]:
+                    user = c.encode() + b"\x00"
+                    if get(b"G" + user + b"author") is not None:
+                        wb.put(b"I" + user + suffix, value)
+    elapsed = time.perf_counter() - started
+    db.close()
+    return posts * len(consumers) / elapsed
+
+
+def _insert_inbox(directory: Path, consumers: list[str], posts: int, text: str) -> float:
+    feed = FeedStore(LevelDBStore(directory), partitions=1024, timeline_cap=800)
+    feed.graph.add_following_many((c, "author", False, "author") for c in consumers)
+    messages = [feed_pb2.Post(id=1 + p, author="author", text=text, created_at_ms=1) for p in range(posts)]
+    started = time.perf_counter()
+    for message in messages:
+        for start in range(0, len(consumers), _PAGE):
+            feed.insert_inbox([message], consumers[start : start + _PAGE])
+    return posts * len(consumers) / (time.perf_counter() - started)
+
+
+def store_floors(consumers: int = 20_000, posts: int = 10) -> dict[str, float]:
+    """Entries per second of each loop and their ratios to raw plyvel batched puts."""
+    names = [f"user{i}" for i in range(consumers)]
+    text = "x" * 150
+    value = feed_pb2.Post(id=1, author="author", text=text, created_at_ms=1).SerializeToString()
+    with tempfile.TemporaryDirectory() as root:
+        plyvel_rate = plyvel_batched_puts_per_second(consumers * posts)
+        minimal = _minimal_edge_checked(Path(root) / "minimal", names, posts, value)
+        feedring = _insert_inbox(Path(root) / "feedring", names, posts, text)
+    return {
+        "plyvel_puts_per_s": plyvel_rate,
+        "minimal_edge_checked_per_s": minimal,
+        "insert_inbox_per_s": feedring,
+        "minimal_over_plyvel": minimal / plyvel_rate,
+        "insert_inbox_over_plyvel": feedring / plyvel_rate,
+        "insert_inbox_over_minimal": feedring / minimal,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--consumers", type=int, default=20_000, help="followers of the author (default 20,000)")
+    parser.add_argument("--posts", type=int, default=10, help="posts delivered to all of them (default 10)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    figures = store_floors(args.consumers, args.posts)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    base = figures["plyvel_puts_per_s"]
+    print(f"raw plyvel batched puts           {base:>12,.0f} /s  1.00x")
+    for label, key in (
+        ("minimal edge-checked insert", "minimal_edge_checked_per_s"),
+        ("FeedStore.insert_inbox (feedring)", "insert_inbox_per_s"),
+    ):
+        print(f"{label:<33} {figures[key]:>12,.0f} /s  {figures[key] / base:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
