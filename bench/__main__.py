@@ -95,19 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     # A node's store work per inbox entry, apart from gRPC and the event loop (bench/floors.py).
     results["store_floors"] = floors.store_floors(posts=3 if quick else 10)
     echo_process, echo_target = start_echo_server()
-    relay_process, relay_target = start_echo_server(upstream=echo_target)
     try:
         echo = run_load(echo_target, "echo", seconds, args.processes, args.concurrency)
         results["echo"] = summary(echo["echo"], seconds)
         results["echo_single"] = summary(run_load(echo_target, "echo", min(seconds, 5), 1, 1)["echo"])
-        # Two bare hops (client -> relay -> echo): what a router -> node read costs with no feedring
-        # code in it, so the bench can tell the architecture's floor from feedring's own cost.
-        relay = run_load(relay_target, "echo", seconds, args.processes, args.concurrency)
-        results["relay"] = summary(relay["echo"], seconds)
-        results["relay_single"] = summary(run_load(relay_target, "echo", min(seconds, 5), 1, 1)["echo"])
     finally:
-        relay_process.terminate()
         echo_process.terminate()
+    # Two bare hops (client -> relay -> echo), in rounds alternating with the echo: what a router ->
+    # node read costs with no feedring code in it, the floor of the read targets (bench/floors.py).
+    results["relay_floor"] = floors.relay_floor(rounds=2 if quick else 3, seconds=2.0 if quick else 3.0)
 
     cluster = LocalCluster(scenarios.write_cluster_file(run_dir, threshold, 8, hot_pinned))
     cluster.start(quiet=True)

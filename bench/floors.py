@@ -1,7 +1,13 @@
-"""Where an inbox entry's time goes on a node, against raw LevelDB, in one process and one run.
+"""The floors under feedring's figures: what a read and an inbox entry cost with no feedring in them.
 
-`python -m bench.floors` (about 20 s; `make bench` runs it too) times three loops over the same
-LevelDB and values, and gives each as a ratio to the first:
+`python -m bench.floors` (under a minute; `make bench` runs both parts too):
+
+**Reads.** A timeline read is two gRPC hops (client -> router -> node). A bare relay process that
+forwards each call's bytes to a bare echo server is the same two hops with nothing else in them.
+Echo and relay are measured in alternating rounds (the machine is shared and noisy), single calls
+(p50) and 2 x 16 in flight (QPS); each figure is the median over the rounds of relay / echo.
+
+**Inbox entries.** Three loops over the same LevelDB and values, each a ratio to the first:
 - raw plyvel batched puts (the bench's baseline);
 - the least an edge-checked inbox write can do in Python: per entry one get (the follower's edge)
   and one put, keys built from per-consumer prefixes, one batch per page;
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import struct
 import tempfile
 import time
@@ -23,11 +30,13 @@ from pathlib import Path
 import plyvel
 
 from bench.baselines import plyvel_batched_puts_per_second
+from bench.harness import run_load, start_echo_server
+from bench.stats import summary
 from node.feed_store import FeedStore
 from node.store import LevelDBStore
 from protos import feed_pb2
 
-__all__ = ["store_floors"]
+__all__ = ["store_floors", "relay_floor"]
 
 _PAGE = 500
 
@@ -82,16 +91,54 @@ def store_floors(consumers: int = 20_000, posts: int = 10) -> dict[str, float]:
     }
 
 
+def relay_floor(rounds: int = 3, seconds: float = 3.0, processes: int = 2, concurrency: int = 16) -> dict[str, float]:
+    """Two bare hops against one, in alternating rounds: medians of relay/echo p50 and QPS."""
+    echo_process, echo_target = start_echo_server()
+    relay_process, relay_target = start_echo_server(upstream=echo_target)
+    p50_ratios, qps_ratios, echo_p50, relay_p50 = [], [], [], []
+    try:
+        for _ in range(rounds):
+            e = summary(run_load(echo_target, "echo", seconds, 1, 1)["echo"])
+            r = summary(run_load(relay_target, "echo", seconds, 1, 1)["echo"])
+            eq = summary(run_load(echo_target, "echo", seconds, processes, concurrency)["echo"], seconds)
+            rq = summary(run_load(relay_target, "echo", seconds, processes, concurrency)["echo"], seconds)
+            echo_p50.append(e["p50_ms"])
+            relay_p50.append(r["p50_ms"])
+            p50_ratios.append(r["p50_ms"] / e["p50_ms"])
+            qps_ratios.append(rq["qps"] / eq["qps"])
+    finally:
+        relay_process.terminate()
+        echo_process.terminate()
+    return {
+        "rounds": float(rounds),
+        "echo_p50_ms": statistics.median(echo_p50),
+        "relay_p50_ms": statistics.median(relay_p50),
+        "p50_over_echo": statistics.median(p50_ratios),
+        "p50_over_echo_min": min(p50_ratios),
+        "p50_over_echo_max": max(p50_ratios),
+        "qps_over_echo": statistics.median(qps_ratios),
+        "qps_over_echo_min": min(qps_ratios),
+        "qps_over_echo_max": max(qps_ratios),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--consumers", type=int, default=20_000, help="followers of the author (default 20,000)")
     parser.add_argument("--posts", type=int, default=10, help="posts delivered to all of them (default 10)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--rounds", type=int, default=5, help="echo/relay rounds (default 5)")
     args = parser.parse_args()
+    relay = relay_floor(args.rounds)
     figures = store_floors(args.consumers, args.posts)
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(json.dumps({"relay": relay, "store": figures}, indent=2))
         return
+    print(
+        f"two-hop bare relay / echo, median of {args.rounds} rounds: single-call p50 {relay['p50_over_echo']:.2f}x "
+        f"({relay['p50_over_echo_min']:.2f}-{relay['p50_over_echo_max']:.2f}), QPS {relay['qps_over_echo']:.2f}x "
+        f"({relay['qps_over_echo_min']:.2f}-{relay['qps_over_echo_max']:.2f})"
+    )
     base = figures["plyvel_puts_per_s"]
     print(f"raw plyvel batched puts           {base:>12,.0f} /s  1.00x")
     for label, key in (
