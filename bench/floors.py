@@ -1,6 +1,6 @@
 """The floors under feedring's figures: what a read and an inbox entry cost with no feedring in them.
 
-`python -m bench.floors` (under a minute; `make bench` runs both parts too):
+`python -m bench.floors` (about 70 s; `make bench` runs both parts too, with 3 rounds):
 
 **Reads.** A timeline read is two gRPC hops (client -> router -> node). A bare relay process that
 forwards each call's bytes to a bare echo server is the same two hops with nothing else in them.
