@@ -30,7 +30,7 @@ from common.cluster_map import ClusterMap
 from common.errors import FailedPrecondition, FeedringError, InvalidArgument, Unavailable
 from common.storage_client import StorageClient
 from protos import admin_pb2, storage_pb2
-from router.membership_plan import Kind, Transfers, describe, plan_change
+from router.membership_plan import Kind, Transfers, describe, plan_change, repairs_after_dead
 
 __all__ = ["MembershipChanges"]
 
@@ -234,21 +234,26 @@ class MembershipChanges:
         """With replicas, the source of a transfer may have missed writes its partition's other
         replicas acknowledged (it was down, or sealed); and a resumed transfer starts its copy
         afresh, dropping writes sent straight to the destination meanwhile. So before the new
-        replicas serve, each pulls what differs from every current replica of its partitions."""
+        replicas serve, each pulls what differs from every current replica of its partitions.
+        When a dead node leaves, every partition is also repaired once among the replicas that keep
+        it (repairs_after_dead): hints the dead node held for any of them are gone."""
 
-        async def one(destination: str, parts: list[int]) -> None:
-            request = storage_pb2.RepairRequest(partitions=parts, catch_up=True)
-            async for progress in self.storage.repair.at(plan.address(destination), request, node_id=destination):
+        async def one(node_id: str, parts: list[int], catch_up: bool) -> None:
+            request = storage_pb2.RepairRequest(partitions=parts, catch_up=catch_up)
+            async for progress in self.storage.repair.at(plan.address(node_id), request, node_id=node_id):
                 if progress.done and progress.keys_repaired:
                     log.info(
-                        "destination caught up with the replicas node=%s partitions=%d entries=%d unreachable=%s",
-                        destination,
+                        "replica caught up with the others node=%s partitions=%d entries=%d unreachable=%s",
+                        node_id,
                         len(parts),
                         progress.keys_repaired,
                         ",".join(progress.unreachable) or "-",
                     )
 
-        await asyncio.gather(*(one(d, parts) for d, parts in transfers.by_destination.items()))
+        await asyncio.gather(
+            *(one(d, parts, catch_up=True) for d, parts in transfers.by_destination.items()),
+            *(one(n, parts, catch_up=False) for n, parts in repairs_after_dead(plan).items()),
+        )
 
     async def _seal_all(self, plan: ClusterMap, transfers: Transfers, unseal: bool = False) -> None:
         await asyncio.gather(

@@ -16,7 +16,7 @@ from common.config import is_address, is_node_id
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
 from protos import admin_pb2
 
-__all__ = ["plan_change", "Transfers", "describe", "Kind"]
+__all__ = ["plan_change", "Transfers", "describe", "Kind", "repairs_after_dead"]
 
 Kind = admin_pb2.ChangeMembershipRequest
 
@@ -59,6 +59,22 @@ def plan_change(current: ClusterMap, kind: int, node_id: str, address: str = "",
             )
         return plan
     raise InvalidArgument("kind must be ADD or REMOVE to plan a change")
+
+
+def repairs_after_dead(plan: ClusterMap) -> dict[str, list[int]]:
+    """When a dead node leaves: per node, the partitions it repairs with their other replicas before
+    the change ends, each partition once, by its first replica that held it before and keeps it.
+    Every partition, not only the dead node's: it coordinated writes and deliveries to any replica
+    anywhere, and the hints it held for a replica that missed one died with it (found by
+    test_a_node_gone_for_good...: an inbox entry on two of its three replicas, read from the third)."""
+    out: dict[str, list[int]] = {}
+    if not plan.dead:
+        return out
+    for part, (old, new) in enumerate(zip(plan.table, plan.pending_table, strict=True)):
+        keeper = next((n for n in new if n in old and n not in plan.dead), None)
+        if keeper is not None:
+            out.setdefault(keeper, []).append(part)
+    return out
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 
 from common.cluster_map import ClusterMap, Member, build_table
 from common.errors import FailedPrecondition
-from router.membership_plan import Kind, plan_change
+from router.membership_plan import Kind, plan_change, repairs_after_dead
 
 
 def three_nodes(partitions: int = 512) -> ClusterMap:
@@ -116,3 +116,14 @@ def test_fewer_nodes_than_the_replication_factor_keep_a_replica_on_every_node() 
     current = replicated(nodes=3, rf=3)
     committed = plan_change(current, Kind.REMOVE, "n3", dead=True).commit_change()
     assert all(set(r) == {"n1", "n2"} for r in committed.table)
+
+
+def test_after_a_dead_node_every_partition_is_repaired_once_by_a_replica_that_keeps_it() -> None:
+    members = tuple(Member(f"n{i}", f"127.0.0.1:{7100 + i}") for i in (1, 2, 3, 4))
+    current = ClusterMap(1, 64, 3, 160, members, build_table(members, 64, 3, 160))
+    plan = plan_change(current, Kind.REMOVE, "n4", dead=True)
+    repairs = repairs_after_dead(plan)
+    assert "n4" not in repairs
+    assert sorted(p for parts in repairs.values() for p in parts) == list(range(64))  # each once
+    assert all(n in current.replicas(p) and n in plan.pending_table[p] for n, parts in repairs.items() for p in parts)
+    assert repairs_after_dead(current.begin_change(members[:3], "remove n4")) == {}  # a graceful removal
