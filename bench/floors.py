@@ -68,7 +68,7 @@ def _insert_inbox(directory: Path, consumers: list[str], posts: int, text: str) 
     started = time.perf_counter()
     for message in messages:
         for start in range(0, len(consumers), _PAGE):
-            feed.insert_inbox([message], consumers[start : start + _PAGE])
+            feed.inboxes.insert([message], consumers[start : start + _PAGE])
     return posts * len(consumers) / (time.perf_counter() - started)
 
 

@@ -13,7 +13,11 @@ on the caller's side, so code on both sides catches the same names::
     ├── DeadlineExceeded     DEADLINE_EXCEEDED    no answer in time; retriable
     ├── Internal             INTERNAL             a bug; logged with its traceback on the server
     ├── Unauthenticated      UNAUTHENTICATED      no or unknown credentials (common/security.py)
-    └── PermissionDenied     PERMISSION_DENIED    credentials that may not make this call
+    ├── PermissionDenied     PERMISSION_DENIED    credentials that may not make this call
+    └── ResourceExhausted    RESOURCE_EXHAUSTED   a request too big, or too many calls at once
+
+Between nodes, a write's outcome on one replica travels as a code number inside an ApplyWrites
+reply (storage.proto's WriteResult): ``code_number`` and ``error_for_code`` are the two directions.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ __all__ = [
     "PermissionDenied",
     "ResourceExhausted",
     "BY_STATUS_CODE",
+    "error_for_code",
 ]
 
 
@@ -43,6 +48,16 @@ class FeedringError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def code_number(self) -> int:
+        """The status code as a number (a per-write result on the wire: storage.proto's WriteResult)."""
+        return int(self.code.value[0])
+
+    @property
+    def epoch_seen(self) -> int:
+        """The refusing node's epoch (WrongEpoch), else 0."""
+        return 0
 
 
 class InvalidArgument(FeedringError):
@@ -63,6 +78,10 @@ class WrongEpoch(FailedPrecondition):
     def __init__(self, message: str, epoch: int) -> None:
         super().__init__(message)
         self.epoch = epoch
+
+    @property
+    def epoch_seen(self) -> int:
+        return self.epoch
 
 
 class Unavailable(FeedringError):
@@ -113,3 +132,15 @@ BY_STATUS_CODE: dict[grpc.StatusCode, type[FeedringError]] = {
         ResourceExhausted,
     )
 }
+
+
+def error_for_code(code: int, message: str, epoch: int = 0) -> FeedringError:
+    """The error a per-write result's code number stands for (the inverse of ``code_number``). A
+    write refused as FAILED_PRECONDITION is always a refusal of the key (not the owner, or sealed for
+    a move): it comes back as WrongEpoch, with the refusing node's epoch."""
+    if code == grpc.StatusCode.FAILED_PRECONDITION.value[0]:
+        return WrongEpoch(message, epoch)
+    for status, cls in BY_STATUS_CODE.items():
+        if status.value[0] == code:
+            return cls(message)
+    return FeedringError(message)

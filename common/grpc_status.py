@@ -42,7 +42,6 @@ EPOCH_METADATA_KEY = "feedring-epoch"
 NO_RETRY_KEY = "grpc-retry-pushback-ms"  # negative: the client's retry policy stops (gRFC A6)
 
 R = TypeVar("R")
-Servicer = Any  # a generated servicer subclass; its methods take (request, context)
 
 # -- serving ---------------------------------------------------------------------------------------
 
@@ -64,34 +63,30 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
 
 
-def grpc_errors(
-    method: Callable[[Servicer, Any, grpc.aio.ServicerContext], Awaitable[R]],
-) -> Callable[[Servicer, Any, grpc.aio.ServicerContext], Awaitable[R]]:
-    """For a unary servicer method."""
+def grpc_errors(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """For a unary handler: a servicer method (self, request, context) or a function (request, context)."""
 
     @functools.wraps(method)
-    async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> R:
+    async def wrapper(*args: Any) -> R:
         try:
-            return await method(self, request, context)
+            return await method(*args)
         except Exception as exc:
-            await _abort(context, exc, method.__name__)
+            await _abort(args[-1], exc, method.__name__)
         raise AssertionError("unreachable")  # _abort() always raises
 
     return wrapper
 
 
-def grpc_errors_stream(
-    method: Callable[[Servicer, Any, grpc.aio.ServicerContext], AsyncIterator[R]],
-) -> Callable[[Servicer, Any, grpc.aio.ServicerContext], AsyncIterator[R]]:
-    """For a server-streaming servicer method: an error after some messages ends the stream with it."""
+def grpc_errors_stream(method: Callable[..., AsyncIterator[R]]) -> Callable[..., AsyncIterator[R]]:
+    """For a server-streaming handler: an error after some messages ends the stream with it."""
 
     @functools.wraps(method)
-    async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[R]:
+    async def wrapper(*args: Any) -> AsyncIterator[R]:
         try:
-            async for item in method(self, request, context):
+            async for item in method(*args):
                 yield item
         except Exception as exc:
-            await _abort(context, exc, method.__name__)
+            await _abort(args[-1], exc, method.__name__)
 
     return wrapper
 

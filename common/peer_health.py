@@ -49,10 +49,6 @@ class PeerHealth:
         peer = self._peers.get(address)
         return peer is None or peer.open_until <= self._clock()
 
-    def retry_in_s(self, address: str) -> float:
-        peer = self._peers.get(address)
-        return max(peer.open_until - self._clock(), 0.0) if peer else 0.0
-
     def down_for_s(self, address: str) -> float:
         """How long `address` has failed every call and probe (0 if it answered last)."""
         peer = self._peers.get(address)
@@ -60,9 +56,6 @@ class PeerHealth:
 
     def suspected(self) -> list[str]:
         return sorted(a for a, p in self._peers.items() if p.down_since)
-
-    def prefers(self, address: str) -> bool:
-        return self.allows(address) and address not in self.lagging
 
     def probe_failed(self, address: str) -> None:
         """A health check got no answer. A busy process can miss one (its event loop stalled on a

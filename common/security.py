@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 
 from common.config import ClusterConfig, ConfigError
+from common.errors import FeedringError, PermissionDenied, Unauthenticated
 
 __all__ = [
     "SECRET_ENV",
@@ -110,8 +111,8 @@ class Credentials:
     client_tokens: frozenset[str]
     feed_requires_token: bool
 
-    def check(self, method: str, metadata: Iterable[tuple[str, Any]] | None) -> tuple[grpc.StatusCode, str] | None:
-        """None if the call may go on, else the status to refuse it with."""
+    def check(self, method: str, metadata: Iterable[tuple[str, Any]] | None) -> FeedringError | None:
+        """None if the call may go on, else the error to refuse it with."""
         if method.startswith(_OPEN_PREFIXES):
             return None
         feed = method.startswith(_FEED_PREFIX)
@@ -120,14 +121,14 @@ class Credentials:
         token = _token(metadata)
         if token is None:
             need = "a client token or the cluster secret" if feed else "the cluster secret"
-            return grpc.StatusCode.UNAUTHENTICATED, f"no credentials: {method} needs {need} (authorization: Bearer ...)"
+            return Unauthenticated(f"no credentials: {method} needs {need} (authorization: Bearer ...)")
         if _equal(token, self.secret):
             return None
         if any(_equal(token, t) for t in self.client_tokens):
             if feed:
                 return None
-            return grpc.StatusCode.PERMISSION_DENIED, f"a client token may call the Feed API only, not {method}"
-        return grpc.StatusCode.UNAUTHENTICATED, f"bad credentials for {method}"
+            return PermissionDenied(f"a client token may call the Feed API only, not {method}")
+        return Unauthenticated(f"bad credentials for {method}")
 
 
 def load_credentials(config: ClusterConfig) -> Credentials:
@@ -162,18 +163,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if refusal is None or handler is None:
             return handler
-        log.warning("refused %s: %s", method, refusal[0].name)
-        return _refusing(handler, *refusal)
+        log.warning("refused %s: %s", method, refusal.code.name)
+        return _refusing(handler, refusal)
 
 
-def _refusing(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that answers `code` without reading the request."""
+def _refusing(handler: grpc.RpcMethodHandler, refusal: FeedringError) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that answers `refusal` without reading the request."""
 
     async def unary(_request: object, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(code, message)
+        await context.abort(refusal.code, refusal.message)
 
     async def streaming(_request: object, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(code, message)
+        await context.abort(refusal.code, refusal.message)
         yield  # pragma: no cover - makes this an async generator
 
     if handler.request_streaming and handler.response_streaming:

@@ -31,7 +31,7 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common import runtime, security
+from common import security
 from common.cluster_map import ClusterMap
 from common.errors import DeadlineExceeded, FeedringError, Internal, Unavailable, WrongEpoch
 from common.grpc_status import RpcStatus, error_for_status, feedring_errors
@@ -122,7 +122,7 @@ class GrpcTransport:
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            options = _CHANNEL_OPTIONS + runtime.grpc_options()
+            options = _CHANNEL_OPTIONS
             channel = self._channels[address] = (
                 grpc.aio.secure_channel(address, self._credentials, options=options)
                 if self._credentials is not None

@@ -23,3 +23,11 @@ class VersionClock:
 
     def observe(self, version: int) -> None:
         self._last = max(self._last, version)
+
+    def stamp(self, version: int) -> int:
+        """The version a write applies with: the one its coordinator gave it (observed, so this
+        clock moves past it), or a new one."""
+        if version:
+            self.observe(version)
+            return version
+        return self.next()

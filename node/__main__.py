@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 
-from common import runtime
 from common.config import ConfigError, load
 from common.logging_setup import configure_logging
 from node.server import NodeServer, PortInUseError
@@ -27,7 +27,7 @@ def main() -> int:
     log = logging.getLogger("node")
     try:
         server = NodeServer(load(args.config), args.id, args.address)
-        runtime.run(server.run_until_signalled)
+        asyncio.run(server.run_until_signalled())
     except (ConfigError, PortInUseError, StoreLockedError, RuntimeError) as exc:
         log.error("%s", exc)
         return 2

@@ -3,20 +3,23 @@
 A ``Batch`` gathers puts and deletes, answers reads with them applied (so one operation sees its own
 writes), counts keys per family as they appear and go (for status), and writes everything in one
 atomic LevelDB batch. ``UserCounters`` are the per-key counters (family M) that only move when a
-key appears or goes, which is what keeps every write idempotent.
+key appears or goes, which is what keeps every write idempotent. ``Batches`` makes batches over one
+store and holds the per-family key counts they keep current: it is what every storage piece of a
+node (posts, inboxes, edges, registry, delivery records) is given to write with.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from node import keys
-from node.store import Store
+from node.store import Snapshot, Store
 
-__all__ = ["Batch", "UserCounters", "SALT_COUNT"]
+__all__ = ["Batch", "Batches", "UserCounters", "SALT_COUNT"]
 
 _COUNTERS = struct.Struct(">QQQQQ")
 _COUNTERS_V1 = struct.Struct(">QQQQ")  # written before edge versions existed
@@ -100,3 +103,50 @@ class Batch:
             self.store.write(self.puts.items(), self.deletes)
             for counts in self.family_counts:
                 counts.update(self.family_delta)
+
+
+class Batches:
+    """Atomic batches over one store, and the keys per family they have added and removed."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        # Keys per family on this node, for status; counted once at start, then kept current.
+        self.family_counts: Counter[bytes] = Counter()
+        self._recounts: list[Counter[bytes]] = []  # what commits while a recount runs
+
+    def new(self) -> Batch:
+        """An atomic write, readable before it is committed; it keeps the family counts current."""
+        return Batch(self.store, [self.family_counts, *self._recounts])
+
+    def user_counters(self, partition: int, user_key: str) -> UserCounters | None:
+        raw = self.store.get(keys.meta_key(partition, user_key))
+        return UserCounters.decode(raw) if raw is not None else None
+
+    def count_keys(self) -> None:
+        """Counts every key per family (at start, before anything writes)."""
+        self.family_counts.clear()
+        self.family_counts.update(_count(self.store))
+
+    async def recount_keys(self) -> None:
+        """Counts every key per family again, while writes go on (after a transfer's raw copy or a
+        drop): a snapshot is counted in a thread, and what commits meanwhile is added to it."""
+        snapshot = self.store.snapshot()
+        since: Counter[bytes] = Counter()
+        self._recounts.append(since)
+        try:
+            counts = await asyncio.to_thread(_count, snapshot)
+        finally:
+            # By identity: two recounts' tallies can be equal (list.remove would drop the other's).
+            self._recounts = [tally for tally in self._recounts if tally is not since]
+            snapshot.close()
+        counts.update(since)
+        self.family_counts.clear()
+        self.family_counts.update(counts)
+
+
+def _count(store: Store | Snapshot) -> Counter[bytes]:
+    counts: Counter[bytes] = Counter()
+    for key, _ in store.scan(b""):
+        if not keys.is_node_wide(key):
+            counts[keys.family_of(key)] += 1
+    return counts

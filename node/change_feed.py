@@ -16,14 +16,10 @@ from dataclasses import dataclass, field
 from node import keys
 from node.store import Snapshot, Store
 
-__all__ = ["ChangeFeed", "Subscription", "ObservedStore", "Change", "partition_of_key"]
+__all__ = ["ChangeFeed", "Subscription", "ObservedStore", "Change"]
 
 # (key, value, deleted)
 Change = tuple[bytes, bytes, bool]
-
-
-def partition_of_key(key: bytes) -> int:
-    return int.from_bytes(key[:2], "big")
 
 
 @dataclass(eq=False)
@@ -62,8 +58,8 @@ class ChangeFeed:
         for sub in self._subscriptions:
             if sub.ended:
                 continue
-            changes = [(k, v, False) for k, v in puts if partition_of_key(k) in sub.partitions]
-            changes += [(k, b"", True) for k in deletes if partition_of_key(k) in sub.partitions]
+            changes = [(k, v, False) for k, v in puts if keys.partition_of_key(k) in sub.partitions]
+            changes += [(k, b"", True) for k in deletes if keys.partition_of_key(k) in sub.partitions]
             if changes:
                 sub.queue.put_nowait(changes)
 

@@ -10,17 +10,15 @@ This module builds, lists, checkpoints and removes records; it does no I/O beyon
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
 
 from node import keys
+from node.batch import Batches
 from protos import feed_pb2, storage_pb2
 
-if TYPE_CHECKING:  # feed_store writes records with the helpers below
-    from node.feed_store import FeedStore
-
-__all__ = ["INSERT", "RETRACT", "COUNT", "insert", "retract", "report_count", "DeliveryLog"]
+__all__ = ["INSERT", "RETRACT", "COUNT", "insert", "retract", "report_count", "DeliveryLog", "RecordsWritten"]
 
 Delivery = storage_pb2.Delivery
 INSERT = Delivery.INSERT
@@ -56,15 +54,37 @@ def report_count(user: str, salted_key: str, version: int) -> storage_pb2.Delive
     return Delivery(kind=COUNT, author=user, key=salted_key, version=version, created_at_ms=_now_ms())
 
 
+class RecordsWritten:
+    """Partitions where records were just written: writers note them, and the delivery driver
+    (node/delivery.py) looks there at once instead of at its next idle poll."""
+
+    def __init__(self) -> None:
+        self.partitions: set[int] = set()
+        self.event = asyncio.Event()
+
+    def note(self, partitions: Iterable[int]) -> None:
+        self.partitions.update(partitions)
+        self.event.set()
+
+    def take(self) -> set[int]:
+        taken, self.partitions = self.partitions, set()
+        return taken
+
+
 class DeliveryLog:
-    def __init__(self, feed_store: FeedStore) -> None:
-        self.feed_store = feed_store
+    def __init__(self, batches: Batches, partition: Callable[[str], int]) -> None:
+        self.batches = batches
+        self.store = batches.store
+        self.partition = partition
+
+    def key(self, author_key: str, post_id: int, kind: int) -> bytes:
+        return keys.delivery_key(self.partition(author_key), author_key, post_id, kind)
 
     def pending(self, partitions: Iterable[int], limit: int) -> list[tuple[bytes, storage_pb2.Delivery]]:
         """Up to `limit` records of `partitions`, in key order."""
         out: list[tuple[bytes, storage_pb2.Delivery]] = []
         for part in sorted(partitions):
-            for key, raw in self.feed_store.store.scan(keys.family_prefix(part, keys.DELIVERIES)):
+            for key, raw in self.store.scan(keys.family_prefix(part, keys.DELIVERIES)):
                 out.append((key, Delivery.FromString(raw)))
                 if len(out) >= limit:
                     return out
@@ -74,13 +94,13 @@ class DeliveryLog:
         """A full scan (slow on a big store: run it in a thread): which partitions hold records."""
         found = set()
         for part in partitions:
-            for _ in self.feed_store.store.scan(keys.family_prefix(part, keys.DELIVERIES)):
+            for _ in self.store.scan(keys.family_prefix(part, keys.DELIVERIES)):
                 found.add(part)
                 break
         return found
 
     def count(self) -> int:
-        return max(self.feed_store.family_counts[keys.DELIVERIES], 0)
+        return max(self.batches.family_counts[keys.DELIVERIES], 0)
 
     def oldest_age_s(self, partitions: Iterable[int]) -> float:
         """Age of the oldest record in `partitions` (0 when there is none), for status."""
@@ -88,19 +108,34 @@ class DeliveryLog:
             (
                 Delivery.FromString(raw).created_at_ms
                 for part in partitions
-                for _, raw in self.feed_store.store.scan(keys.family_prefix(part, keys.DELIVERIES))
+                for _, raw in self.store.scan(keys.family_prefix(part, keys.DELIVERIES))
             ),
             default=0,
         )
         return max(_now_ms() - oldest, 0) / 1000 if oldest else 0.0
 
+    def get(self, key: bytes) -> storage_pb2.Delivery | None:
+        raw = self.store.get(key)
+        return Delivery.FromString(raw) if raw is not None else None
+
+    def held(self, record_keys: Iterable[bytes]) -> list[bool]:
+        """Which of these records are on disk here."""
+        return [self.store.get(k) is not None for k in record_keys]
+
     def checkpoint(self, key: bytes, record: storage_pb2.Delivery) -> None:
         """Saves progress, unless the record is gone (finished, replaced or dropped with its partition)."""
-        if self.feed_store.store.get(key) is not None:
-            batch = self.feed_store.new_batch()
+        if self.store.get(key) is not None:
+            batch = self.batches.new()
             batch.put(key, record.SerializeToString())
             batch.commit()
 
-    def finish(self, key: bytes, up_to_version: int | None = None) -> None:
-        """Removes a record; with `up_to_version`, only if no newer change has overwritten it since."""
-        self.feed_store.finish_delivery(key, up_to_version)
+    def finish(self, key: bytes, up_to_version: int | None = None) -> int:
+        """Removes a record; with `up_to_version`, only if no newer change has overwritten it since.
+        Returns 1 if removed."""
+        batch = self.batches.new()
+        raw = batch.get(key)
+        if raw is None or (up_to_version is not None and Delivery.FromString(raw).version > up_to_version):
+            return 0
+        batch.delete_existing(key)
+        batch.commit()
+        return 1

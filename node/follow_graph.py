@@ -1,5 +1,6 @@
-"""Follow edges on a node: the follower side (G, beside the follower's inbox) and the followee side
-(F, under the followee's home or salted key), with the counts that move with them.
+"""Follow edges on a node: the follower side (G, beside the follower's inbox), the followee side
+(F, under the followee's home or salted key) and the merged-at-read marks (K, beside the follower's
+inbox: hot followees whose posts a timeline read merges in), with the counts that move with them.
 
 Every method is one atomic batch and idempotent: an edge is keyed by its two users and counters move
 only when it appears or goes. Edges carry versions (node/versioned.py): replicas applying the same
@@ -12,34 +13,48 @@ edge changes owe its user's home a count report (a durable record, node/delivery
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
 
 from common import salting
 from common.hot_state import HotState
+from common.versions import VersionClock
 from node import delivery_log, keys
-from node.batch import Batch
+from node.batch import Batch, Batches
+from node.hot_registry import HotRegistry
+from node.inboxes import Inboxes
+from node.posts import Posts
 from node.versioned import is_alive, read_edge, set_edge
 from protos import feed_pb2
-
-if TYPE_CHECKING:  # the feed store creates its follow graph
-    from node.feed_store import FeedStore
 
 __all__ = ["FollowGraph"]
 
 
 class FollowGraph:
-    def __init__(self, feed_store: FeedStore) -> None:
-        self.feed_store = feed_store
+    def __init__(
+        self,
+        batches: Batches,
+        partition: Callable[[str], int],
+        clock: VersionClock,
+        registry: HotRegistry,
+        inboxes: Inboxes,
+        posts: Posts,
+    ) -> None:
+        self.batches = batches
+        self.store = batches.store
+        self.partition = partition
+        self.clock = clock
+        self.registry = registry
+        self.inboxes = inboxes
+        self.posts = posts
 
     def add_following(
         self, follower: str, followee: str, hot: bool = False, followee_key: str = "", version: int = 0
     ) -> tuple[bool, str]:
         """Writes the follower-side edge, keeping with it the followee key its other side goes to.
         Returns (created, the key kept: `followee_key`, or the one an existing edge was made with)."""
-        version = self.feed_store.stamp(version)
-        part = self.feed_store.partition(follower)
-        batch = self.feed_store.new_batch()
+        version = self.clock.stamp(version)
+        part = self.partition(follower)
+        batch = self.batches.new()
         edge = keys.edge_key(part, keys.FOLLOWING, follower, followee)
         before = read_edge(batch.get(edge))
         counters = batch.counters_of(part, follower)  # the user exists from now on either way
@@ -58,9 +73,9 @@ class FollowGraph:
     def remove_following(self, follower: str, followee: str, version: int = 0) -> tuple[bool, str]:
         """Removes the edge (leaving a dead one with its version) and every post of `followee` from
         the follower's inbox. Returns (removed, the followee key kept with the edge)."""
-        version = self.feed_store.stamp(version)
-        part = self.feed_store.partition(follower)
-        batch = self.feed_store.new_batch()
+        version = self.clock.stamp(version)
+        part = self.partition(follower)
+        batch = self.batches.new()
         delta, before = set_edge(batch, keys.edge_key(part, keys.FOLLOWING, follower, followee), version, False)
         if delta < 0:
             self.unfollowed(batch, part, follower, followee, version)
@@ -69,33 +84,30 @@ class FollowGraph:
 
     def unfollowed(self, batch: Batch, part: int, follower: str, followee: str, version: int) -> None:
         """What an edge going dead takes with it: the count, the merged-at-read mark, the inbox copies."""
-        counters = batch.counters_of(part, follower)
-        counters.following_count -= 1
+        batch.counters_of(part, follower).following_count -= 1
         hot_mark = keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee)
         if batch.get(hot_mark) is not None:
             set_edge(batch, hot_mark, version, False)
-        for key, raw in self.feed_store.store.scan(keys.user_prefix(part, keys.INBOX, follower)):
-            if feed_pb2.Post.FromString(raw).author == followee and batch.delete_existing(key):
-                counters.inbox_size -= 1
+        self.inboxes.purge_author(batch, part, follower, followee)
 
     def add_follower(
         self, followee_key: str, follower: str, author: str, backfill_limit: int, version: int = 0
     ) -> tuple[bool, list[bytes], HotState]:
         """Writes the followee-side edge; returns the author's newest posts, read in the same step,
         and (for a home key) the followee's hot state after this follow."""
-        version = self.feed_store.stamp(version)
-        part = self.feed_store.partition(followee_key)
-        batch = self.feed_store.new_batch()
+        version = self.clock.stamp(version)
+        part = self.partition(followee_key)
+        batch = self.batches.new()
         delta, _ = set_edge(batch, keys.edge_key(part, keys.FOLLOWERS, followee_key, follower), version, True)
         state = self.followers_changed(batch, part, followee_key, delta, version)
         batch.commit()
-        recent = self.feed_store.read_posts(author, backfill_limit) if backfill_limit else []
+        recent = self.posts.read_posts(author, backfill_limit) if backfill_limit else []
         return delta > 0, recent, state
 
     def remove_follower(self, followee_key: str, follower: str, version: int = 0) -> tuple[bool, HotState]:
-        version = self.feed_store.stamp(version)
-        part = self.feed_store.partition(followee_key)
-        batch = self.feed_store.new_batch()
+        version = self.clock.stamp(version)
+        part = self.partition(followee_key)
+        batch = self.batches.new()
         delta, _ = set_edge(batch, keys.edge_key(part, keys.FOLLOWERS, followee_key, follower), version, False)
         state = self.followers_changed(batch, part, followee_key, delta, version)
         batch.commit()
@@ -106,12 +118,12 @@ class FollowGraph:
     ) -> tuple[Counter[str], list[tuple[str, str, str]]]:
         """Bulk follower-side edges (follower, followee, hot, followee key), one atomic batch; returns
         the edges created per followee, and the (follower, followee, kept key) of those that existed."""
-        version = self.feed_store.stamp(version)
-        batch = self.feed_store.new_batch()
+        version = self.clock.stamp(version)
+        batch = self.batches.new()
         created: Counter[str] = Counter()
         existing: list[tuple[str, str, str]] = []
         for follower, followee, hot, followee_key in edges:
-            part = self.feed_store.partition(follower)
+            part = self.partition(follower)
             counters = batch.counters_of(part, follower)
             edge = keys.edge_key(part, keys.FOLLOWING, follower, followee)
             before = read_edge(batch.get(edge))
@@ -129,12 +141,12 @@ class FollowGraph:
     def add_follower_many(self, edges: Iterable[tuple[str, str]], version: int = 0) -> dict[str, tuple[int, HotState]]:
         """Bulk followee-side edges (followee_key, follower); returns, per followee key, the edges
         created and its state after the batch (transitions evaluated once per key)."""
-        version = self.feed_store.stamp(version)
-        batch = self.feed_store.new_batch()
+        version = self.clock.stamp(version)
+        batch = self.batches.new()
         created: Counter[str] = Counter()
         touched: dict[str, int] = {}
         for followee_key, follower in edges:
-            part = touched.setdefault(followee_key, self.feed_store.partition(followee_key))
+            part = touched.setdefault(followee_key, self.partition(followee_key))
             delta, _ = set_edge(batch, keys.edge_key(part, keys.FOLLOWERS, followee_key, follower), version, True)
             created[followee_key] += delta
         result = {
@@ -152,8 +164,8 @@ class FollowGraph:
         counters.follower_count += delta
         user, salted = salting.home_of(followee_key)
         if not salted:
-            total = counters.follower_count + self.feed_store.salted_followers(part, user)
-            return self.feed_store.evaluate_hot(batch, part, user, total)
+            total = counters.follower_count + self.registry.salted_followers(part, user)
+            return self.registry.evaluate(batch, part, user, total)
         if delta:
             # Replicas that saw the same edges report the same version.
             counters.edge_version = max(counters.edge_version + 1, version)
@@ -169,11 +181,11 @@ class FollowGraph:
         """Users with a live edge, in byte order after `after`, merged (without repeats) over `more_keys` too."""
         streams = []
         for k in [user_key, *more_keys]:
-            part = self.feed_store.partition(k)
+            part = self.partition(k)
             prefix = keys.user_prefix(part, family, k)
             start = prefix + after.encode("utf-8") + b"\x00" if after else None
             stream = []
-            for key, raw in self.feed_store.store.scan(prefix, start=start):
+            for key, raw in self.store.scan(prefix, start=start):
                 if not is_alive(raw):
                     continue  # unfollowed: kept as a dead edge against older writes
                 stream.append(keys.edge_user_of(key, len(prefix)))
@@ -181,3 +193,68 @@ class FollowGraph:
                     break
             streams.append(stream)
         return salting.merge_users(streams, limit)
+
+    def merged_at_read(self, consumer: str) -> list[str]:
+        """The hot followees whose posts a read of the consumer's timeline merges in (live K edges)."""
+        prefix = keys.user_prefix(self.partition(consumer), keys.HOT_FOLLOWING, consumer)
+        return [keys.edge_user_of(key, len(prefix)) for key, raw in self.store.scan(prefix) if is_alive(raw)]
+
+    def set_hot_following(
+        self,
+        followee: str,
+        consumers: Iterable[str],
+        hot: bool,
+        posts: Iterable[feed_pb2.Post] = (),
+        version: int = 0,
+    ) -> int:
+        """Marks `followee` merged-at-read for each consumer who follows it, or (hot=False) copies
+        `posts` into their inboxes and then unmarks it, so no post disappears in between."""
+        version = self.clock.stamp(version)
+        consumers = list(consumers)
+        if not hot:
+            self.inboxes.insert(posts, consumers)
+        batch = self.batches.new()
+        changed = 0
+        for consumer in consumers:
+            part = self.partition(consumer)
+            key = keys.edge_key(part, keys.HOT_FOLLOWING, consumer, followee)
+            if hot:
+                if is_alive(batch.get(keys.edge_key(part, keys.FOLLOWING, consumer, followee))):
+                    changed += max(set_edge(batch, key, version, True)[0], 0)
+            elif batch.get(key) is not None:
+                changed += max(-set_edge(batch, key, version, False)[0], 0)
+        batch.commit()
+        return changed
+
+    # -- repair merge rule (node/repair.py) ------------------------------------------------------
+
+    def merge_edge(self, key: bytes, value: bytes) -> int:
+        """Another replica's edge (F, G or K): the newer version wins, and what an edge appearing or
+        going takes with it here (counts, the inbox copies of an unfollowed author) moves with it."""
+        theirs = read_edge(value)
+        assert theirs is not None
+        family, part = keys.family_of(key), keys.partition_of_key(key)
+        user, other = keys.user_of(key).decode("utf-8"), keys.other_user_of(key)
+        batch = self.batches.new()
+        if family == keys.HOT_FOLLOWING and theirs.alive:
+            # Merged-at-read only while the follow edge lives: beside a dead one, it is dead as of then.
+            follow = read_edge(batch.get(keys.edge_key(part, keys.FOLLOWING, user, other)))
+            if follow is None or not follow.alive:
+                if follow is None or follow.version <= theirs.version:
+                    return 0
+                set_edge(batch, key, follow.version, False)
+                batch.commit()
+                return 1
+        before = read_edge(batch.get(key))
+        if before is not None and before.version >= theirs.version:
+            return 0
+        delta, _ = set_edge(batch, key, theirs.version, theirs.alive, theirs.extra)
+        if family == keys.FOLLOWING:
+            if delta > 0:
+                batch.counters_of(part, user).following_count += 1
+            elif delta < 0:
+                self.unfollowed(batch, part, user, other, theirs.version)
+        elif family == keys.FOLLOWERS and delta:
+            self.followers_changed(batch, part, user, delta, theirs.version)
+        batch.commit()
+        return 1

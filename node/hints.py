@@ -1,6 +1,6 @@
 """Hinted handoff: writes this node coordinated that a replica did not take, kept until it does.
 
-A hint is the write itself (method name and encoded request, node/write_methods.py) under the
+A hint is the write itself (its name and encoded request, node/writes.py) under the
 target node's id, in this node's LevelDB (node-wide keys, node/keys.py), so it survives a restart of
 this node. The replayer sends a target its hints, oldest first and in batches, whenever the failure
 detector lets a call to it through (the target answers again), and removes each one the target
@@ -13,33 +13,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from collections import Counter
-from collections.abc import Callable
 
-import grpc
-
-from common.errors import FeedringError
+from common.errors import FeedringError, WrongEpoch, error_for_code
 from common.storage_client import StorageClient
 from node import keys
 from node.store import Store
-from node.write_methods import by_name
+from node.writes import by_name
 from protos import storage_pb2
 
-__all__ = ["HintLog", "HintReplayer"]
+__all__ = ["HintLog", "HintReplayer", "keys_of"]
 
 log = logging.getLogger(__name__)
 
-_SEQ = struct.Struct(">Q")
 # A replay call carries at most this many hints, or this many bytes of them: a hint can be a page
 # of 2,000 followers' inbox writes, and the target must apply a call well inside its deadline.
 _BATCH = 256
 _BATCH_BYTES = 256 << 10
 _REPLAY_TIMEOUT_S = 30.0
-# Answers that mean "try again later"; any other refusal is final.
-_RETRYABLE = {grpc.StatusCode.UNAVAILABLE.value[0], grpc.StatusCode.DEADLINE_EXCEEDED.value[0]}
-_WRONG_OWNER = grpc.StatusCode.FAILED_PRECONDITION.value[0]
 
 
 class HintLog:
@@ -58,9 +50,8 @@ class HintLog:
         """Counts the hints a previous run left (a scan of the hint range only)."""
         counts: Counter[str] = Counter()
         for key, _ in self.store.scan(keys.HINTS_PREFIX):
-            target = key[len(keys.HINTS_PREFIX) :].split(b"\x00", 1)[0].decode("utf-8")
-            counts[target] += 1
-            self._sequence = max(self._sequence, _SEQ.unpack_from(key, len(key) - 8)[0])
+            counts[keys.hint_target_of(key)] += 1
+            self._sequence = max(self._sequence, keys.hint_sequence_of(key))
         self.counts = counts
 
     def add(self, target: str, write: storage_pb2.ReplicaWrite) -> None:
@@ -105,16 +96,9 @@ class HintLog:
 
 
 class HintReplayer:
-    def __init__(
-        self,
-        hints: HintLog,
-        peers: StorageClient,
-        still_a_replica: Callable[[str, storage_pb2.ReplicaWrite], bool],
-        every_s: float = 0.5,
-    ) -> None:
+    def __init__(self, hints: HintLog, peers: StorageClient, every_s: float = 0.5) -> None:
         self.hints = hints
-        self.peers = peers
-        self.still_a_replica = still_a_replica
+        self.peers = peers  # routes by this node's map
         self.every_s = every_s
 
     async def run(self) -> None:
@@ -148,9 +132,11 @@ class HintReplayer:
                 if result.code == 0:
                     done.append(key)
                     self.hints.replayed += 1
-                elif result.code in _RETRYABLE:
+                    continue
+                error = error_for_code(result.code, result.message, result.epoch)
+                if error.retriable:
                     break
-                elif result.code == _WRONG_OWNER and self.still_a_replica(target, write):
+                if isinstance(error, WrongEpoch) and self.still_a_replica(target, write):
                     break  # sealed for a move, or behind on the map: later
                 else:
                     done.append(key)
@@ -168,6 +154,19 @@ class HintReplayer:
             log.info("hints replayed target=%s count=%d left=%d", target, len(done), self.hints.counts.get(target, 0))
 
 
+    def still_a_replica(self, target: str, write: storage_pb2.ReplicaWrite) -> bool:
+        """Whether a hint `target` refused as "not the owner" may still be taken later: it holds, or
+        is receiving, a partition the write touches at this node's epoch."""
+        cluster_map = self.peers.map
+        for key in keys_of(write):
+            part = cluster_map.partition(key)
+            pending = cluster_map.pending_table[part] if cluster_map.pending_table else ()
+            if target in cluster_map.replicas(part) or target in pending:
+                return True
+        return False
+
+
 def keys_of(write: storage_pb2.ReplicaWrite) -> list[str]:
+    """The user keys a kept write touches (none for a name no declaration has)."""
     method = by_name(write.method)
-    return method.keys(method.parse(write.request)) if method is not None else []
+    return list(method.keys(method.parse(write.request))) if method is not None else []

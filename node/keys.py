@@ -61,6 +61,15 @@ __all__ = [
     "post_id_of",
     "edge_user_of",
     "family_of",
+    "partition_of_key",
+    "user_of",
+    "other_user_of",
+    "registry_user_of",
+    "meta_user_of",
+    "delivery_parts",
+    "hint_target_of",
+    "hint_sequence_of",
+    "is_node_wide",
 ]
 
 POSTS = b"P"
@@ -152,13 +161,60 @@ def hint_key(target: str, sequence: int) -> bytes:
     return hint_prefix(target) + _POST_ID.pack(sequence)
 
 
+# -- parsing: the inverse of the builders above -------------------------------------------------
+
+
 def post_id_of(key: bytes) -> int:
+    """The post id a P, I, X, Y key ends with."""
     return int(_POST_ID.unpack_from(key, len(key) - 8)[0])
 
 
 def edge_user_of(key: bytes, prefix_len: int) -> str:
+    """The other user of an edge key whose user prefix (user_prefix) is `prefix_len` bytes long."""
     return key[prefix_len:].decode("utf-8")
 
 
 def family_of(key: bytes) -> bytes:
     return key[2:3]
+
+
+def partition_of_key(key: bytes) -> int:
+    return int(_PARTITION.unpack_from(key)[0])
+
+
+def is_node_wide(key: bytes) -> bool:
+    """A node's own record (cluster map, hints), not part of any partition."""
+    return key.startswith(b"\xff\xff")
+
+
+def user_of(key: bytes) -> bytes:
+    """The user key (encoded) a partition key belongs to: what decides its repair bucket."""
+    return key[3:].split(b"\x00", 1)[0]
+
+
+def other_user_of(key: bytes) -> str:
+    """The second user of an edge key (F, G, K: the follower, the followee) or an S key's salted key."""
+    return key[3:].split(b"\x00", 1)[1].decode("utf-8")
+
+
+def registry_user_of(key: bytes) -> str:
+    """The user of a hot registry (H) key."""
+    return key[3:].decode("utf-8")
+
+
+def meta_user_of(key: bytes) -> str:
+    """The user key of a counters (M) key."""
+    return key[3:].decode("utf-8")
+
+
+def delivery_parts(key: bytes) -> tuple[str, int, int]:
+    """(author key, post id, kind) of a delivery record key."""
+    return user_of(key).decode("utf-8"), post_id_of(key[:-1]), key[-1]
+
+
+def hint_target_of(key: bytes) -> str:
+    return key[len(HINTS_PREFIX) :].split(b"\x00", 1)[0].decode("utf-8")
+
+
+def hint_sequence_of(key: bytes) -> int:
+    return post_id_of(key)

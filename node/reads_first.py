@@ -1,7 +1,7 @@
 """Reads first: fan-out writes take a bounded share of a node's event loop while reads are served.
 
 A node's reads and its fan-out share one event loop (and two cores with every other process).
-Inbox writes are applied in slices (node/service.py); each slice runs under ``ReadsFirst.slice()``:
+Inbox writes are applied in slices (node/local_writes.py); each slice runs under ``ReadsFirst.slice()``:
 - one background slice at a time, so a read waits behind at most one slice, however many
   deliveries and replica batches are in progress;
 - while reads are arriving (one served in the last ``READS_ACTIVE_S``), a slice that took t seconds

@@ -8,7 +8,9 @@ digest differs and merges them in; then pushes this node's entries of the bucket
 to each replica, which merges them likewise. Merging is a join — versions decide edges and registry
 entries, tombstones beat what they delete, inboxes take the union of what their consumer's live
 follow edges allow, trimmed to the cap — so replicas that merged each other's data hold the same
-entries, whatever order anything arrived in. Counters move with every key merged.
+entries, whatever order anything arrived in. Counters move with every key merged. Each family's
+merge rule lives with its write rules (node/feed_store.py lists them); this module only compares
+and moves entries.
 
 The background pass runs over the partitions this node is first replica of, one at a time and at
 `repair_max_keys_per_second`, so it never starves client traffic; a node that restarts runs one over
@@ -22,54 +24,37 @@ import hashlib
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from common.errors import FeedringError
 from common.storage_client import StorageClient
 from node import keys
-from node.batch import SALT_COUNT, UserCounters
 from node.feed_store import FeedStore
-from node.versioned import is_alive, read_edge, read_registry, set_edge
-from protos import feed_pb2, storage_pb2
+from node.ownership import Ownership
+from protos import storage_pb2
 
-__all__ = ["BUCKETS", "digests", "read_buckets", "merge", "Repairer"]
+__all__ = ["BUCKETS", "digests", "digests_and_size", "read_buckets", "merge", "Repairer"]
 
 log = logging.getLogger(__name__)
 
 BUCKETS = 64
-_LEFT_OUT = {keys.META, keys.DELIVERIES}
+_LEFT_OUT = {keys.META, keys.DELIVERIES}  # derived from the other keys, or each replica's own work
 _MASK = (1 << 64) - 1
-# Tombstones first (they beat what they delete), then edges (inboxes follow them), then the rest.
-_MERGE_ORDER = [
-    keys.POST_TOMBSTONES,
-    keys.DELETED,
-    keys.FOLLOWING,
-    keys.FOLLOWERS,
-    keys.HOT_FOLLOWING,
-    keys.HOT_REGISTRY,
-    keys.SALT_COUNTS,
-    keys.POSTS,
-    keys.INBOX,
-]
-
-
-def _user_of(key: bytes) -> bytes:
-    return key[3:].split(b"\x00", 1)[0]
 
 
 def bucket_of(key: bytes) -> int:
-    return zlib.crc32(_user_of(key)) % BUCKETS
+    return zlib.crc32(keys.user_of(key)) % BUCKETS
 
 
-def digests(feed_store: FeedStore, partition: int) -> list[int]:
-    return digests_and_size(feed_store, partition)[0]
+def digests(data: FeedStore, partition: int) -> list[int]:
+    return digests_and_size(data, partition)[0]
 
 
-def digests_and_size(feed_store: FeedStore, partition: int) -> tuple[list[int], int]:
+def digests_and_size(data: FeedStore, partition: int) -> tuple[list[int], int]:
     """The partition's bucket digests, and how many keys went into them."""
     sums = [0] * BUCKETS
     count = 0
-    for key, value in feed_store.store.scan(keys.partition_prefix(partition)):
+    for key, value in data.store.scan(keys.partition_prefix(partition)):
         if keys.family_of(key) in _LEFT_OUT:
             continue
         h = int.from_bytes(hashlib.blake2b(key + b"\x00" + value, digest_size=8).digest(), "big")
@@ -79,150 +64,43 @@ def digests_and_size(feed_store: FeedStore, partition: int) -> tuple[list[int], 
     return sums, count
 
 
-def read_buckets(feed_store: FeedStore, partition: int, buckets: Iterable[int]) -> list[storage_pb2.KeyValue]:
+def read_buckets(data: FeedStore, partition: int, buckets: Iterable[int]) -> list[storage_pb2.KeyValue]:
     wanted = set(buckets)
     return [
         storage_pb2.KeyValue(key=key, value=value)
-        for key, value in feed_store.store.scan(keys.partition_prefix(partition))
+        for key, value in data.store.scan(keys.partition_prefix(partition))
         if keys.family_of(key) not in _LEFT_OUT and bucket_of(key) in wanted
     ]
 
 
-def merge(feed_store: FeedStore, entries: Iterable[tuple[bytes, bytes]]) -> int:
-    """Merges another replica's entries into this one's; returns how many changed something here."""
+def merge(data: FeedStore, entries: Iterable[tuple[bytes, bytes]]) -> int:
+    """Merges another replica's entries into this one's, family by family in the order of
+    FeedStore.merge_rules; returns how many changed something here."""
+    rules = data.merge_rules()
     by_family: dict[bytes, list[tuple[bytes, bytes]]] = {}
     for key, value in entries:
         by_family.setdefault(keys.family_of(key), []).append((key, value))
     changed = 0
-    for family in _MERGE_ORDER:
+    for family, rule in rules.items():
         for key, value in by_family.get(family, []):
-            changed += _merge_one(feed_store, family, key, value)
+            changed += rule(key, value)
     return changed
-
-
-def _merge_one(feed_store: FeedStore, family: bytes, key: bytes, value: bytes) -> int:
-    part = int.from_bytes(key[:2], "big")
-    user = _user_of(key).decode("utf-8")
-    store = feed_store.store
-    if family == keys.POST_TOMBSTONES:
-        if store.get(key) is not None:
-            return 0
-        feed_store.remove_post(user, keys.post_id_of(key))  # the tombstone, and the post's retraction
-        return 1
-    if family == keys.DELETED:
-        if store.get(key) is not None:
-            return 0
-        feed_store.remove_from_inboxes(keys.post_id_of(key), [user])
-        return 1
-    if family in (keys.FOLLOWING, keys.FOLLOWERS, keys.HOT_FOLLOWING):
-        return _merge_edge(feed_store, family, part, user, key, value)
-    if family == keys.HOT_REGISTRY:
-        theirs, mine = read_registry(value), read_registry(store.get(key))
-        if theirs is None or (mine is not None and mine.version >= theirs.version):
-            return 0
-        batch = feed_store.new_batch()
-        if not batch.put_new(key, value):
-            batch.put(key, value)
-        batch.counters_of(part, user)
-        batch.commit()
-        return 1
-    if family == keys.SALT_COUNTS:
-        mine_raw = store.get(key)
-        if mine_raw is not None and SALT_COUNT.unpack(mine_raw)[1] >= SALT_COUNT.unpack(value)[1]:
-            return 0
-        salted_key = key[len(keys.user_prefix(part, keys.SALT_COUNTS, user)) :].decode("utf-8")
-        count, version = SALT_COUNT.unpack(value)
-        feed_store.report_follower_count(user, salted_key, count, version)
-        return 1
-    if family == keys.POSTS:
-        if store.get(key) is not None:
-            return 0
-        if store.get(keys.post_key(part, keys.POST_TOMBSTONES, user, keys.post_id_of(key))) is not None:
-            return 0
-        batch = feed_store.new_batch()
-        batch.put_new(key, value)
-        batch.counters_of(part, user).post_count += 1
-        batch.commit()
-        return 1
-    if family == keys.INBOX:
-        if store.get(key) is not None:
-            return 0
-        return feed_store.insert_inbox([feed_pb2.Post.FromString(value)], [user])
-    return 0
-
-
-def _merge_edge(feed_store: FeedStore, family: bytes, part: int, user: str, key: bytes, value: bytes) -> int:
-    theirs = read_edge(value)
-    assert theirs is not None
-    batch = feed_store.new_batch()
-    other = keys.edge_user_of(key, len(keys.user_prefix(part, family, user)))
-    if family == keys.HOT_FOLLOWING and theirs.alive:
-        # Merged-at-read only while the follow edge lives: beside a dead one, it is dead as of then.
-        follow = read_edge(batch.get(keys.edge_key(part, keys.FOLLOWING, user, other)))
-        if follow is None or not follow.alive:
-            if follow is None or follow.version <= theirs.version:
-                return 0
-            set_edge(batch, key, follow.version, False)
-            batch.commit()
-            return 1
-    before = read_edge(batch.get(key))
-    if before is not None and before.version >= theirs.version:
-        return 0
-    delta, _ = set_edge(batch, key, theirs.version, theirs.alive, theirs.extra)
-    if family == keys.FOLLOWING:
-        if delta > 0:
-            batch.counters_of(part, user).following_count += 1
-        elif delta < 0:
-            feed_store.graph.unfollowed(batch, part, user, other, theirs.version)
-    elif family == keys.FOLLOWERS and delta:
-        feed_store.graph.followers_changed(batch, part, user, delta, theirs.version)
-    batch.commit()
-    return 1
-
-
-def recount(feed_store: FeedStore, partition: int) -> int:
-    """Rewrites every counter of the partition from the keys it holds (after a transfer merged with
-    direct writes, the counters copied from the source no longer match). Returns users recounted."""
-    counts: dict[str, UserCounters] = {}
-    for key, value in feed_store.store.scan(keys.partition_prefix(partition)):
-        family = keys.family_of(key)
-        if family == keys.META:
-            user = key[3:].decode("utf-8")
-            old = UserCounters.decode(value)
-            counts.setdefault(user, UserCounters()).edge_version = old.edge_version
-            continue
-        user = _user_of(key).decode("utf-8")
-        if family == keys.POSTS:
-            counts.setdefault(user, UserCounters()).post_count += 1
-        elif family == keys.INBOX:
-            counts.setdefault(user, UserCounters()).inbox_size += 1
-        elif family in (keys.FOLLOWERS, keys.FOLLOWING) and is_alive(value):
-            counters = counts.setdefault(user, UserCounters())
-            if family == keys.FOLLOWERS:
-                counters.follower_count += 1
-            else:
-                counters.following_count += 1
-    batch = feed_store.new_batch()
-    for user, counters in counts.items():
-        batch.counters[keys.meta_key(partition, user)] = counters
-    batch.commit()
-    return len(counts)
 
 
 class Repairer:
     def __init__(
         self,
         node_id: str,
-        feed_store: FeedStore,
+        data: FeedStore,
         peers: StorageClient,
-        owned: Callable[[], frozenset[int]],
+        ownership: Ownership,
         interval_s: float,
         max_keys_per_second: int,
     ) -> None:
         self.node_id = node_id
-        self.feed_store = feed_store
+        self.data = data
         self.peers = peers
-        self.owned = owned
+        self.ownership = ownership
         self.interval_s = interval_s
         self.max_keys_per_second = max_keys_per_second
         self.stats = storage_pb2.ReplicationStats()
@@ -236,10 +114,8 @@ class Repairer:
         await asyncio.sleep(first_after_s)
         everything = True
         while True:
-            cluster_map = self.peers.map
-            mine = sorted(
-                self.owned() if everything else (p for p in self.owned() if cluster_map.primary(p) == self.node_id)
-            )
+            cluster_map, owned = self.peers.map, self.ownership.owned
+            mine = sorted(owned if everything else (p for p in owned if cluster_map.primary(p) == self.node_id))
             try:
                 async for _ in self.repair(mine, self.max_keys_per_second):
                     pass
@@ -265,12 +141,12 @@ class Repairer:
             scanned = 0
             try:
                 for part in partitions:
-                    if part not in self.owned() and not catch_up:
+                    if part not in self.ownership.owned and not catch_up:
                         progress.partitions_done += 1
                         continue
                     differed, moved, keys_seen = await self._repair_partition(part, unreachable, pull_only=catch_up)
                     if catch_up:
-                        await asyncio.to_thread(recount, self.feed_store, part)
+                        await asyncio.to_thread(self.data.recount_counters, part)
                     progress.partitions_done += 1
                     progress.out_of_sync += differed
                     progress.keys_repaired += moved
@@ -317,7 +193,7 @@ class Repairer:
         for push in (False,) if pull_only else (False, True):
             if push and not differed:
                 break  # every peer matched in the pull: nothing to push (the common case, half the cost)
-            mine, size = await asyncio.to_thread(digests_and_size, self.feed_store, part)
+            mine, size = await asyncio.to_thread(digests_and_size, self.data, part)
             scanned += size
             for peer in others:
                 if peer in unreachable:
@@ -330,7 +206,7 @@ class Repairer:
                         continue
                     differed = 1
                     if push:
-                        entries = await asyncio.to_thread(read_buckets, self.feed_store, part, diff)
+                        entries = await asyncio.to_thread(read_buckets, self.data, part, diff)
                         await self.peers.merge_entries.on_node(
                             peer, storage_pb2.MergeEntriesRequest(partition=part, entries=entries)
                         )
@@ -339,7 +215,7 @@ class Repairer:
                             peer, storage_pb2.ReadBucketsRequest(partition=part, buckets=diff)
                         )
                         entries = list(pulled.entries)
-                        merge(self.feed_store, ((e.key, e.value) for e in entries))
+                        merge(self.data, ((e.key, e.value) for e in entries))
                     moved += len(entries)
                 except FeedringError as exc:
                     log.info("repair cannot reach peer node=%s peer=%s error=%s", self.node_id, peer, exc.message)

@@ -22,31 +22,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
+from typing import Generic, TypeVar
 
-import grpc
 from google.protobuf.message import Message
 
-from common.errors import BY_STATUS_CODE, FeedringError, Unavailable, WrongEpoch
+from common.errors import FeedringError, Unavailable, WrongEpoch, error_for_code
 from common.storage_client import StorageClient
 from common.versions import VersionClock
 from node.hints import HintLog
-from node.write_methods import WriteMethod
+from node.local_writes import LocalWrites
+from node.writes import FanoutWrite, ReplicatedWrite
 from protos import storage_pb2
 
 __all__ = ["Replicator"]
 
 log = logging.getLogger(__name__)
 
-_WRONG_OWNER = grpc.StatusCode.FAILED_PRECONDITION.value[0]
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
 
-Apply = Callable[[str, Message], Awaitable[Message]]
 
-
-class _Outcome:
+class _Outcome(Generic[Resp]):
     """What one replica did with its part of a write."""
 
-    def __init__(self, node_id: str, response: Message | None = None, error: FeedringError | None = None) -> None:
+    def __init__(self, node_id: str, response: Resp | None = None, error: FeedringError | None = None) -> None:
         self.node_id = node_id
         self.response = response
         self.error = error
@@ -58,7 +58,7 @@ class Replicator:
         node_id: str,
         peers: StorageClient,
         hints: HintLog,
-        apply: Apply,
+        local: LocalWrites,
         clock: VersionClock,
         write_quorum: int,
         timeout_s: float,
@@ -67,7 +67,7 @@ class Replicator:
         self.node_id = node_id
         self.peers = peers
         self.hints = hints
-        self.apply = apply  # this node's own apply of a write (the servicer)
+        self.local = local  # this node's own part of a write
         self.clock = clock
         self.write_quorum = write_quorum
         self.timeout_s = timeout_s
@@ -75,13 +75,15 @@ class Replicator:
         # waiting only `timeout_s` for it would hint (and redo) work a live replica is doing.
         self.background_timeout_s = max(background_timeout_s or timeout_s, timeout_s)
         self.quorum_failures = 0
-        self._background: set[asyncio.Task[_Outcome]] = set()
+        self._background: set[asyncio.Task[_Outcome[Message]]] = set()
 
     def quorum(self, replicas: int) -> int:
         """Acks a partition with `replicas` current replicas needs (a majority unless configured)."""
         return min(self.write_quorum or replicas // 2 + 1, replicas)
 
-    async def write(self, method: WriteMethod, request: Message) -> Message:
+    async def write(self, method: ReplicatedWrite[Req, Resp], request: Req) -> Resp:
+        """Applies the write on a quorum of the replicas of every partition it touches; answers with
+        this node's reply when it holds keys of the write, else the first replica's."""
         if method.versioned and not getattr(request, "version", 0):
             request.version = self.clock.next()  # one version for every replica
         cluster_map = self.peers.map
@@ -101,22 +103,33 @@ class Replicator:
                     counted[node_id].add(part)
 
         if not need:
-            return method.response()
+            empty: Resp = method.response()
+            return empty
         acks: dict[int, int] = dict.fromkeys(need, 0)
-        outcomes: list[_Outcome] = []
+        outcomes: list[_Outcome[Resp]] = []
         all_keys = len(request_keys)
+        background = isinstance(method, FanoutWrite)
+        whole: list[storage_pb2.ReplicaWrite] = []  # the whole request, encoded once for every replica
 
-        def part_of(node_keys: list[str]) -> Message:
+        def part_of(node_keys: list[str]) -> Req:
             return request if len(node_keys) >= all_keys else method.limited(request, node_keys)
+
+        def on_wire(node_keys: list[str]) -> storage_pb2.ReplicaWrite:
+            if len(node_keys) < all_keys:
+                return storage_pb2.ReplicaWrite(method=method.name, request=part_of(node_keys).SerializeToString())
+            if not whole:
+                whole.append(storage_pb2.ReplicaWrite(method=method.name, request=request.SerializeToString()))
+            return whole[0]
 
         async def apply_here(node_keys: list[str]) -> None:
             """This node's part; its outcome goes first (it answers the caller when we hold keys)."""
-            outcomes.insert(0, _Outcome(self.node_id, await self.apply(method.name, part_of(node_keys))))
+            reply: Resp = await self.local.apply(method, part_of(node_keys))
+            outcomes.insert(0, _Outcome(self.node_id, reply))
             for part in counted[self.node_id]:
                 acks[part] += 1
 
         local_keys = keys_by_node.pop(self.node_id, None)
-        if local_keys is not None and not method.background:
+        if local_keys is not None and not background:
             # Our own part first: it raises what the caller must see (bad input, not the owner).
             await apply_here(local_keys)
 
@@ -125,15 +138,15 @@ class Replicator:
         down = {n for n in keys_by_node if not self._reachable(n)}
         # Each replica once (this node is in `counted` already when it holds keys of the write).
         up_count = {p: sum(1 for n in {*counted, self.node_id} if p in counted[n] and n not in down) for p in need}
-        tasks: dict[asyncio.Task[_Outcome], str] = {}
+        tasks: dict[asyncio.Task[_Outcome[Resp]], str] = {}
         for node_id, node_keys in keys_by_node.items():
-            part_request = part_of(node_keys)
+            write = on_wire(node_keys)
             if node_id in down and all(up_count[p] >= need[p] for p in counted[node_id]):
-                self._hint(node_id, method, part_request, "believed down")
+                self._hint(node_id, write, "believed down")
                 continue
-            tasks[asyncio.create_task(self._forward(node_id, method, part_request))] = node_id
+            tasks[asyncio.create_task(self._forward(node_id, method, write, background))] = node_id
 
-        if local_keys is not None and method.background:
+        if local_keys is not None and background:
             # A fan-out batch (from this node's own delivery driver) is applied here while the
             # replicas apply theirs: one batch's time, not two, before the quorum is known.
             try:
@@ -157,12 +170,10 @@ class Replicator:
         if short:
             self.quorum_failures += 1
             raise self._quorum_error(method, short, acks, need, outcomes)
-        if local_keys is not None:
-            return outcomes[0].response
-        first = next(o for o in outcomes if o.response is not None)
-        return first.response
+        reply = next(o.response for o in outcomes if o.response is not None)
+        return reply
 
-    def _let_finish(self, tasks: Iterable[asyncio.Task[_Outcome]]) -> None:
+    def _let_finish(self, tasks: Iterable[asyncio.Task[_Outcome[Resp]]]) -> None:
         for task in tasks:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -173,45 +184,35 @@ class Replicator:
         except KeyError:
             return False
 
-    async def _forward(self, node_id: str, method: WriteMethod, request: Message) -> _Outcome:
-        write = storage_pb2.ReplicaWrite(method=method.name, request=request.SerializeToString())
+    async def _forward(
+        self, node_id: str, method: ReplicatedWrite[Req, Resp], write: storage_pb2.ReplicaWrite, background: bool
+    ) -> _Outcome[Resp]:
         try:
             reply = await self.peers.apply_writes.on_node(
                 node_id,
                 storage_pb2.ApplyWritesRequest(writes=[write]),
-                timeout_s=self.background_timeout_s if method.background else self.timeout_s,
+                timeout_s=self.background_timeout_s if background else self.timeout_s,
             )
             result = reply.results[0]
             if result.code == 0:
                 return _Outcome(node_id, method.response.FromString(result.response))
-            if result.code == _WRONG_OWNER:
-                error: FeedringError = WrongEpoch(result.message, result.epoch)
-            else:
-                error = _error_for(result.code, result.message)
+            error = error_for_code(result.code, result.message, result.epoch)
         except FeedringError as exc:
             error = exc
-        self._hint(node_id, method, request, error.message, write)
+        self._hint(node_id, write, error.message)
         return _Outcome(node_id, error=error)
 
-    def _hint(
-        self,
-        node_id: str,
-        method: WriteMethod,
-        request: Message,
-        why: str,
-        write: storage_pb2.ReplicaWrite | None = None,
-    ) -> None:
-        write = write or storage_pb2.ReplicaWrite(method=method.name, request=request.SerializeToString())
+    def _hint(self, node_id: str, write: storage_pb2.ReplicaWrite, why: str) -> None:
         self.hints.add(node_id, write)
-        log.debug("hint kept target=%s method=%s why=%s", node_id, method.name, why)
+        log.debug("hint kept target=%s method=%s why=%s", node_id, write.method, why)
 
     def _quorum_error(
         self,
-        method: WriteMethod,
+        method: ReplicatedWrite[Req, Resp],
         short: list[int],
         acks: dict[int, int],
         need: dict[int, int],
-        outcomes: list[_Outcome],
+        outcomes: list[_Outcome[Resp]],
     ) -> FeedringError:
         wrong_owner = [o.error for o in outcomes if isinstance(o.error, WrongEpoch)]
         if wrong_owner:
@@ -229,9 +230,3 @@ class Replicator:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-
-def _error_for(code: int, message: str) -> FeedringError:
-    for status, cls in BY_STATUS_CODE.items():
-        if status.value[0] == code:
-            return cls(message)
-    return FeedringError(message)

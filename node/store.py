@@ -13,7 +13,7 @@ from typing import Protocol
 
 import plyvel
 
-__all__ = ["Store", "Snapshot", "LevelDBStore", "MemoryStore", "StoreLockedError"]
+__all__ = ["Store", "Snapshot", "LevelDBStore", "MemoryStore", "StoreLockedError", "newest_values"]
 
 
 class StoreLockedError(RuntimeError):
@@ -158,6 +158,17 @@ class MemorySnapshot:
 
     def close(self) -> None:
         pass
+
+
+def newest_values(store: Store, prefix: bytes, limit: int, start: bytes | None = None) -> list[bytes]:
+    """Up to `limit` values under `prefix`, from the greatest key (at most `start`) down: with keys
+    ending in big-endian post ids, the newest posts first."""
+    out = []
+    for _, raw in store.scan(prefix, start=start, reverse=True):
+        out.append(raw)
+        if len(out) >= limit:
+            break
+    return out
 
 
 def _prefix_end(prefix: bytes) -> bytes:

@@ -22,6 +22,7 @@ from common.errors import FailedPrecondition, FeedringError, Unavailable
 from common.storage_client import StorageClient
 from node import keys
 from node.change_feed import ChangeFeed, ObservedStore
+from node.ownership import Ownership
 from node.store import Snapshot
 from protos import storage_pb2
 
@@ -30,6 +31,7 @@ __all__ = ["PartitionMover"]
 log = logging.getLogger(__name__)
 
 CHUNK_KEYS = 1000
+CONNECT_ATTEMPTS = 4  # a source that is not answering yet is asked again, 0.5 s, 1 s, 2 s later
 
 
 def _take(it: Iterator[tuple[bytes, bytes]], count: int) -> list[tuple[bytes, bytes]]:
@@ -42,21 +44,19 @@ def _take(it: Iterator[tuple[bytes, bytes]], count: int) -> list[tuple[bytes, by
 
 
 class PartitionMover:
-    def __init__(self, node_id: str, store: ObservedStore, changes: ChangeFeed, peers: StorageClient) -> None:
+    def __init__(self, node_id: str, store: ObservedStore, peers: StorageClient, ownership: Ownership) -> None:
         self.node_id = node_id
         self.store = store
-        self.changes = changes
+        self.changes: ChangeFeed = store.changes
         self.peers = peers  # how this node reaches the others
-        self.sealed: set[int] = set()
+        self.ownership = ownership
 
     # -- source ----------------------------------------------------------------------------------
 
     def seal(self, partitions: Iterable[int]) -> None:
-        self.sealed.update(partitions)
-        self.changes.end(self.sealed)
-
-    def unseal(self, partitions: Iterable[int]) -> None:
-        self.sealed.difference_update(partitions)
+        """Refuses writes to the partitions from now on and ends their streams after the last one."""
+        self.ownership.seal(partitions)
+        self.changes.end(self.ownership.sealed)
 
     async def stream(
         self, partitions: list[int], max_keys_per_second: int, destination: str
@@ -125,31 +125,39 @@ class PartitionMover:
             request.source_address,
             len(partitions),
         )
-        stream = self.peers.stream_partitions.at(
-            request.source_address,
-            storage_pb2.StreamPartitionsRequest(
-                epoch=request.epoch,
-                partitions=partitions,
-                max_keys_per_second=request.max_keys_per_second,
-                destination=self.node_id,
-            ),
-            node_id=request.source_id,
+        request_stream = storage_pb2.StreamPartitionsRequest(
+            epoch=request.epoch,
+            partitions=partitions,
+            max_keys_per_second=request.max_keys_per_second,
+            destination=self.node_id,
         )
-        try:
-            async for chunk in stream:
-                if chunk.total_keys:
-                    progress.total_keys = chunk.total_keys
-                if chunk.entries:
-                    self._apply(chunk.entries)
-                    progress.keys += len(chunk.entries)
-                    progress.bytes += sum(len(e.key) + len(e.value) for e in chunk.entries)
-                if chunk.snapshot_done:
-                    progress.snapshot_done = True
-                if chunk.end:
-                    progress.done = True
-                yield progress
-        except FeedringError as exc:
-            raise Unavailable(f"the transfer from {request.source_id} broke off: {exc.message}") from exc
+        for attempt in range(CONNECT_ATTEMPTS):
+            started = False
+            try:
+                async for chunk in self.peers.stream_partitions.at(
+                    request.source_address, request_stream, node_id=request.source_id
+                ):
+                    started = True
+                    if chunk.total_keys:
+                        progress.total_keys = chunk.total_keys
+                    if chunk.entries:
+                        self._apply(chunk.entries)
+                        progress.keys += len(chunk.entries)
+                        progress.bytes += sum(len(e.key) + len(e.value) for e in chunk.entries)
+                    if chunk.snapshot_done:
+                        progress.snapshot_done = True
+                    if chunk.end:
+                        progress.done = True
+                    yield progress
+                break
+            except Unavailable as exc:
+                # A source just restarted can refuse the first call while this node's channel to it is
+                # still in reconnect backoff: nothing was received, so trying again is safe.
+                if started or attempt == CONNECT_ATTEMPTS - 1:
+                    raise Unavailable(f"the transfer from {request.source_id} broke off: {exc.message}") from exc
+                await asyncio.sleep(0.5 * 2**attempt)
+            except FeedringError as exc:
+                raise Unavailable(f"the transfer from {request.source_id} broke off: {exc.message}") from exc
         if not progress.done:
             raise Unavailable(f"source {request.source_id} ended the transfer before sealing it")
         log.info("pulled partitions from=%s keys=%d bytes=%d", request.source_id, progress.keys, progress.bytes)
@@ -158,7 +166,7 @@ class PartitionMover:
         puts = [(e.key, e.value) for e in entries if not e.deleted]
         deletes = [e.key for e in entries if e.deleted]
         for key, _ in puts:
-            if key.startswith(b"\xff\xff"):
+            if keys.is_node_wide(key):
                 raise FailedPrecondition("a transfer may only carry partition keys")
         self.store.write_unpublished(puts, deletes)
 

@@ -208,8 +208,8 @@ class StorageServicer:
 
     def RemovePost(self, request, context):
         """Removes a post (leaving a tombstone) and records, in the same write, its removal from every
-        follower's inbox, which the partition's driving replica carries out. NOT_FOUND if the post was
-        not on the coordinating replica.
+        follower's inbox, which the partition's driving replica carries out. The reply's `post` is
+        unset if the post was not on the coordinating replica.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,1 +1,3 @@
-"""The stateless routing tier: validates, routes keys to nodes, fans out, merges timelines."""
+"""The stateless routing tier: validates, assigns post ids, routes keys to nodes, merges timelines.
+
+Delivery into followers' inboxes is the nodes' job (node/delivery.py); a router holds nothing durable."""

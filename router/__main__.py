@@ -7,12 +7,12 @@ SO_REUSEPORT (gRPC Python's way to use more than one core); they fork before any
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
 import sys
 
-from common import runtime
 from common.config import ConfigError, load
 from common.logging_setup import configure_logging
 from router.server import RouterServer
@@ -22,7 +22,7 @@ def _run_worker(config_path: str, router_id: int, worker: int, reuse_port: bool)
     configure_logging(f"router {router_id}.{worker}")
     try:
         server = RouterServer(load(config_path), router_id, worker, reuse_port)
-        runtime.run(server.run_until_signalled)
+        asyncio.run(server.run_until_signalled())
     except (ConfigError, RuntimeError) as exc:
         logging.getLogger("router").error("%s", exc)
         return 2

@@ -1,6 +1,7 @@
 """Adding and removing storage nodes on a live cluster: plan, copy, seal, commit, clean up.
 
-The shape is the one Cassandra, Riak and Redis Cluster converge on (../shared/DESIGN-NOTES.md):
+The shape is the one Cassandra (pending ranges, one bootstrap at a time), Riak (`cluster plan` /
+`commit`) and Redis Cluster (slot migration, MOVED) converge on:
 1. Plan: the new partition table comes from the consistent-hash ring over the new membership;
    only partitions whose replicas change move. One change at a time.
 2. Begin (epoch N+1): every node gets the map with the new table pending. Routing is unchanged.

@@ -59,11 +59,9 @@ class Posts:
     async def delete(self, author: str, post_id: int) -> None:
         keys = [salting.post_key(author, post_id, self.buckets), author] if self.hot.state(author).salted else [author]
         for key in keys:
-            try:
-                request = storage_pb2.RemovePostRequest(author_key=key, post_id=post_id)
-                await self.storage.remove_post.by_key(key, request)
-            except NotFound:
-                continue
-            self.cache.remove_post(author, post_id)
-            return
+            request = storage_pb2.RemovePostRequest(author_key=key, post_id=post_id)
+            removed = await self.storage.remove_post.by_key(key, request)
+            if removed.HasField("post"):
+                self.cache.remove_post(author, post_id)
+                return
         raise NotFound(f"{author} has no post {post_id}")

@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 
 from common.config import ClusterConfig
+from common.errors import ResourceExhausted
 from common.server_options import pending_calls_options
 
 __all__ = [
@@ -86,16 +87,17 @@ class RequestSizeInterceptor(grpc.aio.ServerInterceptor):
         def deserialize(raw: bytes) -> Any:
             return _Oversized(len(raw)) if len(raw) > limit else decode(raw)
 
-        def refuse(request: _Oversized) -> str:
+        def refuse(request: _Oversized) -> ResourceExhausted:
             name = full_method.rsplit("/", 1)[-1]
-            return f"{name} request is {request.size:,} bytes; at most {limit:,} are accepted: {why}"
+            return ResourceExhausted(f"{name} request is {request.size:,} bytes; at most {limit:,} are accepted: {why}")
 
         if handler.response_streaming:
             inner_stream = handler.unary_stream
 
             async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 if isinstance(request, _Oversized):
-                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refuse(request))
+                    refusal = refuse(request)
+                    await context.abort(refusal.code, refusal.message)
                 async for item in inner_stream(request, context):
                     yield item
 
@@ -105,7 +107,8 @@ class RequestSizeInterceptor(grpc.aio.ServerInterceptor):
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if isinstance(request, _Oversized):
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refuse(request))
+                refusal = refuse(request)
+                await context.abort(refusal.code, refusal.message)
             return await inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary, deserialize, handler.response_serializer)

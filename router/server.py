@@ -1,4 +1,4 @@
-"""Starting and stopping one router worker: its storage client, fan-out, and the public services."""
+"""Starting and stopping one router worker: its storage client, its flows, and the public services."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from common import metrics, runtime, security, tls
+from common import metrics, security, tls
 from common.cluster_map import initial_map
 from common.config import ClusterConfig
 from common.service_handlers import add_unary_servicer
@@ -75,7 +75,6 @@ class RouterServer:
             options=[
                 ("grpc.so_reuseport", 1 if self.reuse_port else 0),
                 *request_limits.server_options(),
-                *runtime.grpc_options(),
             ],
             maximum_concurrent_rpcs=self.config.limits.max_concurrent_rpcs,
         )

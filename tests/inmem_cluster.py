@@ -1,6 +1,6 @@
 """An in-memory twin of a feedring cluster, used only by unit tests (hashicorp/raft's InmemTransport).
 
-N real node servicers (node/service.py over the in-memory Store) sit behind ``InmemTransport``,
+N real nodes (node/build.py's wiring, over the in-memory Store) sit behind ``InmemTransport``,
 which a ``StorageClient`` uses in place of gRPC channels; routers' flows (router/flows.py) and the
 nodes' own peer clients route through it by the same cluster map. Requests and replies are
 serialised both ways, so what crosses it is what crosses the wire, and a servicer's abort comes back
@@ -19,23 +19,16 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from common.cluster_map import ClusterMap, empty_map, initial_map
-from common.config import ClusterConfig, HotUsers, Limits, NodeConfig, RouterConfig
-from common.hot_state import HotPolicy
+from common.cluster_map import ClusterMap, initial_map
+from common.config import ClusterConfig, HotUsers, Limits, NodeConfig, Replication, RouterConfig
 from common.storage_client import StorageClient
+from node.build import Node, build_node
 from node.change_feed import ChangeFeed, ObservedStore
-from node.delivery import DeliveryDriver
-from node.feed_store import FeedStore
-from node.hints import HintLog, HintReplayer
-from node.repair import Repairer
-from node.replication import Replicator
-from node.service import StorageServicer
 from node.store import MemoryStore
-from node.transfer import PartitionMover
 from router.flows import RouterFlows
 from router.post_ids import PostIdGenerator
 
-__all__ = ["InmemTransport", "InmemNode", "InmemCluster", "make_config"]
+__all__ = ["InmemTransport", "InmemCluster", "make_config", "build_inmem_node"]
 
 Resp = TypeVar("Resp", bound=Message)
 
@@ -69,24 +62,23 @@ def _copy(message: Message, into: type[Resp]) -> Resp:
 
 class InmemTransport:
     def __init__(self) -> None:
-        self.servicers: dict[str, StorageServicer] = {}
+        self.services: dict[str, dict[str, Any]] = {}  # address -> a node's Storage handlers
         self.unreachable: set[str] = set()
         self.calls: Counter[tuple[str, str]] = Counter()  # (address, method) -> calls
 
-    def _servicer(self, address: str) -> StorageServicer:
-        servicer = self.servicers.get(address)
-        if servicer is None or address in self.unreachable:
+    def _handler(self, address: str, method: str) -> Any:
+        handlers = self.services.get(address)
+        if handlers is None or address in self.unreachable:
             raise _rpc_error(grpc.StatusCode.UNAVAILABLE, f"failed to connect to all addresses; last error: {address}")
-        return servicer
+        self.calls[(address, method)] += 1
+        return handlers[method]
 
     async def unary(
         self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float, wait: bool
     ) -> Resp:
-        servicer = self._servicer(address)
-        self.calls[(address, method)] += 1
-        context = InmemContext()
+        handler = self._handler(address, method)
         try:
-            reply = await getattr(servicer, method)(_copy(request, type(request)), context)
+            reply = await handler(_copy(request, type(request)), InmemContext())
         except _Aborted as exc:
             raise _rpc_error(exc.code, exc.details, exc.trailing) from None
         return _copy(reply, response)
@@ -94,16 +86,15 @@ class InmemTransport:
     async def stream(
         self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float | None
     ) -> AsyncIterator[Resp]:
-        servicer = self._servicer(address)
-        self.calls[(address, method)] += 1
+        handler = self._handler(address, method)
         try:
-            async for item in getattr(servicer, method)(_copy(request, type(request)), InmemContext()):
+            async for item in handler(_copy(request, type(request)), InmemContext()):
                 yield _copy(item, response)
         except _Aborted as exc:
             raise _rpc_error(exc.code, exc.details, exc.trailing) from None
 
     async def serving(self, address: str, timeout_s: float, service: str = "") -> bool:
-        return address in self.servicers and address not in self.unreachable
+        return address in self.services and address not in self.unreachable
 
     async def close(self) -> None:
         pass
@@ -123,70 +114,21 @@ def make_config(nodes: int = 3, partitions: int = 64, replication_factor: int = 
         run_dir=Path("."),
         nodes=tuple(NodeConfig(f"n{i}", f"n{i}.mem:1", Path(f"n{i}")) for i in range(1, nodes + 1)),
         routers=(RouterConfig(0, "router.mem:1"),),
-        limits=Limits(timeline_cap=100),
+        limits=Limits(timeline_cap=100, rpc_timeout_s=1.0),
+        replication=Replication(repair_interval_s=0.0),
         hot=HotUsers(**hot),
     )
 
 
-class InmemNode:
-    """One node: the same servicer a node process serves, over an in-memory store."""
-
-    def __init__(
-        self,
-        config: ClusterConfig,
-        node_id: str,
-        cluster_map: ClusterMap,
-        transport: InmemTransport,
-        store: ObservedStore | None = None,
-    ) -> None:
-        changes = store.changes if store is not None else ChangeFeed()
-        self.store = store if store is not None else ObservedStore(MemoryStore(), changes)
-        self.feed_store = FeedStore(
-            self.store,
-            config.partitions,
-            config.limits.timeline_cap,
-            HotPolicy(config.hot.follower_threshold, config.hot.cooldown_ratio),
-        )
-        self.feed_store.count_keys()
-        self.peers = StorageClient(cluster_map, 1.0, transport)
-        self.behind_epochs: list[int] = []
-        self.hints = HintLog(self.store)
-        self.hints.load()
-        self.replicator = Replicator(
-            node_id,
-            self.peers,
-            self.hints,
-            lambda name, request: self.servicer.apply(name, request),
-            self.feed_store.clock,
-            config.replication.write_quorum,
-            timeout_s=1.0,
-        )
-        self.replayer = HintReplayer(self.hints, self.peers, lambda target, write: True)
-        self.repairer = Repairer(node_id, self.feed_store, self.peers, lambda: self.servicer.owned, 0.0, 0)
-        self.delivery = DeliveryDriver(
-            node_id,
-            self.feed_store,
-            self.peers,
-            lambda: self.servicer.owned,
-            config.hot.salt_buckets,
-            page=16,
-            replicator=self.replicator,
-        )
-        self.servicer = StorageServicer(
-            node_id,
-            self.feed_store,
-            cluster_map,
-            PartitionMover(node_id, self.store, changes, self.peers),
-            self.peers.adopt,
-            behind=self.behind_epochs.append,
-            delivery=self.delivery,
-            replicator=self.replicator,
-            repairer=self.repairer,
-        )
-
-    def start(self) -> None:
-        """Starts delivering (needs the running loop)."""
-        self.delivery.start()
+def build_inmem_node(
+    config: ClusterConfig, node_id: str, transport: InmemTransport, store: ObservedStore | None = None
+) -> Node:
+    """One node: the real node wiring over an in-memory store (a restart passes the old one)."""
+    node = build_node(
+        config, node_id, store or ObservedStore(MemoryStore(), ChangeFeed()), transport, delivery_page=16
+    )
+    node.load()
+    return node
 
 
 class InmemCluster:
@@ -194,27 +136,26 @@ class InmemCluster:
         """Build inside the running event loop: every node starts delivering at once."""
         self.config = config
         self.transport = InmemTransport()
-        self.nodes: dict[str, InmemNode] = {}
-        seeded = initial_map(config)
+        self.nodes: dict[str, Node] = {}
         for node in config.nodes:
-            self._serve(node.id, node.address, seeded)
+            self._serve(node.id, node.address, config)
         self._routers = 0
 
-    def _serve(self, node_id: str, address: str, cluster_map: ClusterMap) -> InmemNode:
-        node = self.nodes[node_id] = InmemNode(self.config, node_id, cluster_map, self.transport)
-        self.transport.servicers[address] = node.servicer
-        node.start()
+    def _serve(self, node_id: str, address: str, config: ClusterConfig) -> Node:
+        node = self.nodes[node_id] = build_inmem_node(config, node_id, self.transport)
+        self.transport.services[address] = node.handlers
+        node.delivery.start()
         return node
 
-    def restart(self, node_id: str) -> InmemNode:
+    def restart(self, node_id: str) -> Node:
         """The node's process dies and comes back over the same store: in-memory state (its delivery
         loop, counters) is new, what is on "disk" is not."""
         old = self.nodes[node_id]
         asyncio.get_running_loop().create_task(old.delivery.stop())
-        node = InmemNode(self.config, node_id, old.servicer.map, self.transport, store=old.store)
+        node = build_inmem_node(self.config, node_id, self.transport, store=old.store)
         self.nodes[node_id] = node
-        self.transport.servicers[f"{node_id}.mem:1"] = node.servicer
-        node.start()
+        self.transport.services[f"{node_id}.mem:1"] = node.handlers
+        node.delivery.start()
         return node
 
     def outstanding(self) -> int:
@@ -236,16 +177,16 @@ class InmemCluster:
                 if not router.hot._jobs:
                     return
             for node in self.nodes.values():
-                node.delivery.wake(set())
+                node.records_written.note(())
             await asyncio.sleep(0.005)
         raise AssertionError(f"not settled: {self.outstanding()} delivery records left")
 
     async def close(self) -> None:
         await asyncio.gather(*(node.delivery.stop() for node in self.nodes.values()))
 
-    def start_node(self, node_id: str) -> InmemNode:
+    def start_node(self, node_id: str) -> Node:
         """An empty node that no map names yet (as `make node` starts one), at <id>.mem:1."""
-        return self._serve(node_id, f"{node_id}.mem:1", empty_map(self.config))
+        return self._serve(node_id, f"{node_id}.mem:1", self.config)
 
     def router(self, cluster_map: ClusterMap | None = None) -> RouterFlows:
         """A router's flows over the twin; each router gets its own post-id generator."""
@@ -262,7 +203,7 @@ class InmemCluster:
     async def probe(self) -> None:
         """Every node health-checks every other once (as its failure detector's monitor would)."""
         for node in self.nodes.values():
-            for address in self.transport.servicers:
+            for address in self.transport.services:
                 if await self.transport.serving(address, 1.0):
                     node.peers.health.succeeded(address)
                 else:
@@ -277,6 +218,6 @@ class InmemCluster:
 
     def holder_of(self, key: str) -> str:
         """The node whose servicer owns `key` now (by the nodes' own maps)."""
-        owners = [n for n, node in self.nodes.items() if node.feed_store.partition(key) in node.servicer.owned]
+        owners = [n for n, node in self.nodes.items() if node.data.partition(key) in node.ownership.owned]
         assert len(owners) == 1, owners
         return owners[0]

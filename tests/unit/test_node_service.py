@@ -1,4 +1,5 @@
-"""The storage servicer on a real in-process gRPC server (port 0): ownership, errors, happy path."""
+"""A node's Storage service on a real in-process gRPC server (port 0): ownership, errors, happy path.
+The node is built as a node process builds it (node/build.py), over the in-memory store, alone."""
 
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ import pytest
 
 from common.cluster_map import ClusterMap, Member, build_table
 from common.grpc_status import EPOCH_METADATA_KEY
-from common.storage_client import StorageClient
-from node.change_feed import ChangeFeed, ObservedStore
-from node.feed_store import FeedStore
-from node.service import StorageServicer
+from common.service_handlers import add_service
+from node.build import STORAGE_SERVICE, build_node
 from node.store import MemoryStore
-from node.transfer import PartitionMover
 from protos import feed_pb2, storage_pb2, storage_pb2_grpc
+from tests.inmem_cluster import InmemTransport, make_config
 
 PARTITIONS = 16
 
@@ -24,14 +23,10 @@ def run(scenario):  # type: ignore[no-untyped-def]
     async def main() -> None:
         members = (Member("n1", "a"), Member("n2", "b"))
         cluster_map = ClusterMap(4, PARTITIONS, 1, 160, members, build_table(members, PARTITIONS, 1, 160))
-        feed_changes = ChangeFeed()
-        store = ObservedStore(MemoryStore(), feed_changes)
-        feed = FeedStore(store, PARTITIONS, 100)
-        peers = StorageClient(cluster_map, 1.0)
-        mover = PartitionMover("n1", store, feed_changes, peers)
-        servicer = StorageServicer("n1", feed, cluster_map, mover, lambda m: None)
+        node = build_node(make_config(nodes=2, partitions=PARTITIONS), "n1", MemoryStore(), InmemTransport())
+        node.ownership.adopt(cluster_map)
         server = grpc.aio.server()
-        storage_pb2_grpc.add_StorageServicer_to_server(servicer, server)
+        add_service(server, STORAGE_SERVICE, node.handlers)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:
@@ -59,12 +54,11 @@ def test_a_key_of_another_node_is_refused_with_the_epoch() -> None:
     run(scenario)
 
 
-def test_missing_post_and_bad_direction() -> None:
+def test_a_missing_post_is_said_and_a_bad_direction_refused() -> None:
     async def scenario(stub, cluster_map):  # type: ignore[no-untyped-def]
         mine = user_on(cluster_map, "n1")
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.RemovePost(storage_pb2.RemovePostRequest(author_key=mine, post_id=42))
-        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        removed = await stub.RemovePost(storage_pb2.RemovePostRequest(author_key=mine, post_id=42))
+        assert not removed.HasField("post")  # not here (its tombstone is, from now on)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ListEdges(storage_pb2.ListEdgesRequest(user_key=mine, limit=5))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -85,7 +79,7 @@ def test_store_post_writes_the_post_and_the_delivery_it_owes_once() -> None:
         )
         assert not again.created  # a retry changes nothing
         status = await stub.GetNodeStatus(storage_pb2.GetNodeStatusRequest())
-        # This servicer has no delivery driver: the one record waits, on disk.
+        # The node's delivery driver is not started here: the one record waits, on disk.
         assert status.keys_by_family["posts"] == 1 and status.keys_by_family["deliveries"] == 1
 
     run(scenario)

@@ -1,4 +1,4 @@
-"""FeedStore.recount_keys: two recounts at once (two partitions pulled in a membership change) each
+"""Batches.recount_keys: two recounts at once (two partitions pulled in a membership change) each
 keep and drop their own tally of the writes that commit meanwhile."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from node import feed_store as feed_store_module
+from node import batch as batch_module
 from node.feed_store import FeedStore
 from node.store import MemoryStore
 from protos import feed_pb2
@@ -25,22 +25,23 @@ def test_two_recounts_at_once_each_drop_their_own_tally(monkeypatch: pytest.Monk
         gates[mine].wait(5)
         return Counter()  # the snapshots were empty
 
-    real_count = feed_store_module._count
-    monkeypatch.setattr(feed_store_module, "_count", gated_count)
+    real_count = batch_module._count
+    monkeypatch.setattr(batch_module, "_count", gated_count)
 
     async def main() -> None:
         feed = FeedStore(MemoryStore(), 16, 100)
-        first = asyncio.create_task(feed.recount_keys())
-        second = asyncio.create_task(feed.recount_keys())
+        first = asyncio.create_task(feed.batches.recount_keys())
+        second = asyncio.create_task(feed.batches.recount_keys())
         while len(started) < 2:
             await asyncio.sleep(0.01)
-        feed.store_post("ann", feed_pb2.Post(id=1, author="ann", text="one", created_at_ms=1))  # both tallies see it
+        # Both tallies see this one.
+        feed.posts.store_post("ann", feed_pb2.Post(id=1, author="ann", text="one", created_at_ms=1))
         gates[1].set()  # the second recount ends first, while the two tallies are equal
         await second
-        feed.store_post("ann", feed_pb2.Post(id=2, author="ann", text="two", created_at_ms=2))
+        feed.posts.store_post("ann", feed_pb2.Post(id=2, author="ann", text="two", created_at_ms=2))
         gates[0].set()
         await first  # raised ValueError (its tally was the one dropped) before the fix
         # The snapshots were empty, so the counts are exactly what the first recount's tally saw.
-        assert +feed.family_counts == +real_count(feed.store)
+        assert +feed.batches.family_counts == +real_count(feed.store)
 
     asyncio.run(main())

@@ -12,7 +12,7 @@ import pytest
 
 from common import post_bytes
 from common.errors import Unavailable
-from node import delivery, keys, repair
+from node import delivery_takeover, keys, repair
 from node.feed_store import FeedStore
 from node.hints import HintLog
 from node.store import MemoryStore
@@ -35,14 +35,14 @@ def replicated_cluster() -> InmemCluster:
 
 def all_digests(cluster: InmemCluster) -> dict[str, list[list[int]]]:
     return {
-        node_id: [repair.digests(node.feed_store, p) for p in range(cluster.config.partitions)]
+        node_id: [repair.digests(node.data, p) for p in range(cluster.config.partitions)]
         for node_id, node in cluster.nodes.items()
     }
 
 
 def primary_of(cluster: InmemCluster, key: str) -> str:
     node = next(iter(cluster.nodes.values()))
-    return node.servicer.map.primary(node.feed_store.partition(key))
+    return node.ownership.map.primary(node.data.partition(key))
 
 
 def test_every_write_lands_on_every_replica() -> None:
@@ -53,7 +53,7 @@ def test_every_write_lands_on_every_replica() -> None:
         await router.posts.post("bob", "hello")
         await cluster.settle(router)
         for node in cluster.nodes.values():
-            inbox, _ = node.feed_store.read_inbox("ann", 10)
+            inbox = node.data.inboxes.read("ann", 10)
             assert [feed_pb2.Post.FromString(raw).text for raw in inbox] == ["hello"]
         digests = all_digests(cluster)
         assert digests["n1"] == digests["n2"] == digests["n3"]
@@ -114,7 +114,7 @@ def test_edges_converge_whatever_order_their_writes_arrive_in() -> None:
             else:
                 feed.graph.remove_following("ann", "bob", version=version)
                 feed.graph.remove_follower("bob", "ann", version=version)
-        counters = feed.user_counters("ann"), feed.user_counters("bob")
+        counters = feed.counters("ann"), feed.counters("bob")
         outcomes.add(
             (
                 tuple(feed.graph.list_edges(keys.FOLLOWING, "ann", "", 10)),
@@ -130,9 +130,9 @@ def test_edges_converge_whatever_order_their_writes_arrive_in() -> None:
 
 def test_a_delete_that_arrives_before_its_post_still_wins() -> None:
     feed = FeedStore(MemoryStore(), partitions=8, timeline_cap=10)
-    assert feed.remove_post("bob", 42) is None
-    created, _ = feed.store_post("bob", feed_pb2.Post(id=42, author="bob", text="late"))
-    assert not created and feed.read_posts("bob", 10) == []
+    assert feed.posts.remove_post("bob", 42) is None
+    created, _ = feed.posts.store_post("bob", feed_pb2.Post(id=42, author="bob", text="late"))
+    assert not created and feed.posts.read_posts("bob", 10) == []
 
 
 def test_repair_copies_what_a_replica_missed_and_never_resurrects_a_delete_or_an_unfollow() -> None:
@@ -158,11 +158,11 @@ def test_repair_copies_what_a_replica_missed_and_never_resurrects_a_delete_or_an
         assert repaired[-1].done and repaired[-1].out_of_sync > 0
         digests = all_digests(cluster)
         assert digests["n1"] == digests["n2"] == digests["n3"]
-        n3 = cluster.nodes["n3"].feed_store
-        assert [feed_pb2.Post.FromString(r).text for r in n3.read_posts("bob", 10)] == ["fresh"]
+        n3 = cluster.nodes["n3"].data
+        assert [feed_pb2.Post.FromString(r).text for r in n3.posts.read_posts("bob", 10)] == ["fresh"]
         assert n3.graph.list_edges(keys.FOLLOWERS, "bob", "", 10) == ["ann", "dan"]
-        assert [feed_pb2.Post.FromString(r).text for r in n3.read_inbox("ann", 10)[0]] == ["fresh"]
-        assert n3.user_counters("bob").follower_count == 2 and n3.user_counters("bob").post_count == 1
+        assert [feed_pb2.Post.FromString(r).text for r in n3.inboxes.read("ann", 10)] == ["fresh"]
+        assert n3.counters("bob").follower_count == 2 and n3.counters("bob").post_count == 1
         # A second pass finds nothing to do.
         again = [p async for p in cluster.nodes["n2"].repairer.repair(list(range(16)))]
         assert again[-1].out_of_sync == 0
@@ -179,7 +179,7 @@ async def _fans_of_bob(router: RouterFlows, count: int = 30) -> list[str]:
 
 
 def test_a_replica_takes_over_the_deliveries_of_a_primary_that_stays_down(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(delivery, "TAKEOVER_AFTER_S", 0.0)
+    monkeypatch.setattr(delivery_takeover, "TAKEOVER_AFTER_S", 0.0)
 
     async def scenario() -> None:
         cluster = replicated_cluster()
@@ -193,7 +193,7 @@ def test_a_replica_takes_over_the_deliveries_of_a_primary_that_stays_down(monkey
         await cluster.probe()
         for node_id, node in cluster.nodes.items():
             if node_id != primary:
-                node.delivery.wake(set())
+                node.records_written.note(())
         deadline = asyncio.get_running_loop().time() + 5
         while [await timeline(router, fan) for fan in fans] != [["survives its node"]] * len(fans):
             assert asyncio.get_running_loop().time() < deadline, "no replica delivered the post"
@@ -214,16 +214,16 @@ def test_a_record_only_the_last_replica_holds_is_delivered_when_the_primary_stay
 ) -> None:
     # The post reached a quorum of the primary and the last replica, then the primary died: the
     # replica that takes over lacks the record, so the last one must ask it, not the dead primary.
-    monkeypatch.setattr(delivery, "TAKEOVER_AFTER_S", 0.001)
-    monkeypatch.setattr(delivery, "ORPHAN_AFTER_S", 0.0)
-    monkeypatch.setattr(delivery, "ORPHAN_CHECK_EVERY_S", 0.0)
+    monkeypatch.setattr(delivery_takeover, "TAKEOVER_AFTER_S", 0.001)
+    monkeypatch.setattr(delivery_takeover, "ORPHAN_AFTER_S", 0.0)
+    monkeypatch.setattr(delivery_takeover, "ORPHAN_CHECK_EVERY_S", 0.0)
 
     async def scenario() -> None:
         cluster = replicated_cluster()
         router = cluster.router()
         fans = await _fans_of_bob(router)
         some_node = next(iter(cluster.nodes.values()))
-        primary, second, last = some_node.servicer.map.replicas(some_node.feed_store.partition("bob"))
+        primary, second, last = some_node.ownership.map.replicas(some_node.data.partition("bob"))
         await cluster.nodes[primary].delivery.stop()
         await router.posts.post("bob", "only the last replica knows")
         second_log = cluster.nodes[second].delivery.log

@@ -62,54 +62,54 @@ def ids(raws: list[bytes]) -> list[int]:
 
 
 def test_storing_a_post_twice_changes_nothing(feed: FeedStore) -> None:
-    assert feed.store_post("bob", post(1, "bob"))[0] is True
-    assert feed.store_post("bob", post(1, "bob"))[0] is False
-    assert feed.user_counters("bob").post_count == 1  # type: ignore[union-attr]
-    assert ids(feed.read_posts("bob", 10)) == [1]
+    assert feed.posts.store_post("bob", post(1, "bob"))[0] is True
+    assert feed.posts.store_post("bob", post(1, "bob"))[0] is False
+    assert feed.counters("bob").post_count == 1  # type: ignore[union-attr]
+    assert ids(feed.posts.read_posts("bob", 10)) == [1]
 
 
 def test_posts_page_newest_first_below_a_cursor(feed: FeedStore) -> None:
     for i in range(1, 8):
-        feed.store_post("bob", post(i, "bob"))
-    assert ids(feed.read_posts("bob", 3)) == [7, 6, 5]
-    assert ids(feed.read_posts("bob", 3, before_id=5)) == [4, 3, 2]
+        feed.posts.store_post("bob", post(i, "bob"))
+    assert ids(feed.posts.read_posts("bob", 3)) == [7, 6, 5]
+    assert ids(feed.posts.read_posts("bob", 3, before_id=5)) == [4, 3, 2]
 
 
 def test_inbox_only_accepts_posts_of_followees_and_keeps_the_newest_cap(feed: FeedStore) -> None:
     feed.graph.add_following("fan", "bob")
-    inserted = feed.insert_inbox([post(i, "bob") for i in range(1, 9)] + [post(99, "stranger")], ["fan"])
+    inserted = feed.inboxes.insert([post(i, "bob") for i in range(1, 9)] + [post(99, "stranger")], ["fan"])
     assert inserted == 8
-    assert ids(feed.read_inbox("fan", 10)[0]) == [8, 7, 6, 5, 4]  # cap 5, newest kept
-    feed.insert_inbox([post(2, "bob")], ["fan"])  # an old backfill into a full inbox
-    assert ids(feed.read_inbox("fan", 10)[0]) == [8, 7, 6, 5, 4]
-    assert feed.user_counters("fan").inbox_size == 5  # type: ignore[union-attr]
+    assert ids(feed.inboxes.read("fan", 10)) == [8, 7, 6, 5, 4]  # cap 5, newest kept
+    feed.inboxes.insert([post(2, "bob")], ["fan"])  # an old backfill into a full inbox
+    assert ids(feed.inboxes.read("fan", 10)) == [8, 7, 6, 5, 4]
+    assert feed.counters("fan").inbox_size == 5  # type: ignore[union-attr]
 
 
 def test_a_batch_repeating_a_consumer_or_a_post_counts_each_entry_once(feed: FeedStore) -> None:
     feed.graph.add_following("fan", "bob")
-    inserted = feed.insert_inbox([post(1, "bob"), post(1, "bob"), post(2, "bob")], ["fan", "fan"])
+    inserted = feed.inboxes.insert([post(1, "bob"), post(1, "bob"), post(2, "bob")], ["fan", "fan"])
     assert inserted == 2
-    assert feed.insert_inbox([post(2, "bob")], ["fan"]) == 0  # a retried batch
-    assert ids(feed.read_inbox("fan", 10)[0]) == [2, 1]
-    assert feed.user_counters("fan").inbox_size == 2  # type: ignore[union-attr]
-    assert feed.family_counts[b"I"] == 2
+    assert feed.inboxes.insert([post(2, "bob")], ["fan"]) == 0  # a retried batch
+    assert ids(feed.inboxes.read("fan", 10)) == [2, 1]
+    assert feed.counters("fan").inbox_size == 2  # type: ignore[union-attr]
+    assert feed.batches.family_counts[b"I"] == 2
 
 
 def test_a_tombstone_stops_a_late_fan_out(feed: FeedStore) -> None:
     feed.graph.add_following("fan", "bob")
-    feed.remove_from_inboxes(3, ["fan"])
-    assert feed.insert_inbox([post(3, "bob")], ["fan"]) == 0
-    assert feed.read_inbox("fan", 10)[0] == []
+    feed.inboxes.remove(3, ["fan"])
+    assert feed.inboxes.insert([post(3, "bob")], ["fan"]) == 0
+    assert feed.inboxes.read("fan", 10) == []
 
 
 def test_unfollow_purges_only_that_followee(feed: FeedStore) -> None:
     feed.graph.add_following("fan", "bob")
     feed.graph.add_following("fan", "carol")
-    feed.insert_inbox([post(1, "bob"), post(2, "carol")], ["fan"])
+    feed.inboxes.insert([post(1, "bob"), post(2, "carol")], ["fan"])
     assert feed.graph.remove_following("fan", "bob") == (True, "")
-    assert ids(feed.read_inbox("fan", 10)[0]) == [2]
-    assert feed.insert_inbox([post(3, "bob")], ["fan"]) == 0  # a fan-out landing after the unfollow
-    assert feed.user_counters("fan").following_count == 1  # type: ignore[union-attr]
+    assert ids(feed.inboxes.read("fan", 10)) == [2]
+    assert feed.inboxes.insert([post(3, "bob")], ["fan"]) == 0  # a fan-out landing after the unfollow
+    assert feed.counters("fan").following_count == 1  # type: ignore[union-attr]
 
 
 def test_edges_page_in_order_and_count_once(feed: FeedStore) -> None:
@@ -118,7 +118,7 @@ def test_edges_page_in_order_and_count_once(feed: FeedStore) -> None:
     feed.graph.add_follower("star", "a", "star", 0)
     assert feed.graph.list_edges(keys.FOLLOWERS, "star", "", 2) == ["a", "b"]
     assert feed.graph.list_edges(keys.FOLLOWERS, "star", "b", 10) == ["c", "d"]
-    assert feed.user_counters("star").follower_count == 4  # type: ignore[union-attr]
+    assert feed.counters("star").follower_count == 4  # type: ignore[union-attr]
 
 
 def test_crossing_the_threshold_starts_turning_hot_and_cooling_has_hysteresis(feed: FeedStore) -> None:
@@ -126,6 +126,6 @@ def test_crossing_the_threshold_starts_turning_hot_and_cooling_has_hysteresis(fe
 
     states = [feed.graph.add_follower("star", f"f{i}", "star", 0)[2] for i in range(3)]
     assert states == [HotState.NORMAL, HotState.NORMAL, HotState.MIGRATING]
-    feed.set_hot_state("star", HotState.HOT, [HotState.MIGRATING])
+    feed.registry.set_state("star", HotState.HOT, [HotState.MIGRATING])
     assert feed.graph.remove_follower("star", "f0")[1] is HotState.HOT  # 2 followers: above 3 x 0.5
     assert feed.graph.remove_follower("star", "f1")[1] is HotState.COOLING  # 1 follower: below

@@ -1,0 +1,153 @@
+"""The data half of feedring.v1.Storage on a node: reads, and the writes this node coordinates.
+
+Each read checks that this node holds the key's partition, reads the store, and encodes. Each write
+RPC is served straight from its declaration (node/writes.py): this node coordinates it
+(node/replication.py) and answers once a quorum of replicas has it. ApplyWrites is the other end: a
+coordinator's forward, or a replayed hint, applied here by the same declarations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from common.errors import FeedringError, InvalidArgument
+from common.grpc_status import grpc_errors
+from node import keys
+from node.feed_store import FeedStore
+from node.local_writes import LocalWrites
+from node.ownership import Ownership
+from node.reads_first import ReadsFirst
+from node.replication import Replicator
+from node.writes import RPCS, ReplicatedWrite, by_name
+from protos import storage_pb2
+
+__all__ = ["DataServicer"]
+
+
+def _coordinated(replicator: Replicator, write: ReplicatedWrite[Any, Any]) -> Callable[..., Awaitable[Message]]:
+    """A write RPC's handler: coordinated by this node."""
+
+    async def handler(request: Message, context: grpc.aio.ServicerContext) -> Message:
+        reply: Message = await replicator.write(write, request)
+        return reply
+
+    handler.__name__ = write.name  # names the method in error logs
+    return grpc_errors(handler)
+
+
+class DataServicer:
+    def __init__(
+        self,
+        data: FeedStore,
+        ownership: Ownership,
+        local: LocalWrites,
+        replicator: Replicator,
+        reads_first: ReadsFirst,
+    ) -> None:
+        self.data = data
+        self.ownership = ownership
+        self.local = local
+        self.reads_first = reads_first  # told of every read, so fan-out stands back
+        for write in RPCS:
+            setattr(self, write.name, _coordinated(replicator, write))
+
+    # -- writes from other nodes -----------------------------------------------------------------
+
+    @grpc_errors
+    async def ApplyWrites(
+        self, request: storage_pb2.ApplyWritesRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ApplyWritesResponse:
+        """Each write is answered on its own: one refused write does not refuse the others."""
+        results = []
+        for write in request.writes:
+            try:
+                results.append(storage_pb2.WriteResult(response=await self._apply(write, request.epoch)))
+            except FeedringError as exc:
+                results.append(
+                    storage_pb2.WriteResult(code=exc.code_number, message=exc.message, epoch=exc.epoch_seen)
+                )
+        return storage_pb2.ApplyWritesResponse(results=results)
+
+    async def _apply(self, write: storage_pb2.ReplicaWrite, epoch: int) -> bytes:
+        method = by_name(write.method)
+        if method is None:
+            raise InvalidArgument(f"{write.method!r} is not a replicated write")
+        try:
+            request = method.parse(write.request)
+        except DecodeError as exc:
+            raise InvalidArgument(f"{write.method} request does not decode: {exc}") from None
+        setattr(request, "epoch", epoch)  # noqa: B010 (every write request has one; the type does not say so)
+        reply: Message = await self.local.apply(method, request)
+        encoded: bytes = reply.SerializeToString()
+        return encoded
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    @grpc_errors
+    async def ReadPosts(
+        self, request: storage_pb2.ReadPostsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ReadPostsResponse:
+        self.ownership.check_read(request.epoch, request.author_key, *request.more_keys)
+        self.reads_first.read_served()
+        posts = self.data.posts.read_posts(request.author_key, request.limit, request.before_id, request.more_keys)
+        return storage_pb2.ReadPostsResponse(posts=posts)
+
+    @grpc_errors
+    async def ReadInbox(
+        self, request: storage_pb2.ReadInboxRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ReadInboxResponse:
+        self.ownership.check_read(request.epoch, request.consumer)
+        self.reads_first.read_served()
+        posts = self.data.inboxes.read(request.consumer, request.limit, request.before_id)
+        hot_followees = self.data.graph.merged_at_read(request.consumer)  # the same step: nothing falls between
+        return storage_pb2.ReadInboxResponse(posts=posts, hot_followees=hot_followees)
+
+    @grpc_errors
+    async def ListEdges(
+        self, request: storage_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ListEdgesResponse:
+        self.ownership.check_read(request.epoch, request.user_key, *request.more_keys)
+        if request.direction == storage_pb2.FOLLOWERS:
+            family = keys.FOLLOWERS
+        elif request.direction == storage_pb2.FOLLOWING:
+            family = keys.FOLLOWING
+        else:
+            raise InvalidArgument("direction must be FOLLOWERS or FOLLOWING")
+        users = self.data.graph.list_edges(family, request.user_key, request.after, request.limit, request.more_keys)
+        return storage_pb2.ListEdgesResponse(users=users)
+
+    @grpc_errors
+    async def GetUserMeta(
+        self, request: storage_pb2.GetUserMetaRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.UserMeta:
+        self.ownership.check_read(request.epoch, request.user_key, *request.post_keys)
+        counters = self.data.counters(request.user_key)
+        salted_posts = sum(c.post_count for k in request.post_keys if (c := self.data.counters(k)))
+        if counters is None:
+            return storage_pb2.UserMeta(found=False, post_count=salted_posts)
+        return storage_pb2.UserMeta(
+            found=True,
+            follower_count=self.data.registry.follower_count(request.user_key),
+            following_count=counters.following_count,
+            post_count=counters.post_count + salted_posts,
+            state=self.data.registry.state(request.user_key).name,
+        )
+
+    @grpc_errors
+    async def ListHotUsers(
+        self, request: storage_pb2.ListHotUsersRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ListHotUsersResponse:
+        self.ownership.requests_served += 1
+        entries = self.data.registry.list_hot_users(self.ownership.owned)
+        return storage_pb2.ListHotUsersResponse(
+            users=[
+                storage_pb2.HotUserEntry(
+                    user=e.user, state=e.state.name, pinned=e.pinned, follower_count=e.follower_count, version=e.version
+                )
+                for e in entries
+            ]
+        )

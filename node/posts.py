@@ -1,0 +1,116 @@
+"""Posts on a node, by author key (family P), their tombstones (Y), and the delivery each one owes.
+
+A post is stored as ``feed_pb2.Post`` bytes (the storage record and the wire message are one format)
+together with, in the same atomic batch, the record of the delivery it owes its author's followers
+(node/delivery_log.py), so the record is on disk before the post is acknowledged. A delete leaves a
+tombstone, so a copy of the post arriving later (a hint, a repair) cannot bring it back, and records
+the post's removal from every follower's inbox in the same write. Every write is idempotent.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+
+from common import post_bytes, salting
+from common.hot_state import HotState
+from node import delivery_log, keys
+from node.batch import Batches
+from node.hot_registry import HotRegistry
+from node.store import newest_values
+from protos import feed_pb2
+
+__all__ = ["Posts"]
+
+
+class Posts:
+    def __init__(self, batches: Batches, partition: Callable[[str], int], registry: HotRegistry) -> None:
+        self.batches = batches
+        self.store = batches.store
+        self.partition = partition
+        self.registry = registry
+
+    def store_post(self, author_key: str, post: feed_pb2.Post) -> tuple[bool, HotState]:
+        """Stores the post and, in the same atomic write, the record of the delivery it owes (none
+        for a HOT author: followers merge its posts at read time). Returns (created, the key's hot
+        state). A retried store finds the post and writes nothing: the first write had both."""
+        part = self.partition(author_key)
+        batch = self.batches.new()
+        state, _ = self.registry.state_in(batch, part, author_key)
+        if batch.get(keys.post_key(part, keys.POST_TOMBSTONES, author_key, post.id)) is not None:
+            return False, state  # deleted already (the delete reached this replica first)
+        created = batch.put_new(keys.post_key(part, keys.POSTS, author_key, post.id), post.SerializeToString())
+        if created:
+            batch.counters_of(part, author_key).post_count += 1
+            author, salted_key = salting.home_of(author_key)
+            if salted_key:  # stored salted because a router believed the author HOT
+                owed = delivery_log.insert(post, author, salted=True, unless_hot=True)
+            elif state.fans_out:
+                owed = delivery_log.insert(post, author, salted=state.salted)
+            else:
+                owed = None
+            if owed is not None:
+                batch.put_new(keys.delivery_key(part, author_key, post.id, owed.kind), owed.SerializeToString())
+        batch.commit()
+        return created, state
+
+    def remove_post(self, author_key: str, post_id: int) -> feed_pb2.Post | None:
+        """Removes the post, leaving a tombstone, and in the same write records its removal from every
+        follower's inbox (replacing an insert still owed). Also for a post stored while its author
+        was hot: a cool-down may have copied it into inboxes since. None if the post was not here."""
+        part = self.partition(author_key)
+        key = keys.post_key(part, keys.POSTS, author_key, post_id)
+        batch = self.batches.new()
+        batch.put_new(keys.post_key(part, keys.POST_TOMBSTONES, author_key, post_id), b"")
+        raw = batch.get(key)
+        if raw is None:
+            batch.commit()
+            return None
+        state, _ = self.registry.state_in(batch, part, author_key)
+        batch.delete_existing(key)
+        batch.counters_of(part, author_key).post_count -= 1
+        author, salted_key = salting.home_of(author_key)
+        owed = delivery_log.retract(post_id, author, salted=salted_key or state.salted)
+        batch.delete_existing(keys.delivery_key(part, author_key, post_id, delivery_log.INSERT))
+        batch.put_new(keys.delivery_key(part, author_key, post_id, owed.kind), owed.SerializeToString())
+        batch.commit()
+        post: feed_pb2.Post = feed_pb2.Post.FromString(raw)
+        return post
+
+    def read_posts(
+        self, author_key: str, limit: int, before_id: int = 0, more_keys: Iterable[str] = ()
+    ) -> list[bytes]:
+        """Newest first, merged over the author's salted keys when `more_keys` names them."""
+        all_keys = [author_key, *more_keys]
+        if len(all_keys) == 1:
+            return self._newest(author_key, limit, before_id)
+        streams = [[(post_bytes.post_id(raw), raw) for raw in self._newest(k, limit, before_id)] for k in all_keys]
+        merged = heapq.merge(*streams, key=lambda item: -item[0])
+        return [raw for _, raw in list(merged)[:limit]]
+
+    def _newest(self, author_key: str, limit: int, before_id: int) -> list[bytes]:
+        part = self.partition(author_key)
+        start = keys.post_key(part, keys.POSTS, author_key, before_id - 1) if before_id else None
+        return newest_values(self.store, keys.user_prefix(part, keys.POSTS, author_key), limit, start)
+
+    # -- repair merge rules (node/repair.py) -----------------------------------------------------
+
+    def merge_post(self, key: bytes, value: bytes) -> int:
+        """Another replica's post: taken unless this replica has it or its tombstone."""
+        if self.store.get(key) is not None:
+            return 0
+        part, user = keys.partition_of_key(key), keys.user_of(key).decode("utf-8")
+        if self.store.get(keys.post_key(part, keys.POST_TOMBSTONES, user, keys.post_id_of(key))) is not None:
+            return 0
+        batch = self.batches.new()
+        batch.put_new(key, value)
+        batch.counters_of(part, user).post_count += 1
+        batch.commit()
+        return 1
+
+    def merge_tombstone(self, key: bytes, value: bytes) -> int:
+        """Another replica's tombstone: the post goes here too (with its retraction owed)."""
+        if self.store.get(key) is not None:
+            return 0
+        self.remove_post(keys.user_of(key).decode("utf-8"), keys.post_id_of(key))
+        return 1

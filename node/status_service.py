@@ -1,0 +1,82 @@
+"""GetNodeStatus: what `feedring status` shows of a node, and what its metrics are built from."""
+
+from __future__ import annotations
+
+import grpc
+
+from common.grpc_status import grpc_errors
+from common.process_stats import rss_bytes
+from node import keys
+from node.batch import Batches
+from node.delivery import DeliveryDriver
+from node.ownership import Ownership
+from node.reads_first import ReadsFirst
+from node.repair import Repairer
+from node.replication import Replicator
+from protos import storage_pb2
+
+__all__ = ["StatusServicer"]
+
+
+class StatusServicer:
+    def __init__(
+        self,
+        ownership: Ownership,
+        batches: Batches,
+        delivery: DeliveryDriver,
+        reads_first: ReadsFirst,
+        replicator: Replicator,
+        repairer: Repairer,
+    ) -> None:
+        self.ownership = ownership
+        self.batches = batches
+        self.delivery = delivery
+        self.reads_first = reads_first
+        self.replicator = replicator
+        self.repairer = repairer
+        self.catching_up = False  # restarted and not yet sent every hint its peers held for it
+
+    @grpc_errors
+    async def GetNodeStatus(
+        self, request: storage_pb2.GetNodeStatusRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.NodeStatus:
+        return self.status()
+
+    def status(self, percentiles: bool = True) -> storage_pb2.NodeStatus:
+        """`percentiles` False: without the lag percentiles, which cost a sort (the metrics snapshot)."""
+        ownership = self.ownership
+        return storage_pb2.NodeStatus(
+            node_id=ownership.node_id,
+            epoch=ownership.map.epoch,
+            partitions_owned=len(ownership.owned),
+            # Counts are kept as keys come and go; one can dip below zero for a moment while a
+            # transfer's raw copy is not yet recounted.
+            keys_by_family={
+                keys.FAMILY_NAMES.get(family, repr(family)): max(count, 0)
+                for family, count in sorted(self.batches.family_counts.items())
+            },
+            requests_served=ownership.requests_served,
+            rss_bytes=rss_bytes(),
+            delivery=self._delivery(percentiles),
+            replication=self._replication(),
+        )
+
+    def _delivery(self, percentiles: bool) -> storage_pb2.DeliveryStats:
+        stats = self.delivery.stats(percentiles)
+        stats.fanout_busy_s = self.reads_first.background_s
+        stats.fanout_paused_s = self.reads_first.paused_s
+        return stats
+
+    def _replication(self) -> storage_pb2.ReplicationStats:
+        stats = storage_pb2.ReplicationStats()
+        stats.CopyFrom(self.repairer.stats)
+        stats.catching_up = self.catching_up
+        replicator = self.replicator
+        hints = replicator.hints
+        stats.hints = hints.total
+        stats.hints_by_target.update(hints.counts)
+        stats.hints_replayed = hints.replayed
+        stats.quorum_failures = replicator.quorum_failures
+        suspected = set(replicator.peers.health.suspected())
+        stats.peers_down.extend(m.id for m in self.ownership.map.members if m.address in suspected)
+        return stats
