@@ -23,9 +23,9 @@ cluster: install  ## start every process of $(CONFIG) in the background and wait
 certs: install  ## a local CA and a certificate per process of $(CONFIG) (TLS; made by make cluster too when [tls] is on)
 	$(PY) -m ops.certs --config $(CONFIG)
 
-node: install  ## start one more (empty) node: make node ID=n4 ADDR=127.0.0.1:7104, then feedring node add
-	@test -n "$(ID)" -a -n "$(ADDR)" || { echo "usage: make node ID=n4 ADDR=127.0.0.1:7104 [CONFIG=...]"; exit 2; }
-	$(PY) -m ops.local_cluster start-node --config $(CONFIG) --id $(ID) --address $(ADDR)
+node: install  ## start one more (empty) node: make node ID=n4 ADDR=127.0.0.1:7104 [FEED=127.0.0.1:7204], then feedring node add
+	@test -n "$(ID)" -a -n "$(ADDR)" || { echo "usage: make node ID=n4 ADDR=127.0.0.1:7104 [FEED=127.0.0.1:7204] [CONFIG=...]"; exit 2; }
+	$(PY) -m ops.local_cluster start-node --config $(CONFIG) --id $(ID) --address $(ADDR) --feed "$(FEED)"
 
 netcluster: install  ## root only: $(CONFIG)'s processes each on its own emulated host (network namespace)
 	$(PY) -m ops.netcluster start --config $(CONFIG)
@@ -51,7 +51,7 @@ test-integration: install  ## integration tests only
 
 lint: install  ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy common node router client ops
+	$(VENV)/bin/mypy common node feed router client ops
 
 protos: install  ## regenerate protos/*_pb2*.py from protos/*.proto
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/*.proto

@@ -161,6 +161,16 @@ def main(argv: list[str] | None = None) -> int:
             results["read_single"] = summary(
                 run_load(target, "feed", min(seconds, 5), 1, 1, Mix(1, 0, 0), users)["read"]
             )
+            # The same reads from a map-aware client: each to a node holding the reader's inbox (one hop).
+            results["read_only_direct"] = summary(
+                run_load(target, "feed", seconds, args.processes, args.concurrency, Mix(1, 0, 0), users, direct=True)[
+                    "read"
+                ],
+                seconds,
+            )
+            results["read_single_direct"] = summary(
+                run_load(target, "feed", min(seconds, 5), 1, 1, Mix(1, 0, 0), users, direct=True)["read"]
+            )
             # Most synthetic readers follow a hot user (a read-time merge); the common case apart.
             plain = graphs.readers_following_no_hot_user(synthetic, threshold)
             results["plain_readers"] = len(plain)

@@ -2,10 +2,12 @@
 
 `python -m bench.floors` (about 70 s; `make bench` runs both parts too, with 3 rounds):
 
-**Reads.** A timeline read is two gRPC hops (client -> router -> node). A bare relay process that
-forwards each call's bytes to a bare echo server is the same two hops with nothing else in them.
-Echo and relay are measured in alternating rounds (the machine is shared and noisy), single calls
-(p50) and 2 x 16 in flight (QPS); each figure is the median over the rounds of relay / echo.
+**Reads.** A timeline read through a router is two gRPC hops (client -> router -> node). A bare
+relay process that forwards each call's bytes to a bare echo server is the same two hops with
+nothing else in them. A map-aware client's read is one hop to a node that reads its own store: an
+echo server that reads one LevelDB key per call is that hop with nothing else in it. Echo, relay
+and one-hop echo are measured in alternating rounds (the machine is shared and noisy), single
+calls (p50) and 2 x 16 in flight (QPS); each figure is the median over the rounds of x / echo.
 
 **Inbox entries.** Three loops over the same LevelDB and values, each a ratio to the first:
 - raw plyvel batched puts (the bench's baseline);
@@ -92,24 +94,37 @@ def store_floors(consumers: int = 20_000, posts: int = 10) -> dict[str, float]:
 
 
 def relay_floor(rounds: int = 3, seconds: float = 3.0, processes: int = 2, concurrency: int = 16) -> dict[str, float]:
-    """Two bare hops against one, in alternating rounds: medians of relay/echo p50 and QPS."""
+    """Two bare hops, and one hop with a LevelDB read, against one bare hop, in alternating rounds:
+    medians of x/echo p50 and QPS."""
     echo_process, echo_target = start_echo_server()
     relay_process, relay_target = start_echo_server(upstream=echo_target)
+    store_dir = tempfile.TemporaryDirectory()
+    one_hop_process, one_hop_target = start_echo_server(leveldb=store_dir.name)
     p50_ratios, qps_ratios, echo_p50, relay_p50 = [], [], [], []
+    one_p50_ratios, one_qps_ratios = [], []
     try:
         for _ in range(rounds):
             e = summary(run_load(echo_target, "echo", seconds, 1, 1)["echo"])
             r = summary(run_load(relay_target, "echo", seconds, 1, 1)["echo"])
+            o = summary(run_load(one_hop_target, "echo", seconds, 1, 1)["echo"])
             eq = summary(run_load(echo_target, "echo", seconds, processes, concurrency)["echo"], seconds)
             rq = summary(run_load(relay_target, "echo", seconds, processes, concurrency)["echo"], seconds)
+            oq = summary(run_load(one_hop_target, "echo", seconds, processes, concurrency)["echo"], seconds)
             echo_p50.append(e["p50_ms"])
             relay_p50.append(r["p50_ms"])
             p50_ratios.append(r["p50_ms"] / e["p50_ms"])
             qps_ratios.append(rq["qps"] / eq["qps"])
+            one_p50_ratios.append(o["p50_ms"] / e["p50_ms"])
+            one_qps_ratios.append(oq["qps"] / eq["qps"])
     finally:
         relay_process.terminate()
         echo_process.terminate()
+        one_hop_process.terminate()
+        one_hop_process.join(5)
+        store_dir.cleanup()
     return {
+        "one_hop_p50_over_echo": statistics.median(one_p50_ratios),
+        "one_hop_qps_over_echo": statistics.median(one_qps_ratios),
         "rounds": float(rounds),
         "echo_p50_ms": statistics.median(echo_p50),
         "relay_p50_ms": statistics.median(relay_p50),
@@ -137,7 +152,8 @@ def main() -> None:
     print(
         f"two-hop bare relay / echo, median of {args.rounds} rounds: single-call p50 {relay['p50_over_echo']:.2f}x "
         f"({relay['p50_over_echo_min']:.2f}-{relay['p50_over_echo_max']:.2f}), QPS {relay['qps_over_echo']:.2f}x "
-        f"({relay['qps_over_echo_min']:.2f}-{relay['qps_over_echo_max']:.2f})"
+        f"({relay['qps_over_echo_min']:.2f}-{relay['qps_over_echo_max']:.2f}); one hop with a LevelDB read / "
+        f"echo: p50 {relay['one_hop_p50_over_echo']:.2f}x, QPS {relay['one_hop_qps_over_echo']:.2f}x"
     )
     base = figures["plyvel_puts_per_s"]
     print(f"raw plyvel batched puts           {base:>12,.0f} /s  1.00x")

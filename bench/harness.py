@@ -12,7 +12,9 @@ import multiprocessing
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import grpc
 
@@ -41,6 +43,7 @@ class Job:
     seed: int
     rate: float = 0.0  # open loop: operations per second from this process (0: closed loop)
     readers_share: float = 0.5  # of reads, the share that picks from `readers`
+    direct: bool = False  # map-aware: each call to a node holding its key (one hop), not to `target`
 
 
 def _zipf_index(rng: random.Random, n: int) -> int:
@@ -61,6 +64,7 @@ async def _drive(job: Job) -> dict[str, list[float]]:
     ]
     stubs = [feed_pb2_grpc.FeedStub(c) for c in channels]
     echoes = [c.unary_unary(ECHO_METHOD) for c in channels]
+    route = await _router_of_keys(job, stubs[0], channels) if job.direct else None
     started = time.perf_counter()
     deadline = started + job.seconds
 
@@ -78,14 +82,17 @@ async def _drive(job: Job) -> dict[str, list[float]]:
                         reader = rng.choice(job.readers)
                     else:
                         reader = f"u{_zipf_index(rng, job.users)}"
+                    stub = route(reader, connection, True) if route else stub
                     await stub.GetTimeline(feed_pb2.GetTimelineRequest(user=reader), timeout=5)
                     name = "read"
                 elif roll < job.mix.read + job.mix.post:
                     author = f"u{_zipf_index(rng, job.users)}"
+                    stub = route(author, connection, False) if route else stub
                     await stub.Post(feed_pb2.PostRequest(author=author, text="bench " * 8), timeout=5)
                     name = "post"
                 else:
                     a, b = f"u{rng.randrange(job.users)}", f"u{_zipf_index(rng, job.users)}"
+                    stub = route(a, connection, False) if route else stub
                     if a != b:
                         if rng.random() < 0.5:
                             await stub.Follow(feed_pb2.FollowRequest(follower=a, followee=b), timeout=5)
@@ -130,6 +137,31 @@ async def _drive(job: Job) -> dict[str, list[float]]:
     return dict(latencies)
 
 
+async def _router_of_keys(
+    job: Job, entry: Any, channels: list[grpc.aio.Channel]
+) -> Callable[[str, int, bool], Any]:
+    """Map-aware routing as FeedClient does it (client/routing.py): the routing map from `target`,
+    then `CONNECTIONS_PER_PROCESS` connections to each node's Feed API; a call goes to the replica
+    of its key that this process reads that key from (writes: the primary)."""
+    from client.routing import RoutingTable, Spread
+    from protos import feed_pb2, feed_pb2_grpc
+
+    table = RoutingTable.from_proto(await entry.GetRoutingMap(feed_pb2.GetRoutingMapRequest(), timeout=5))
+    spread = Spread(salt=job.seed)
+    by_address: dict[str, list[Any]] = {}
+    for address in table.all_addresses():
+        node_channels = [grpc.aio.insecure_channel(address) for _ in range(CONNECTIONS_PER_PROCESS)]
+        channels.extend(node_channels)
+        by_address[address] = [feed_pb2_grpc.FeedStub(c) for c in node_channels]
+
+    def route(key: str, connection: int, read: bool) -> Any:
+        address = spread.order(key, table.replicas(key), read)[0]
+        node_stubs = by_address[address]
+        return node_stubs[connection % len(node_stubs)]
+
+    return route
+
+
 def _worker(job: Job) -> dict[str, list[float]]:
     return asyncio.run(_drive(job))
 
@@ -145,16 +177,19 @@ def run_load(
     readers: list[str] | None = None,
     rate: float = 0.0,
     readers_share: float = 0.5,
+    direct: bool = False,
 ) -> dict[str, list[float]]:
     """Runs `processes` client processes for `seconds`; returns every latency by operation ("read",
     "post", ...), when each started ("read_at", seconds into the run) and failures ("error").
     `rate` > 0: an open loop of `rate` operations per second in all, at most `concurrency`
     outstanding per process (past that an arrival is counted in "dropped"). A read picks its
-    reader from `readers` with probability `readers_share`, else a Zipf-chosen synthetic user."""
+    reader from `readers` with probability `readers_share`, else a Zipf-chosen synthetic user.
+    `direct`: each call goes to a node holding its key (map-aware, one hop) instead of `target`."""
     jobs = [
         Job(target, kind, seconds, concurrency, mix, users, readers or [], seed, rate / processes, readers_share)
         for seed in range(processes)
     ]
+    jobs = [replace(job, direct=direct) for job in jobs]
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
         results = pool.map(_worker, jobs)
@@ -165,13 +200,31 @@ def run_load(
     return merged
 
 
-def _serve_echo(port_queue: multiprocessing.Queue, upstream: str | None = None) -> None:  # type: ignore[type-arg]
+def _serve_echo(
+    port_queue: multiprocessing.Queue,  # type: ignore[type-arg]
+    upstream: str | None = None,
+    leveldb: str | None = None,
+) -> None:
     """A bare echo server; with `upstream`, a bare relay that forwards each call's bytes there and
-    its reply back: two hops with nothing but gRPC in them, the floor of a router -> node read."""
+    its reply back: two hops with nothing but gRPC in them, the floor of a router -> node read; with
+    `leveldb` (a directory), an echo that reads one key from LevelDB first: the floor of a one-hop
+    read from a node."""
 
     async def main() -> None:
         server = grpc.aio.server()
-        if upstream is None:
+        if leveldb is not None:
+            import plyvel
+
+            db = plyvel.DB(leveldb, create_if_missing=True, bloom_filter_bits=10)
+            for i in range(10_000):
+                db.put(f"key{i}".encode(), b"v" * 200)
+            get, counter = db.get, iter(range(1 << 62))
+
+            async def handler_fn(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+                get(f"key{next(counter) % 10_000}".encode())
+                return request
+
+        elif upstream is None:
             handler_fn = _echo
         else:
             channel = grpc.aio.insecure_channel(upstream)
@@ -196,11 +249,14 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     return request
 
 
-def start_echo_server(upstream: str | None = None) -> tuple[multiprocessing.process.BaseProcess, str]:
+def start_echo_server(
+    upstream: str | None = None, leveldb: str | None = None
+) -> tuple[multiprocessing.process.BaseProcess, str]:
     """A bare gRPC server in its own process, like the router: the same harness drives it. With
-    `upstream` (another echo server's address) it relays every call there: the two-hop baseline."""
+    `upstream` (another echo server's address) it relays every call there: the two-hop baseline;
+    with `leveldb` (a directory) it reads a LevelDB key per call: the one-hop baseline."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_serve_echo, args=(queue, upstream), daemon=True)
+    process = context.Process(target=_serve_echo, args=(queue, upstream, leveldb), daemon=True)
     process.start()
     return process, f"127.0.0.1:{queue.get(timeout=30)}"

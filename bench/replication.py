@@ -2,7 +2,8 @@
 
 The same graph and the same load run on a cluster with one copy of each partition and on one with
 three (the shipped setting), one after the other on this machine: timeline read QPS under a
-read-only load, post acknowledgement p50/p99 for a 1,000-follower author, and the fan-out delivery
+read-only load (through the router, and from a map-aware client straight to the nodes), post
+acknowledgement p50/p99 for a 1,000-follower author, and the fan-out delivery
 rate (follower inboxes reached per second, and the replica writes behind them). Then, on the
 three-copy cluster, a node is killed while a mixed load runs for `down_s` seconds and restarted: the
 catch-up time is from its restart until its peers hold no hints for it and it serves reads again.
@@ -30,13 +31,18 @@ def replication_cost(run_dir: Path, users: int, seconds: float, down_s: float, q
     one, three = out["rf1"], out["rf3"]
     assert isinstance(one, dict) and isinstance(three, dict)
     out["rf3_over_rf1"] = {
-        key: three[key] / one[key] if one.get(key) else float("nan")
+        key: three[key] / one[key] if one.get(key) else float("nan")  # type: ignore[operator]
         for key in ("read_qps", "post_ack_p50_ms", "post_ack_p99_ms", "inboxes_per_s")
     }
+    out["rf3_over_rf1"]["read_qps_direct"] = (  # type: ignore[index]
+        three["read_only_direct"]["qps"] / one["read_only_direct"]["qps"]  # type: ignore[index]
+    )
     return out
 
 
-def _one_cluster(directory: Path, rf: int, users: int, seconds: float, down_s: float, quick: bool) -> dict[str, float]:
+def _one_cluster(
+    directory: Path, rf: int, users: int, seconds: float, down_s: float, quick: bool
+) -> dict[str, object]:
     cluster = LocalCluster(scenarios.write_cluster_file(directory, 1_000_000, 8, [], replication_factor=rf))
     cluster.start(quiet=True)
     try:
@@ -57,6 +63,9 @@ def _one_cluster(directory: Path, rf: int, users: int, seconds: float, down_s: f
             scenarios.wait_for_deliveries(client)
 
             reads = summary(run_load(target, "feed", seconds, 2, 16, Mix(1, 0, 0), users)["read"], seconds)
+            direct = summary(
+                run_load(target, "feed", seconds, 2, 16, Mix(1, 0, 0), users, direct=True)["read"], seconds
+            )
             acks = []
             for i in range(30 if quick else 100):
                 started = time.perf_counter()
@@ -64,7 +73,8 @@ def _one_cluster(directory: Path, rf: int, users: int, seconds: float, down_s: f
                 acks.append(time.perf_counter() - started)
             ack = summary(acks)
             delivery = scenarios.delivery(client, "rf-author", "rf-fan0", fanout_authors * 5, each, 10)
-            figures = {
+            figures: dict[str, object] = {
+                "read_only_direct": direct,  # a map-aware client's reads (one hop)
                 "read_qps": reads["qps"],
                 "read_p50_ms": reads["p50_ms"],
                 "read_p99_ms": reads["p99_ms"],

@@ -41,6 +41,31 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
             ">=",
         ),
     ]
+    if "read_only_direct" in r:
+        rows += [
+            (
+                "map-aware client: single timeline read p50 <= 1.3x echo p50",
+                _get(r, "read_single_direct", "p50_ms") / _get(r, "echo_single", "p50_ms"),
+                1.3,
+                "<=",
+            ),
+            (
+                "map-aware client: read-only QPS >= 0.6x echo QPS",
+                _get(r, "read_only_direct", "qps") / _get(r, "echo", "qps"),
+                0.6,
+                ">=",
+            ),
+        ]
+    if "replication" in r and "read_only_direct" in r.get("replication", {}).get("rf3", {}):
+        rows.append(
+            (
+                "map-aware read QPS at RF=3 >= 0.9x at RF=1",
+                _get(r, "replication", "rf3", "read_only_direct", "qps")
+                / _get(r, "replication", "rf1", "read_only_direct", "qps"),
+                0.9,
+                ">=",
+            )
+        )
     if "replication" in r:
         rows.append(
             (
@@ -104,8 +129,13 @@ def _replication_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     one, three, ratio = rep["rf1"], rep["rf3"], rep["rf3_over_rf1"]
     rows = [
         (
-            "RF=1 vs RF=3: read-only timeline QPS",
+            "RF=1 vs RF=3: read-only timeline QPS, through the router",
             f"{one['read_qps']:,.0f} vs {three['read_qps']:,.0f} ({ratio['read_qps']:.2f}x)",
+        ),
+        (
+            "RF=1 vs RF=3: read-only timeline QPS, map-aware client",
+            f"{one['read_only_direct']['qps']:,.0f} vs {three['read_only_direct']['qps']:,.0f} "
+            f"({ratio.get('read_qps_direct', float('nan')):.2f}x)",
         ),
         (
             "RF=1 vs RF=3: post ack p50 / p99, 1K followers",
@@ -232,6 +262,24 @@ def print_table(r: dict[str, Any]) -> None:
             f"{w['read']['p50_ms']:.1f} / {w['read']['p95_ms']:.1f} / {w['read']['p99_ms']:.1f} ms",
         ),
         ("single timeline read p50 (1 in flight)", f"{r['read_single']['p50_ms']:.2f} ms"),
+        *(
+            [
+                (
+                    "map-aware client (one hop to a node): read-only QPS, single p50",
+                    f"{r['read_only_direct']['qps']:,.0f} "
+                    f"({r['read_only_direct']['qps'] / r['echo']['qps']:.2f}x echo), "
+                    f"{r['read_single_direct']['p50_ms']:.2f} ms "
+                    f"({r['read_single_direct']['p50_ms'] / r['echo_single']['p50_ms']:.2f}x echo)",
+                ),
+                (
+                    "one hop with a LevelDB read / echo (the floor of a map-aware read): p50, QPS",
+                    f"{r['relay_floor']['one_hop_p50_over_echo']:.2f}x, "
+                    f"{r['relay_floor']['one_hop_qps_over_echo']:.2f}x",
+                ),
+            ]
+            if "read_only_direct" in r and "one_hop_p50_over_echo" in r.get("relay_floor", {})
+            else []
+        ),
         *(
             [
                 (

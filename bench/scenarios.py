@@ -34,11 +34,11 @@ def _free_port() -> int:
 
 
 def write_cluster_file(
-    directory: Path, threshold: int, salt_buckets: int, hot_users: list[str], replication_factor: int = 1
+    directory: Path, threshold: int, salt_buckets: int, hot_users: list[str], replication_factor: int = 3
 ) -> Path:
-    """The bench cluster: 3 nodes, a router with 2 workers. One copy of each partition unless
-    `replication_factor` says otherwise, so the main figures compare with earlier runs; the cost of
-    replicas is measured side by side (bench/replication.py)."""
+    """The bench cluster: 3 nodes, each serving the Feed API too, and a router with 2 workers; three
+    copies of each partition as shipped (2026-12-04 on: earlier runs' main figures were at one copy),
+    unless `replication_factor` says otherwise: one copy is measured beside it (bench/replication.py)."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
         "[cluster]",
@@ -54,7 +54,8 @@ def write_cluster_file(
         "",
     ]
     for i in range(1, 4):
-        lines += ["[[nodes]]", f'id = "n{i}"', f'address = "127.0.0.1:{_free_port()}"', f'data_dir = "data/n{i}"', ""]
+        lines += ["[[nodes]]", f'id = "n{i}"', f'address = "127.0.0.1:{_free_port()}"', f'data_dir = "data/n{i}"']
+        lines += [f'feed = "127.0.0.1:{_free_port()}"', ""]  # its public Feed API (one-hop reads)
     lines += ["[[routers]]", "id = 0", f'address = "127.0.0.1:{_free_port()}"', "workers = 2", ""]
     path = directory / "cluster.toml"
     path.write_text("\n".join(lines))
@@ -209,8 +210,10 @@ def burst_spread(before: dict[str, int], after: dict[str, int]) -> dict[str, flo
 
 
 def salted_write_spread(directory: Path, salt_buckets: int, hot_authors: list[str], posts: int) -> dict[str, float]:
-    """A short separate cluster: hot posts only, to compare writes per node for a salt count."""
-    cluster = LocalCluster(write_cluster_file(directory, 1_000_000, salt_buckets, hot_authors))
+    """A short separate cluster: hot posts only, to compare writes per node for a salt count. One copy
+    of each partition: with three nodes and three copies every node holds every key, and placement
+    (what salting spreads) could not show."""
+    cluster = LocalCluster(write_cluster_file(directory, 1_000_000, salt_buckets, hot_authors, replication_factor=1))
     cluster.start(quiet=True)
     try:
         with FeedClient(cluster.config.routers[0].address, token=cluster.secret) as client:

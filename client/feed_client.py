@@ -4,20 +4,27 @@ Results are plain frozen dataclasses, not protobuf messages, so callers never de
 code; every call has a deadline; failures are feedring's exceptions (client/errors.py). ``iter_*``
 helpers walk every page. The cluster map comes back as common.cluster_map.ClusterMap, the same
 value the router routes by, so ``primary_for_key`` and friends work on it.
+
+By default the client is map-aware (client/map_aware.py): Feed calls go straight to a node holding
+their key, one hop, and fail over to the other replicas and then to the address given; Admin calls
+always go to that address (a router).
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 
 from client.credentials import with_token
 from client.errors import translate_errors
+from client.map_aware import MapAwareCalls
+from client.routing import KEY_FIELD
 from common.cluster_map import ClusterMap
 from common.security import CLIENT_TOKEN_ENV
 from common.tls import client_credentials
@@ -168,12 +175,15 @@ class ClusterStatus:
 
 
 class FeedClient:
-    """Talks to one router. Use as a context manager, or call close().
+    """Talks to a feedring cluster through `address` (a router, or a node's Feed API). Use as a
+    context manager, or call close().
 
     `timeout_s` is the deadline of every call. `channel` replaces the channel to `address` (tests
-    pass a grpc_testing channel); a channel passed in is the caller's to close. `token` goes with
-    every call (default: $FEEDRING_TOKEN): the cluster secret for Admin calls, or a client token
-    when the cluster requires one for the Feed API.
+    pass a grpc_testing channel; such a client is not map-aware); a channel passed in is the
+    caller's to close. `token` goes with every call (default: $FEEDRING_TOKEN): the cluster secret
+    for Admin calls, or a client token when the cluster requires one for the Feed API.
+    `map_aware=False` sends every call to `address` (a router) instead of to the nodes holding the
+    keys; `attempt_timeout_s` is how long one replica may take before the next is tried.
     """
 
     def __init__(
@@ -183,6 +193,8 @@ class FeedClient:
         channel: grpc.Channel | None = None,
         token: str | None = None,
         ca_file: str | Path | None = None,
+        map_aware: bool = True,
+        attempt_timeout_s: float = 2.0,
     ) -> None:
         self.address = address
         self.timeout_s = timeout_s
@@ -200,6 +212,11 @@ class FeedClient:
         self.calls = with_token(self.channel, token)  # the channel that sends the token: make stubs on it
         self._feed = feed_pb2_grpc.FeedStub(self.calls)
         self._admin = admin_pb2_grpc.AdminStub(self.calls)
+        self.routed = (
+            MapAwareCalls(address, self._feed, token, Path(ca_file) if ca_file else None, timeout_s, attempt_timeout_s)
+            if map_aware and self._own_channel
+            else None
+        )
 
     def __enter__(self) -> FeedClient:
         return self
@@ -208,6 +225,8 @@ class FeedClient:
         self.close()
 
     def close(self) -> None:
+        if self.routed is not None:
+            self.routed.close()
         if self._own_channel:
             self.channel.close()
 
@@ -215,16 +234,23 @@ class FeedClient:
         with translate_errors(self.address, self.timeout_s, self.tls):
             return method(request, timeout=self.timeout_s)
 
+    def _feed_call(self, method: str, request: Any) -> Any:
+        """A Feed call: to a node holding its key when map-aware, else to `address`."""
+        if self.routed is None:
+            return self._call(getattr(self._feed, method), request)
+        with translate_errors(self.address, self.timeout_s, self.tls):
+            return self.routed.call(method, getattr(request, KEY_FIELD[method]), request)
+
     # -- follow graph ----------------------------------------------------------------------------
 
     def follow(self, follower: str, followee: str) -> bool:
         """True if the edge is new; following again changes nothing."""
-        reply = self._call(self._feed.Follow, feed_pb2.FollowRequest(follower=follower, followee=followee))
+        reply = self._feed_call("Follow", feed_pb2.FollowRequest(follower=follower, followee=followee))
         return bool(reply.created)
 
     def unfollow(self, follower: str, followee: str) -> bool:
         """True if there was an edge to remove; unfollowing twice is not an error."""
-        reply = self._call(self._feed.Unfollow, feed_pb2.UnfollowRequest(follower=follower, followee=followee))
+        reply = self._feed_call("Unfollow", feed_pb2.UnfollowRequest(follower=follower, followee=followee))
         return bool(reply.removed)
 
     def bulk_follow(self, edges: list[tuple[str, str]]) -> int:
@@ -241,49 +267,48 @@ class FeedClient:
     # -- posts -----------------------------------------------------------------------------------
 
     def post(self, author: str, text: str) -> Post:
-        """Returns once the post is durable; followers see it shortly after (fan-out is async)."""
-        return Post.from_proto(self._call(self._feed.Post, feed_pb2.PostRequest(author=author, text=text)))
+        """Returns once the post is durable; followers see it shortly after (fan-out is async).
+        Each post carries a fresh request_id, so a retry of it never stores it twice."""
+        request = feed_pb2.PostRequest(author=author, text=text, request_id=uuid.uuid4().hex)
+        return Post.from_proto(self._feed_call("Post", request))
 
     def delete_post(self, author: str, post_id: int) -> None:
         """Raises NotFound if `author` has no such post (the author is part of the post's key)."""
-        self._call(self._feed.DeletePost, feed_pb2.DeletePostRequest(author=author, post_id=post_id))
+        self._feed_call("DeletePost", feed_pb2.DeletePostRequest(author=author, post_id=post_id))
 
     # -- reads -----------------------------------------------------------------------------------
 
     def timeline(self, user: str, page_size: int = 0, page_token: str = "") -> Page[Post]:
         """One page of the home timeline, newest first; page_size 0 is the cluster's default."""
-        reply = self._call(
-            self._feed.GetTimeline, feed_pb2.GetTimelineRequest(user=user, page_size=page_size, page_token=page_token)
+        reply = self._feed_call(
+            "GetTimeline", feed_pb2.GetTimelineRequest(user=user, page_size=page_size, page_token=page_token)
         )
         return Page([Post.from_proto(p) for p in reply.posts], reply.next_page_token)
 
     def user_posts(self, author: str, page_size: int = 0, page_token: str = "") -> Page[Post]:
         """One page of the author's own posts, newest first."""
-        reply = self._call(
-            self._feed.GetUserPosts,
-            feed_pb2.GetUserPostsRequest(author=author, page_size=page_size, page_token=page_token),
+        reply = self._feed_call(
+            "GetUserPosts", feed_pb2.GetUserPostsRequest(author=author, page_size=page_size, page_token=page_token)
         )
         return Page([Post.from_proto(p) for p in reply.posts], reply.next_page_token)
 
     def followers(self, user: str, page_size: int = 0, page_token: str = "") -> Page[str]:
         """Who follows `user`, in lexicographic order (stable across pages)."""
-        reply = self._call(
-            self._feed.ListFollowers,
-            feed_pb2.ListFollowersRequest(user=user, page_size=page_size, page_token=page_token),
+        reply = self._feed_call(
+            "ListFollowers", feed_pb2.ListFollowersRequest(user=user, page_size=page_size, page_token=page_token)
         )
         return Page(list(reply.users), reply.next_page_token)
 
     def following(self, user: str, page_size: int = 0, page_token: str = "") -> Page[str]:
         """Whom `user` follows, in lexicographic order."""
-        reply = self._call(
-            self._feed.ListFollowing,
-            feed_pb2.ListFollowingRequest(user=user, page_size=page_size, page_token=page_token),
+        reply = self._feed_call(
+            "ListFollowing", feed_pb2.ListFollowingRequest(user=user, page_size=page_size, page_token=page_token)
         )
         return Page(list(reply.users), reply.next_page_token)
 
     def get_user(self, user: str) -> User:
         """Counters and hot state; NotFound for a user the cluster has never seen."""
-        r = self._call(self._feed.GetUser, feed_pb2.GetUserRequest(user=user))
+        r = self._feed_call("GetUser", feed_pb2.GetUserRequest(user=user))
         return User(r.user, r.follower_count, r.following_count, r.post_count, r.hot)
 
     # -- every page ------------------------------------------------------------------------------

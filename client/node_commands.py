@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add.add_argument("node_id", help="the new node's id, e.g. n4")
     add.add_argument("address", help="its host:port, e.g. 127.0.0.1:7104")
+    add.add_argument(
+        "--feed",
+        default="",
+        metavar="HOST:PORT",
+        help="where the node serves the public Feed API (map-aware clients call it), e.g. 127.0.0.1:7204",
+    )
     remove = actions.add_parser("remove", help="move a node's partitions to the others, then retire it")
     remove.add_argument("node_id", help="the node to remove, e.g. n2")
     remove.add_argument(
@@ -78,6 +84,7 @@ def request_for(args: argparse.Namespace) -> admin_pb2.ChangeMembershipRequest:
         dry_run=getattr(args, "dry_run", False),
         max_keys_per_second=getattr(args, "max_rate", 0),
         dead=getattr(args, "dead", False),
+        feed_address=getattr(args, "feed", ""),
     )
 
 

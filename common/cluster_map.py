@@ -17,14 +17,31 @@ from common.config import ClusterConfig
 from common.partitioning import partition_of
 from protos import cluster_pb2
 
-__all__ = ["Member", "ClusterMap", "build_table", "initial_map", "empty_map"]
+__all__ = ["Member", "ClusterMap", "NODE_GENERATORS", "build_table", "initial_map", "empty_map"]
+
+
+# Post-id generators (feed/post_ids.py) 512..1023 belong to nodes, one each, kept in the map so
+# that no two live nodes ever share one (routers have 0..511, from their id and worker).
+NODE_GENERATORS = range(512, 1024)
 
 
 @dataclass(frozen=True)
 class Member:
     id: str
-    address: str
+    address: str  # its Storage API (node to node, router to node)
     weight: int = 1
+    feed_address: str = ""  # its public Feed API, which map-aware clients call ("": it serves none)
+    generator: int = 0  # its post-id generator (NODE_GENERATORS; 0: a map written before they were)
+
+    def to_proto(self) -> cluster_pb2.NodeInfo:
+        return cluster_pb2.NodeInfo(
+            id=self.id, address=self.address, weight=self.weight, feed_address=self.feed_address,
+            generator=self.generator,
+        )
+
+    @classmethod
+    def from_proto(cls, msg: cluster_pb2.NodeInfo) -> Member:
+        return cls(msg.id, msg.address, msg.weight or 1, msg.feed_address, msg.generator)
 
 
 @dataclass(frozen=True)
@@ -79,11 +96,31 @@ class ClusterMap:
     def member(self, node_id: str) -> Member | None:
         return next((m for m in self.members if m.id == node_id), None)
 
+    def generator(self, node_id: str) -> int:
+        """The node's post-id generator. A map from before generators were kept gives each member
+        one by its place among the members' sorted ids (the same on every node holding the map)."""
+        member = self.member(node_id)
+        if member is None:
+            raise KeyError(node_id)
+        if member.generator:
+            return member.generator
+        return NODE_GENERATORS[sorted(m.id for m in self.members).index(node_id)]
+
+    def with_generators(self, members: tuple[Member, ...]) -> tuple[Member, ...]:
+        """`members` with a generator each: a member of this map keeps its own; a new one gets the
+        smallest free one."""
+        known = {m.id: m.generator or self.generator(m.id) for m in self.members}
+        members = tuple(replace(m, generator=m.generator or known.get(m.id, 0)) for m in members)
+        taken = {*known.values(), *(m.generator for m in (*self.leaving, *members))}
+        free = (g for g in NODE_GENERATORS if g not in taken)
+        return tuple(m if m.generator else replace(m, generator=next(free)) for m in members)
+
     def begin_change(self, new_members: tuple[Member, ...], description: str, dead: tuple[str, ...] = ()) -> ClusterMap:
         """The next epoch's map: routing unchanged, the new table pending. Nodes that are added are
         members from now on (so their addresses are known); removed ones are marked leaving."""
         new_table = build_table(new_members, self.partitions, self.replication_factor, self.vnodes)
         new_ids = {m.id for m in new_members}
+        new_members = self.with_generators(new_members)
         return replace(
             self,
             epoch=self.epoch + 1,
@@ -141,11 +178,11 @@ class ClusterMap:
             partitions=self.partitions,
             replication_factor=self.replication_factor,
             vnodes=self.vnodes,
-            nodes=[cluster_pb2.NodeInfo(id=m.id, address=m.address, weight=m.weight) for m in self.members],
+            nodes=[m.to_proto() for m in self.members],
             table=[cluster_pb2.ReplicaList(node_ids=list(r)) for r in self.table],
             pending_table=[cluster_pb2.ReplicaList(node_ids=list(r)) for r in self.pending_table],
             change=self.change,
-            leaving=[cluster_pb2.NodeInfo(id=m.id, address=m.address, weight=m.weight) for m in self.leaving],
+            leaving=[m.to_proto() for m in self.leaving],
             dead=list(self.dead),
         )
 
@@ -156,11 +193,11 @@ class ClusterMap:
             partitions=msg.partitions,
             replication_factor=msg.replication_factor,
             vnodes=msg.vnodes,
-            members=tuple(Member(n.id, n.address, n.weight or 1) for n in msg.nodes),
+            members=tuple(Member.from_proto(n) for n in msg.nodes),
             table=tuple(tuple(r.node_ids) for r in msg.table),
             pending_table=tuple(tuple(r.node_ids) for r in msg.pending_table),
             change=msg.change,
-            leaving=tuple(Member(n.id, n.address, n.weight or 1) for n in msg.leaving),
+            leaving=tuple(Member.from_proto(n) for n in msg.leaving),
             dead=tuple(msg.dead),
         )
 
@@ -194,7 +231,11 @@ def empty_map(config: ClusterConfig) -> ClusterMap:
 
 def initial_map(config: ClusterConfig) -> ClusterMap:
     """Epoch 1, seeded from cluster.toml; after that the live map stored on the nodes is the truth."""
-    members = tuple(Member(n.id, n.address, n.weight) for n in config.nodes)
+    if len(config.nodes) > len(NODE_GENERATORS):
+        raise ValueError(f"at most {len(NODE_GENERATORS)} nodes: there are no more post-id generators")
+    members = tuple(
+        Member(n.id, n.address, n.weight, n.feed, NODE_GENERATORS[i]) for i, n in enumerate(config.nodes)
+    )
     return ClusterMap(
         epoch=1,
         partitions=config.partitions,

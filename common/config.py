@@ -37,10 +37,16 @@ class NodeConfig:
     weight: int = 1
     metrics: str = ""  # host:port of its Prometheus /metrics ("": none)
     bind: str = ""  # host:port it listens on, when not its (advertised) address, e.g. 0.0.0.0:7101
+    feed: str = ""  # host:port of its public Feed API, which map-aware clients call ("": none)
+    feed_bind: str = ""  # host:port the Feed API listens on, when not `feed`
 
     @property
     def listen(self) -> str:
         return self.bind or self.address
+
+    @property
+    def feed_listen(self) -> str:
+        return self.feed_bind or self.feed
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,7 @@ def load(path: str | Path) -> ClusterConfig:
     _unique(path, "nodes", "id", [n.id for n in nodes])
     _unique(path, "nodes", "address", [n.address for n in nodes])
     _unique(path, "nodes", "data_dir", [str(n.data_dir) for n in nodes])
+    _unique(path, "nodes", "feed", [n.feed for n in nodes if n.feed])
     # A cluster of fewer nodes than replication_factor keeps a replica on every node.
 
     routers = tuple(_router(path, i, t) for i, t in enumerate(_array(path, raw, "routers")))
@@ -353,16 +360,21 @@ def _node(path: Path, base: Path, index: int, table: dict[str, Any]) -> NodeConf
         weight=r.integer("weight", 1, minimum=1, maximum=100),
         metrics=r.address("metrics", "") if "metrics" in table else "",
         bind=r.address("bind", "") if "bind" in table else "",
+        feed=r.address("feed", "") if "feed" in table else "",
+        feed_bind=r.address("feed_bind", "") if "feed_bind" in table else "",
     )
+    if node.feed_bind and not node.feed:
+        raise r.fail("feed_bind", "needs `feed`, the address clients reach the node's Feed API at")
     r.check_unknown()
     return node
 
 
 def _router(path: Path, index: int, table: dict[str, Any]) -> RouterConfig:
     r = _Reader(path, table, f"routers[{index}].")
-    # Router ids go into post ids (6 bits, times 16 worker slots): 0..63.
+    # Router ids go into post ids (5 bits, times 16 worker slots: generators 0..511; nodes have the
+    # rest, feed/post_ids.py): 0..31.
     router = RouterConfig(
-        id=r.integer("id", _REQUIRED, minimum=0, maximum=63),
+        id=r.integer("id", _REQUIRED, minimum=0, maximum=31),
         address=r.address("address"),
         workers=r.integer("workers", 1, minimum=1, maximum=16),
         metrics=r.address("metrics", "") if "metrics" in table else "",

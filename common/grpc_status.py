@@ -27,6 +27,7 @@ from common.errors import BY_STATUS_CODE, FeedringError, WrongEpoch
 
 __all__ = [
     "EPOCH_METADATA_KEY",
+    "MAP_EPOCH_KEY",
     "RpcStatus",
     "grpc_errors",
     "grpc_errors_stream",
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 
 # Trailing metadata a node attaches to a WrongEpoch refusal: its own cluster-map epoch.
 EPOCH_METADATA_KEY = "feedring-epoch"
+# A map-aware client sends the epoch of its routing map; an answer from a process with a newer map
+# carries that epoch back in the trailing metadata, and the client fetches the new map
+# (feed/public_server.py, client/map_aware.py).
+MAP_EPOCH_KEY = "feedring-map-epoch"
 NO_RETRY_KEY = "grpc-retry-pushback-ms"  # negative: the client's retry policy stops (gRFC A6)
 
 R = TypeVar("R")

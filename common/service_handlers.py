@@ -3,7 +3,7 @@
 The generated ``add_*Servicer_to_server`` serializes each reply with the declared response class's
 own method, which refuses any other class, and takes every method from one object. Here a service's
 methods may come from several objects (a node's Storage service is answered by four servicers, one
-job each) and a reply may be a wire-identical message of another class (router/feed_service.py: a
+job each) and a reply may be a wire-identical message of another class (feed/feed_service.py: a
 timeline page built from stored posts, storage_pb2.EncodedPostPage): its serializer asks the reply
 itself. Request classes come from the service descriptor; unary and server-streaming methods are
 supported, and handlers are registered by method as well as generically.

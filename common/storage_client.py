@@ -288,8 +288,11 @@ class StorageClient:
         attempt_timeout_s: float | None = None,
         secret: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        prefer: str = "",
     ) -> None:
         self.map = cluster_map
+        # A node's own client: its own replica first (read in process), when it is up to date.
+        self.prefer = prefer
         self.timeout_s = timeout_s
         # One replica's share of a call that can fall over to another (a hung node costs this much).
         self.attempt_timeout_s = attempt_timeout_s or timeout_s
@@ -345,9 +348,12 @@ class StorageClient:
         replicas = self.map.replicas(self.map.partition(key))
         if len(replicas) == 1:
             return list(replicas)
-        # Up and caught up first; then up but catching up after a restart; then the rest.
+        # Up and caught up first (this node itself before the others); then up but catching up after
+        # a restart; then the rest.
         rank = {
-            n: (not self.health.allows(a), a in self.health.lagging) for n in replicas for a in [self.address_of(n)]
+            n: (not self.health.allows(a), a in self.health.lagging, n != self.prefer)
+            for n in replicas
+            for a in [self.address_of(n)]
         }
         return sorted(replicas, key=lambda n: rank[n])
 

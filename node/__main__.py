@@ -22,11 +22,16 @@ def main() -> int:
         help="host:port for a node that is not in the cluster file (one about to be added with "
         "`feedring node add`); its data directory goes beside the other nodes' ones",
     )
+    parser.add_argument(
+        "--feed",
+        default="",
+        help="host:port where a node that is not in the cluster file serves the public Feed API",
+    )
     args = parser.parse_args()
     configure_logging(f"node {args.id}")
     log = logging.getLogger("node")
     try:
-        server = NodeServer(load(args.config), args.id, args.address)
+        server = NodeServer(load(args.config), args.id, args.address, args.feed)
         asyncio.run(server.run_until_signalled())
     except (ConfigError, PortInUseError, StoreLockedError, RuntimeError) as exc:
         log.error("%s", exc)

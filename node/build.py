@@ -16,6 +16,7 @@ from typing import Any
 
 from common.config import ClusterConfig
 from common.hot_state import HotPolicy
+from common.local_transport import LocalFirstTransport
 from common.service_handlers import handlers_of
 from common.storage_client import StorageClient, Transport
 from node.change_feed import ChangeFeed, ObservedStore
@@ -47,7 +48,7 @@ class Node:
     store: ObservedStore
     data: FeedStore
     ownership: Ownership
-    peers: StorageClient  # how this node reaches the others, routed by its own map
+    peers: StorageClient  # how this node reaches the others (and itself, in process), by its own map
     hints: HintLog
     replicator: Replicator
     replayer: HintReplayer
@@ -66,10 +67,17 @@ class Node:
 
 
 def build_node(
-    config: ClusterConfig, node_id: str, store: Store, transport: Transport, *, delivery_page: int = 500
+    config: ClusterConfig,
+    node_id: str,
+    address: str,
+    store: Store,
+    transport: Transport,
+    *,
+    delivery_page: int = 500,
 ) -> Node:
-    """A node over `store`, reaching its peers through `transport`. Its map is the one stored in
-    `store` (or seeded from `config`). Nothing runs yet: the caller starts the loops it wants."""
+    """A node at `address` over `store`, reaching its peers through `transport` and itself in
+    process. Its map is the one stored in `store` (or seeded from `config`). Nothing runs yet: the
+    caller starts the loops it wants."""
     observed = store if isinstance(store, ObservedStore) else ObservedStore(store, ChangeFeed())
     data = FeedStore(
         observed,
@@ -78,11 +86,13 @@ def build_node(
         HotPolicy(config.hot.follower_threshold, config.hot.cooldown_ratio),
     )
     cluster_map = load_map(observed, config, node_id)
+    local_first = LocalFirstTransport(transport)
     peers = StorageClient(
         cluster_map,
         config.limits.rpc_timeout_s,
-        transport,
+        local_first,
         attempt_timeout_s=config.replication.replica_timeout_s,
+        prefer=node_id,
     )
     ownership = Ownership(
         node_id,
@@ -123,6 +133,7 @@ def build_node(
         ownership,
         config.replication.repair_interval_s,
         config.replication.repair_max_keys_per_second,
+        reads_first,
     )
     mover = PartitionMover(node_id, observed, peers, ownership)
     status = StatusServicer(ownership, data.batches, delivery, reads_first, replicator, repairer)
@@ -133,6 +144,7 @@ def build_node(
         RepairServicer(data, ownership, repairer, records_written),
         status,
     )
+    local_first.serve_locally(address, handlers)
     return Node(
         node_id=node_id,
         store=observed,

@@ -77,14 +77,19 @@ class FollowGraph:
         part = self.partition(follower)
         batch = self.batches.new()
         delta, before = set_edge(batch, keys.edge_key(part, keys.FOLLOWING, follower, followee), version, False)
-        if delta < 0:
-            self.unfollowed(batch, part, follower, followee, version)
+        if before is None or before.version < version:
+            self.unfollowed(batch, part, follower, followee, version, was_following=delta < 0)
         batch.commit()
         return delta < 0, (before.extra if before is not None else b"").decode("utf-8")
 
-    def unfollowed(self, batch: Batch, part: int, follower: str, followee: str, version: int) -> None:
-        """What an edge going dead takes with it: the count, the merged-at-read mark, the inbox copies."""
-        batch.counters_of(part, follower).following_count -= 1
+    def unfollowed(
+        self, batch: Batch, part: int, follower: str, followee: str, version: int, was_following: bool
+    ) -> None:
+        """What an edge going dead takes with it: the count, the merged-at-read mark, the inbox copies.
+        Also where this replica never saw the follow: its inbox may have taken the author's posts
+        meanwhile (node/inboxes.py)."""
+        if was_following:
+            batch.counters_of(part, follower).following_count -= 1
         hot_mark = keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee)
         if batch.get(hot_mark) is not None:
             set_edge(batch, hot_mark, version, False)
@@ -252,8 +257,8 @@ class FollowGraph:
         if family == keys.FOLLOWING:
             if delta > 0:
                 batch.counters_of(part, user).following_count += 1
-            elif delta < 0:
-                self.unfollowed(batch, part, user, other, theirs.version)
+            elif not theirs.alive:
+                self.unfollowed(batch, part, user, other, theirs.version, was_following=delta < 0)
         elif family == keys.FOLLOWERS and delta:
             self.followers_changed(batch, part, user, delta, theirs.version)
         batch.commit()

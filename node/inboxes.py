@@ -3,9 +3,12 @@
 An inbox holds copies of the posts fanned out to its consumer, keyed by post id (newest last in
 byte order, so a reverse scan reads newest first), trimmed to `timeline_cap` entries. Two rules keep
 concurrent operations from resurrecting data:
-- an inbox accepts a post only while its consumer follows the post's author (the ``following``
-  edge lives in the consumer's partition, beside the inbox), so a fan-out that lands after an
-  unfollow is dropped;
+- an inbox refuses a post of an author its consumer has unfollowed (the dead ``following`` edge
+  lives in the consumer's partition, beside the inbox), so a fan-out that lands after an unfollow
+  is dropped. A replica that has not seen the follow yet (its edge still on its way, as a forward
+  or a hint, behind the quorum that acknowledged it) takes the post: deliveries only go to
+  followers, and an unfollow arriving later purges the inbox anyway. Refusing it there left that
+  replica without the entry until repair, and a reader of that replica without the post;
 - removing a post from an inbox leaves a tombstone, so a fan-out that lands after the delete is
   dropped too.
 """
@@ -31,8 +34,9 @@ class Inboxes:
         self.timeline_cap = timeline_cap
 
     def insert(self, posts: Iterable[feed_pb2.Post], consumers: Iterable[str]) -> int:
-        """Inserts every post into every consumer's inbox that follows its author; trims each to the cap.
-        The edge and tombstone are read from the store directly: this batch writes neither."""
+        """Inserts every post into every consumer's inbox that has not unfollowed its author; trims
+        each to the cap. The edge and tombstone are read from the store directly: this batch writes
+        neither."""
         entries = [(post.author, post.id, post.SerializeToString()) for post in posts]
         batch = self.batches.new()
         get = self.store.get
@@ -44,8 +48,9 @@ class Inboxes:
             added = []
             for author, post_id, raw in entries:
                 edge, tombstone, inbox = keys.inbox_entry_keys(part, consumer, author, post_id)
-                if not is_alive(get(edge)):
-                    continue  # not (or no longer) a follower: never resurrect after an unfollow
+                following = get(edge)
+                if following is not None and not is_alive(following):
+                    continue  # unfollowed: never resurrect after an unfollow
                 if get(tombstone) is not None:
                     continue  # deleted while this fan-out was in flight
                 if batch.put_new(inbox, raw):

@@ -17,6 +17,8 @@ moving it means streaming that range. Then one byte names the data family:
                                                               Delivery (protobuf): work owed
     S salted   part | 'S' | user        0x00 | salted_key      count, version (2 x u64 BE): a
                                                               salted key's followers, as reported
+    R request  part | 'R' | author_key  0x00 | request_id      post id (8B BE): the post a client's
+                                                              Post request_id was stored as
 
 The value of a G edge ends with the followee key its F edge was written under ("" before that was
 kept). Node-wide records live under 0xFFFF: the cluster map, and hints (writes held for a replica
@@ -44,6 +46,7 @@ __all__ = [
     "HOT_REGISTRY",
     "DELIVERIES",
     "SALT_COUNTS",
+    "REQUESTS",
     "FAMILY_NAMES",
     "CLUSTER_MAP_KEY",
     "HINTS_PREFIX",
@@ -57,6 +60,7 @@ __all__ = [
     "registry_key",
     "registry_prefix",
     "delivery_key",
+    "request_key",
     "family_prefix",
     "post_id_of",
     "edge_user_of",
@@ -83,6 +87,7 @@ HOT_FOLLOWING = b"K"
 HOT_REGISTRY = b"H"
 DELIVERIES = b"D"
 SALT_COUNTS = b"S"
+REQUESTS = b"R"
 
 FAMILY_NAMES = {
     POSTS: "posts",
@@ -96,6 +101,7 @@ FAMILY_NAMES = {
     HOT_REGISTRY: "hot_registry",
     DELIVERIES: "deliveries",
     SALT_COUNTS: "salted_counts",
+    REQUESTS: "post_requests",
 }
 
 CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"
@@ -151,6 +157,11 @@ def family_prefix(partition: int, family: bytes) -> bytes:
 def delivery_key(partition: int, author_key: str, post_id: int, kind: int) -> bytes:
     """A post's delivery record (kind: Delivery.Kind), under the author key it is stored by."""
     return post_key(partition, DELIVERIES, author_key, post_id) + bytes([kind])
+
+
+def request_key(partition: int, author_key: str, request_id: str) -> bytes:
+    """Which post a client's Post request_id was stored as (a retried request stores nothing new)."""
+    return user_prefix(partition, REQUESTS, author_key) + request_id.encode("utf-8")
 
 
 def hint_prefix(target: str) -> bytes:

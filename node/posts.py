@@ -10,6 +10,7 @@ the post's removal from every follower's inbox in the same write. Every write is
 from __future__ import annotations
 
 import heapq
+import struct
 from collections.abc import Callable, Iterable
 
 from common import post_bytes, salting
@@ -22,6 +23,8 @@ from protos import feed_pb2
 
 __all__ = ["Posts"]
 
+_POST_ID = struct.Struct(">Q")
+
 
 class Posts:
     def __init__(self, batches: Batches, partition: Callable[[str], int], registry: HotRegistry) -> None:
@@ -30,15 +33,22 @@ class Posts:
         self.partition = partition
         self.registry = registry
 
-    def store_post(self, author_key: str, post: feed_pb2.Post) -> tuple[bool, HotState]:
+    def store_post(self, author_key: str, post: feed_pb2.Post, request_id: str = "") -> tuple[bool, HotState, int]:
         """Stores the post and, in the same atomic write, the record of the delivery it owes (none
         for a HOT author: followers merge its posts at read time). Returns (created, the key's hot
-        state). A retried store finds the post and writes nothing: the first write had both."""
+        state, the id the client's `request_id` was stored as before, if it was: nothing is stored
+        then). A retried store finds the post and writes nothing: the first write had both."""
         part = self.partition(author_key)
         batch = self.batches.new()
         state, _ = self.registry.state_in(batch, part, author_key)
+        if request_id:
+            request = keys.request_key(part, author_key, request_id)
+            earlier = batch.get(request)
+            if earlier is not None and _POST_ID.unpack(earlier)[0] != post.id:
+                return False, state, int(_POST_ID.unpack(earlier)[0])
+            batch.put_new(request, _POST_ID.pack(post.id))
         if batch.get(keys.post_key(part, keys.POST_TOMBSTONES, author_key, post.id)) is not None:
-            return False, state  # deleted already (the delete reached this replica first)
+            return False, state, 0  # deleted already (the delete reached this replica first)
         created = batch.put_new(keys.post_key(part, keys.POSTS, author_key, post.id), post.SerializeToString())
         if created:
             batch.counters_of(part, author_key).post_count += 1
@@ -52,7 +62,7 @@ class Posts:
             if owed is not None:
                 batch.put_new(keys.delivery_key(part, author_key, post.id, owed.kind), owed.SerializeToString())
         batch.commit()
-        return created, state
+        return created, state, 0
 
     def remove_post(self, author_key: str, post_id: int) -> feed_pb2.Post | None:
         """Removes the post, leaving a tombstone, and in the same write records its removal from every

@@ -37,7 +37,7 @@ class RepairServicer:
         self.ownership.check_held(request.partitions)
         out = []
         for part in request.partitions:
-            buckets = await asyncio.to_thread(repair.digests, self.data, part)
+            buckets, _ = await repair.digests_in_slices(self.data, part, self.repairer.reads_first)
             out.append(storage_pb2.PartitionDigest(partition=part, buckets=buckets))
         return storage_pb2.GetDigestsResponse(digests=out)
 

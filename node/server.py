@@ -20,7 +20,10 @@ from common.errors import FeedringError
 from common.server_options import pending_calls_options
 from common.service_handlers import add_service
 from common.storage_client import READS_SERVICE, GrpcTransport
+from feed.flows import FeedFlows
+from feed.public_server import add_feed, listen, public_server, serving
 from node.build import STORAGE_SERVICE, build_node
+from node.feed_api import feed_flows
 from node.metrics import node_families
 from node.store import LevelDBStore
 from protos import storage_pb2
@@ -37,16 +40,16 @@ class PortInUseError(RuntimeError):
 class NodeServer:
     """One node process: opens the store, builds the node, serves gRPC."""
 
-    def __init__(self, config: ClusterConfig, node_id: str, address: str | None = None) -> None:
+    def __init__(self, config: ClusterConfig, node_id: str, address: str | None = None, feed: str = "") -> None:
         self.config = config
-        self.node = self._node_config(config, node_id, address)
+        self.node = self._node_config(config, node_id, address, feed)
         self.credentials = security.load_credentials(config)
         # With TLS on, only callers holding a certificate of the cluster's CA get through (mTLS).
         self.tls = tls.server_credentials(config, node_id, require_client_auth=True) if config.tls.enabled else None
         transport = GrpcTransport(
             self.credentials.secret, tls.peer_credentials(config, node_id) if config.tls.enabled else None
         )
-        self.parts = build_node(config, node_id, LevelDBStore(self.node.data_dir), transport)
+        self.parts = build_node(config, node_id, self.node.address, LevelDBStore(self.node.data_dir), transport)
         self._background: list[asyncio.Task[None]] = []
         self.metrics = (
             metrics.MetricsEndpoint(
@@ -58,11 +61,15 @@ class NodeServer:
         )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
+        # The public Feed API, on its own port: client-facing TLS and limits, not the peers' mTLS.
+        self.feed_health = health.aio.HealthServicer()
+        self.feed_server: grpc.aio.Server | None = None
+        self.feed_flows: FeedFlows | None = None
 
     @staticmethod
-    def _node_config(config: ClusterConfig, node_id: str, address: str | None) -> NodeConfig:
-        """A node from cluster.toml, or one joining later (``--address``), whose data directory goes
-        beside the configured nodes' ones."""
+    def _node_config(config: ClusterConfig, node_id: str, address: str | None, feed: str) -> NodeConfig:
+        """A node from cluster.toml, or one joining later (``--address``, ``--feed``), whose data
+        directory goes beside the configured nodes' ones."""
         if any(n.id == node_id for n in config.nodes):
             node = config.node(node_id)
             if address and address != node.address:
@@ -70,7 +77,7 @@ class NodeServer:
             return node
         if not address:
             raise RuntimeError(f"node {node_id} is not in {config.path}: give its --address to start it as a new node")
-        return NodeConfig(id=node_id, address=address, data_dir=config.nodes[0].data_dir.parent / node_id)
+        return NodeConfig(id=node_id, address=address, data_dir=config.nodes[0].data_dir.parent / node_id, feed=feed)
 
     async def _catch_up_on_writes(self, replicated: bool, most_s: float = 60.0) -> None:
         """A (re)started replica may have missed writes while it was down: until its peers hold no
@@ -94,6 +101,7 @@ class NodeServer:
                 break
             await asyncio.sleep(0.5)
         self.parts.status.catching_up = False
+        self.parts.peers.health.lagging.discard(self.node.address)
         await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         if replicated:
             log.info(
@@ -137,6 +145,10 @@ class NodeServer:
         replicated = self.config.replication_factor > 1 and len(parts.ownership.map.members) > 1
         await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         parts.status.catching_up = replicated
+        if replicated:
+            parts.peers.health.lagging.add(self.node.address)  # its own Feed reads go to the others meanwhile
+        if self.node.feed:
+            await self._serve_feed()
         self._background = [
             asyncio.create_task(self._catch_up_on_writes(replicated)),
             asyncio.create_task(parts.replayer.run()),
@@ -148,10 +160,11 @@ class NodeServer:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("feedring.v1.Storage", health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "node serving node=%s address=%s epoch=%d partitions_owned=%d keys=%d deliveries_to_resume=%d "
+            "node serving node=%s address=%s feed=%s epoch=%d partitions_owned=%d keys=%d deliveries_to_resume=%d "
             "hints_held=%d data_dir=%s",
             self.node.id,
             self.node.address,
+            self.node.feed or "-",
             parts.ownership.map.epoch,
             len(parts.ownership.owned),
             sum(parts.data.batches.family_counts.values()),
@@ -161,8 +174,34 @@ class NodeServer:
         )
         return int(port)
 
+    async def _serve_feed(self) -> None:
+        """The public Feed API, as a router serves it, over this node's own storage client."""
+        self.feed_flows = feed_flows(self.config, self.parts)
+        await self.feed_flows.hot.start()
+        ownership = self.parts.ownership
+        self.feed_server = public_server(
+            self.config, self.credentials, with_metrics=self.metrics is not None, map_epoch=lambda: ownership.map.epoch
+        )
+        add_feed(self.feed_server, self.feed_flows.feed_service(), self.feed_health)
+        feed_tls = (
+            tls.server_credentials(self.config, self.node.id, require_client_auth=False)
+            if self.config.tls.enabled
+            else None
+        )
+        try:
+            listen(self.feed_server, self.node.feed_listen, feed_tls)
+        except RuntimeError as exc:
+            raise PortInUseError(str(exc)) from exc
+        await self.feed_server.start()
+        await serving(self.feed_health)
+
     async def stop(self, grace: float = 2.0) -> None:
         await self.health.enter_graceful_shutdown()
+        await self.feed_health.enter_graceful_shutdown()
+        if self.feed_server is not None:
+            await self.feed_server.stop(grace)
+        if self.feed_flows is not None:
+            await self.feed_flows.hot.stop()
         if self.server is not None:
             await self.server.stop(grace)
         for task in self._background:

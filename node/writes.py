@@ -101,8 +101,8 @@ def _edges_by(field: str) -> Callable[[pb.EdgeBatch, set[str]], pb.EdgeBatch]:
 
 
 def _store_post(data: FeedStore, r: pb.StorePostRequest) -> pb.StorePostResponse:
-    created, state = data.posts.store_post(r.author_key, r.post)
-    return pb.StorePostResponse(created=created, state=state.name)
+    created, state, existing_id = data.posts.store_post(r.author_key, r.post, r.request_id)
+    return pb.StorePostResponse(created=created, state=state.name, existing_id=existing_id)
 
 
 def _remove_post(data: FeedStore, r: pb.RemovePostRequest) -> pb.RemovePostResponse:

@@ -44,6 +44,7 @@ class Process:
     ident: str  # the --id argument
     address: str
     extra: bool = False  # a node started later (`make node`), not in the cluster file
+    feed: str = ""  # an extra node's public Feed API address ("": none)
 
 
 class LocalCluster:
@@ -60,16 +61,21 @@ class LocalCluster:
         ]
         # Nodes added later live in the run directory, so start/stop/status include them.
         self._extra_path = self.run_dir / "extra-nodes.json"
-        for node_id, address in self._extra_nodes().items():
-            self.processes.insert(len(self.config.nodes), Process(node_id, "node", node_id, address, extra=True))
+        for node_id, (address, feed) in self._extra_nodes().items():
+            self.processes.insert(
+                len(self.config.nodes), Process(node_id, "node", node_id, address, extra=True, feed=feed)
+            )
 
-    def _extra_nodes(self) -> dict[str, str]:
+    def _extra_nodes(self) -> dict[str, tuple[str, str]]:
+        """Node id -> (address, feed address) of the nodes started later."""
         try:
-            return dict(json.loads(self._extra_path.read_text()))
+            saved = dict(json.loads(self._extra_path.read_text()))
         except (OSError, ValueError):
             return {}
+        # Written as {"address": ..., "feed": ...}; files of earlier versions hold the address alone.
+        return {k: (v, "") if isinstance(v, str) else (v["address"], v.get("feed", "")) for k, v in saved.items()}
 
-    def add_node(self, node_id: str, address: str, timeout_s: float = 30.0) -> None:
+    def add_node(self, node_id: str, address: str, timeout_s: float = 30.0, feed: str = "") -> None:
         """Starts a node that is not in the cluster file (to be added with `feedring node add`)."""
         security.ensure_cluster_secret(self.config)
         self._ensure_certs({node_id: address.rpartition(":")[0]})
@@ -79,10 +85,12 @@ class LocalCluster:
                 raise ClusterStartError(f"node {node_id} is already known at {proc.address}")
         else:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            extra = self._extra_nodes()
-            extra[node_id] = address
+            extra = {k: {"address": a, "feed": f} for k, (a, f) in self._extra_nodes().items()}
+            extra[node_id] = {"address": address, "feed": feed}
             self._extra_path.write_text(json.dumps(extra, indent=1))
-            self.processes.insert(len(self.config.nodes), Process(node_id, "node", node_id, address, extra=True))
+            self.processes.insert(
+                len(self.config.nodes), Process(node_id, "node", node_id, address, extra=True, feed=feed)
+            )
         if self.pid(node_id) is None:
             self.start_process(node_id)
         self._wait_healthy([self._process(node_id)], timeout_s)
@@ -97,7 +105,9 @@ class LocalCluster:
 
     def _command(self, proc: Process) -> list[str]:
         command = [sys.executable, "-m", proc.module, "--config", str(self.config_path), "--id", proc.ident]
-        return command + ["--address", proc.address] if proc.extra else command
+        if not proc.extra:
+            return command
+        return command + ["--address", proc.address] + (["--feed", proc.feed] if proc.feed else [])
 
     def pid(self, name: str) -> int | None:
         """The pid of our running process `name`, or None (stale pid files are ignored)."""
@@ -132,7 +142,7 @@ class LocalCluster:
         created = security.ensure_cluster_secret(self.config)
         if created is not None and not quiet:
             print(f"created the cluster secret {created} (mode 0600; the CLI reads it through --config)")
-        written = self._ensure_certs({n: a.rpartition(":")[0] for n, a in self._extra_nodes().items()})
+        written = self._ensure_certs({n: a.rpartition(":")[0] for n, (a, _) in self._extra_nodes().items()})
         if written and not quiet:
             print(f"created TLS certificates in {self.config.tls.cert_dir} (make certs --force replaces them)")
         started = []
@@ -285,16 +295,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=os.environ.get("FEEDRING_CONFIG", "cluster.toml"))
     parser.add_argument("--id", help="start-node: the new node's id, e.g. n4")
     parser.add_argument("--address", help="start-node: its host:port, e.g. 127.0.0.1:7104")
+    parser.add_argument("--feed", default="", help="start-node: where it serves the Feed API, e.g. 127.0.0.1:7204")
     args = parser.parse_args(argv)
     try:
         cluster = LocalCluster(args.config)
         if args.action == "start-node":
             if not args.id or not args.address:
                 parser.error("start-node needs --id and --address")
-            cluster.add_node(args.id, args.address)
+            cluster.add_node(args.id, args.address, feed=args.feed)
+            feed = f" --feed {args.feed}" if args.feed else ""
             print(
                 f"node {args.id} is serving at {args.address} (log {cluster.log_path(args.id)}); "
-                f"it owns nothing until: feedring node add {args.id} {args.address}"
+                f"it owns nothing until: feedring node add {args.id} {args.address}{feed}"
             )
         elif args.action == "start":
             cluster.start()

@@ -69,6 +69,8 @@ class NetCluster:
             entry["data_dir"] = str(parent.with_name(parent.name + "-net") / node.data_dir.name)
             if node.metrics:
                 entry["metrics"] = f"{ip}:{_port(node.metrics)}"
+            if node.feed:
+                entry["feed"], entry["feed_bind"] = f"{ip}:{_port(node.feed)}", f"0.0.0.0:{_port(node.feed)}"
             nodes.append(entry)
         routers = []
         for router, table in zip(self.base.routers, raw.get("routers", []), strict=True):

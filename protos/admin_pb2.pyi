@@ -143,7 +143,7 @@ class ClusterStatus(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[int] = ..., replication_factor: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeHealth, _Mapping]]] = ..., hot_users: _Optional[_Iterable[str]] = ..., hot_registry: _Optional[_Iterable[_Union[HotUser, _Mapping]]] = ..., router: _Optional[_Union[RouterStats, _Mapping]] = ..., change: _Optional[str] = ..., change_progress: _Optional[_Union[ChangeProgress, _Mapping]] = ...) -> None: ...
 
 class ChangeMembershipRequest(_message.Message):
-    __slots__ = ("kind", "node_id", "address", "dry_run", "max_keys_per_second", "dead")
+    __slots__ = ("kind", "node_id", "address", "dry_run", "max_keys_per_second", "dead", "feed_address")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[ChangeMembershipRequest.Kind]
@@ -162,13 +162,15 @@ class ChangeMembershipRequest(_message.Message):
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     MAX_KEYS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     DEAD_FIELD_NUMBER: _ClassVar[int]
+    FEED_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     kind: ChangeMembershipRequest.Kind
     node_id: str
     address: str
     dry_run: bool
     max_keys_per_second: int
     dead: bool
-    def __init__(self, kind: _Optional[_Union[ChangeMembershipRequest.Kind, str]] = ..., node_id: _Optional[str] = ..., address: _Optional[str] = ..., dry_run: _Optional[bool] = ..., max_keys_per_second: _Optional[int] = ..., dead: _Optional[bool] = ...) -> None: ...
+    feed_address: str
+    def __init__(self, kind: _Optional[_Union[ChangeMembershipRequest.Kind, str]] = ..., node_id: _Optional[str] = ..., address: _Optional[str] = ..., dry_run: _Optional[bool] = ..., max_keys_per_second: _Optional[int] = ..., dead: _Optional[bool] = ..., feed_address: _Optional[str] = ...) -> None: ...
 
 class PlannedMove(_message.Message):
     __slots__ = ("source", "destination", "partitions")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14protos/cluster.proto\x12\x0b\x66\x65\x65\x64ring.v1\"7\n\x08NodeInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\r\"\x1f\n\x0bReplicaList\x12\x10\n\x08node_ids\x18\x01 \x03(\t\"\xa1\x02\n\nClusterMap\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\npartitions\x18\x02 \x01(\r\x12\x1a\n\x12replication_factor\x18\x03 \x01(\r\x12\x0e\n\x06vnodes\x18\x04 \x01(\r\x12$\n\x05nodes\x18\x05 \x03(\x0b\x32\x15.feedring.v1.NodeInfo\x12\'\n\x05table\x18\x06 \x03(\x0b\x32\x18.feedring.v1.ReplicaList\x12/\n\rpending_table\x18\x07 \x03(\x0b\x32\x18.feedring.v1.ReplicaList\x12\x0e\n\x06\x63hange\x18\x08 \x01(\t\x12&\n\x07leaving\x18\t \x03(\x0b\x32\x15.feedring.v1.NodeInfo\x12\x0c\n\x04\x64\x65\x61\x64\x18\n \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14protos/cluster.proto\x12\x0b\x66\x65\x65\x64ring.v1\"`\n\x08NodeInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\r\x12\x14\n\x0c\x66\x65\x65\x64_address\x18\x04 \x01(\t\x12\x11\n\tgenerator\x18\x05 \x01(\r\"\x1f\n\x0bReplicaList\x12\x10\n\x08node_ids\x18\x01 \x03(\t\"\xa1\x02\n\nClusterMap\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\npartitions\x18\x02 \x01(\r\x12\x1a\n\x12replication_factor\x18\x03 \x01(\r\x12\x0e\n\x06vnodes\x18\x04 \x01(\r\x12$\n\x05nodes\x18\x05 \x03(\x0b\x32\x15.feedring.v1.NodeInfo\x12\'\n\x05table\x18\x06 \x03(\x0b\x32\x18.feedring.v1.ReplicaList\x12/\n\rpending_table\x18\x07 \x03(\x0b\x32\x18.feedring.v1.ReplicaList\x12\x0e\n\x06\x63hange\x18\x08 \x01(\t\x12&\n\x07leaving\x18\t \x03(\x0b\x32\x15.feedring.v1.NodeInfo\x12\x0c\n\x04\x64\x65\x61\x64\x18\n \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.cluster_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_NODEINFO']._serialized_start=37
-  _globals['_NODEINFO']._serialized_end=92
-  _globals['_REPLICALIST']._serialized_start=94
-  _globals['_REPLICALIST']._serialized_end=125
-  _globals['_CLUSTERMAP']._serialized_start=128
-  _globals['_CLUSTERMAP']._serialized_end=417
+  _globals['_NODEINFO']._serialized_end=133
+  _globals['_REPLICALIST']._serialized_start=135
+  _globals['_REPLICALIST']._serialized_end=166
+  _globals['_CLUSTERMAP']._serialized_start=169
+  _globals['_CLUSTERMAP']._serialized_end=458
 # @@protoc_insertion_point(module_scope)

@@ -7,14 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class NodeInfo(_message.Message):
-    __slots__ = ("id", "address", "weight")
+    __slots__ = ("id", "address", "weight", "feed_address", "generator")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FEED_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_FIELD_NUMBER: _ClassVar[int]
     id: str
     address: str
     weight: int
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
+    feed_address: str
+    generator: int
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., weight: _Optional[int] = ..., feed_address: _Optional[str] = ..., generator: _Optional[int] = ...) -> None: ...
 
 class ReplicaList(_message.Message):
     __slots__ = ("node_ids",)

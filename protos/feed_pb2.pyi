@@ -61,12 +61,14 @@ class UnfollowResponse(_message.Message):
     def __init__(self, removed: _Optional[bool] = ...) -> None: ...
 
 class PostRequest(_message.Message):
-    __slots__ = ("author", "text")
+    __slots__ = ("author", "text", "request_id")
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     author: str
     text: str
-    def __init__(self, author: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, author: _Optional[str] = ..., text: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeletePostRequest(_message.Message):
     __slots__ = ("author", "post_id")
@@ -141,3 +143,33 @@ class GetUserRequest(_message.Message):
     USER_FIELD_NUMBER: _ClassVar[int]
     user: str
     def __init__(self, user: _Optional[str] = ...) -> None: ...
+
+class GetRoutingMapRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RoutingMap(_message.Message):
+    __slots__ = ("epoch", "partitions", "nodes", "table")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    partitions: int
+    nodes: _containers.RepeatedCompositeFieldContainer[RoutingNode]
+    table: _containers.RepeatedCompositeFieldContainer[PartitionReplicas]
+    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[RoutingNode, _Mapping]]] = ..., table: _Optional[_Iterable[_Union[PartitionReplicas, _Mapping]]] = ...) -> None: ...
+
+class RoutingNode(_message.Message):
+    __slots__ = ("id", "feed_address")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FEED_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    feed_address: str
+    def __init__(self, id: _Optional[str] = ..., feed_address: _Optional[str] = ...) -> None: ...
+
+class PartitionReplicas(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, nodes: _Optional[_Iterable[int]] = ...) -> None: ...

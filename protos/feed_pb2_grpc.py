@@ -79,6 +79,11 @@ class FeedStub:
                 request_serializer=protos_dot_feed__pb2.GetUserRequest.SerializeToString,
                 response_deserializer=protos_dot_feed__pb2.User.FromString,
                 _registered_method=True)
+        self.GetRoutingMap = channel.unary_unary(
+                '/feedring.v1.Feed/GetRoutingMap',
+                request_serializer=protos_dot_feed__pb2.GetRoutingMapRequest.SerializeToString,
+                response_deserializer=protos_dot_feed__pb2.RoutingMap.FromString,
+                _registered_method=True)
 
 
 class FeedServicer:
@@ -149,6 +154,15 @@ class FeedServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRoutingMap(self, request, context):
+        """Which nodes hold which keys, for clients that send each call to a node holding its key (any
+        router or node answers any call; one holding the key answers in one hop). No credentials are
+        needed beyond the Feed API's own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeedServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +210,11 @@ def add_FeedServicer_to_server(servicer, server):
                     servicer.GetUser,
                     request_deserializer=protos_dot_feed__pb2.GetUserRequest.FromString,
                     response_serializer=protos_dot_feed__pb2.User.SerializeToString,
+            ),
+            'GetRoutingMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoutingMap,
+                    request_deserializer=protos_dot_feed__pb2.GetRoutingMapRequest.FromString,
+                    response_serializer=protos_dot_feed__pb2.RoutingMap.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +460,33 @@ class Feed:
             '/feedring.v1.Feed/GetUser',
             protos_dot_feed__pb2.GetUserRequest.SerializeToString,
             protos_dot_feed__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoutingMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Feed/GetRoutingMap',
+            protos_dot_feed__pb2.GetRoutingMapRequest.SerializeToString,
+            protos_dot_feed__pb2.RoutingMap.FromString,
             options,
             channel_credentials,
             insecure,

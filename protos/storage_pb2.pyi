@@ -32,22 +32,26 @@ FOLLOWERS: EdgeDirection
 FOLLOWING: EdgeDirection
 
 class StorePostRequest(_message.Message):
-    __slots__ = ("epoch", "author_key", "post")
+    __slots__ = ("epoch", "author_key", "post", "request_id")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
     POST_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     author_key: str
     post: _feed_pb2.Post
-    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class StorePostResponse(_message.Message):
-    __slots__ = ("created", "state")
+    __slots__ = ("created", "state", "existing_id")
     CREATED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_ID_FIELD_NUMBER: _ClassVar[int]
     created: bool
     state: HotState
-    def __init__(self, created: _Optional[bool] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
+    existing_id: int
+    def __init__(self, created: _Optional[bool] = ..., state: _Optional[_Union[HotState, str]] = ..., existing_id: _Optional[int] = ...) -> None: ...
 
 class RemovePostRequest(_message.Message):
     __slots__ = ("epoch", "author_key", "post_id")

@@ -11,10 +11,10 @@ from common.errors import FeedringError
 from common.grpc_status import grpc_errors, grpc_errors_stream
 from common.process_stats import rss_bytes
 from common.storage_client import StorageClient
+from feed.hot_cache import HotPostCache
+from feed.hot_users import HotUsers
 from protos import admin_pb2, admin_pb2_grpc, cluster_pb2, storage_pb2
 from router.bulk_load import BulkLoader
-from router.hot_cache import HotPostCache
-from router.hot_users import HotUsers
 from router.membership import MembershipChanges
 from router.repairs import ClusterRepair
 

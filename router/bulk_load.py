@@ -19,9 +19,9 @@ from common.config import ClusterConfig
 from common.errors import InvalidArgument
 from common.hot_state import HotState
 from common.storage_client import StorageClient, UnaryRpc
+from feed.hot_users import HotUsers
+from feed.validation import check_user
 from protos import storage_pb2
-from router.hot_users import HotUsers
-from router.validation import check_user
 
 __all__ = ["BulkLoader", "MAX_EDGES"]
 

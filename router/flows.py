@@ -1,4 +1,4 @@
-"""A router's flows, wired together over one storage client.
+"""A router's flows: the Feed API's (feed/flows.py) and the Admin API's, over one storage client.
 
 Router workers serve them (router/server.py); the in-memory cluster twin of the unit tests
 (tests/inmem_cluster.py) drives the very same objects over its in-process transport.
@@ -10,55 +10,26 @@ from dataclasses import dataclass
 
 from common.config import ClusterConfig
 from common.storage_client import StorageClient
+from feed.flows import FeedFlows
+from feed.post_ids import PostIds
 from router.admin_service import AdminServicer
 from router.bulk_load import BulkLoader
-from router.feed_service import FeedServicer
-from router.follows import Follows
-from router.hot_cache import HotPostCache
-from router.hot_users import HotUsers
 from router.membership import MembershipChanges
-from router.post_ids import PostIdGenerator
-from router.posts import Posts
-from router.salted_reads import SaltedReads
-from router.timeline import TimelineReader
 
 __all__ = ["RouterFlows"]
 
 
-@dataclass
-class RouterFlows:
-    config: ClusterConfig
-    storage: StorageClient
-    reads: SaltedReads
-    hot: HotUsers
-    cache: HotPostCache
-    follows: Follows
-    posts: Posts
-    timeline: TimelineReader
+@dataclass(kw_only=True)
+class RouterFlows(FeedFlows):
     bulk: BulkLoader
     membership: MembershipChanges
 
-    @classmethod
-    def build(cls, config: ClusterConfig, storage: StorageClient, ids: PostIdGenerator) -> RouterFlows:
-        hot_conf = config.hot
-        reads = SaltedReads(storage, hot_conf.salt_buckets)
-        hot = HotUsers(config, storage, reads)
-        cache = HotPostCache(hot_conf.cache_max_entries, hot_conf.cache_posts_per_user, hot_conf.cache_ttl_ms)
-        return cls(
-            config=config,
-            storage=storage,
-            reads=reads,
-            hot=hot,
-            cache=cache,
-            follows=Follows(config, storage, hot, reads),
-            posts=Posts(config, storage, hot, cache, ids),
-            timeline=TimelineReader(storage, reads, cache),
-            bulk=BulkLoader(config, storage, hot),
-            membership=MembershipChanges(storage),
+    @staticmethod
+    def build(config: ClusterConfig, storage: StorageClient, ids: PostIds) -> RouterFlows:
+        feed = FeedFlows.build(config, storage, ids)
+        return RouterFlows(
+            **vars(feed), bulk=BulkLoader(config, storage, feed.hot), membership=MembershipChanges(storage)
         )
-
-    def feed_service(self) -> FeedServicer:
-        return FeedServicer(self.config, self.storage, self.hot, self.reads, self.follows, self.posts, self.timeline)
 
     def admin_service(self) -> AdminServicer:
         return AdminServicer(self.storage, self.hot, self.cache, self.bulk, self.membership)

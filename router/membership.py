@@ -65,7 +65,9 @@ class MembershipChanges:
                 )
             if req.dead and req.kind != Kind.REMOVE:
                 raise InvalidArgument("--dead goes with remove only")
-            plan = plan_change(current, req.kind, req.node_id, req.address, dead=req.dead)
+            plan = plan_change(
+                current, req.kind, req.node_id, req.address, dead=req.dead, feed_address=req.feed_address
+            )
             if req.kind == Kind.ADD:
                 await self._check_reachable(req.node_id, req.address)
             if req.dry_run:

@@ -21,9 +21,12 @@ __all__ = ["plan_change", "Transfers", "describe", "Kind", "repairs_after_dead"]
 Kind = admin_pb2.ChangeMembershipRequest
 
 
-def plan_change(current: ClusterMap, kind: int, node_id: str, address: str = "", dead: bool = False) -> ClusterMap:
-    """The pending map of adding (`address` given) or removing `node_id` (`dead`: gone for good, its
-    replicas rebuilt from the others), or the error saying why not."""
+def plan_change(
+    current: ClusterMap, kind: int, node_id: str, address: str = "", dead: bool = False, feed_address: str = ""
+) -> ClusterMap:
+    """The pending map of adding (`address` given; `feed_address`, its public Feed API, if it serves
+    one) or removing `node_id` (`dead`: gone for good, its replicas rebuilt from the others), or the
+    error saying why not."""
     if current.changing:
         raise FailedPrecondition(
             f"another membership change is in progress ({current.change!r}, epoch {current.epoch}): one change "
@@ -40,7 +43,12 @@ def plan_change(current: ClusterMap, kind: int, node_id: str, address: str = "",
             raise FailedPrecondition(f"node {node_id} is already a member at epoch {current.epoch}")
         if any(m.address == address for m in current.members):
             raise FailedPrecondition(f"address {address} is already used by another node")
-        return current.begin_change((*current.members, Member(node_id, address)), f"add {node_id} {address}")
+        if feed_address and not is_address(feed_address):
+            raise InvalidArgument(f"the node's feed address must be host:port (got {feed_address!r})")
+        if feed_address and any(feed_address in (m.address, m.feed_address) for m in current.members):
+            raise FailedPrecondition(f"address {feed_address} is already used by another node")
+        new = Member(node_id, address, feed_address=feed_address)
+        return current.begin_change((*current.members, new), f"add {node_id} {address}")
     if kind == Kind.REMOVE:
         if current.member(node_id) is None:
             known = ", ".join(m.id for m in current.members)

@@ -7,25 +7,24 @@ import logging
 import signal
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health
 
 from common import metrics, security, tls
 from common.cluster_map import initial_map
 from common.config import ClusterConfig
-from common.service_handlers import add_unary_servicer
 from common.storage_client import StorageClient
-from protos import admin_pb2, admin_pb2_grpc, feed_pb2
-from router import request_limits
+from feed.post_ids import PostIdGenerator, generator_id
+from feed.public_server import add_feed, listen, public_server, serving
+from protos import admin_pb2, admin_pb2_grpc
 from router.flows import RouterFlows
 from router.metrics import router_families
-from router.post_ids import PostIdGenerator, generator_id
 
 __all__ = ["RouterServer"]
 
 log = logging.getLogger(__name__)
 
 MAP_REFRESH_S = 1.0
+ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["Admin"]
 
 
 class RouterServer:
@@ -64,44 +63,19 @@ class RouterServer:
         self.admin_service = self.flows.admin_service()
 
         metrics_address = self.router.metrics_address(self.worker)
-        interceptors: list[grpc.aio.ServerInterceptor] = [
-            security.AuthInterceptor(self.credentials),
-            request_limits.RequestSizeInterceptor(request_limits.method_limits(self.config)),
-        ]
-        if metrics_address:
-            interceptors.insert(0, metrics.MetricsInterceptor())  # outermost: refused calls count too
-        self.server = grpc.aio.server(
-            interceptors=interceptors,
-            options=[
-                ("grpc.so_reuseport", 1 if self.reuse_port else 0),
-                *request_limits.server_options(),
-            ],
-            maximum_concurrent_rpcs=self.config.limits.max_concurrent_rpcs,
+        storage = self.storage
+        self.server = public_server(
+            self.config,
+            self.credentials,
+            with_metrics=bool(metrics_address),
+            reuse_port=self.reuse_port,
+            map_epoch=lambda: storage.map.epoch,
         )
-        # GetTimeline answers with stored bytes (an EncodedPostPage): see common/service_handlers.py.
-        add_unary_servicer(self.feed_service, feed_pb2.DESCRIPTOR.services_by_name["Feed"], self.server)
+        add_feed(self.server, self.feed_service, self.health, ADMIN_SERVICE.full_name)
         admin_pb2_grpc.add_AdminServicer_to_server(self.admin_service, self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (
-                feed_pb2.DESCRIPTOR.services_by_name["Feed"].full_name,
-                admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
-                health.SERVICE_NAME,
-                reflection.SERVICE_NAME,
-            ),
-            self.server,
-        )
-        try:
-            port = (
-                self.server.add_secure_port(self.router.listen, self.tls)
-                if self.tls is not None
-                else self.server.add_insecure_port(self.router.listen)
-            )
-        except RuntimeError as exc:
-            raise RuntimeError(f"cannot listen on {self.router.listen}: {exc}") from exc
+        port = listen(self.server, self.router.listen, self.tls)
         await self.server.start()
-        for service in ("", "feedring.v1.Feed", "feedring.v1.Admin"):
-            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        await serving(self.health, ADMIN_SERVICE.full_name)
         self._refresher = asyncio.create_task(self._refresh_map_forever())
         # Health-check the nodes, so reads go past a dead one without first waiting for it.
         self._monitor = asyncio.create_task(

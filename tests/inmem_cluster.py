@@ -21,39 +21,17 @@ from google.protobuf.message import Message
 
 from common.cluster_map import ClusterMap, initial_map
 from common.config import ClusterConfig, HotUsers, Limits, NodeConfig, Replication, RouterConfig
+from common.local_transport import call_stream, call_unary, rpc_error
 from common.storage_client import StorageClient
+from feed.post_ids import PostIdGenerator
 from node.build import Node, build_node
 from node.change_feed import ChangeFeed, ObservedStore
 from node.store import MemoryStore
 from router.flows import RouterFlows
-from router.post_ids import PostIdGenerator
 
 __all__ = ["InmemTransport", "InmemCluster", "make_config", "build_inmem_node"]
 
 Resp = TypeVar("Resp", bound=Message)
-
-
-class _Aborted(grpc.aio.AbortError):
-    def __init__(self, code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, str], ...]) -> None:
-        super().__init__(details)
-        self.code, self.details, self.trailing = code, details, trailing
-
-
-class InmemContext:
-    """The parts of grpc.aio.ServicerContext feedring's servicers use."""
-
-    def __init__(self) -> None:
-        self.trailing: tuple[tuple[str, str], ...] = ()
-
-    def set_trailing_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
-        self.trailing = tuple(metadata)
-
-    async def abort(self, code: grpc.StatusCode, details: str = "") -> None:
-        raise _Aborted(code, details, self.trailing)
-
-
-def _rpc_error(code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, str], ...] = ()) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), details)
 
 
 def _copy(message: Message, into: type[Resp]) -> Resp:
@@ -69,29 +47,21 @@ class InmemTransport:
     def _handler(self, address: str, method: str) -> Any:
         handlers = self.services.get(address)
         if handlers is None or address in self.unreachable:
-            raise _rpc_error(grpc.StatusCode.UNAVAILABLE, f"failed to connect to all addresses; last error: {address}")
+            raise rpc_error(grpc.StatusCode.UNAVAILABLE, f"failed to connect to all addresses; last error: {address}")
         self.calls[(address, method)] += 1
         return handlers[method]
 
     async def unary(
         self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float, wait: bool
     ) -> Resp:
-        handler = self._handler(address, method)
-        try:
-            reply = await handler(_copy(request, type(request)), InmemContext())
-        except _Aborted as exc:
-            raise _rpc_error(exc.code, exc.details, exc.trailing) from None
+        reply = await call_unary(self._handler(address, method), _copy(request, type(request)))
         return _copy(reply, response)
 
     async def stream(
         self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float | None
     ) -> AsyncIterator[Resp]:
-        handler = self._handler(address, method)
-        try:
-            async for item in handler(_copy(request, type(request)), InmemContext()):
-                yield _copy(item, response)
-        except _Aborted as exc:
-            raise _rpc_error(exc.code, exc.details, exc.trailing) from None
+        async for item in call_stream(self._handler(address, method), _copy(request, type(request))):
+            yield _copy(item, response)
 
     async def serving(self, address: str, timeout_s: float, service: str = "") -> bool:
         return address in self.services and address not in self.unreachable
@@ -123,10 +93,9 @@ def make_config(nodes: int = 3, partitions: int = 64, replication_factor: int = 
 def build_inmem_node(
     config: ClusterConfig, node_id: str, transport: InmemTransport, store: ObservedStore | None = None
 ) -> Node:
-    """One node: the real node wiring over an in-memory store (a restart passes the old one)."""
-    node = build_node(
-        config, node_id, store or ObservedStore(MemoryStore(), ChangeFeed()), transport, delivery_page=16
-    )
+    """One node, at <id>.mem:1: the real node wiring over an in-memory store (a restart passes the old one)."""
+    store = store or ObservedStore(MemoryStore(), ChangeFeed())
+    node = build_node(config, node_id, f"{node_id}.mem:1", store, transport, delivery_page=16)
     node.load()
     return node
 

@@ -41,6 +41,7 @@ def write_cluster_file(
 ) -> Path:
     ports = free_ports(2 * (nodes + 1) if metrics else nodes + 1)
     ports, metrics_ports = ports[: nodes + 1], ports[nodes + 1 :]
+    feed_ports = free_ports(nodes)  # each node's public Feed API
     lines = [
         "[cluster]",
         'name = "test"',
@@ -70,6 +71,7 @@ def write_cluster_file(
             f'id = "n{i + 1}"',
             f'address = "127.0.0.1:{ports[i + 1]}"',
             f'data_dir = "data/n{i + 1}"',
+            f'feed = "127.0.0.1:{feed_ports[i]}"',
             *([f'metrics = "127.0.0.1:{metrics_ports[i + 1]}"'] if metrics else []),
             "",
         ]

@@ -21,11 +21,14 @@ class ClusterHandle:
         self.router_address = self.config.routers[0].address
         self._clients: list[FeedClient] = []
 
-    def client(self, timeout_s: float = 10.0, token: str | None = None) -> FeedClient:
-        """A client sending `token` (default: the cluster secret, so Admin calls work; "" for none)."""
+    def client(self, timeout_s: float = 10.0, token: str | None = None, map_aware: bool = True) -> FeedClient:
+        """A client sending `token` (default: the cluster secret, so Admin calls work; "" for none).
+        `map_aware=False`: every call through the router (tests of the router itself)."""
         token = self.local.secret if token is None else token
         ca_file = self.config.tls.ca_file if self.config.tls.enabled else ""
-        client = FeedClient(self.router_address, timeout_s=timeout_s, token=token, ca_file=ca_file)
+        client = FeedClient(
+            self.router_address, timeout_s=timeout_s, token=token, ca_file=ca_file, map_aware=map_aware
+        )
         self._clients.append(client)
         return client
 

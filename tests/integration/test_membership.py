@@ -19,8 +19,8 @@ import pytest
 
 from client import FeedClient
 from common.errors import FeedringError
+from feed.post_ids import created_at_ms
 from protos import admin_pb2, admin_pb2_grpc
-from router.post_ids import created_at_ms
 from tests.integration.conftest import ClusterHandle, start_cluster, wait_settled
 from tests.support import eventually, free_ports
 
@@ -48,6 +48,13 @@ def start_extra_node(handle: ClusterHandle, node_id: str) -> str:
     address = f"127.0.0.1:{free_ports(1)[0]}"
     handle.local.add_node(node_id, address)
     return address
+
+
+def start_extra_feed_node(handle: ClusterHandle, node_id: str) -> tuple[str, str]:
+    """A node serving the Feed API too: (its address, its feed address)."""
+    address, feed = (f"127.0.0.1:{port}" for port in free_ports(2))
+    handle.local.add_node(node_id, address, feed=feed)
+    return address, feed
 
 
 class Writer:
@@ -116,9 +123,10 @@ def check_nothing_lost(client: FeedClient, writer: Writer) -> None:
 
 
 def test_add_then_remove_a_node_while_writing_loses_nothing(cluster: ClusterHandle) -> None:
+    # The writer's client is map-aware: it writes to the nodes themselves and follows the moves.
     client = cluster.client()
     users = [f"user{i}-{uuid.uuid4().hex[:4]}" for i in range(40)]
-    address = start_extra_node(cluster, "n4")
+    address, feed = start_extra_feed_node(cluster, "n4")
 
     plan = change(cluster, Kind.ADD, "n4", address, dry_run=True)
     assert [p.phase for p in plan] == ["PLANNED"]
@@ -130,9 +138,12 @@ def test_add_then_remove_a_node_while_writing_loses_nothing(cluster: ClusterHand
 
     with Writer(cluster, users) as writer:
         time.sleep(0.5)
-        progress = change(cluster, Kind.ADD, "n4", address)
+        progress = change(cluster, Kind.ADD, "n4", address, feed_address=feed)
         time.sleep(0.5)
     assert progress[-1].phase == "DONE", progress[-1].message
+    assert writer.client.routed is not None
+    writer.client.routed.refresh()
+    assert feed in writer.client.routed.routing.all_addresses()  # type: ignore[union-attr]
     assert {"COPYING", "DONE"} <= {p.phase for p in progress}
     assert progress[-1].partitions_moving == plan[0].partitions_moving
     assert not writer.failures, writer.failures[:3]

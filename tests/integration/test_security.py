@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client.cli import main as cli_main
 from common.errors import PermissionDenied, Unauthenticated
-from protos import admin_pb2, admin_pb2_grpc, feed_pb2, storage_pb2, storage_pb2_grpc
+from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc, storage_pb2, storage_pb2_grpc
 from tests.integration.conftest import ClusterHandle
 from tests.support import write_cluster_file
 
@@ -117,3 +117,26 @@ def test_a_cluster_without_feed_tokens_serves_anonymous_feed_calls(cluster: Clus
     assert anonymous.post("carol", "open feed").id > 0
     with pytest.raises(Unauthenticated):
         anonymous.cluster_status()
+
+
+def test_a_nodes_feed_api_asks_for_the_same_token_and_its_storage_api_for_the_secret(secured: ClusterHandle) -> None:
+    node = secured.config.nodes[0]
+    read = feed_pb2.GetTimelineRequest(user="bob")
+    with grpc.insecure_channel(node.feed) as channel:
+        feed = feed_pb2_grpc.FeedStub(channel)
+        assert _code(feed.GetTimeline, read, metadata=_metadata(None), timeout=10) == grpc.StatusCode.UNAUTHENTICATED
+        assert _code(feed.GetRoutingMap, feed_pb2.GetRoutingMapRequest(), timeout=10) == grpc.StatusCode.UNAUTHENTICATED
+        feed.GetTimeline(read, metadata=_metadata(CLIENT_TOKEN), timeout=10)  # a client token is enough here
+        # The node's Storage API is not on its Feed port at all.
+        storage = storage_pb2_grpc.StorageStub(channel)
+        inbox = storage_pb2.ReadInboxRequest(consumer="bob", limit=10)
+        assert _code(storage.ReadInbox, inbox, metadata=_metadata(secured.local.secret), timeout=10) in (
+            grpc.StatusCode.UNIMPLEMENTED,
+            grpc.StatusCode.PERMISSION_DENIED,
+        )
+    with grpc.insecure_channel(node.address) as channel:  # and on its own port it wants the secret
+        storage = storage_pb2_grpc.StorageStub(channel)
+        inbox = storage_pb2.ReadInboxRequest(consumer="bob", limit=10)
+        assert _code(storage.ReadInbox, inbox, metadata=_metadata(CLIENT_TOKEN), timeout=10) == (
+            grpc.StatusCode.PERMISSION_DENIED
+        )

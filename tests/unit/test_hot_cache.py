@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from feed.hot_cache import HotPostCache
 from protos import feed_pb2
-from router.hot_cache import HotPostCache
 
 
 class Clock:

@@ -337,13 +337,14 @@ def test_merging_a_post_never_brings_back_one_deleted_here() -> None:
 
 def test_merging_an_inbox_entry_follows_the_consumers_edge_and_tombstones() -> None:
     a, b = two_stores()
-    for store in (a, b):
-        store.graph.add_following("fan", "bob", version=10)
+    a.graph.add_following("fan", "bob", version=10)  # b has not seen the follow yet: it takes entries
     a.inboxes.insert([post(1, "bob"), post(2, "bob")], ["fan"])
     b.inboxes.remove(2, ["fan"])  # deleted here already
     merge_all(a, b)
     assert [feed_pb2.Post.FromString(r).id for r in b.inboxes.read("fan", 5)] == [1]
-    c, _ = two_stores()  # a replica where fan does not follow bob takes no entry
+    c, _ = two_stores()  # a replica where fan unfollowed bob takes no entry
+    c.graph.add_following("fan", "bob", version=10)
+    c.graph.remove_following("fan", "bob", version=20)
     repair.merge(c, [(k, v) for k, v in a.store.scan(b"") if keys.family_of(k) == keys.INBOX])
     assert c.inboxes.read("fan", 5) == []
 

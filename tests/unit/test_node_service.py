@@ -23,7 +23,7 @@ def run(scenario):  # type: ignore[no-untyped-def]
     async def main() -> None:
         members = (Member("n1", "a"), Member("n2", "b"))
         cluster_map = ClusterMap(4, PARTITIONS, 1, 160, members, build_table(members, PARTITIONS, 1, 160))
-        node = build_node(make_config(nodes=2, partitions=PARTITIONS), "n1", MemoryStore(), InmemTransport())
+        node = build_node(make_config(nodes=2, partitions=PARTITIONS), "n1", "a", MemoryStore(), InmemTransport())
         node.ownership.adopt(cluster_map)
         server = grpc.aio.server()
         add_service(server, STORAGE_SERVICE, node.handlers)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common.cluster_map import NODE_GENERATORS, Member, initial_map
 from common.errors import InvalidArgument
-from router import page_tokens
-from router.post_ids import EPOCH_MS, PostIdGenerator, created_at_ms, generator_id
+from feed import page_tokens
+from feed.post_ids import EPOCH_MS, PostIdGenerator, created_at_ms, generator_id
+from tests.inmem_cluster import make_config
 
 
 class StuckClock:
@@ -45,11 +49,24 @@ def test_created_at_is_encoded_in_the_id() -> None:
     assert created_at_ms(gen.next_id()) == EPOCH_MS + 123_456
 
 
-def test_generator_ids_are_bounded() -> None:
+def test_generator_ids_are_bounded_and_routers_leave_the_upper_half_to_nodes() -> None:
     with pytest.raises(ValueError):
-        generator_id(64, 0)
+        generator_id(32, 0)
     with pytest.raises(ValueError):
         generator_id(0, 16)
+    assert generator_id(31, 15) == 511 < NODE_GENERATORS[0]
+
+
+def test_nodes_keep_their_generator_across_changes_and_new_nodes_get_a_free_one() -> None:
+    config = make_config(nodes=3)
+    first = initial_map(config)
+    assert [first.generator(n) for n in ("n1", "n2", "n3")] == [512, 513, 514]
+    added = first.begin_change((*first.members[:2], Member("n4", "n4.mem:1")), "add n4, drop n3").commit_change()
+    assert [added.generator(n) for n in ("n1", "n2", "n4")] == [512, 513, 515]
+    again = added.begin_change((*added.members, Member("n5", "n5.mem:1")), "add n5").commit_change()
+    assert again.generator("n5") == 514  # n3's, free since it left
+    old = replace(first, members=tuple(replace(m, generator=0) for m in first.members))  # a map from before
+    assert sorted(old.generator(n) for n in ("n1", "n2", "n3")) == [512, 513, 514]
 
 
 def test_tokens_round_trip_and_bind_to_their_request() -> None:

@@ -75,9 +75,11 @@ def test_posts_page_newest_first_below_a_cursor(feed: FeedStore) -> None:
     assert ids(feed.posts.read_posts("bob", 3, before_id=5)) == [4, 3, 2]
 
 
-def test_inbox_only_accepts_posts_of_followees_and_keeps_the_newest_cap(feed: FeedStore) -> None:
+def test_inbox_refuses_posts_of_unfollowed_authors_and_keeps_the_newest_cap(feed: FeedStore) -> None:
     feed.graph.add_following("fan", "bob")
-    inserted = feed.inboxes.insert([post(i, "bob") for i in range(1, 9)] + [post(99, "stranger")], ["fan"])
+    feed.graph.add_following("fan", "gone")
+    feed.graph.remove_following("fan", "gone")
+    inserted = feed.inboxes.insert([post(i, "bob") for i in range(1, 9)] + [post(99, "gone")], ["fan"])
     assert inserted == 8
     assert ids(feed.inboxes.read("fan", 10)) == [8, 7, 6, 5, 4]  # cap 5, newest kept
     feed.inboxes.insert([post(2, "bob")], ["fan"])  # an old backfill into a full inbox
@@ -129,3 +131,15 @@ def test_crossing_the_threshold_starts_turning_hot_and_cooling_has_hysteresis(fe
     feed.registry.set_state("star", HotState.HOT, [HotState.MIGRATING])
     assert feed.graph.remove_follower("star", "f0")[1] is HotState.HOT  # 2 followers: above 3 x 0.5
     assert feed.graph.remove_follower("star", "f1")[1] is HotState.COOLING  # 1 follower: below
+
+
+def test_a_replica_that_has_not_seen_the_follow_takes_the_post_and_a_later_unfollow_purges_it(
+    feed: FeedStore,
+) -> None:
+    # The follow reached a quorum without this replica; the delivery arrives first.
+    assert feed.inboxes.insert([post(1, "bob")], ["fan"]) == 1
+    assert ids(feed.inboxes.read("fan", 10)) == [1]
+    feed.graph.remove_following("fan", "bob", version=2 << 20)  # then the unfollow arrives
+    feed.graph.add_following("fan", "bob", version=1 << 20)  # and the older follow, last: changes nothing
+    assert feed.inboxes.read("fan", 10) == []
+    assert feed.inboxes.insert([post(2, "bob")], ["fan"]) == 0  # late copies stay out

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from feed.timeline import merge_newest, with_ids
 from protos import feed_pb2
-from router.timeline import merge_newest, with_ids
 
 
 def posts(ids: list[int]) -> list[tuple[int, bytes]]:

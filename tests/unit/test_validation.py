@@ -6,7 +6,7 @@ import pytest
 
 from common.config import Limits
 from common.errors import InvalidArgument
-from router.validation import check_text, check_user, page_size
+from feed.validation import check_text, check_user, page_size
 
 LIMITS = Limits()
 

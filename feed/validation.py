@@ -7,7 +7,7 @@ import re
 from common.config import Limits
 from common.errors import InvalidArgument
 
-__all__ = ["check_user", "check_text", "page_size", "USER_ID_RULE"]
+__all__ = ["check_user", "check_text", "check_request_id", "page_size", "USER_ID_RULE"]
 
 USER_ID_RULE = "1-64 characters of letters, digits, '_', '.' or '-'"
 _USER_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
@@ -28,6 +28,13 @@ def check_text(text: str, limits: Limits) -> str:
     if size > limits.post_max_bytes:
         raise InvalidArgument(f"text is {size} bytes of UTF-8; the limit is {limits.post_max_bytes} bytes")
     return text
+
+
+def check_request_id(value: str) -> str:
+    """A Post's optional request_id: up to 64 printable ASCII characters ("" for none)."""
+    if len(value) > 64 or not value.isascii() or not value.isprintable():
+        raise InvalidArgument(f"request_id {value[:80]!r} must be at most 64 printable ASCII characters")
+    return value
 
 
 def page_size(requested: int, limits: Limits) -> int:

@@ -1,7 +1,8 @@
 """Time-ordered, unique 64-bit post ids (the Snowflake layout).
 
     bit 63 .. 22   41 bits  milliseconds since 2025-01-01 UTC (good until 2094)
-    bit 21 .. 12   10 bits  generator id = router id (0..63) * 16 + worker (0..15)
+    bit 21 .. 12   10 bits  generator id: a router's is its id (0..31) * 16 + worker (0..15); a
+                            node's is kept in the cluster map (512..1023, common/cluster_map.py)
     bit 11 .. 0    12 bits  sequence within the millisecond
 
 Two generators with different ids can never produce the same id; one generator never repeats
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["EPOCH_MS", "PostIdGenerator", "created_at_ms", "generator_id"]
+__all__ = ["EPOCH_MS", "PostIds", "PostIdGenerator", "created_at_ms", "generator_id"]
 
 EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 _GENERATOR_BITS = 10
@@ -22,9 +24,14 @@ _SEQUENCE_BITS = 12
 _MAX_SEQUENCE = (1 << _SEQUENCE_BITS) - 1
 
 
+class PostIds(Protocol):
+    def next_id(self) -> int: ...
+
+
 def generator_id(router_id: int, worker: int) -> int:
-    if not 0 <= router_id < 64 or not 0 <= worker < 16:
-        raise ValueError(f"router id must be 0..63 and worker 0..15 (got {router_id}, {worker})")
+    """A router worker's generator: 0..511 (nodes have 512..1023)."""
+    if not 0 <= router_id < 32 or not 0 <= worker < 16:
+        raise ValueError(f"router id must be 0..31 and worker 0..15 (got {router_id}, {worker})")
     return router_id * 16 + worker
 
 

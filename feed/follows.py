@@ -22,9 +22,9 @@ from common import salting
 from common.config import ClusterConfig
 from common.hot_state import HotState
 from common.storage_client import StorageClient
+from feed.hot_users import HotUsers
+from feed.salted_reads import SaltedReads
 from protos import feed_pb2, storage_pb2
-from router.hot_users import HotUsers
-from router.salted_reads import SaltedReads
 
 __all__ = ["Follows"]
 

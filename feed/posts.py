@@ -8,6 +8,10 @@ so a burst of a celebrity's posts lands on S partitions, not one, and is not fan
 merge it at read time, and this router's hot-post cache shows it at once. (If the author cooled
 down before this router noticed, the salted key's node finds out and delivers the post after all.)
 A delete is the same: the node holding the post removes it and, durably, every inbox copy.
+
+A Post carrying the client's request_id is stored once however often it is retried: the author's
+partition remembers which post id the request was stored as (node/posts.py), and a retry through any
+router or node gets that post back.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from common.config import ClusterConfig
 from common.errors import NotFound
 from common.hot_state import HotState
 from common.storage_client import StorageClient
+from feed.hot_cache import HotPostCache
+from feed.hot_users import HotUsers
+from feed.post_ids import PostIds, created_at_ms
 from protos import feed_pb2, storage_pb2
-from router.hot_cache import HotPostCache
-from router.hot_users import HotUsers
-from router.post_ids import PostIdGenerator, created_at_ms
 
 __all__ = ["Posts"]
 
@@ -32,7 +36,7 @@ class Posts:
         storage: StorageClient,
         hot: HotUsers,
         cache: HotPostCache,
-        ids: PostIdGenerator,
+        ids: PostIds,
     ) -> None:
         self.storage = storage
         self.hot = hot
@@ -40,7 +44,7 @@ class Posts:
         self.ids = ids
         self.buckets = config.hot.salt_buckets
 
-    async def post(self, author: str, text: str) -> feed_pb2.Post:
+    async def post(self, author: str, text: str, request_id: str = "") -> feed_pb2.Post:
         post_id = self.ids.next_id()
         post = feed_pb2.Post(id=post_id, author=author, text=text, created_at_ms=created_at_ms(post_id))
         if self.hot.state(author) is HotState.HOT:
@@ -48,7 +52,12 @@ class Posts:
             state = HotState.HOT
         else:
             key = author
-        stored = await self.storage.store_post.by_key(key, storage_pb2.StorePostRequest(author_key=key, post=post))
+        stored = await self.storage.store_post.by_key(
+            key, storage_pb2.StorePostRequest(author_key=key, post=post, request_id=request_id)
+        )
+        if stored.existing_id:  # a retry: the first attempt stored it
+            first = stored.existing_id
+            return feed_pb2.Post(id=first, author=author, text=text, created_at_ms=created_at_ms(first))
         if key == author:
             state = HotState(stored.state)
             self.hot.learn(author, state)

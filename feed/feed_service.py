@@ -14,14 +14,15 @@ from common.errors import InvalidArgument, NotFound
 from common.grpc_status import grpc_errors
 from common.hot_state import HotState
 from common.storage_client import StorageClient
+from feed import page_tokens
+from feed.follows import Follows
+from feed.hot_users import HotUsers
+from feed.posts import Posts
+from feed.routing_map import RoutingMaps
+from feed.salted_reads import SaltedReads
+from feed.timeline import TimelineReader
+from feed.validation import check_request_id, check_text, check_user, page_size
 from protos import feed_pb2, feed_pb2_grpc, storage_pb2
-from router import page_tokens
-from router.follows import Follows
-from router.hot_users import HotUsers
-from router.posts import Posts
-from router.salted_reads import SaltedReads
-from router.timeline import TimelineReader
-from router.validation import check_text, check_user, page_size
 
 __all__ = ["FeedServicer", "TIMELINE", "USER_POSTS", "FOLLOWERS", "FOLLOWING"]
 
@@ -47,6 +48,7 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         self.follows = follows
         self.posts = posts
         self.timeline = timeline
+        self.routing_maps = RoutingMaps()
 
     @grpc_errors
     async def Follow(
@@ -71,7 +73,8 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
     @grpc_errors
     async def Post(self, request: feed_pb2.PostRequest, context: grpc.aio.ServicerContext) -> feed_pb2.Post:
         author = check_user(request.author, "author")
-        return await self.posts.post(author, check_text(request.text, self.limits))
+        text = check_text(request.text, self.limits)
+        return await self.posts.post(author, text, check_request_id(request.request_id))
 
     @grpc_errors
     async def DeletePost(
@@ -91,28 +94,26 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         user = check_user(request.user)
         size = page_size(request.page_size, self.limits)
         before = page_tokens.decode_post_cursor(TIMELINE, user, request.page_token)
-        posts = await self.timeline.read(user, size + 1, before)
-        page = storage_pb2.EncodedPostPage(posts=posts[:size])
-        if len(posts) > size:
-            page.next_page_token = page_tokens.encode_post_cursor(TIMELINE, user, post_bytes.post_id(posts[size - 1]))
-        return page
+        return self._encoded_page(TIMELINE, user, await self.timeline.read(user, size + 1, before), size)
 
     @grpc_errors
     async def GetUserPosts(
         self, request: feed_pb2.GetUserPostsRequest, context: grpc.aio.ServicerContext
-    ) -> feed_pb2.PostPage:
+    ) -> storage_pb2.EncodedPostPage:
+        """Answers with the stored bytes of the posts, as GetTimeline does."""
         author = check_user(request.author, "author")
         size = page_size(request.page_size, self.limits)
         before = page_tokens.decode_post_cursor(USER_POSTS, author, request.page_token)
-        posts = await self.reads.posts(author, self.hot.state(author), size + 1, before)
-        return self._post_page(USER_POSTS, author, posts, size)
+        posts = await self.reads.raw_posts(author, self.hot.state(author), size + 1, before)
+        return self._encoded_page(USER_POSTS, author, posts, size)
 
     @staticmethod
-    def _post_page(listing: int, user: str, posts: list[feed_pb2.Post], size: int) -> feed_pb2.PostPage:
-        """`posts` was read with one extra entry: its presence says whether a next page exists."""
-        page = feed_pb2.PostPage(posts=posts[:size])
+    def _encoded_page(listing: int, user: str, posts: list[bytes], size: int) -> storage_pb2.EncodedPostPage:
+        """`posts` (encoded, as stored) was read with one extra entry: its presence says whether a
+        next page exists. An EncodedPostPage is a PostPage on the wire."""
+        page = storage_pb2.EncodedPostPage(posts=posts[:size])
         if len(posts) > size:
-            page.next_page_token = page_tokens.encode_post_cursor(listing, user, posts[size - 1].id)
+            page.next_page_token = page_tokens.encode_post_cursor(listing, user, post_bytes.post_id(posts[size - 1]))
         return page
 
     @grpc_errors
@@ -161,3 +162,9 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
             post_count=post_count,
             hot=state.is_hot,
         )
+
+    @grpc_errors
+    async def GetRoutingMap(
+        self, request: feed_pb2.GetRoutingMapRequest, context: grpc.aio.ServicerContext
+    ) -> feed_pb2.RoutingMap:
+        return self.routing_maps.of(self.storage.map)

@@ -25,8 +25,8 @@ from common.config import ClusterConfig
 from common.errors import FeedringError
 from common.hot_state import HotState, HotUser
 from common.storage_client import StorageClient
+from feed.salted_reads import SaltedReads
 from protos import feed_pb2, storage_pb2
-from router.salted_reads import SaltedReads
 
 __all__ = ["HotUsers"]
 

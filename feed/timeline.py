@@ -16,9 +16,9 @@ import heapq
 from common import post_bytes
 from common.hot_state import HotState
 from common.storage_client import StorageClient
+from feed.hot_cache import CachedPosts, HotPostCache, IdAndPost
+from feed.salted_reads import SaltedReads
 from protos import storage_pb2
-from router.hot_cache import CachedPosts, HotPostCache, IdAndPost
-from router.salted_reads import SaltedReads
 
 __all__ = ["TimelineReader", "merge_newest", "with_ids"]
 

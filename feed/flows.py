@@ -1,0 +1,54 @@
+"""The Feed API's flows, wired together over one storage client.
+
+Routers (router/flows.py adds the Admin flows) and nodes (node/feed_api.py) serve them; the in-memory
+cluster twin of the unit tests (tests/inmem_cluster.py) drives the very same objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import ClusterConfig
+from common.storage_client import StorageClient
+from feed.feed_service import FeedServicer
+from feed.follows import Follows
+from feed.hot_cache import HotPostCache
+from feed.hot_users import HotUsers
+from feed.post_ids import PostIds
+from feed.posts import Posts
+from feed.salted_reads import SaltedReads
+from feed.timeline import TimelineReader
+
+__all__ = ["FeedFlows"]
+
+
+@dataclass
+class FeedFlows:
+    config: ClusterConfig
+    storage: StorageClient
+    reads: SaltedReads
+    hot: HotUsers
+    cache: HotPostCache
+    follows: Follows
+    posts: Posts
+    timeline: TimelineReader
+
+    @staticmethod
+    def build(config: ClusterConfig, storage: StorageClient, ids: PostIds) -> FeedFlows:
+        hot_conf = config.hot
+        reads = SaltedReads(storage, hot_conf.salt_buckets)
+        hot = HotUsers(config, storage, reads)
+        cache = HotPostCache(hot_conf.cache_max_entries, hot_conf.cache_posts_per_user, hot_conf.cache_ttl_ms)
+        return FeedFlows(
+            config=config,
+            storage=storage,
+            reads=reads,
+            hot=hot,
+            cache=cache,
+            follows=Follows(config, storage, hot, reads),
+            posts=Posts(config, storage, hot, cache, ids),
+            timeline=TimelineReader(storage, reads, cache),
+        )
+
+    def feed_service(self) -> FeedServicer:
+        return FeedServicer(self.config, self.storage, self.hot, self.reads, self.follows, self.posts, self.timeline)
