@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                 load_rates[f"c{label}"] = graphs.load(
                     client, graphs.celebrity_edges(f"c{followers}", followers), followers, f"{label}-follower author"
                 )
+            for label, n in (("10", 10), ("200", 200)):  # the visibility probes' authors
+                fans = ((f"vis{label}-fan{i}", f"vis{label}") for i in range(n))
+                graphs.load(client, fans, n, f"{label}-follower author")
             # Four authors just below the hot threshold, for the fan-out delivery rate.
             fanout_followers = 2_000 if quick else 5_000
             fanout_authors = [f"fanout{i}" for i in range(4)]
@@ -197,11 +200,15 @@ def main(argv: list[str] | None = None) -> int:
 
             print("post ack by follower class, delivery ...", flush=True)
             results["post_ack"] = scenarios.post_ack_by_class(client, classes, 30 if quick else 100)
-            # Lag: a 1K-follower author and one of its followers; rate: a burst of its posts.
             # Lag: one author and one of its followers; rate: 40 posts by the four fan-out authors.
             results["delivery"] = scenarios.delivery(
-                client, "fanout0", "ff0", fanout_authors * 10, fanout_followers, 20 if quick else 50
+                client, cluster, "fanout0", "ff0", fanout_authors * 10, fanout_followers, 20 if quick else 50
             )
+            # A post visible in every follower's timeline: a 10-follower and a 200-follower author.
+            results["visible"] = {
+                label: scenarios.visible_everywhere(client, f"vis{label}", [f"vis{label}-fan{i}" for i in range(n)], 20)
+                for label, n in (("10", 10), ("200", 200))
+            }
 
             results["stress"] = _stress(cluster, client, users, quick)
 
@@ -277,7 +284,7 @@ def _stress(cluster: LocalCluster, client: FeedClient, users: int, quick: bool) 
         users,
         step_s=4.0 if quick else 8.0,
         read_rate=50.0 if quick else 100.0,
-        post_rates=[5.0, 10.0, 20.0, 40.0] if quick else [2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 40.0, 80.0, 160.0],
+        post_rates=[5.0, 10.0, 20.0, 40.0, 80.0] if quick else [2.5, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 120.0, 160.0],
         processes=2,
     )
 

@@ -10,13 +10,13 @@ and the CPU time of every server process.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 
 from bench import scenarios
 from bench.harness import Mix, run_load
+from bench.processes import cpu_seconds, server_pids
 from bench.stats import summary
 from client import FeedClient
 from client.feed_client import ClusterStatus
@@ -58,36 +58,6 @@ def _bucket_quantile(bounds: list[float], counts: list[int], total: int, q: floa
     return low
 
 
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_pids(cluster: LocalCluster) -> dict[str, int]:
-    """Every server process: nodes by id, router workers as router-<id>/<n>."""
-    pids: dict[str, int] = {}
-    for proc in cluster.processes:
-        pid = cluster.pid(proc.name)
-        if pid is None:
-            continue
-        children = _children(pid)
-        if children:
-            pids.update({f"{proc.name}/{i}": child for i, child in enumerate(children)})
-        else:
-            pids[proc.name] = pid
-    return pids
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(x) for x in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    except OSError:
-        return []
-
-
 @dataclass
 class ServerSampler:
     """Samples, every `every_s` in a thread: cluster status (lag histograms, inbox writes) and each
@@ -121,7 +91,7 @@ class ServerSampler:
             status = self.client.cluster_status()
         except Exception:  # a sample missed under load is just a gap
             return
-        self.samples.append((time.perf_counter(), status, {n: _cpu_seconds(p) for n, p in self.pids.items()}))
+        self.samples.append((time.perf_counter(), status, {n: cpu_seconds(p) for n, p in self.pids.items()}))
 
     def cpu_share(self) -> dict[str, float]:
         """Each process's CPU time over the whole sampling, as a share of one core."""
@@ -238,4 +208,11 @@ def stress(
             break
         sustained = step
         scenarios.wait_for_deliveries(client, timeout_s=120.0)
-    return {"read_rate": read_rate, "step_s": step_s, "steps": steps, "sustained": sustained}
+    capacity = float(sustained["posts_per_s"]) if sustained else 0.0  # type: ignore[arg-type]
+    return {
+        "read_rate": read_rate,
+        "step_s": step_s,
+        "steps": steps,
+        "sustained": sustained,
+        "capacity_posts_per_s": capacity,
+    }

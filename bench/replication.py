@@ -72,7 +72,7 @@ def _one_cluster(
                 client.post("rf-author", f"ack probe {i}")
                 acks.append(time.perf_counter() - started)
             ack = summary(acks)
-            delivery = scenarios.delivery(client, "rf-author", "rf-fan0", fanout_authors * 5, each, 10)
+            delivery = scenarios.delivery(client, cluster, "rf-author", "rf-fan0", fanout_authors * 5, each, 10)
             figures: dict[str, object] = {
                 "read_only_direct": direct,  # a map-aware client's reads (one hop)
                 "read_qps": reads["qps"],
@@ -82,9 +82,10 @@ def _one_cluster(
                 "post_ack_p99_ms": ack["p99_ms"],
                 "delivery_lag_p50_ms": delivery["lag_p50_ms"],
                 "delivery_lag_p99_ms": delivery["lag_p99_ms"],
-                # Inbox keys over every node: each follower's inbox is written on `rf` replicas.
-                "replica_inbox_writes_per_s": delivery["inbox_entries_per_s"],
-                "inboxes_per_s": delivery["inbox_entries_per_s"] / rf,
+                # Each follower's inbox is written on `rf` replicas.
+                "replica_inbox_writes_per_s": delivery["replica_writes_per_s"],
+                "inboxes_per_s": delivery["inbox_entries_per_s"],
+                "node_cpu_us_per_entry": delivery["node_cpu_us_per_entry"],
             }
             if down_s:
                 figures.update(_catch_up(cluster, client, target, users, down_s))

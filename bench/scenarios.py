@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.harness import Mix, run_load
+from bench.processes import cpu_seconds, server_pids
 from bench.stats import summary
 from client import FeedClient
 from ops.local_cluster import LocalCluster
@@ -24,6 +25,7 @@ __all__ = [
     "burst",
     "rebalance",
     "node_figures",
+    "visible_everywhere",
 ]
 
 
@@ -93,16 +95,26 @@ def post_ack_by_class(client: FeedClient, classes: dict[str, int], posts: int) -
 
 
 def delivery(
-    client: FeedClient, author: str, follower: str, authors: list[str], followers_each: int, posts: int
+    client: FeedClient,
+    cluster: LocalCluster,
+    author: str,
+    follower: str,
+    authors: list[str],
+    followers_each: int,
+    posts: int,
 ) -> dict[str, float]:
-    """Lag from ack to visible in a follower's timeline, and inbox entries written per second,
-    measured once the fan-out queued by earlier phases has drained."""
+    """Lag from ack to visible in a follower's timeline; then a burst (the `authors` post at once):
+    follower inboxes reached per second and the nodes' CPU per entry written, measured once the
+    fan-out queued by earlier phases has drained. Rates come from the nodes' counts of entries
+    their deliveries wrote (each entry once, by the node driving it), not from key counts."""
+    rf = min(cluster.config.replication_factor, len(cluster.config.nodes))
+    node_pids = [pid for name, pid in server_pids(cluster).items() if not name.startswith("router")]
 
-    def inbox_entries() -> int:
-        return sum(n.keys_by_family.get("inbox", 0) for n in client.cluster_status().nodes)
+    def reached() -> int:
+        return sum(n.delivery.inbox_writes for n in client.cluster_status().nodes)
 
     wait_for_deliveries(client)
-    _wait_until_quiet(inbox_entries)
+    _wait_until_quiet(reached)
     lags = []
     for i in range(posts):
         post = client.post(author, f"lag probe {i}")
@@ -113,21 +125,46 @@ def delivery(
             time.sleep(0.0005)
         lags.append(time.perf_counter() - acked)
     lag = summary(lags)
-    _wait_until_quiet(inbox_entries)
-    before = inbox_entries()
+    wait_for_deliveries(client)
+    _wait_until_quiet(reached)
+    before = reached()
+    cpu_before = sum(cpu_seconds(pid) for pid in node_pids)
     expected = len(authors) * followers_each
     started = time.perf_counter()
     with ThreadPoolExecutor(len(set(authors))) as posters:  # the authors post concurrently
         list(posters.map(lambda a: client.post(a, "rate probe"), authors))
-    while (written := inbox_entries() - before) < expected and time.perf_counter() - started < 60:
+    while (written := reached() - before) < expected and time.perf_counter() - started < 60:
         time.sleep(0.01)
     elapsed = time.perf_counter() - started
+    cpu = sum(cpu_seconds(pid) for pid in node_pids) - cpu_before
     return {
         "lag_p50_ms": lag["p50_ms"],
         "lag_p99_ms": lag["p99_ms"],
-        "inbox_entries_per_s": written / elapsed,
+        "replication_factor": float(rf),
+        "inbox_entries_per_s": written / elapsed,  # follower inboxes reached per second
+        "replica_writes_per_s": written * rf / elapsed,  # inbox entries written on every replica
         "inbox_entries": float(written),
+        # All nodes' CPU (user + system) over the burst, per inbox entry written on one replica.
+        "node_cpu_us_per_entry": cpu / max(written * rf, 1) * 1e6,
     }
+
+
+def visible_everywhere(client: FeedClient, author: str, fans: list[str], posts: int) -> dict[str, float]:
+    """Post acknowledged -> in every follower's timeline: each follower polled by its own reader
+    thread (map-aware, as an app's clients would read), `posts` posts one after another."""
+    lags = []
+    with ThreadPoolExecutor(min(len(fans), 32)) as readers:
+        for i in range(posts):
+            post = client.post(author, f"visibility probe {i}")
+            acked = time.perf_counter()
+            pending = list(fans)
+            newest = [post]
+            while pending and time.perf_counter() - acked < 10:
+                seen = readers.map(lambda f, n=newest: client.timeline(f, page_size=1).items[:1] == n, pending)
+                pending = [f for f, ok in zip(pending, seen, strict=True) if not ok]
+            lags.append(time.perf_counter() - acked)
+            time.sleep(0.02)
+    return {**summary(lags), "followers": float(len(fans))}
 
 
 def _wait_until_quiet(count: Callable[[], int], timeout_s: float = 120.0) -> None:

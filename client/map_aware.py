@@ -5,7 +5,10 @@ router or a node) and then sends each Feed call to a replica of the key that dec
 (client/routing.py), spreading reads over the replicas by key. A replica that does not answer (refused,
 reset, or silent past the attempt deadline: a killed or stopped process) is skipped for a while
 (common/peer_health.py's circuit breaker) and the call goes to the next replica, then to the address
-the client was given. The map is refreshed after such a failure, when an answer says a newer map
+the client was given. Reads of a key this client wrote in the last READ_YOUR_WRITES_S go first to the
+replica that took the write (it coordinated the write and applied it before answering; another
+replica may be a moment behind the write's quorum), so a client sees its own follows, unfollows,
+posts and deletes on its next read. The map is refreshed after such a failure, when an answer says a newer map
 exists (every call carries its map's epoch), and when it is older than MAP_MAX_AGE_S: a membership
 change is followed without the caller seeing it. Every call carried
 to another replica is safe to repeat: reads, follows and unfollows are idempotent; a Post carries a
@@ -32,6 +35,8 @@ from protos import feed_pb2, feed_pb2_grpc
 __all__ = ["MapAwareCalls", "MAP_MAX_AGE_S"]
 
 MAP_MAX_AGE_S = 5.0
+READ_YOUR_WRITES_S = 10.0  # how long reads of a written key go to the replica that took the write
+_MAX_WRITTEN_KEYS = 10_000
 _FAIL_OVER = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -58,6 +63,7 @@ class MapAwareCalls:
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
         self._stubs: dict[str, feed_pb2_grpc.FeedStub] = {}
+        self._wrote: dict[str, tuple[str, float]] = {}  # key -> (replica that took the write, when)
 
     # -- the map ---------------------------------------------------------------------------------
 
@@ -92,7 +98,10 @@ class MapAwareCalls:
     def call(self, method: str, key: str, request: Any) -> Any:
         """Sends one Feed call to a replica of `key` (then the next, then the entry address)."""
         table = self.table()
-        replicas = self._spread.order(key, table.replicas(key), method in READS) if table else []
+        read = method in READS
+        replicas = self._spread.order(key, table.replicas(key), read) if table else []
+        if read:
+            replicas = self._after_own_write(key, replicas)
         targets = [a for a in replicas if self.health.allows(a)] + [a for a in replicas if not self.health.allows(a)]
         if self.entry not in targets:
             targets.append(self.entry)
@@ -117,10 +126,30 @@ class MapAwareCalls:
                 unanswered = True
                 continue
             self.health.succeeded(address)
+            if not read:
+                self._remember_write(key, address)
             if unanswered or any(k == MAP_EPOCH_KEY for k, _ in call.trailing_metadata() or ()):
                 self._fetched_at = 0.0  # a failure, or a newer map out there: fetch it on the next call
             return reply
         raise AssertionError("unreachable: the last target raises")
+
+    def _after_own_write(self, key: str, replicas: list[str]) -> list[str]:
+        wrote = self._wrote.get(key)
+        if wrote is None:
+            return replicas
+        address, at = wrote
+        if time.monotonic() - at > READ_YOUR_WRITES_S:
+            self._wrote.pop(key, None)
+            return replicas
+        return [address, *(a for a in replicas if a != address)]
+
+    def _remember_write(self, key: str, address: str) -> None:
+        if len(self._wrote) >= _MAX_WRITTEN_KEYS:
+            now = time.monotonic()
+            self._wrote = {k: v for k, v in self._wrote.items() if now - v[1] <= READ_YOUR_WRITES_S}
+            if len(self._wrote) >= _MAX_WRITTEN_KEYS:
+                self._wrote.clear()
+        self._wrote[key] = (address, time.monotonic())
 
     def _stub(self, address: str) -> feed_pb2_grpc.FeedStub:
         if address == self.entry:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from node import keys
@@ -31,7 +31,7 @@ class UserCounters:
     follower_count: int = 0  # follower edges under this key (a salted user: its home key's only)
     following_count: int = 0
     post_count: int = 0
-    inbox_size: int = 0
+    inbox_size: int = 0  # no longer kept (inboxes are written blind, node/inboxes.py): always 0
     edge_version: int = 0  # grows with every follower edge change: orders a salted key's reports
 
     def encode(self) -> bytes:
@@ -117,6 +117,16 @@ class Batches:
     def new(self) -> Batch:
         """An atomic write, readable before it is committed; it keeps the family counts current."""
         return Batch(self.store, [self.family_counts, *self._recounts])
+
+    def write_blind(
+        self, family: bytes, puts: list[tuple[bytes, bytes]], deletes: Sequence[bytes] = (), *, counted: int = 0
+    ) -> None:
+        """An atomic write of keys of one `family` that reads nothing first (the inbox: entries and
+        tombstones are idempotent puts). Its keys are counted as `counted` more (callers that cannot
+        know what the write replaced say so: the count of that family is an estimate)."""
+        self.store.write(puts, deletes)
+        for counts in (self.family_counts, *self._recounts):
+            counts[family] += counted
 
     def user_counters(self, partition: int, user_key: str) -> UserCounters | None:
         raw = self.store.get(keys.meta_key(partition, user_key))

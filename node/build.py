@@ -5,7 +5,7 @@ The parts, from the bottom up (each is given only the parts below it):
 
     store (ObservedStore) -> data (FeedStore: posts, inboxes, graph, registry, deliveries)
     ownership (the map; what this node holds, takes writes for, has sealed)
-    local writes -> replicator (+ hints) -> delivery driver, repairer, partition mover
+    local writes -> replicator (+ hints) -> delivery driver, repairer, partition mover, inbox trimmer
     servicers: data, membership, repair, status -> ``handlers``, the feedring.v1.Storage service
 """
 
@@ -19,12 +19,14 @@ from common.hot_state import HotPolicy
 from common.local_transport import LocalFirstTransport
 from common.service_handlers import handlers_of
 from common.storage_client import StorageClient, Transport
+from node import store_format
 from node.change_feed import ChangeFeed, ObservedStore
 from node.data_service import DataServicer
 from node.delivery import DeliveryDriver
 from node.delivery_log import RecordsWritten
 from node.feed_store import FeedStore
 from node.hints import HintLog, HintReplayer
+from node.inbox_trim import InboxTrimmer
 from node.local_writes import LocalWrites
 from node.membership_service import MembershipServicer
 from node.ownership import Ownership, load_map
@@ -57,6 +59,7 @@ class Node:
     mover: PartitionMover
     reads_first: ReadsFirst
     records_written: RecordsWritten
+    trimmer: InboxTrimmer
     status: StatusServicer
     handlers: dict[str, Any]  # feedring.v1.Storage: method name -> handler(request, context)
 
@@ -79,6 +82,7 @@ def build_node(
     process. Its map is the one stored in `store` (or seeded from `config`). Nothing runs yet: the
     caller starts the loops it wants."""
     observed = store if isinstance(store, ObservedStore) else ObservedStore(store, ChangeFeed())
+    store_format.ensure_current(observed, config.partitions)  # an older layout is migrated first
     data = FeedStore(
         observed,
         config.partitions,
@@ -159,6 +163,7 @@ def build_node(
         mover=mover,
         reads_first=reads_first,
         records_written=records_written,
+        trimmer=InboxTrimmer(data.inboxes, reads_first),
         status=status,
         handlers=handlers,
     )

@@ -43,6 +43,10 @@ class ChangeFeed:
         self._subscriptions.append(sub)
         return sub
 
+    @property
+    def subscribed(self) -> bool:
+        return bool(self._subscriptions)
+
     def unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
@@ -65,35 +69,30 @@ class ChangeFeed:
 
 
 class ObservedStore:
-    """A Store whose writes are published to a ChangeFeed after they are applied, and which counts
-    the writes that touch the hot-user registry (so its readers can cache it between them)."""
+    """A Store whose writes are published to a ChangeFeed after they are applied."""
 
     def __init__(self, inner: Store, changes: ChangeFeed) -> None:
         self.inner = inner
         self.changes = changes
-        self.registry_generation = 0
         self.get = inner.get  # the hottest call of all: no extra Python frame
 
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
         puts, deletes = list(puts), list(deletes)
         self.inner.write(puts, deletes)
-        self._note(puts, deletes)
-        self.changes.publish(puts, deletes)
+        if self.changes.subscribed:
+            self.changes.publish(puts, deletes)
 
     def write_unpublished(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
         """A write that is not a change of the partition (a transfer applying what it receives)."""
         self.inner.write(puts, deletes)
-        self._note(puts, deletes)
-
-    def _note(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
-        registry = keys.HOT_REGISTRY
-        if any(keys.family_of(k) == registry for k, _ in puts) or any(keys.family_of(k) == registry for k in deletes):
-            self.registry_generation += 1
 
     def scan(
         self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
         return self.inner.scan(prefix, start=start, reverse=reverse)
+
+    def scan_keys(self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False) -> Iterator[bytes]:
+        return self.inner.scan_keys(prefix, start=start, reverse=reverse)
 
     def snapshot(self) -> Snapshot:
         return self.inner.snapshot()

@@ -185,18 +185,28 @@ class DeliveryDriver:
             if record.unless_hot and await self._author_state(record.author) is HotState.HOT:
                 await self._finish(key, record)  # still hot: followers merge the post at read time
                 return True
-            while part in self.ownership.owned:
-                page = await self._followers(record, self.page)
-                if page:
-                    await self._send(record, page)
-                if len(page) < self.page:
-                    if part in self.ownership.owned:
-                        await self._finish(key, record)
-                        self.metrics.finished(record)
-                    return True
-                record.after = page[-1]
-                self.log.checkpoint(key, record)
-            return True  # moved away with its partition: the new owner resumes it
+            # Pipelined: the next page of followers is read while this one is written.
+            next_page = asyncio.ensure_future(self._followers(record, record.after, self.page))
+            try:
+                while part in self.ownership.owned:
+                    page = await next_page
+                    if len(page) == self.page:
+                        next_page = asyncio.ensure_future(self._followers(record, page[-1], self.page))
+                    if page:
+                        await self._send(record, page)
+                    if len(page) < self.page:
+                        if part in self.ownership.owned:
+                            await self._finish(key, record)
+                            self.metrics.finished(record)
+                        return True
+                    record.after = page[-1]
+                    self.log.checkpoint(key, record)
+                return True  # moved away with its partition: the new owner resumes it
+            finally:
+                if not next_page.done():
+                    next_page.cancel()
+                elif not next_page.cancelled():
+                    next_page.exception()  # read by nobody: a page read ahead of a failure
         except FeedringError as exc:
             log.warning("delivery postponed %s after=%r error=%s", what, record.after, exc.message)
             return False
@@ -230,8 +240,8 @@ class DeliveryDriver:
         meta = await self.peers.get_user_meta.by_key(author, storage_pb2.GetUserMetaRequest(user_key=author))
         return HotState(meta.state) if meta.found else HotState.NORMAL
 
-    async def _followers(self, record: storage_pb2.Delivery, limit: int) -> list[str]:
-        """The next `limit` followers after the checkpoint, in byte order, over every key of the author.
+    async def _followers(self, record: storage_pb2.Delivery, after: str, limit: int) -> list[str]:
+        """The next `limit` followers after `after`, in byte order, over every key of the author.
         Read from two replicas of each key (this node's own copy, where it has one, and another):
         a follow is acknowledged once a majority of replicas has its edge, so any two of three
         include one that has it, and a replica that missed a follow cannot drop its follower."""
@@ -240,9 +250,11 @@ class DeliveryDriver:
             author_keys += salting.salted_keys(record.author, self.salt_buckets)
         mine = self.ownership.owned
         local = [k for k in author_keys if self.peers.map.partition(k) in mine]
-        pages = [await self._remote_edges(k, record.after, limit, skip_self=k in local) for k in author_keys]
+        pages = list(
+            await asyncio.gather(*(self._remote_edges(k, after, limit, skip_self=k in local) for k in author_keys))
+        )
         if local:
-            pages.append(self.data.graph.list_edges(keys.FOLLOWERS, local[0], record.after, limit, local[1:]))
+            pages.append(self.data.graph.list_edges(keys.FOLLOWERS, local[0], after, limit, local[1:]))
         return salting.merge_users(pages, limit)
 
     async def _remote_edges(self, user_key: str, after: str, limit: int, skip_self: bool) -> list[str]:

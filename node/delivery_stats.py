@@ -17,7 +17,7 @@ _LAG_WINDOW_S = 30.0  # delivery lag is reported over the records finished this 
 _LAG_MAX_SAMPLES = 100_000
 # Bucket bounds of the cumulative lag histogram (ms; the last is +Inf).
 LAG_BUCKETS_MS = (
-    *(10, 25, 50, 100, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 7_500),
+    *(2, 5, 10, 25, 50, 100, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 7_500),
     *(10_000, 15_000, 20_000, 30_000, 60_000, 120_000, float("inf")),
 )
 

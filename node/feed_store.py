@@ -2,7 +2,7 @@
 
     registry  node/hot_registry.py   hot-user registry (H), salted keys' follower counts (S)
     posts     node/posts.py          posts by author key (P), their tombstones (Y)
-    inboxes   node/inboxes.py        timelines by consumer (I), their tombstones (X)
+    inboxes   node/inboxes.py        timelines by consumer (I: entries and their tombstones)
     graph     node/follow_graph.py   follow edges (F, G), merged-at-read marks (K)
     deliveries node/delivery_log.py  work each post or delete still owes its followers (D)
 
@@ -22,7 +22,6 @@ from common.partitioning import partition_of
 from common.versions import VersionClock
 from node import keys
 from node.batch import Batches, UserCounters
-from node.change_feed import ObservedStore
 from node.delivery_log import DeliveryLog
 from node.follow_graph import FollowGraph
 from node.hot_registry import HotRegistry
@@ -49,8 +48,7 @@ class FeedStore:
         self.partitions = partitions
         self.clock = VersionClock()  # versions of edges and registry entries written here
         self.batches = Batches(store)
-        generation = (lambda: store.registry_generation) if isinstance(store, ObservedStore) else None
-        self.registry = HotRegistry(self.batches, self.partition, self.clock, hot_policy or HotPolicy(), generation)
+        self.registry = HotRegistry(self.batches, self.partition, self.clock, hot_policy or HotPolicy())
         self.posts = Posts(self.batches, self.partition, self.registry)
         self.inboxes = Inboxes(self.batches, self.partition, timeline_cap)
         self.graph = FollowGraph(self.batches, self.partition, self.clock, self.registry, self.inboxes, self.posts)
@@ -67,7 +65,6 @@ class FeedStore:
         (they beat what they delete), then edges (inboxes follow them), then the rest."""
         return {
             keys.POST_TOMBSTONES: self.posts.merge_tombstone,
-            keys.DELETED: self.inboxes.merge_tombstone,
             keys.FOLLOWING: self.graph.merge_edge,
             keys.FOLLOWERS: self.graph.merge_edge,
             keys.HOT_FOLLOWING: self.graph.merge_edge,
@@ -90,8 +87,6 @@ class FeedStore:
             user = keys.user_of(key).decode("utf-8")
             if family == keys.POSTS:
                 counts.setdefault(user, UserCounters()).post_count += 1
-            elif family == keys.INBOX:
-                counts.setdefault(user, UserCounters()).inbox_size += 1
             elif family in (keys.FOLLOWERS, keys.FOLLOWING) and is_alive(value):
                 counters = counts.setdefault(user, UserCounters())
                 if family == keys.FOLLOWERS:

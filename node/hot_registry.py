@@ -4,8 +4,8 @@ A user's registry entry lives on its home partition: its hot state (common/hot_s
 configured hot user pinned it, and a version (last writer wins, node/versioned.py). A transition
 starts where a follower count crosses a mark: the home key's own edges plus every salted key's
 count, as each salted key's node last reported it (newest version per key wins, so reports may
-repeat or arrive out of order). Routers poll the registry; its writes are counted by the
-ObservedStore so that poll can be answered from a cache between them.
+repeat or arrive out of order). Routers poll the registry; its writes are counted here so that
+the poll can be answered from a cache between them.
 """
 
 from __future__ import annotations
@@ -31,15 +31,14 @@ class HotRegistry:
         partition: Callable[[str], int],
         clock: VersionClock,
         policy: HotPolicy,
-        generation: Callable[[], int] | None = None,
     ) -> None:
         self.batches = batches
         self.store = batches.store
         self.partition = partition
         self.clock = clock
         self.policy = policy
-        # Grows with every write touching the registry (node/change_feed.py): None, never cache.
-        self._generation = generation
+        self.generation = 0  # grows with every registry entry written here (a transfer brings
+        # whole partitions, which changes the partitions a listing is for)
         self._hot_list: tuple[int, frozenset[int], float, list[HotUser]] | None = None
 
     # -- state -----------------------------------------------------------------------------------
@@ -59,6 +58,7 @@ class HotRegistry:
         value = registry_value(int(state), pinned, version or self.clock.next())
         if not batch.put_new(key, value):
             batch.put(key, value)
+        self.generation += 1
 
     def evaluate(self, batch: Batch, part: int, user: str, follower_count: int) -> HotState:
         """Starts a transition when the follower count crosses a mark (common/hot_state.py's policy)."""
@@ -127,14 +127,9 @@ class HotRegistry:
         scan costs one LevelDB seek per partition, so the answer is kept until a write touches the
         registry (follower counts in it may lag by up to _HOT_LIST_MAX_AGE_S)."""
         parts = frozenset(partitions)
-        generation = self._generation() if self._generation is not None else None
-        cached = self._hot_list
-        if (
-            generation is not None
-            and cached is not None
-            and cached[:2] == (generation, parts)
-            and time.monotonic() - cached[2] < _HOT_LIST_MAX_AGE_S
-        ):
+        generation, cached = self.generation, self._hot_list
+        fresh = cached is not None and time.monotonic() - cached[2] < _HOT_LIST_MAX_AGE_S
+        if cached is not None and fresh and cached[:2] == (generation, parts):
             return cached[3]
         entries = []
         for part in sorted(parts):
@@ -145,8 +140,7 @@ class HotRegistry:
                 entries.append(
                     HotUser(user, HotState(entry.state), entry.pinned, self.follower_count(user), entry.version)
                 )
-        if generation is not None:
-            self._hot_list = (generation, parts, time.monotonic(), entries)
+        self._hot_list = (generation, parts, time.monotonic(), entries)
         return entries
 
     # -- repair merge rules (node/repair.py) -----------------------------------------------------
@@ -161,6 +155,7 @@ class HotRegistry:
             batch.put(key, value)
         batch.counters_of(keys.partition_of_key(key), keys.registry_user_of(key))
         batch.commit()
+        self.generation += 1
         return 1
 
     def merge_salt_count(self, key: bytes, value: bytes) -> int:

@@ -6,7 +6,12 @@ moving it means streaming that range. Then one byte names the data family:
     family     key                                            value
     P posts    part | 'P' | author_key  0x00 | post_id (8B BE)   Post (protobuf)
     I inbox    part | 'I' | consumer    0x00 | post_id (8B BE)   Post (protobuf, a copy)
-    X deleted  part | 'X' | consumer    0x00 | post_id (8B BE)   b""  (inbox tombstone)
+               part | 'I' | consumer    0x00 | post_id | 'x'     b""  (inbox tombstone: right after
+                                                              its entry, so a newest-first scan
+                                                              meets it first and skips the entry)
+    X deleted  part | 'X' | consumer    0x00 | post_id (8B BE)   (format 1 only: inbox tombstones
+                                                              before they moved beside their
+                                                              entries; node/store_format.py)
     Y removed  part | 'Y' | author_key  0x00 | post_id (8B BE)   b""  (post tombstone)
     F follower part | 'F' | followee_key 0x00 | follower         versioned edge (node/versioned.py)
     G follows  part | 'G' | follower    0x00 | followee          versioned edge + followee key
@@ -21,8 +26,9 @@ moving it means streaming that range. Then one byte names the data family:
                                                               Post request_id was stored as
 
 The value of a G edge ends with the followee key its F edge was written under ("" before that was
-kept). Node-wide records live under 0xFFFF: the cluster map, and hints (writes held for a replica
-that did not answer, node/hints.py): 0xFFFF | 'h' | target node id 0x00 | sequence (8B BE).
+kept). Node-wide records live under 0xFFFF: the cluster map, the store's format version
+(node/store_format.py), and hints (writes held for a replica that did not answer, node/hints.py):
+0xFFFF | 'h' | target node id 0x00 | sequence (8B BE).
 
 User ids never contain 0x00, so ``user 0x00`` ends every user prefix exactly ("ann" never matches
 "anna"). Post ids are big-endian so byte order is time order: iterating an inbox or an author's
@@ -52,6 +58,14 @@ __all__ = [
     "HINTS_PREFIX",
     "hint_prefix",
     "hint_key",
+    "FORMAT_KEY",
+    "TOMBSTONE_SUFFIX",
+    "inbox_prefixes",
+    "encoded_post_id",
+    "inbox_tombstone_key",
+    "inbox_key_kind",
+    "inbox_prefix_of",
+    "old_tombstone_to_inbox",
     "partition_prefix",
     "user_prefix",
     "post_key",
@@ -63,6 +77,7 @@ __all__ = [
     "request_key",
     "family_prefix",
     "post_id_of",
+    "decode_post_id",
     "edge_user_of",
     "family_of",
     "partition_of_key",
@@ -105,7 +120,9 @@ FAMILY_NAMES = {
 }
 
 CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"
+FORMAT_KEY = b"\xff\xff" + b"format"
 HINTS_PREFIX = b"\xff\xffh"
+TOMBSTONE_SUFFIX = b"x"  # after an inbox entry's key: its tombstone
 
 _PARTITION = struct.Struct(">H")
 _POST_ID = struct.Struct(">Q")
@@ -124,13 +141,36 @@ def post_key(partition: int, family: bytes, user_key: str, post_id: int) -> byte
     return user_prefix(partition, family, user_key) + _POST_ID.pack(post_id)
 
 
-def inbox_entry_keys(partition: int, consumer: str, author: str, post_id: int) -> tuple[bytes, bytes, bytes]:
-    """What one inbox insert reads and writes, built from shared pieces (the fan-out's hot loop):
-    the consumer's following edge to `author`, its tombstone for the post, and the inbox key."""
+def inbox_prefixes(partition: int, consumer: str) -> tuple[bytes, bytes]:
+    """The fan-out's hot loop builds its keys from these: (the consumer's following-edge prefix, to
+    which a followee's id is appended; the consumer's inbox prefix, to which an encoded post id is)."""
     part = _PARTITION.pack(partition)
     user = consumer.encode("utf-8") + b"\x00"
-    post = _POST_ID.pack(post_id)
-    return part + FOLLOWING + user + author.encode("utf-8"), part + DELETED + user + post, part + INBOX + user + post
+    return part + FOLLOWING + user, part + INBOX + user
+
+
+def encoded_post_id(post_id: int) -> bytes:
+    return _POST_ID.pack(post_id)
+
+
+def inbox_tombstone_key(partition: int, consumer: str, post_id: int) -> bytes:
+    return post_key(partition, INBOX, consumer, post_id) + TOMBSTONE_SUFFIX
+
+
+def inbox_key_kind(key: bytes, prefix_len: int) -> tuple[bytes, bool]:
+    """(encoded post id, whether it is a tombstone) of an inbox key whose consumer prefix
+    (user_prefix, inbox_prefixes) is `prefix_len` bytes long."""
+    return key[prefix_len : prefix_len + 8], len(key) > prefix_len + 8
+
+
+def inbox_prefix_of(key: bytes) -> bytes:
+    """The consumer prefix of an inbox key (everything up to the post id)."""
+    return key[: key.index(b"\x00", 3) + 1]
+
+
+def old_tombstone_to_inbox(key: bytes) -> bytes:
+    """Format 1's tombstone key (family X) as format 2's (beside its entry, family I)."""
+    return key[:2] + INBOX + key[3:] + TOMBSTONE_SUFFIX
 
 
 def edge_key(partition: int, family: bytes, user_key: str, other: str) -> bytes:
@@ -176,8 +216,12 @@ def hint_key(target: str, sequence: int) -> bytes:
 
 
 def post_id_of(key: bytes) -> int:
-    """The post id a P, I, X, Y key ends with."""
+    """The post id a P, I (entry, not tombstone), X, Y key ends with."""
     return int(_POST_ID.unpack_from(key, len(key) - 8)[0])
+
+
+def decode_post_id(encoded: bytes) -> int:
+    return int(_POST_ID.unpack(encoded)[0])
 
 
 def edge_user_of(key: bytes, prefix_len: int) -> str:

@@ -25,12 +25,13 @@ import itertools
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 from common.errors import FeedringError
 from common.storage_client import StorageClient
 from node import keys
 from node.feed_store import FeedStore
+from node.inboxes import logical_view
 from node.ownership import Ownership
 from node.reads_first import ReadsFirst
 from protos import storage_pb2
@@ -57,8 +58,16 @@ def digests(data: FeedStore, partition: int) -> list[int]:
 def digests_and_size(data: FeedStore, partition: int) -> tuple[list[int], int]:
     """The partition's bucket digests, and how many keys went into them."""
     sums = [0] * BUCKETS
-    count = _add_to_digests(sums, data.store.scan(keys.partition_prefix(partition)))
+    count = _add_to_digests(sums, _compared(data, partition, tombstones=False))
     return sums, count
+
+
+def _compared(data: FeedStore, partition: int, tombstones: bool) -> Iterator[tuple[bytes, bytes]]:
+    """The partition's keys as replicas compare them: inboxes as a reader sees them (node/inboxes.py:
+    replicas trim at different moments), digests without inbox tombstones (a replica holding a
+    tombstone and none of its entry reads the same as one holding neither)."""
+    cap = data.inboxes.timeline_cap
+    return logical_view(data.store.scan(keys.partition_prefix(partition)), cap, tombstones)
 
 
 def _add_to_digests(sums: list[int], entries: Iterable[tuple[bytes, bytes]]) -> int:
@@ -80,7 +89,7 @@ async def digests_in_slices(data: FeedStore, partition: int, reads_first: ReadsF
     node repairs every partition, and reads lost up to half their throughput while it ran.)"""
     sums = [0] * BUCKETS
     count = 0
-    entries = data.store.scan(keys.partition_prefix(partition))
+    entries = _compared(data, partition, tombstones=False)
     try:
         while True:
             async with reads_first.slice():
@@ -98,7 +107,7 @@ def read_buckets(data: FeedStore, partition: int, buckets: Iterable[int]) -> lis
     wanted = set(buckets)
     return [
         storage_pb2.KeyValue(key=key, value=value)
-        for key, value in data.store.scan(keys.partition_prefix(partition))
+        for key, value in _compared(data, partition, tombstones=True)
         if keys.family_of(key) not in _LEFT_OUT and bucket_of(key) in wanted
     ]
 

@@ -32,6 +32,7 @@ from common.storage_client import StorageClient
 from common.versions import VersionClock
 from node.hints import HintLog
 from node.local_writes import LocalWrites
+from node.outbox import Outboxes
 from node.writes import FanoutWrite, ReplicatedWrite
 from protos import storage_pb2
 
@@ -74,6 +75,7 @@ class Replicator:
         # A fan-out batch queues behind other background work on its replica (node/reads_first.py):
         # waiting only `timeout_s` for it would hint (and redo) work a live replica is doing.
         self.background_timeout_s = max(background_timeout_s or timeout_s, timeout_s)
+        self.outboxes = Outboxes(peers, self.background_timeout_s)  # background writes, per peer
         self.quorum_failures = 0
         self._background: set[asyncio.Task[_Outcome[Message]]] = set()
 
@@ -188,12 +190,13 @@ class Replicator:
         self, node_id: str, method: ReplicatedWrite[Req, Resp], write: storage_pb2.ReplicaWrite, background: bool
     ) -> _Outcome[Resp]:
         try:
-            reply = await self.peers.apply_writes.on_node(
-                node_id,
-                storage_pb2.ApplyWritesRequest(writes=[write]),
-                timeout_s=self.background_timeout_s if background else self.timeout_s,
-            )
-            result = reply.results[0]
+            if background or method.coalesced:
+                result = await self.outboxes.send(node_id, write)
+            else:
+                reply = await self.peers.apply_writes.on_node(
+                    node_id, storage_pb2.ApplyWritesRequest(writes=[write]), timeout_s=self.timeout_s
+                )
+                result = reply.results[0]
             if result.code == 0:
                 return _Outcome(node_id, method.response.FromString(result.response))
             error = error_for_code(result.code, result.message, result.epoch)

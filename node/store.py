@@ -32,6 +32,9 @@ class Store(Protocol):
         """Keys under `prefix` in byte order (or reverse). `start` is inclusive: the first key
         yielded is >= start (reverse: <= start)."""
 
+    def scan_keys(self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False) -> Iterator[bytes]:
+        """As scan, keys only (LevelDB then copies no values)."""
+
     def snapshot(self) -> Snapshot:
         """A consistent read-only view as of now (for streaming a partition while it is written)."""
 
@@ -86,17 +89,25 @@ class LevelDBStore:
     def scan(
         self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
-        if start is None:
-            it = self._db.iterator(prefix=prefix, reverse=reverse)
-        elif reverse:
-            it = self._db.iterator(start=prefix, stop=start + b"\x00", reverse=True)
-        else:
-            it = self._db.iterator(start=start, stop=_prefix_end(prefix))
-        with it:
+        with self._iterator(prefix, start, reverse, True) as it:
             for key, value in it:
                 if not key.startswith(prefix):
                     return
                 yield key, value
+
+    def scan_keys(self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False) -> Iterator[bytes]:
+        with self._iterator(prefix, start, reverse, False) as it:
+            for key in it:
+                if not key.startswith(prefix):
+                    return
+                yield key
+
+    def _iterator(self, prefix: bytes, start: bytes | None, reverse: bool, values: bool) -> plyvel.Iterator:
+        if start is None:
+            return self._db.iterator(prefix=prefix, reverse=reverse, include_value=values)
+        if reverse:
+            return self._db.iterator(start=prefix, stop=start + b"\x00", reverse=True, include_value=values)
+        return self._db.iterator(start=start, stop=_prefix_end(prefix), include_value=values)
 
     def snapshot(self) -> LevelDBSnapshot:
         return LevelDBSnapshot(self._db.snapshot())
@@ -138,6 +149,9 @@ class MemoryStore:
         for key in reversed(keys) if reverse else keys:
             if key in self._values:
                 yield key, self._values[key]
+
+    def scan_keys(self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False) -> Iterator[bytes]:
+        return (key for key, _ in self.scan(prefix, start=start, reverse=reverse))
 
     def snapshot(self) -> MemorySnapshot:
         twin = MemoryStore()

@@ -49,6 +49,7 @@ class ReplicatedWrite(Generic[Req, Resp]):
     versioned: bool = False  # carries a version the coordinator stamps (node/versioned.py)
     owes_delivery: bool = False  # may write a delivery record: the driver looks at once
     rpc: bool = True  # served as a Storage RPC of its own (not only inside ApplyWrites)
+    coalesced: bool = False  # background work: forwarded with others to the same peer (node/outbox.py)
 
     def parse(self, raw: bytes) -> Req:
         request: Req = self.request.FromString(raw)
@@ -312,6 +313,7 @@ FINISH_DELIVERIES = AtomicWrite(
     apply=_finish_deliveries,
     sealed_ok=True,  # the record moves with its partition either way: forgetting it is always safe
     rpc=False,
+    coalesced=True,
 )
 
 WRITES: tuple[ReplicatedWrite[Any, Any], ...] = (

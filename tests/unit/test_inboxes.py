@@ -1,0 +1,212 @@
+"""Write-optimized inboxes (node/inboxes.py): blind idempotent entries, tombstones beside them, the
+cap at read time, lazy trimming, the logical view repair compares, and migration from format 1.
+A hypothesis property test checks any interleaving of follows, unfollows, deliveries, deletes and
+trims against a simple model of what a reader must see."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node import keys, repair, writes
+from node.feed_store import FeedStore
+from node.inbox_trim import InboxTrimmer
+from node.inboxes import TRIM_EVERY, logical_view
+from node.reads_first import ReadsFirst
+from node.store import MemoryStore
+from node.store_format import FORMAT, StoreFormatError, ensure_current
+from protos import feed_pb2, storage_pb2
+from tests.inmem_cluster import InmemCluster, make_config
+
+CAP = 5
+
+
+def store() -> FeedStore:
+    return FeedStore(MemoryStore(), partitions=8, timeline_cap=CAP)
+
+
+def post(post_id: int, author: str = "bob") -> feed_pb2.Post:
+    return feed_pb2.Post(id=post_id, author=author, text=f"post {post_id}", created_at_ms=post_id)
+
+
+def timeline(feed: FeedStore, consumer: str, page: int = 2) -> list[int]:
+    """Every page, newest first, as a reader pages through."""
+    out: list[int] = []
+    before = 0
+    while True:
+        got = [feed_pb2.Post.FromString(raw).id for raw in feed.inboxes.read(consumer, page, before)]
+        out += got
+        if len(got) < page:
+            return out
+        before = got[-1]
+
+
+def test_a_delivery_reads_one_key_and_writes_one_per_entry() -> None:
+    feed = store()
+    feed.graph.add_following("fan", "bob")
+    gets: list[bytes] = []
+    real_get = feed.store.get
+    feed.store.get = lambda key: gets.append(key) or real_get(key)  # type: ignore[method-assign]
+    feed.inboxes.store = feed.store
+    written = feed.inboxes.insert([post(1)], [f"c{i}" for i in range(10)] + ["fan"])
+    assert written == 11 and len(gets) == 11  # the follow edge of each consumer, nothing else
+    assert all(keys.family_of(k) == keys.FOLLOWING for k in gets)
+
+
+def test_the_same_entry_from_retries_two_drivers_and_replicas_shows_once() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(nodes=3, partitions=16, replication_factor=3))
+        request = storage_pb2.InsertInboxRequest(posts=[post(7)], consumers=["ann", "cat"])
+        for node_id in ("n1", "n2", "n1", "n3"):  # a retry, then two other drivers
+            await cluster.nodes[node_id].replicator.write(writes.INSERT_INBOX, request)
+        for node in cluster.nodes.values():
+            assert [feed_pb2.Post.FromString(r).id for r in node.data.inboxes.read("ann", 10)] == [7]
+        digests = {n: [repair.digests(node.data, p) for p in range(16)] for n, node in cluster.nodes.items()}
+        assert digests["n1"] == digests["n2"] == digests["n3"]
+        await cluster.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_delete_or_an_unfollow_racing_a_delivery_leaves_nothing_visible_in_any_order() -> None:
+    for order in itertools.permutations(["deliver", "delete", "deliver-again"]):
+        feed = store()
+        feed.graph.add_following("fan", "bob")
+        for step in order:
+            if step == "delete":
+                feed.inboxes.remove(1, ["fan"])
+            else:
+                feed.inboxes.insert([post(1)], ["fan"])
+        assert timeline(feed, "fan") == [], order
+    for order in itertools.permutations(["deliver", "unfollow", "deliver-again"]):
+        feed = store()
+        feed.graph.add_following("fan", "bob", version=1 << 20)
+        for step in order:
+            if step == "unfollow":
+                feed.graph.remove_following("fan", "bob", version=2 << 20)
+            else:
+                feed.inboxes.insert([post(1)], ["fan"])
+        assert timeline(feed, "fan") == [], order
+
+
+def test_the_key_count_is_an_estimate_within_the_repeats_and_removals_written() -> None:
+    feed = store()
+    feed.graph.add_following("fan", "bob")
+    feed.inboxes.insert([post(i) for i in range(1, 4)], ["fan"])
+    feed.inboxes.insert([post(3)], ["fan"])  # a repeat: counted again
+    feed.inboxes.remove(2, ["fan"])  # a tombstone in, an entry out: counted as no change
+    actual = sum(1 for _ in feed.store.scan_keys(keys.family_prefix(feed.partition("fan"), keys.INBOX)))
+    estimate = feed.batches.family_counts[keys.INBOX]
+    assert actual == 3 and estimate == 4  # the estimate is over by the one repeat
+
+
+def test_inserts_and_reads_note_full_inboxes_and_the_trimmer_keeps_them_near_the_cap() -> None:
+    async def scenario() -> None:
+        feed = store()
+        feed.graph.add_following("fan", "bob")
+        for i in range(1, 40 * TRIM_EVERY // 10):
+            feed.inboxes.insert([post(i)], ["fan"])
+        assert feed.inboxes.to_trim  # noted by the inserts (once in TRIM_EVERY, at random)
+        trimmer = InboxTrimmer(feed.inboxes, ReadsFirst())
+        assert await trimmer.trim_noted() > 0 and not feed.inboxes.to_trim
+        prefix = keys.user_prefix(feed.partition("fan"), keys.INBOX, "fan")
+        assert len(list(feed.store.scan_keys(prefix))) == CAP
+        feed.inboxes.insert([post(1)], ["fan"])  # an old copy lands past the cap
+        assert len(timeline(feed, "fan", page=CAP)) == CAP and feed.inboxes.to_trim  # the read noted it
+        assert await trimmer.trim_noted() == 1
+
+    asyncio.run(scenario())
+
+
+def test_the_logical_view_is_what_a_reader_sees_whenever_the_trim_ran() -> None:
+    trimmed, untrimmed = store(), store()
+    for feed in (trimmed, untrimmed):
+        feed.graph.add_following("fan", "bob")
+        feed.inboxes.insert([post(i) for i in range(1, 12)], ["fan"])
+        feed.inboxes.remove(10, ["fan"])
+    trimmed.inboxes.trim(trimmed.partition("fan"), "fan")
+    part = trimmed.partition("fan")
+    for feed in (trimmed, untrimmed):
+        view = list(logical_view(feed.store.scan(keys.partition_prefix(part)), CAP, tombstones=False))
+        inbox = [keys.post_id_of(k) for k, _ in view if keys.family_of(k) == keys.INBOX]
+        assert inbox == [6, 7, 8, 9, 11]
+    assert repair.digests(trimmed, part) == repair.digests(untrimmed, part)
+
+
+def test_a_format_1_store_is_migrated_and_a_newer_one_refused() -> None:
+    old = MemoryStore()
+    part = store().partition("fan")
+    entry, old_tombstone = (keys.post_key(part, family, "fan", 5) for family in (keys.INBOX, keys.DELETED))
+    old.write([(entry, post(5).SerializeToString()), (old_tombstone, b"")])  # a late copy beside a delete
+    assert ensure_current(old, 8) == 1
+    assert old.get(keys.FORMAT_KEY) == str(FORMAT).encode() and old.get(old_tombstone) is None
+    assert old.get(entry + keys.TOMBSTONE_SUFFIX) == b""
+    assert FeedStore(old, partitions=8, timeline_cap=CAP).inboxes.read("fan", 10) == []  # still hidden
+    assert ensure_current(old, 8) == 0  # once is enough
+    old.write([(keys.FORMAT_KEY, b"3")])
+    try:
+        ensure_current(old, 8)
+    except StoreFormatError as exc:
+        assert "newer feedring" in str(exc) and "node remove" in str(exc)
+    else:
+        raise AssertionError("a store of a newer format was opened")
+
+
+# -- the model ---------------------------------------------------------------------------------------
+
+CONSUMERS = ["c1", "c2"]
+AUTHORS = ["a1", "a2"]
+operation = st.one_of(
+    st.tuples(st.just("follow"), st.sampled_from(CONSUMERS), st.sampled_from(AUTHORS)),
+    st.tuples(st.just("unfollow"), st.sampled_from(CONSUMERS), st.sampled_from(AUTHORS)),
+    st.tuples(st.just("deliver"), st.sampled_from(CONSUMERS), st.integers(1, 12)),
+    st.tuples(st.just("delete"), st.just(""), st.integers(1, 12)),
+    st.tuples(st.just("trim"), st.sampled_from(CONSUMERS), st.just(0)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(operation, max_size=40))
+def test_any_interleaving_reads_as_the_model_says(ops: list[tuple[str, str, object]]) -> None:
+    """Post p is by AUTHORS[p % 2] (its id is tiny: an old post). The model: an entry is kept from
+    its delivery unless its consumer had unfollowed the author then; an unfollow drops the author's
+    entries; a delete hides the post (a tombstone per consumer); a reader sees the newest CAP of
+    what is kept and not hidden; a trim drops everything older than the CAP-th visible entry (these
+    posts' tombstones too: they are past their grace)."""
+    feed = store()
+    version = itertools.count(1 << 20)
+    edges: dict[tuple[str, str], bool] = {}
+    kept: dict[str, set[int]] = {c: set() for c in CONSUMERS}
+    hidden: dict[str, set[int]] = {c: set() for c in CONSUMERS}
+
+    def visible(consumer: str) -> list[int]:
+        return sorted(kept[consumer] - hidden[consumer], reverse=True)[:CAP]
+
+    for kind, who, what in ops:
+        if kind == "follow":
+            feed.graph.add_following(who, str(what), version=next(version))
+            edges[(who, str(what))] = True
+        elif kind == "unfollow":
+            feed.graph.remove_following(who, str(what), version=next(version))
+            edges[(who, str(what))] = False
+            kept[who] = {p for p in kept[who] if AUTHORS[p % 2] != what}
+        elif kind == "deliver":
+            p = int(str(what))
+            feed.inboxes.insert([post(p, AUTHORS[p % 2])], [who])
+            if edges.get((who, AUTHORS[p % 2]), True):
+                kept[who].add(p)
+        elif kind == "delete":
+            feed.inboxes.remove(int(str(what)), CONSUMERS)
+            for consumer in CONSUMERS:
+                hidden[consumer].add(int(str(what)))
+        else:
+            feed.inboxes.trim(feed.partition(who), who)
+            window = visible(who)
+            if len(window) == CAP:
+                kept[who] = {p for p in kept[who] if p >= window[-1]}
+                hidden[who] = {p for p in hidden[who] if p >= window[-1]}
+    for consumer in CONSUMERS:
+        assert timeline(feed, consumer) == visible(consumer), consumer
