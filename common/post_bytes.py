@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from protos import feed_pb2
 
-__all__ = ["post_id", "decode", "encode"]
+__all__ = ["post_id", "author_bytes", "decode", "encode"]
 
 
 def post_id(raw_post: bytes) -> int:
@@ -25,6 +25,27 @@ def post_id(raw_post: bytes) -> int:
             break
         shift += 7
     return value
+
+
+def author_bytes(raw_post: bytes) -> bytes:
+    """The author of an encoded Post, as UTF-8 (field 2 follows field 1, the id); b"" if absent."""
+    i = 0
+    if raw_post[:1] == b"\x08":
+        i = 1
+        while i < len(raw_post) and raw_post[i] & 0x80:
+            i += 1
+        i += 1
+    if raw_post[i : i + 1] != b"\x12":
+        return b""
+    length, shift, i = 0, 0, i + 1
+    while i < len(raw_post):
+        byte = raw_post[i]
+        length |= (byte & 0x7F) << shift
+        i += 1
+        if byte < 0x80:
+            break
+        shift += 7
+    return raw_post[i : i + length]
 
 
 def decode(raws: Iterable[bytes]) -> list[feed_pb2.Post]:

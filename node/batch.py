@@ -79,6 +79,11 @@ class Batch:
         self.deletes.discard(key)
         self.puts[key] = value
 
+    def delete_blind(self, key: bytes) -> None:
+        """Deletes a key whether or not it exists, counting nothing (a key no family count holds)."""
+        self.puts.pop(key, None)
+        self.deletes.add(key)
+
     def delete_existing(self, key: bytes) -> bool:
         if self.get(key) is None:
             return False

@@ -77,10 +77,12 @@ class ObservedStore:
         self.get = inner.get  # the hottest call of all: no extra Python frame
 
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
+        if not self.changes.subscribed:  # the common case: no partition is moving
+            self.inner.write(puts, deletes)
+            return
         puts, deletes = list(puts), list(deletes)
         self.inner.write(puts, deletes)
-        if self.changes.subscribed:
-            self.changes.publish(puts, deletes)
+        self.changes.publish(puts, deletes)
 
     def write_unpublished(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
         """A write that is not a change of the partition (a transfer applying what it receives)."""

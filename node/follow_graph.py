@@ -65,10 +65,13 @@ class FollowGraph:
             delta, _ = set_edge(batch, edge, version, True, followee_key.encode("utf-8"))
             counters.following_count += delta
             kept = None
-        if hot and is_alive(batch.get(edge)):
+        following = is_alive(batch.get(edge))
+        if following:
+            self.inboxes.followed(batch, part, follower, followee)
+        if hot and following:
             set_edge(batch, keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee), version, True)
         batch.commit()
-        return kept is None and is_alive(batch.get(edge)), followee_key if kept is None else kept
+        return kept is None and following, followee_key if kept is None else kept
 
     def remove_following(self, follower: str, followee: str, version: int = 0) -> tuple[bool, str]:
         """Removes the edge (leaving a dead one with its version) and every post of `followee` from
@@ -93,7 +96,7 @@ class FollowGraph:
         hot_mark = keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee)
         if batch.get(hot_mark) is not None:
             set_edge(batch, hot_mark, version, False)
-        self.inboxes.purge_author(batch, part, follower, followee)
+        self.inboxes.unfollowed(batch, part, follower, followee)
 
     def add_follower(
         self, followee_key: str, follower: str, author: str, backfill_limit: int, version: int = 0
@@ -138,6 +141,8 @@ class FollowGraph:
                 delta, _ = set_edge(batch, edge, version, True, followee_key.encode("utf-8"))
                 counters.following_count += delta
                 created[followee] += delta
+                if delta > 0:
+                    self.inboxes.followed(batch, part, follower, followee)
             if hot and is_alive(batch.get(edge)):
                 set_edge(batch, keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee), version, True)
         batch.commit()
@@ -257,6 +262,7 @@ class FollowGraph:
         if family == keys.FOLLOWING:
             if delta > 0:
                 batch.counters_of(part, user).following_count += 1
+                self.inboxes.followed(batch, part, user, other)
             elif not theirs.alive:
                 self.unfollowed(batch, part, user, other, theirs.version, was_following=delta < 0)
         elif family == keys.FOLLOWERS and delta:

@@ -2,46 +2,51 @@
 
 An inbox holds copies of the posts fanned out to its consumer, keyed by post id (byte order is
 time order, so a reverse scan reads newest first). It is write-optimized, LSM-style (LevelDB is fast
-at blind idempotent puts and slow at read-modify-write):
+at blind idempotent puts and slow at read-modify-write; Cassandra and Bigtable timelines work so):
 
-- **Delivering an entry is one put** of a key that a retry, a second driver or another replica
-  writes identically. The only read is the consumer's follow edge to the post's author, once per
-  consumer and author in a batch: a consumer who unfollowed the author takes nothing, so a
-  delivery landing after an unfollow never brings the author back (the unfollow purged the inbox
-  in the same batch that killed the edge). A replica that has not seen the follow yet takes the
-  post: deliveries only go to followers, and an unfollow arriving later purges it anyway.
-- **A removal is a tombstone put beside the entry** (key + 'x') and a blind delete of the entry. A
-  newest-first scan meets the tombstone just before the entry's key and skips the entry, so a late
-  copy of a deleted post, written after its tombstone, stays hidden.
+- **Delivering an entry is one put, and nothing is read**: a retry, a second driver or another
+  replica writes the same key with the same value.
+- **A removal is a tombstone put beside the entry** (its key + 'x') and a blind delete of the
+  entry. A newest-first scan meets the tombstone just before the entry's key and skips the entry,
+  so a late copy of a deleted post, written after its tombstone, stays hidden.
+- **An unfollow leaves a mark** above every entry of the inbox (0xFF... 'u' author) in the same
+  batch that kills the follow edge and deletes the author's entries; a newest-first scan meets the
+  marks first and skips that author's entries below them, so a delivery still in flight when the
+  unfollow landed (or replayed from a hint later) never shows. A follow removes the mark again.
 - **The cap holds at read time**: a read never returns an entry past the `timeline_cap` newest
-  visible ones (a page below a cursor counts the visible entries above it, keys only). Storage is
-  trimmed lazily: an insert notes its consumer for a check once in TRIM_EVERY entries on average,
-  and so does a read that reached the cap; the background trimmer (node/inbox_trim.py) deletes
-  the entries past the cap, and the tombstones there once their post is TOMBSTONE_GRACE_S old (a
-  delivery of a deleted post still in flight, or replayed from a hint, stays hidden that long). An
-  inbox stays within about the cap plus a few TRIM_EVERY keys.
+  visible ones (a page below a cursor counts the visible entries above it). Storage is trimmed
+  lazily: an insert notes its consumer for a check once in TRIM_EVERY entries on average, and so
+  does a read that reached the cap; the background trimmer (node/inbox_trim.py) deletes the
+  entries past the cap, and tombstones there and marks once they are TOMBSTONE_GRACE_S old (a
+  delivery still in flight, or replayed from a hint, stays hidden that long). An inbox stays
+  within about the cap plus a few TRIM_EVERY keys.
 - **No counter is read or written per entry**: the node's count of inbox keys is an estimate (puts
   issued, minus deletes made), shown as such.
-- **Repair compares the logical inbox** (logical_view): the newest `cap` visible entries and the
-  tombstones among them; replicas that trimmed at different moments do not differ.
+- **Repair compares the logical inbox** (logical_view): the newest `cap` visible entries, with the
+  tombstones and marks among them; replicas that trimmed at different moments do not differ.
 """
 
 from __future__ import annotations
 
+import functools
 import random
+import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 
+from common import post_bytes
 from feed.post_ids import created_at_ms
 from node import keys
 from node.batch import Batch, Batches
-from node.versioned import is_alive
 from protos import feed_pb2
 
-__all__ = ["Inboxes", "TRIM_EVERY", "logical_view"]
+__all__ = ["Inboxes", "TRIM_EVERY", "TOMBSTONE_GRACE_S", "logical_view"]
 
 TRIM_EVERY = 256  # inserts per consumer between trim checks, on average
-TOMBSTONE_GRACE_S = 24 * 3600.0  # past the cap, a tombstone is kept until its post is this old
+TOMBSTONE_GRACE_S = 24 * 3600.0  # past the cap, tombstones and marks are kept this long
+_MS = struct.Struct(">Q")
+
+Item = tuple[bytes, bytes]
 
 
 class Inboxes:
@@ -52,31 +57,28 @@ class Inboxes:
         self.timeline_cap = timeline_cap
         self.to_trim: set[tuple[int, str]] = set()  # (partition, consumer): may hold more than the cap
         self._sample = random.Random()
+        # A node delivers to the same followers post after post: their key prefixes are kept.
+        self._prefixes = functools.lru_cache(maxsize=1 << 16)(self._consumer_prefix)
+
+    def _consumer_prefix(self, consumer: str) -> tuple[int, bytes]:
+        part = self.partition(consumer)
+        return part, keys.user_prefix(part, keys.INBOX, consumer)
 
     # -- writes ----------------------------------------------------------------------------------
 
     def insert(self, posts: Iterable[feed_pb2.Post], consumers: Iterable[str]) -> int:
-        """Puts every post into every consumer's inbox, except a consumer who unfollowed its author.
-        Returns the entries written (a repeated entry is written, and counted, again)."""
-        entries = [
-            (post.author.encode("utf-8"), keys.encoded_post_id(post.id), post.SerializeToString()) for post in posts
-        ]
-        get, puts = self.store.get, []
-        check_every = 1.0 / TRIM_EVERY * len(entries)
-        sample = self._sample.random
+        """Puts every post into every consumer's inbox, reading nothing. Returns the entries written
+        (a repeated entry is written, and counted, again)."""
+        entries = [(keys.encoded_post_id(post.id), post.SerializeToString()) for post in posts]
+        puts: list[Item] = []
+        check_every = len(entries) / TRIM_EVERY
+        sample, note, prefixes = self._sample.random, self.to_trim.add, self._prefixes
         for consumer in consumers:
-            part = self.partition(consumer)
-            edges, inbox = keys.inbox_prefixes(part, consumer)
-            unfollowed: dict[bytes, bool] = {}
-            for author, post_id, raw in entries:
-                dead = unfollowed.get(author)
-                if dead is None:
-                    edge = get(edges + author)
-                    dead = unfollowed[author] = edge is not None and not is_alive(edge)
-                if not dead:
-                    puts.append((inbox + post_id, raw))
+            part, inbox = prefixes(consumer)
+            for post_id, raw in entries:
+                puts.append((inbox + post_id, raw))
             if sample() < check_every:
-                self.to_trim.add((part, consumer))
+                note((part, consumer))
         if puts:
             self.batches.write_blind(keys.INBOX, puts, counted=len(puts))
         return len(puts)
@@ -93,37 +95,42 @@ class Inboxes:
             self.batches.write_blind(keys.INBOX, puts, deletes, counted=0)  # a tombstone for an entry
         return len(puts)
 
-    def purge_author(self, batch: Batch, part: int, consumer: str, author: str) -> None:
-        """Deletes every entry of `author` from the consumer's inbox, in `batch` (an unfollow's)."""
+    def unfollowed(self, batch: Batch, part: int, consumer: str, author: str) -> None:
+        """In `batch` (an unfollow's): deletes every entry of `author` and marks it unfollowed."""
         prefix = keys.user_prefix(part, keys.INBOX, consumer)
+        wanted = author.encode("utf-8")
         for key, raw in self.store.scan(prefix):
-            if raw and feed_pb2.Post.FromString(raw).author == author:
+            if len(key) == len(prefix) + 8 and post_bytes.author_bytes(raw) == wanted:
                 batch.delete_existing(key)
+        batch.put(keys.inbox_unfollow_mark_key(part, consumer, author), _MS.pack(int(time.time() * 1000)))
+
+    def followed(self, batch: Batch, part: int, consumer: str, author: str) -> None:
+        """In `batch` (a follow's): the author's posts may show again."""
+        batch.delete_blind(keys.inbox_unfollow_mark_key(part, consumer, author))
 
     # -- reads -----------------------------------------------------------------------------------
 
     def read(self, consumer: str, limit: int, before_id: int = 0) -> list[bytes]:
         """The newest `limit` visible entries below `before_id` (0: from the newest), as stored,
         never past the `timeline_cap` newest visible ones."""
-        part = self.partition(consumer)
-        prefix = keys.user_prefix(part, keys.INBOX, consumer)
-        room = self.timeline_cap
-        start = None
+        part, prefix = self._prefixes(consumer)
+        plen = len(prefix)
+        room, start, marks = self.timeline_cap, None, set[bytes]()
         if before_id:
             below = keys.encoded_post_id(before_id)
-            room -= _visible_above(self.store.scan_keys(prefix, reverse=True), len(prefix), below, room)
+            above = 0
+            for key, _, visible in _newest_first(self.store.scan(prefix, reverse=True), plen, marks):
+                if key[plen : plen + 8] < below or above >= room:
+                    break
+                above += visible
+            room -= above
             start = keys.inbox_tombstone_key(part, consumer, before_id - 1)  # its tombstone, if any, too
         want = min(limit, room)
         if want <= 0:
             return []
         out: list[bytes] = []
-        hidden = b""
-        plen = len(prefix)
-        for key, raw in self.store.scan(prefix, start=start, reverse=True):
-            post_id, tombstone = keys.inbox_key_kind(key, plen)
-            if tombstone:
-                hidden = post_id
-            elif post_id != hidden:
+        for _, raw, visible in _newest_first(self.store.scan(prefix, start=start, reverse=True), plen, marks):
+            if visible:
                 out.append(raw)
                 if len(out) >= want:
                     break
@@ -134,24 +141,27 @@ class Inboxes:
     # -- trimming (node/inbox_trim.py runs it) ---------------------------------------------------
 
     def trim(self, part: int, consumer: str, now_ms: int | None = None) -> int:
-        """Deletes the keys past the `timeline_cap` newest visible entries (tombstones only once past
-        their grace); returns how many."""
+        """Deletes the entries past the `timeline_cap` newest visible ones and the entries under a
+        tombstone (the tombstone stays), and tombstones past the cap and marks anywhere once past
+        their grace; returns how many keys went. (An entry hidden by an unfollow mark stays: a
+        follow again shows it, as it shows the author's other recent posts.)"""
         prefix = keys.user_prefix(part, keys.INBOX, consumer)
         plen = len(prefix)
-        visible = 0
-        hidden = b""
-        past: list[bytes] = []
-        expired_before_ms = (now_ms if now_ms is not None else int(time.time() * 1000)) - TOMBSTONE_GRACE_S * 1000
-        for key in self.store.scan_keys(prefix, reverse=True):
-            post_id, tombstone = keys.inbox_key_kind(key, plen)
-            if visible >= self.timeline_cap:
-                if not tombstone or created_at_ms(keys.decode_post_id(post_id)) < expired_before_ms:
+        expired_ms = (now_ms if now_ms is not None else int(time.time() * 1000)) - TOMBSTONE_GRACE_S * 1000
+        visible, past, tombstone = 0, [], b""
+        for key, value, seen in _newest_first(self.store.scan(prefix, reverse=True), plen, set()):
+            token, kind = keys.inbox_key_kind(key, plen)
+            if kind == keys.INBOX_MARK:
+                if _MS.unpack(value)[0] < expired_ms:
                     past.append(key)
-                continue
-            if tombstone:
-                hidden = post_id
-            elif post_id != hidden:
-                visible += 1
+            elif kind == keys.INBOX_ENTRY:
+                if token == tombstone or visible >= self.timeline_cap:
+                    past.append(key)
+            else:
+                tombstone = token
+                if visible >= self.timeline_cap and created_at_ms(keys.decode_post_id(token)) < expired_ms:
+                    past.append(key)
+            visible += seen
         if past:
             self.batches.write_blind(keys.INBOX, [], past, counted=-len(past))
         return len(past)
@@ -159,39 +169,44 @@ class Inboxes:
     # -- repair merge rule (node/repair.py) ------------------------------------------------------
 
     def merge_entry(self, key: bytes, value: bytes) -> int:
-        """Another replica's entry or tombstone: an entry is inserted under a fan-out's rules."""
+        """Another replica's entry, tombstone or unfollow mark, taken as its own write would be."""
         if self.store.get(key) is not None:
             return 0
         prefix = keys.inbox_prefix_of(key)
         consumer = keys.user_of(key).decode("utf-8")
-        post_id, tombstone = keys.inbox_key_kind(key, len(prefix))
-        if tombstone:
-            return self.remove(keys.decode_post_id(post_id), [consumer])
+        token, kind = keys.inbox_key_kind(key, len(prefix))
+        if kind == keys.INBOX_TOMBSTONE:
+            return self.remove(keys.decode_post_id(token), [consumer])
+        if kind == keys.INBOX_MARK:
+            self.batches.write_blind(keys.INBOX, [(key, value)], counted=0)  # its edge merges beside it
+            return 1
         return self.insert([feed_pb2.Post.FromString(value)], [consumer])
 
 
-def _visible_above(newest_first: Iterator[bytes], prefix_len: int, below: bytes, most: int) -> int:
-    """How many visible entries a consumer's inbox holds at or above post id `below` (at most `most`)."""
-    visible = 0
+def _newest_first(items: Iterable[Item], prefix_len: int, marks: set[bytes]) -> Iterator[tuple[bytes, bytes, int]]:
+    """One inbox's keys newest first (from its top, or from within it with `marks` already read),
+    each with 1 if a reader sees it: an entry not hidden by its tombstone or an unfollow mark.
+    Marks met are added to `marks`."""
     hidden = b""
-    for key in newest_first:
-        post_id, tombstone = keys.inbox_key_kind(key, prefix_len)
-        if post_id < below or visible >= most:
-            break
-        if tombstone:
-            hidden = post_id
-        elif post_id != hidden:
-            visible += 1
-    return visible
+    for key, value in items:
+        token, kind = keys.inbox_key_kind(key, prefix_len)
+        if kind == keys.INBOX_ENTRY:
+            visible = token != hidden and not (marks and post_bytes.author_bytes(value) in marks)
+            yield key, value, int(visible)
+        else:
+            if kind == keys.INBOX_MARK:
+                marks.add(token)
+            else:
+                hidden = token
+            yield key, value, 0
 
 
-def logical_view(
-    inbox: Iterable[tuple[bytes, bytes]], cap: int, tombstones: bool
-) -> Iterator[tuple[bytes, bytes]]:
+def logical_view(inbox: Iterable[Item], cap: int, tombstones: bool) -> Iterator[Item]:
     """The keys of one partition's scan (in key order) that make an inbox what a reader sees: for each
-    consumer, the newest `cap` visible entries (and, with `tombstones`, the tombstones at or above
-    the oldest of them); every key of another family passes unchanged. What repair compares and sends."""
-    group: list[tuple[bytes, bytes]] = []
+    consumer, the newest `cap` visible entries (and, with `tombstones`, the tombstones and marks
+    at or above the oldest of them); every key of another family passes unchanged. What repair
+    compares and sends."""
+    group: list[Item] = []
     group_prefix = b""
     for key, value in inbox:
         if keys.family_of(key) != keys.INBOX:
@@ -210,22 +225,14 @@ def logical_view(
         yield from _logical_inbox(group, len(group_prefix), cap, tombstones)
 
 
-def _logical_inbox(
-    ascending: list[tuple[bytes, bytes]], prefix_len: int, cap: int, tombstones: bool
-) -> list[tuple[bytes, bytes]]:
-    kept: list[tuple[bytes, bytes]] = []
+def _logical_inbox(ascending: list[Item], prefix_len: int, cap: int, tombstones: bool) -> list[Item]:
+    kept: list[Item] = []
     visible = 0
-    hidden = b""
-    for key, value in reversed(ascending):
-        post_id, tombstone = keys.inbox_key_kind(key, prefix_len)
-        if tombstone:
-            hidden = post_id
-            if tombstones:
-                kept.append((key, value))
-        elif post_id != hidden:
+    for key, value, seen in _newest_first(reversed(ascending), prefix_len, set()):
+        if seen or (tombstones and len(key) != prefix_len + 8):  # not an entry hidden by one of them
             kept.append((key, value))
-            visible += 1
-            if visible >= cap:
-                break
+        visible += seen
+        if visible >= cap:
+            break
     kept.reverse()
     return kept

@@ -9,6 +9,11 @@ moving it means streaming that range. Then one byte names the data family:
                part | 'I' | consumer    0x00 | post_id | 'x'     b""  (inbox tombstone: right after
                                                               its entry, so a newest-first scan
                                                               meets it first and skips the entry)
+               part | 'I' | consumer    0x00 | 0xFF x 8 | 'u' | author
+                                                              unfollow mark: ms (8B BE); above every
+                                                              entry, so a newest-first scan meets
+                                                              the marks first and skips the
+                                                              author's entries below them
     X deleted  part | 'X' | consumer    0x00 | post_id (8B BE)   (format 1 only: inbox tombstones
                                                               before they moved beside their
                                                               entries; node/store_format.py)
@@ -64,6 +69,11 @@ __all__ = [
     "encoded_post_id",
     "inbox_tombstone_key",
     "inbox_key_kind",
+    "inbox_unfollow_mark_key",
+    "UNFOLLOW_MARK",
+    "INBOX_ENTRY",
+    "INBOX_TOMBSTONE",
+    "INBOX_MARK",
     "inbox_prefix_of",
     "old_tombstone_to_inbox",
     "partition_prefix",
@@ -123,6 +133,8 @@ CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"
 FORMAT_KEY = b"\xff\xff" + b"format"
 HINTS_PREFIX = b"\xff\xffh"
 TOMBSTONE_SUFFIX = b"x"  # after an inbox entry's key: its tombstone
+UNFOLLOW_MARK = b"\xff" * 8 + b"u"  # after an inbox's prefix, before an author: an unfollow mark
+INBOX_ENTRY, INBOX_TOMBSTONE, INBOX_MARK = 0, 1, 2  # what an inbox key is (inbox_key_kind)
 
 _PARTITION = struct.Struct(">H")
 _POST_ID = struct.Struct(">Q")
@@ -157,10 +169,18 @@ def inbox_tombstone_key(partition: int, consumer: str, post_id: int) -> bytes:
     return post_key(partition, INBOX, consumer, post_id) + TOMBSTONE_SUFFIX
 
 
-def inbox_key_kind(key: bytes, prefix_len: int) -> tuple[bytes, bool]:
-    """(encoded post id, whether it is a tombstone) of an inbox key whose consumer prefix
-    (user_prefix, inbox_prefixes) is `prefix_len` bytes long."""
-    return key[prefix_len : prefix_len + 8], len(key) > prefix_len + 8
+def inbox_unfollow_mark_key(partition: int, consumer: str, author: str) -> bytes:
+    return user_prefix(partition, INBOX, consumer) + UNFOLLOW_MARK + author.encode("utf-8")
+
+
+def inbox_key_kind(key: bytes, prefix_len: int) -> tuple[bytes, int]:
+    """(encoded post id, or for a mark its author; INBOX_ENTRY, INBOX_TOMBSTONE or INBOX_MARK) of an
+    inbox key whose consumer prefix (user_prefix, inbox_prefixes) is `prefix_len` bytes long."""
+    if len(key) == prefix_len + 8:
+        return key[prefix_len:], INBOX_ENTRY
+    if key[prefix_len : prefix_len + 9] == UNFOLLOW_MARK:
+        return key[prefix_len + 9 :], INBOX_MARK
+    return key[prefix_len : prefix_len + 8], INBOX_TOMBSTONE
 
 
 def inbox_prefix_of(key: bytes) -> bytes:

@@ -149,9 +149,11 @@ class Repairer:
 
     # -- the background pass ---------------------------------------------------------------------
 
-    async def run(self, first_after_s: float = 10.0) -> None:
-        """After a start, a pass over every partition held (catching up on what was missed while
-        down); then, every `interval_s`, one over the partitions this node is first replica of."""
+    async def run(self, first_after_s: float = 60.0) -> None:
+        """A minute after a start, a pass over every partition held (catching up on what hints did not
+        bring: hints replay within seconds, so this backstop waits rather than compete with the
+        burst of traffic a restart meets); then, every `interval_s`, one over the partitions this
+        node is first replica of."""
         await asyncio.sleep(first_after_s)
         everything = True
         while True:

@@ -81,10 +81,11 @@ class LevelDBStore:
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
         # transaction=True: a batch that raises midway writes nothing.
         with self._db.write_batch(transaction=True) as batch:
+            put, delete = batch.put, batch.delete
             for key, value in puts:
-                batch.put(key, value)
+                put(key, value)
             for key in deletes:
-                batch.delete(key)
+                delete(key)
 
     def scan(
         self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
