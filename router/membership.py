@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from common.cluster_map import ClusterMap
+from common.cluster_map import ClusterMap, Member
 from common.errors import FailedPrecondition, FeedringError, InvalidArgument, Unavailable
 from common.storage_client import StorageClient
 from protos import admin_pb2, storage_pb2
@@ -162,7 +162,9 @@ class MembershipChanges:
             await self._catch_up(plan, transfers)
 
         committed = plan.commit_change()
-        await self._push(committed)
+        # The removed nodes too: they learn they hold nothing any more (their Feed API forwards
+        # every read from now on, and they may drop their copies).
+        await self._push(committed, also=plan.leaving)
         self._publish(phase="COMMITTED", to_epoch=committed.epoch)
         log.info("membership change committed change=%r epoch=%d", plan.change, committed.epoch)
 
@@ -288,11 +290,12 @@ class MembershipChanges:
         )
         return [str(d) for d in dropped if isinstance(d, BaseException)]
 
-    async def _push(self, cluster_map: ClusterMap) -> None:
-        """Gives the map to every node that is (or is becoming, or leaving as) a member."""
+    async def _push(self, cluster_map: ClusterMap, also: tuple[Member, ...] = ()) -> None:
+        """Gives the map to every node that is (or is becoming, or leaving as) a member, and `also`
+        to the nodes a change just let go."""
         message = cluster_map.to_proto()
         dead = {*cluster_map.dead, *self._dead}
-        nodes = {m.id: m.address for m in (*cluster_map.members, *cluster_map.leaving) if m.id not in dead}
+        nodes = {m.id: m.address for m in (*cluster_map.members, *cluster_map.leaving, *also) if m.id not in dead}
         results = await asyncio.gather(
             *(
                 # wait_for_ready: a node restarted moments ago may still be in the channel's reconnect backoff.
@@ -317,7 +320,8 @@ class MembershipChanges:
         self._dead = current.dead
         await self._seal_all(current, transfers, unseal=True)
         rolled_back = current.abort_change()
-        await self._push(rolled_back)
+        kept = {m.id for m in rolled_back.members}
+        await self._push(rolled_back, also=tuple(m for m in current.members if m.id not in kept))
         # Partial copies on the destinations are not served; delete them.
         await self._drop(current, transfers.by_destination, timeout_s=60.0)
         log.info("membership change aborted change=%r epoch=%d", current.change, rolled_back.epoch)

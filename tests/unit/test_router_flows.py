@@ -15,6 +15,8 @@ import pytest
 from common import post_bytes, salting
 from common.errors import FailedPrecondition, NotFound, Unavailable
 from common.hot_state import HotState
+from node import keys
+from node.feed_api import feed_flows
 from protos import admin_pb2, feed_pb2, storage_pb2
 from router.flows import RouterFlows
 from router.membership_plan import Kind
@@ -326,6 +328,26 @@ def test_adding_a_node_moves_its_share_and_loses_nothing() -> None:
         # The old owners dropped what moved: every key is held exactly once (holder_of asserts it).
         for i in range(20):
             cluster.holder_of(f"reader{i}")
+
+    run(scenario)
+
+
+def test_a_removed_node_learns_it_holds_nothing_and_its_feed_api_still_answers_right() -> None:
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(nodes=3, replication_factor=1))
+        router = cluster.router()
+        reader = next(f"reader{i}" for i in range(100) if cluster.holder_of(f"reader{i}") == "n2")
+        await router.follows.follow(reader, "author")
+        post = await router.posts.post("author", "kept through the removal")
+        await cluster.settle(router)
+        request = admin_pb2.ChangeMembershipRequest(kind=Kind.REMOVE, node_id="n2")
+        assert [p.phase async for p in router.membership.request(request)][-1] == "DONE"
+        removed = cluster.nodes["n2"]
+        assert removed.ownership.map.epoch == router.storage.map.epoch and not removed.ownership.owned
+        assert list(removed.store.scan_keys(keys.partition_prefix(removed.data.partition(reader)))) == []  # dropped
+        # A client whose map still names n2 reads through it: n2 forwards to the key's new owner.
+        through_n2 = feed_flows(cluster.config, removed)
+        assert [p.id for p in post_bytes.decode(await through_n2.timeline.read(reader, 10, 0))] == [post.id]
 
     run(scenario)
 
