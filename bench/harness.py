@@ -142,11 +142,12 @@ async def _router_of_keys(
 ) -> Callable[[str, int, bool], Any]:
     """Map-aware routing as FeedClient does it (client/routing.py): the routing map from `target`,
     then `CONNECTIONS_PER_PROCESS` connections to each node's Feed API; a call goes to the replica
-    of its key: its primary."""
-    from client.routing import RoutingTable
+    of its key that this process reads that key from (writes: the primary)."""
+    from client.routing import RoutingTable, Spread
     from protos import feed_pb2, feed_pb2_grpc
 
     table = RoutingTable.from_proto(await entry.GetRoutingMap(feed_pb2.GetRoutingMapRequest(), timeout=5))
+    spread = Spread(salt=job.seed)
     by_address: dict[str, list[Any]] = {}
     for address in table.all_addresses():
         node_channels = [grpc.aio.insecure_channel(address) for _ in range(CONNECTIONS_PER_PROCESS)]
@@ -154,7 +155,7 @@ async def _router_of_keys(
         by_address[address] = [feed_pb2_grpc.FeedStub(c) for c in node_channels]
 
     def route(key: str, connection: int, read: bool) -> Any:
-        address = table.replicas(key)[0]
+        address = spread.order(key, table.replicas(key), read)[0]
         node_stubs = by_address[address]
         return node_stubs[connection % len(node_stubs)]
 

@@ -2,7 +2,7 @@
 
 The client fetches the routing map (feed.proto's GetRoutingMap) from the address it was given (a
 router or a node) and then sends each Feed call to a replica of the key that decides it
-(client/routing.py), its primary first. A replica that does not answer (refused,
+(client/routing.py), spreading reads over the replicas by key. A replica that does not answer (refused,
 reset, or silent past the attempt deadline: a killed or stopped process) is skipped for a while
 (common/peer_health.py's circuit breaker) and the call goes to the next replica, then to the address
 the client was given. Reads of a key this client wrote in the last READ_YOUR_WRITES_S go first to the
@@ -26,7 +26,7 @@ from typing import Any
 import grpc
 
 from client.credentials import with_token
-from client.routing import READS, RoutingTable
+from client.routing import READS, RoutingTable, Spread
 from common.grpc_status import MAP_EPOCH_KEY
 from common.peer_health import PeerHealth
 from common.tls import client_credentials
@@ -59,6 +59,7 @@ class MapAwareCalls:
         self.health = PeerHealth()
         self.routing: RoutingTable | None = None
         self._fetched_at = 0.0
+        self._spread = Spread()
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
         self._stubs: dict[str, feed_pb2_grpc.FeedStub] = {}
@@ -98,7 +99,7 @@ class MapAwareCalls:
         """Sends one Feed call to a replica of `key` (then the next, then the entry address)."""
         table = self.table()
         read = method in READS
-        replicas = table.replicas(key) if table else []
+        replicas = self._spread.order(key, table.replicas(key), read) if table else []
         if read:
             replicas = self._after_own_write(key, replicas)
         targets = [a for a in replicas if self.health.allows(a)] + [a for a in replicas if not self.health.allows(a)]
