@@ -1,9 +1,11 @@
-"""The Python client of feedring: FeedClient, its result types, and the error classes.
+"""The Python client of feedring: FeedClient (blocking), AsyncFeedClient (asyncio), their result
+types, and the error classes.
 
 The error classes are common/errors.py's own, so code catching ``client.NotFound`` also catches what
 a server raised as ``common.errors.NotFound``.
 """
 
+from client.async_client import AsyncFeedClient
 from client.feed_client import (
     ChangeProgress,
     ClusterMap,
@@ -33,6 +35,7 @@ from common.errors import (
 
 __all__ = [
     "FeedClient",
+    "AsyncFeedClient",
     "Post",
     "Page",
     "User",

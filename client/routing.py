@@ -1,14 +1,18 @@
 """Where a map-aware client sends each call: the key that decides it, and that key's replicas.
 
-Pure: built from the RoutingMap any router or node answers (feed.proto), no I/O. Reads are spread
-over a key's replicas by key: each client reads a given key from one replica (chosen by a hash of
-the key and the client's own salt) while it answers, so the pages of one timeline come from one
-replica (a third replica that is a moment behind a write's quorum never makes a later page older
-than an earlier one), and the many clients of a popular key spread its reads over all its
-replicas (measured: sending every read to the key's primary cost a quarter of the read throughput
-under the bench's Zipf readers). Writes go to the replicas in the map's order (any replica
-coordinates a write: its primary saves a forward); client/map_aware.py sends a client's reads of a
-key it just wrote to the replica that took the write.
+Pure: built from the RoutingMap any router or node answers (feed.proto), no I/O. Timeline reads
+are spread over a key's replicas by key: each client reads a given timeline from one replica
+(chosen by a hash of the key and the client's own salt) while it answers, so the pages of one
+timeline come from one replica (a third replica that is a moment behind a write's quorum never
+makes a later page older than an earlier one), and the many clients of a popular timeline spread
+its reads over all its replicas (measured: sending every timeline read to the key's primary cost a
+quarter of the read throughput under the bench's Zipf readers). Timelines are filled
+asynchronously anyway, so a replica a moment behind costs nothing a reader can tell. The other
+reads (a user's posts, profile, follow lists) go to the primary first: the primary coordinates the
+writes of its keys and is always in their quorum, so what one process wrote another reads at once
+(a user who posts from the CLI and lists their posts from a second command). Writes go to the
+replicas in the map's order; client/map_aware.py sends a client's reads of a key it just wrote to
+the replica that took the write.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from common.partitioning import partition_of
 from protos import feed_pb2
 
-__all__ = ["RoutingTable", "KEY_FIELD", "READS"]
+__all__ = ["RoutingTable", "KEY_FIELD", "READS", "SPREAD_READS"]
 
 # Which request field decides where a Feed call goes (feed.proto's RoutingMap says the same).
 KEY_FIELD = {
@@ -35,6 +39,8 @@ KEY_FIELD = {
     "GetUser": "user",
 }
 READS = frozenset({"GetTimeline", "GetUserPosts", "ListFollowers", "ListFollowing", "GetUser"})
+# The reads spread over a key's replicas (the rest start at the primary: see the module doc).
+SPREAD_READS = frozenset({"GetTimeline"})
 
 
 @dataclass(frozen=True)
@@ -70,14 +76,14 @@ class RoutingTable:
 
 
 class Spread:
-    """The order in which one client tries a key's replicas: for reads, starting at a replica chosen
-    by the key and this client's salt (the same one every time), for writes in the map's order."""
+    """The order in which one client tries a key's replicas: for spread reads, starting at a replica
+    chosen by the key and this client's salt (the same one every time), else in the map's order."""
 
     def __init__(self, salt: int | None = None) -> None:
         self.salt = random.getrandbits(32) if salt is None else salt
 
-    def order(self, key: str, replicas: list[str], read: bool) -> list[str]:
-        if not read or len(replicas) < 2:
+    def order(self, key: str, replicas: list[str], spread: bool) -> list[str]:
+        if not spread or len(replicas) < 2:
             return replicas
         start = zlib.crc32(key.encode("utf-8"), self.salt) % len(replicas)
         return replicas[start:] + replicas[:start]

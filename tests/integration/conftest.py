@@ -10,6 +10,7 @@ import pytest
 
 from client import FeedClient
 from ops.local_cluster import LocalCluster
+from tests.integration.blocking_async import BlockingAsyncClient
 from tests.support import eventually, write_cluster_file
 
 
@@ -19,7 +20,7 @@ class ClusterHandle:
         self.local = LocalCluster(path)
         self.config = self.local.config
         self.router_address = self.config.routers[0].address
-        self._clients: list[FeedClient] = []
+        self._clients: list[FeedClient | BlockingAsyncClient] = []
 
     def client(self, timeout_s: float = 10.0, token: str | None = None, map_aware: bool = True) -> FeedClient:
         """A client sending `token` (default: the cluster secret, so Admin calls work; "" for none).
@@ -29,6 +30,13 @@ class ClusterHandle:
         client = FeedClient(
             self.router_address, timeout_s=timeout_s, token=token, ca_file=ca_file, map_aware=map_aware
         )
+        self._clients.append(client)
+        return client
+
+    def async_client(self, timeout_s: float = 10.0) -> BlockingAsyncClient:
+        """An AsyncFeedClient, map-aware, with the cluster secret, driven from blocking code."""
+        ca_file = self.config.tls.ca_file if self.config.tls.enabled else ""
+        client = BlockingAsyncClient(self.router_address, timeout_s=timeout_s, token=self.local.secret, ca_file=ca_file)
         self._clients.append(client)
         return client
 

@@ -1,4 +1,5 @@
-"""The public API against a real 3-node cluster: what a user of the app would check."""
+"""The public API against a real 3-node cluster: what a user of the app would check. Every scenario
+runs twice: with FeedClient and with AsyncFeedClient (same methods, results and errors)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import pytest
 
 from client import FeedClient
 from common.errors import InvalidArgument, NotFound
+from tests.integration.conftest import ClusterHandle
 from tests.support import eventually
+
+
+@pytest.fixture(params=["FeedClient", "AsyncFeedClient"])
+def client(request: pytest.FixtureRequest, cluster: ClusterHandle) -> FeedClient:
+    if request.param == "AsyncFeedClient":
+        return cluster.async_client()  # type: ignore[return-value]  # the same methods, driven blocking
+    return cluster.client()
 
 
 def users(*names: str) -> list[str]:

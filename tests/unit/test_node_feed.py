@@ -146,8 +146,8 @@ def test_the_routing_table_sends_each_call_to_a_replica_of_its_key() -> None:
         expected = [feed_addresses[n] for n in cluster_map.replicas(cluster_map.partition(key))]
         assert table.replicas(key) == expected
     spread = Spread(salt=1)
-    firsts = {spread.order(f"user{i}", table.replicas(f"user{i}"), read=True)[0] for i in range(50)}
+    firsts = {spread.order(f"user{i}", table.replicas(f"user{i}"), spread=True)[0] for i in range(50)}
     assert len(firsts) == 3  # reads of different keys spread over every node
     assert spread.order("user1", table.replicas("user1"), True) == spread.order("user1", table.replicas("user1"), True)
-    assert spread.order("user1", table.replicas("user1"), read=False) == table.replicas("user1")
+    assert spread.order("user1", table.replicas("user1"), spread=False) == table.replicas("user1")
     assert set(KEY_FIELD) == {m.name for m in feed_pb2.DESCRIPTOR.services_by_name["Feed"].methods} - {"GetRoutingMap"}

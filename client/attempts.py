@@ -1,0 +1,144 @@
+"""What a map-aware client knows and decides, with no I/O: shared by the blocking and asyncio clients.
+
+MapState holds the routing map (and when it was fetched), the replicas that failed lately (a circuit
+breaker, common/peer_health.py), the client's read spread, and which replica took this client's
+recent writes. Attempts walks one call through its targets: a replica of the key (then the next),
+then the entry address the client was given, each within the attempt deadline and all within the
+call's. client/map_aware.py and client/async_client.py only send what these say.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import grpc
+
+from client.routing import READS, SPREAD_READS, RoutingTable, Spread
+from common.grpc_status import MAP_EPOCH_KEY, status_of
+from common.peer_health import PeerHealth
+from protos import feed_pb2
+
+__all__ = ["MapState", "Attempts", "MAP_MAX_AGE_S", "READ_YOUR_WRITES_S"]
+
+MAP_MAX_AGE_S = 5.0
+READ_YOUR_WRITES_S = 10.0  # how long reads of a written key go to the replica that took the write
+_MAX_WRITTEN_KEYS = 10_000
+_FAIL_OVER = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+class MapState:
+    def __init__(self, entry: str, timeout_s: float, attempt_timeout_s: float, metadata: Metadata = ()) -> None:
+        self.entry = entry  # the address the client was given: asked for the map, and the last resort
+        self.timeout_s = timeout_s
+        self.attempt_timeout_s = min(attempt_timeout_s, timeout_s)
+        self.metadata = metadata  # sent with every call (the async client's token)
+        self.health = PeerHealth()
+        self.routing: RoutingTable | None = None
+        self._fetched_at = 0.0
+        self._spread = Spread()
+        self._wrote: dict[str, tuple[str, float]] = {}  # key -> (replica that took the write, when)
+
+    # -- the map ---------------------------------------------------------------------------------
+
+    @property
+    def stale(self) -> bool:
+        """Missing, older than MAP_MAX_AGE_S, or known to be behind: fetch before the next call."""
+        return self.routing is None or time.monotonic() - self._fetched_at > MAP_MAX_AGE_S
+
+    def map_sources(self) -> list[str]:
+        """Whom to ask for the map, in order: the entry address, then the known nodes that answer."""
+        known = self.routing.all_addresses() if self.routing else []
+        return [a for a in dict.fromkeys([self.entry, *known]) if self.health.allows(a)]
+
+    def fetched(self, msg: feed_pb2.RoutingMap | None) -> None:
+        """The answer of a map fetch (None: nobody answered; try again after MAP_MAX_AGE_S). The
+        newest map seen is kept: a lagging node never takes the client back an epoch."""
+        if msg is not None:
+            table = RoutingTable.from_proto(msg)
+            if self.routing is None or table.epoch >= self.routing.epoch:
+                self.routing = table
+        self._fetched_at = time.monotonic()
+
+    # -- one call --------------------------------------------------------------------------------
+
+    def attempts(self, method: str, key: str) -> Attempts:
+        read = method in READS
+        replicas = self._spread.order(key, self.routing.replicas(key), method in SPREAD_READS) if self.routing else []
+        if read:
+            replicas = self._after_own_write(key, replicas)
+        healthy = [a for a in replicas if self.health.allows(a)]
+        targets = healthy + [a for a in replicas if a not in healthy]
+        if self.entry not in targets:
+            targets.append(self.entry)
+        epoch: Metadata = ((MAP_EPOCH_KEY, str(self.routing.epoch)),) if self.routing else ()
+        return Attempts(self, method, key, targets, (*self.metadata, *epoch))
+
+    def _after_own_write(self, key: str, replicas: list[str]) -> list[str]:
+        wrote = self._wrote.get(key)
+        if wrote is None:
+            return replicas
+        address, at = wrote
+        if time.monotonic() - at > READ_YOUR_WRITES_S:
+            self._wrote.pop(key, None)
+            return replicas
+        return [address, *(a for a in replicas if a != address)]
+
+    def _remember_write(self, key: str, address: str) -> None:
+        if len(self._wrote) >= _MAX_WRITTEN_KEYS:
+            now = time.monotonic()
+            self._wrote = {k: v for k, v in self._wrote.items() if now - v[1] <= READ_YOUR_WRITES_S}
+            if len(self._wrote) >= _MAX_WRITTEN_KEYS:
+                self._wrote.clear()
+        self._wrote[key] = (address, time.monotonic())
+
+    def _refetch_soon(self) -> None:
+        self._fetched_at = 0.0
+
+
+class Attempts:
+    """One call's targets, tried in order: iterate for (address, timeout, metadata); report each
+    attempt's outcome with answered() or failed()."""
+
+    def __init__(self, state: MapState, method: str, key: str, targets: list[str], metadata: Metadata) -> None:
+        self._state = state
+        self.method = method
+        self._key = key
+        self.targets = targets
+        self.metadata = metadata
+        self._deadline = time.monotonic() + state.timeout_s
+        self._last = False
+        self._unanswered = False  # an attempt that may have been applied without our hearing of it
+
+    def __iter__(self) -> Iterator[tuple[str, float, Metadata]]:
+        for i, address in enumerate(self.targets):
+            left = self._deadline - time.monotonic()
+            self._last = i == len(self.targets) - 1 or left <= 0
+            timeout = left if self._last else min(self._state.attempt_timeout_s, left)
+            yield address, max(timeout, 0.001), self.metadata
+            if self._last:
+                return
+
+    def answered(self, address: str, trailing: Sequence[tuple[str, Any]] | None) -> None:
+        state = self._state
+        state.health.succeeded(address)
+        if self.method not in READS:
+            state._remember_write(self._key, address)
+        if self._unanswered or any(k == MAP_EPOCH_KEY for k, _ in trailing or ()):
+            state._refetch_soon()  # a failure, or a newer map out there: fetch it before the next call
+
+    def failed(self, address: str, exc: grpc.RpcError) -> bool:
+        """Whether the call is settled after all: a DeletePost whose earlier, unanswered attempt
+        deleted the post. Otherwise returns False to go on to the next target, or raises `exc` when
+        it is not a failure to fail over on, or this was the last target."""
+        code = status_of(exc).code
+        if self.method == "DeletePost" and code == grpc.StatusCode.NOT_FOUND and self._unanswered:
+            return True
+        if self._last or code not in _FAIL_OVER:
+            raise exc
+        self._state.health.failed(address)
+        self._unanswered = True
+        return False

@@ -1,0 +1,123 @@
+"""What a map-aware client decides (client/attempts.py), shared by FeedClient and AsyncFeedClient:
+where each call goes, in what order, within which deadlines, and when it fails over."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from client.attempts import MapState
+from client.routing import RoutingTable
+from common.grpc_status import MAP_EPOCH_KEY
+from protos import feed_pb2
+
+ENTRY = "router:7000"
+A, B, C = "a:1", "b:1", "c:1"
+
+
+def _state(timeout_s: float = 5.0, attempt_timeout_s: float = 2.0) -> MapState:
+    state = MapState(ENTRY, timeout_s, attempt_timeout_s, metadata=(("authorization", "Bearer t"),))
+    state.routing = RoutingTable(epoch=7, partitions=1, addresses=(A, B, C), table=((0, 1, 2),))
+    state.fetched(None)  # just fetched
+    return state
+
+
+def _error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "details")
+
+
+def test_a_write_tries_the_replicas_in_map_order_then_the_entry_address() -> None:
+    attempts = _state().attempts("Post", "alice")
+    assert attempts.targets == [A, B, C, ENTRY]
+    assert attempts.metadata == (("authorization", "Bearer t"), (MAP_EPOCH_KEY, "7"))
+
+
+def test_reads_of_a_key_stick_to_one_replica_and_different_keys_spread() -> None:
+    state = _state()
+    firsts = {state.attempts("GetTimeline", f"user{i}").targets[0] for i in range(60)}
+    assert firsts == {A, B, C}
+    assert len({state.attempts("GetTimeline", "user1").targets[0] for _ in range(10)}) == 1
+
+
+def test_reads_other_than_timelines_start_at_the_primary_whatever_the_client() -> None:
+    # Another process's post is on the primary once acknowledged; a third replica may lag.
+    states = [_state() for _ in range(20)]
+    for method in ("GetUserPosts", "GetUser", "ListFollowers", "ListFollowing"):
+        assert {s.attempts(method, "alice").targets[0] for s in states} == {A}
+
+
+def test_a_read_after_this_clients_write_goes_to_the_replica_that_took_it() -> None:
+    state = _state()
+    write = state.attempts("Follow", "bob")
+    for address, _, _ in write:
+        if address == A:
+            write.failed(A, _error(grpc.StatusCode.UNAVAILABLE))
+            continue
+        write.answered(address, ())
+        break
+    assert state.attempts("GetTimeline", "bob").targets[0] == B
+
+
+def test_a_failed_replica_goes_last_until_it_answers_again() -> None:
+    state = _state()
+    attempts = state.attempts("Post", "alice")
+    address, _, _ = next(iter(attempts))
+    assert attempts.failed(address, _error(grpc.StatusCode.UNAVAILABLE)) is False
+    assert state.attempts("Post", "alice").targets == [B, C, A, ENTRY]
+    assert state.stale is False  # refreshed only once a later attempt answers
+
+
+def test_only_unavailable_and_deadline_fail_over_and_the_last_target_raises() -> None:
+    attempts = _state().attempts("Post", "alice")
+    tried = iter(attempts)
+    next(tried)
+    with pytest.raises(grpc.RpcError):
+        attempts.failed(A, _error(grpc.StatusCode.INVALID_ARGUMENT))
+    state = _state()
+    attempts = state.attempts("Post", "alice")
+    for address, _, _ in attempts:
+        if address == ENTRY:
+            with pytest.raises(grpc.RpcError):
+                attempts.failed(address, _error(grpc.StatusCode.UNAVAILABLE))
+            break
+        assert attempts.failed(address, _error(grpc.StatusCode.DEADLINE_EXCEEDED)) is False
+    else:
+        raise AssertionError("the entry address was never tried")
+
+
+def test_a_delete_whose_unanswered_attempt_deleted_the_post_counts_as_done() -> None:
+    attempts = _state().attempts("DeletePost", "alice")
+    tried = iter(attempts)
+    next(tried)
+    assert attempts.failed(A, _error(grpc.StatusCode.UNAVAILABLE)) is False
+    next(tried)
+    assert attempts.failed(B, _error(grpc.StatusCode.NOT_FOUND)) is True
+
+
+def test_each_attempt_gets_the_attempt_deadline_and_the_last_what_is_left() -> None:
+    attempts = _state(timeout_s=5.0, attempt_timeout_s=2.0).attempts("Post", "alice")
+    timeouts = [timeout for _, timeout, _ in attempts]
+    assert timeouts[:3] == [2.0, 2.0, 2.0]
+    assert 4.9 < timeouts[-1] <= 5.0  # nothing failed here, so no time was spent
+
+
+def test_an_answer_that_names_a_newer_map_makes_the_map_stale() -> None:
+    state = _state()
+    assert not state.stale
+    attempts = state.attempts("GetUser", "alice")
+    address, _, _ = next(iter(attempts))
+    attempts.answered(address, ((MAP_EPOCH_KEY, "8"),))
+    assert state.stale
+
+
+def test_an_older_map_never_replaces_a_newer_one() -> None:
+    state = _state()
+    state.fetched(feed_pb2.RoutingMap(epoch=6, partitions=1))
+    assert state.routing is not None and state.routing.epoch == 7
+    state.fetched(feed_pb2.RoutingMap(epoch=9, partitions=1))
+    assert state.routing.epoch == 9
+
+
+def test_no_map_sends_everything_to_the_entry_address() -> None:
+    state = MapState(ENTRY, 5.0, 2.0)
+    assert state.attempts("GetTimeline", "alice").targets == [ENTRY]
