@@ -9,9 +9,10 @@ bound.
   (UNAVAILABLE, REFUSED_STREAM), a less clear answer for no gain in memory. Worst case held in requests:
   max_concurrent_rpcs x MAX_REQUEST_BYTES (1,024 x 256 KiB = 256 MiB), typically kilobytes.
 - Per method, `RequestSizeInterceptor` refuses a request bigger than its method's limit with
-  RESOURCE_EXHAUSTED naming both sizes, before decoding it: a post is its text (at most
-  limits.post_max_bytes) plus ids; a BulkFollow chunk up to MAX_REQUEST_BYTES (FeedClient splits
-  bigger loads); anything else a few ids and a page token.
+  RESOURCE_EXHAUSTED naming both sizes, before decoding it: a BulkFollow chunk up to
+  MAX_REQUEST_BYTES (FeedClient splits bigger loads); anything else a few ids and a page token.
+  A Post may be as big as any request: a text over limits.post_max_bytes is the user's mistake
+  whatever its size, and gets the same INVALID_ARGUMENT from validation (feed/validation.py).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def method_limits(config: ClusterConfig) -> dict[str, tuple[int, str]]:
     """Full method name -> the largest request it accepts and why (others: SMALL_REQUEST_BYTES)."""
     return {
         "/feedring.v1.Feed/Post": (
-            config.limits.post_max_bytes + 1024,
+            MAX_REQUEST_BYTES,
             f"a post's text is at most {config.limits.post_max_bytes:,} UTF-8 bytes (limits.post_max_bytes)",
         ),
         "/feedring.v1.Admin/BulkFollow": (
