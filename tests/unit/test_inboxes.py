@@ -123,11 +123,12 @@ def test_inserts_and_reads_note_full_inboxes_and_the_trimmer_keeps_them_near_the
 
 
 def test_the_logical_view_is_what_a_reader_sees_whenever_the_trim_ran() -> None:
-    trimmed, untrimmed = store(), store()
-    for feed in (trimmed, untrimmed):
-        feed.graph.add_following("fan", "bob")
-        feed.inboxes.insert([post(i) for i in range(1, 12)], ["fan"])
-        feed.inboxes.remove(10, ["fan"])
+    untrimmed = store()
+    untrimmed.graph.add_following("fan", "bob")
+    untrimmed.inboxes.insert([post(i) for i in range(1, 12)], ["fan"])
+    untrimmed.inboxes.remove(10, ["fan"])
+    trimmed = store()  # the same keys byte for byte (a follow edge is stamped with the clock)
+    trimmed.store.write(untrimmed.store.scan(b""))
     trimmed.inboxes.trim(trimmed.partition("fan"), "fan")
     part = trimmed.partition("fan")
     for feed in (trimmed, untrimmed):
