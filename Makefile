@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help install cluster certs netcluster netcluster-stop node stop status test test-unit test-integration lint protos check-protos bench bench-quick bench-stress clean
+.PHONY: help install cluster certs netcluster netcluster-stop node stop status test test-unit test-integration lint deploy-check protos check-protos bench bench-quick bench-stress clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 20
@@ -51,7 +51,10 @@ test-integration: install  ## integration tests only
 
 lint: install  ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy common node feed router client ops
+	$(VENV)/bin/mypy common node feed router client ops examples
+
+deploy-check: install  ## deploy/ offline: Kubernetes manifests (API schemas), systemd units, Containerfile (hadolint)
+	$(VENV)/bin/pytest -q tests/unit/test_deploy.py
 
 protos: install  ## regenerate protos/*_pb2*.py from protos/*.proto
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/*.proto

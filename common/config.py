@@ -39,6 +39,7 @@ class NodeConfig:
     bind: str = ""  # host:port it listens on, when not its (advertised) address, e.g. 0.0.0.0:7101
     feed: str = ""  # host:port of its public Feed API, which map-aware clients call ("": none)
     feed_bind: str = ""  # host:port the Feed API listens on, when not `feed`
+    metrics_bind: str = ""  # host:port /metrics listens on, when not `metrics`, e.g. 0.0.0.0:9100
 
     @property
     def listen(self) -> str:
@@ -48,6 +49,10 @@ class NodeConfig:
     def feed_listen(self) -> str:
         return self.feed_bind or self.feed
 
+    @property
+    def metrics_listen(self) -> str:
+        return self.metrics_bind or self.metrics
+
 
 @dataclass(frozen=True)
 class RouterConfig:
@@ -56,16 +61,26 @@ class RouterConfig:
     workers: int = 1
     metrics: str = ""  # host:port of worker 0's /metrics; worker i serves on port + i ("": none)
     bind: str = ""  # host:port it listens on, when not its (advertised) address
+    metrics_bind: str = ""  # host:port worker 0's /metrics listens on, when not `metrics`
 
     @property
     def listen(self) -> str:
         return self.bind or self.address
 
     def metrics_address(self, worker: int) -> str:
-        if not self.metrics:
-            return ""
-        host, _, port = self.metrics.rpartition(":")
-        return f"{host}:{int(port) + worker}"
+        """Where worker `worker`'s /metrics is scraped ("": none)."""
+        return _plus(self.metrics, worker)
+
+    def metrics_listen(self, worker: int) -> str:
+        """Where worker `worker`'s /metrics listens."""
+        return _plus(self.metrics_bind or self.metrics, worker)
+
+
+def _plus(address: str, ports: int) -> str:
+    if not address:
+        return ""
+    host, _, port = address.rpartition(":")
+    return f"{host}:{int(port) + ports}"
 
 
 @dataclass(frozen=True)
@@ -362,9 +377,12 @@ def _node(path: Path, base: Path, index: int, table: dict[str, Any]) -> NodeConf
         bind=r.address("bind", "") if "bind" in table else "",
         feed=r.address("feed", "") if "feed" in table else "",
         feed_bind=r.address("feed_bind", "") if "feed_bind" in table else "",
+        metrics_bind=r.address("metrics_bind", "") if "metrics_bind" in table else "",
     )
     if node.feed_bind and not node.feed:
         raise r.fail("feed_bind", "needs `feed`, the address clients reach the node's Feed API at")
+    if node.metrics_bind and not node.metrics:
+        raise r.fail("metrics_bind", "needs `metrics`, the address /metrics is scraped at")
     r.check_unknown()
     return node
 
@@ -379,7 +397,10 @@ def _router(path: Path, index: int, table: dict[str, Any]) -> RouterConfig:
         workers=r.integer("workers", 1, minimum=1, maximum=16),
         metrics=r.address("metrics", "") if "metrics" in table else "",
         bind=r.address("bind", "") if "bind" in table else "",
+        metrics_bind=r.address("metrics_bind", "") if "metrics_bind" in table else "",
     )
+    if router.metrics_bind and not router.metrics:
+        raise r.fail("metrics_bind", "needs `metrics`, the address /metrics is scraped at")
     r.check_unknown()
     return router
 

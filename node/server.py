@@ -53,7 +53,7 @@ class NodeServer:
         self._background: list[asyncio.Task[None]] = []
         self.metrics = (
             metrics.MetricsEndpoint(
-                self.node.metrics,
+                self.node.metrics_listen,
                 node_families(lambda: self.parts.status.status(percentiles=False), self.node.data_dir),
             )
             if self.node.metrics

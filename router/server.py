@@ -62,7 +62,7 @@ class RouterServer:
         self.feed_service = self.flows.feed_service()
         self.admin_service = self.flows.admin_service()
 
-        metrics_address = self.router.metrics_address(self.worker)
+        metrics_address = self.router.metrics_listen(self.worker)
         storage = self.storage
         self.server = public_server(
             self.config,

@@ -71,6 +71,17 @@ def test_a_process_can_bind_one_address_and_advertise_another(tmp_path: Path) ->
     assert config.routers[0].listen == config.routers[0].address  # no bind: it listens where it is found
 
 
+def test_metrics_can_listen_on_one_address_and_be_scraped_at_another(tmp_path: Path) -> None:
+    node = '7101"\nmetrics = "10.0.0.5:9100"\nmetrics_bind = "0.0.0.0:9100"'
+    router = 'workers = 2\nmetrics = "10.0.0.9:9200"\nmetrics_bind = "0.0.0.0:9200"\n'
+    config = load(write(tmp_path, MINIMAL.replace('7101"', node) + router))
+    assert config.nodes[0].metrics == "10.0.0.5:9100" and config.nodes[0].metrics_listen == "0.0.0.0:9100"
+    assert config.routers[0].metrics_address(1) == "10.0.0.9:9201"
+    assert config.routers[0].metrics_listen(1) == "0.0.0.0:9201"
+    with pytest.raises(ConfigError, match=r"nodes\[0\].metrics_bind needs `metrics`"):
+        load(write(tmp_path, MINIMAL.replace('7101"', '7101"\nmetrics_bind = "0.0.0.0:9100"')))
+
+
 def test_a_missing_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such cluster file"):
         load(tmp_path / "absent.toml")
