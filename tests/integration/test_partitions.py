@@ -1,5 +1,5 @@
-"""Network partitions across emulated hosts (ops/netns.py): every node and router in its own network
-namespace, RF=3, majority writes. For each fault — a node isolated, a node isolated one way, a
+"""Network partitions and a rolling restart across emulated hosts (ops/netns.py): every node and
+router in its own network namespace, RF=3, majority writes. For each fault — a node isolated, a node isolated one way, a
 majority/minority split, a router cut off from one node — two writers post through the two routers
 for 2 s, 10 s under the fault, and 2 s after healing; every operation is recorded as acknowledged,
 failed or unknown (Jepsen's set check). Then, once hints and repair have run: every acknowledged post
@@ -210,6 +210,57 @@ def test_a_router_cut_off_from_one_node(net: Net) -> None:
     fractions = _fractions(history, start, end)
     _report("router r0 cut off from n1", fractions)
     assert all(f < 0.25 for f, _ in fractions.values()), fractions
+
+
+def test_a_rolling_restart_of_every_node_under_load(net: Net) -> None:
+    """An upgrade as docs/deployment.md describes it: each node in turn stopped gracefully (SIGTERM),
+    started again, and the next one only once the cluster has settled (it is back, caught up, no
+    hints owed). A writer and a reader run throughout, map-aware (one hop to the nodes' hosts):
+    not one call fails, and every acknowledged post is stored and delivered."""
+    authors = [f"rolling-a{i}" for i in range(AUTHORS)]
+    readers = [f"rolling-f{i}" for i in range(FOLLOWERS)]
+    admin = net.clients["r0"]
+    admin.bulk_follow([(f, a) for f in readers for a in authors])
+    config = load(net.cluster.config_path)
+    writer = FeedClient(config.routers[0].address, timeout_s=10.0)
+    reader = FeedClient(config.routers[1].address, timeout_s=10.0)
+    history, stop = History(), threading.Event()
+    read_failures: list[str] = []
+    reads = 0
+
+    def read_forever() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            try:
+                reader.timeline(readers[reads % len(readers)])
+            except FeedringError as exc:
+                read_failures.append(exc.message)
+            reads += 1
+            time.sleep(0.01)
+
+    threads = [
+        threading.Thread(target=_writer, args=(writer, "w", authors, history, stop), daemon=True),
+        threading.Thread(target=read_forever, daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        local = net.cluster.local()
+        for node in config.nodes:
+            local.restart(node.id)
+            wait_settled(admin, timeout_s=60.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        writer.close()
+        reader.close()
+    failed = [(op.outcome, op.error) for op in history.ops if op.outcome != "ok"]
+    print(f"\nrolling restart: {len(history.ops)} posts, {reads} reads, {len(failed) + len(read_failures)} failed")
+    assert len(history.ops) >= 50 and reads >= 100, (len(history.ops), reads)
+    assert not failed, failed[:5]
+    assert not read_failures, read_failures[:5]
+    _check(net, history, authors, readers)
 
 
 def test_netcluster_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
