@@ -170,7 +170,7 @@ def run(config: ClusterConfig, interval_s: float, once: bool, console: Console |
     if not found:
         console.print(
             f'no process in {config.path} has a metrics address: add `metrics = "host:port"` to its '
-            "[[nodes]] and [[routers]] entries (README, Operations)"
+            "[[nodes]] and [[routers]] entries (docs/operations.md)"
         )
         return 2
     before = {s.target.address: s for s in _scrape_all(found)}

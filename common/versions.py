@@ -3,7 +3,7 @@
 A version is milliseconds since the epoch shifted left 16 bits, plus a counter: later writes get
 larger versions on one process, and a process that sees a larger version (a replica applying a
 forwarded write) moves its clock past it, so causally later writes win everywhere. Across processes
-it is only as good as their clocks agree (one host here; NTP across hosts, see README).
+it is only as good as their clocks agree (one host here; NTP across hosts, see docs/failures.md).
 """
 
 from __future__ import annotations

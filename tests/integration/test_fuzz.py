@@ -20,7 +20,7 @@ from common.config import is_address, is_node_id
 from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc
 from tests.integration.conftest import ClusterHandle
 
-# What a caller may get back for bad input (README, "Errors"); UNKNOWN and INTERNAL never.
+# What a caller may get back for bad input (docs/api.md); UNKNOWN and INTERNAL never.
 DOCUMENTED = {
     grpc.StatusCode.OK,
     grpc.StatusCode.INVALID_ARGUMENT,
