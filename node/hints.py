@@ -120,7 +120,19 @@ class HintReplayer:
             log.warning("hints dropped: node %s is no longer a member count=%d", target, len(dropped))
             return
         while self.hints.counts.get(target) and self.peers.health.allows(member.address):
-            batch = self.hints.oldest(target, _BATCH, _BATCH_BYTES)
+            batch, moved = [], []
+            for key, write in self.hints.oldest(target, _BATCH, _BATCH_BYTES):
+                kept = self.for_target(target, write)
+                if kept is None:
+                    moved.append(key)
+                else:
+                    batch.append((key, kept))
+            if moved:  # the move's copy and repair carried those keys to their new replicas
+                self.hints.remove(target, moved)
+                self.hints.dropped += len(moved)
+                log.info("hints dropped: their partitions left node %s count=%d", target, len(moved))
+            if not batch:
+                continue
             request = storage_pb2.ApplyWritesRequest(writes=[w for _, w in batch], hinted=True)
             try:
                 reply = await self.peers.apply_writes.on_node(target, request, timeout_s=_REPLAY_TIMEOUT_S)
@@ -134,6 +146,7 @@ class HintReplayer:
                     self.hints.replayed += 1
                     continue
                 error = error_for_code(result.code, result.message, result.epoch)
+                log.debug("hint refused target=%s method=%s error=%s", target, write.method, result.message)
                 if error.retriable:
                     break
                 if isinstance(error, WrongEpoch) and self.still_a_replica(target, write):
@@ -154,16 +167,35 @@ class HintReplayer:
             log.info("hints replayed target=%s count=%d left=%d", target, len(done), self.hints.counts.get(target, 0))
 
 
+    def for_target(self, target: str, write: storage_pb2.ReplicaWrite) -> storage_pb2.ReplicaWrite | None:
+        """The hint cut down to the keys `target` still holds or is receiving at this node's epoch
+        (None: none of them). A many-key write (a page of followers' inboxes) held across a
+        membership change would otherwise be refused whole, forever, for the keys that moved."""
+        method = by_name(write.method)
+        if method is None or method.subset is None:
+            return write
+        request = method.parse(write.request)
+        keys = list(method.keys(request))
+        held = [k for k in keys if self._replica_of(target, k)]
+        if len(held) == len(keys):
+            return write
+        if not held:
+            return None
+        kept = storage_pb2.ReplicaWrite()
+        kept.CopyFrom(write)
+        kept.request = method.limited(request, held).SerializeToString()
+        return kept
+
+    def _replica_of(self, target: str, key: str) -> bool:
+        cluster_map = self.peers.map
+        part = cluster_map.partition(key)
+        pending = cluster_map.pending_table[part] if cluster_map.pending_table else ()
+        return target in cluster_map.replicas(part) or target in pending
+
     def still_a_replica(self, target: str, write: storage_pb2.ReplicaWrite) -> bool:
         """Whether a hint `target` refused as "not the owner" may still be taken later: it holds, or
         is receiving, a partition the write touches at this node's epoch."""
-        cluster_map = self.peers.map
-        for key in keys_of(write):
-            part = cluster_map.partition(key)
-            pending = cluster_map.pending_table[part] if cluster_map.pending_table else ()
-            if target in cluster_map.replicas(part) or target in pending:
-                return True
-        return False
+        return any(self._replica_of(target, key) for key in keys_of(write))
 
 
 def keys_of(write: storage_pb2.ReplicaWrite) -> list[str]:

@@ -16,8 +16,9 @@ from node import delivery_takeover, keys, repair
 from node.feed_store import FeedStore
 from node.hints import HintLog
 from node.store import MemoryStore
-from protos import feed_pb2, storage_pb2
+from protos import admin_pb2, feed_pb2, storage_pb2
 from router.flows import RouterFlows
+from router.membership_plan import Kind
 from tests.inmem_cluster import InmemCluster, make_config
 
 
@@ -256,3 +257,30 @@ def test_hints_are_kept_across_a_restart_and_bounded_per_target() -> None:
     oldest = again.oldest("n2", 2)
     again.remove("n2", [k for k, _ in oldest])
     assert dict(again.counts) == {"n2": 1, "n3": 1}
+
+
+def test_a_hint_for_a_page_of_inboxes_is_replayed_for_the_keys_its_target_keeps_after_a_move() -> None:
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        fans = [f"fan{i}" for i in range(40)]  # over every partition
+        for fan in fans:
+            await router.follows.follow(fan, "bob")
+        missed = next(n for n in cluster.nodes if n != primary_of(cluster, "bob"))
+        cluster.down(missed)
+        post = await router.posts.post("bob", "while it was down")
+        await cluster.settle(router)
+        assert any(cluster.nodes[n].hints.counts.get(missed) for n in cluster.nodes)  # pages of inboxes
+        cluster.up(missed)
+        cluster.start_node("n4")
+        request = admin_pb2.ChangeMembershipRequest(kind=Kind.ADD, node_id="n4", address="n4.mem:1")
+        assert [p.phase async for p in router.membership.request(request)][-1] == "DONE"
+        node = cluster.nodes[missed]
+        kept = [f for f in fans if node.data.partition(f) in node.ownership.owned]
+        assert 0 < len(kept) < len(fans)  # some of its partitions moved to n4
+        await cluster.replay_hints()
+        assert sum(n.hints.total for n in cluster.nodes.values()) == 0  # none stuck on the keys that left
+        for fan in kept:
+            assert [post_bytes.post_id(raw) for raw in node.data.inboxes.read(fan, 5)] == [post.id]
+
+    run(scenario)
