@@ -16,6 +16,7 @@ from client.feed_client import (
     NodeHealth,
     Page,
     Post,
+    Removed,
     RouterStats,
     User,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "FeedClient",
     "AsyncFeedClient",
     "Post",
+    "Removed",
     "Page",
     "User",
     "NodeHealth",

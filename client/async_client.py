@@ -15,6 +15,7 @@ Create it inside a running event loop (its channels belong to that loop).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -26,8 +27,19 @@ from client import operations as ops
 from client.attempts import MapState
 from client.errors import translate_errors
 from client.feed_client import CA_FILE_ENV
-from client.results import ClusterStatus, Page, Post, RepairProgress, User, cluster_status_of, repair_progress_of
+from client.results import (
+    ClusterStatus,
+    Page,
+    Post,
+    Removed,
+    RepairProgress,
+    User,
+    cluster_status_of,
+    repair_progress_of,
+)
+from client.watching import RESUMABLE, Backoff, WatchCursor
 from common.cluster_map import ClusterMap
+from common.grpc_status import status_of
 from common.security import CLIENT_TOKEN_ENV
 from common.tls import client_credentials
 from protos import admin_pb2, admin_pb2_grpc, feed_pb2, feed_pb2_grpc
@@ -58,6 +70,7 @@ class AsyncFeedClient:
         token = token if token is not None else os.environ.get(CLIENT_TOKEN_ENV)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._closed = False
         self._feeds: dict[str, feed_pb2_grpc.FeedStub] = {}
         self._admin = admin_pb2_grpc.AdminStub(self._channel(address))
         self.state = MapState(address, timeout_s, attempt_timeout_s, self._metadata) if map_aware else None
@@ -69,6 +82,8 @@ class AsyncFeedClient:
         await self.close()
 
     async def close(self) -> None:
+        """Closes the channels; an open watch_timeline ends (its loop stops, no error)."""
+        self._closed = True
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
@@ -169,9 +184,10 @@ class AsyncFeedClient:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    async def timeline(self, user: str, page_size: int = 0, page_token: str = "") -> Page[Post]:
-        """One page of the home timeline, newest first; page_size 0 is the cluster's default."""
-        return await self._run(ops.timeline(user, page_size, page_token))
+    async def timeline(self, user: str, page_size: int = 0, page_token: str = "", newer_than_id: int = 0) -> Page[Post]:
+        """One page of the home timeline (own posts and followees'), newest first; page_size 0 is
+        the cluster's default. With `newer_than_id`, only newer posts (`gap`: more than a page)."""
+        return await self._run(ops.timeline(user, page_size, page_token, newer_than_id))
 
     async def user_posts(self, author: str, page_size: int = 0, page_token: str = "") -> Page[Post]:
         return await self._run(ops.user_posts(author, page_size, page_token))
@@ -202,6 +218,45 @@ class AsyncFeedClient:
 
     def iter_timeline(self, user: str, page_size: int = 0) -> AsyncIterator[Post]:
         return self._walk(lambda token: self.timeline(user, page_size, token))
+
+    # -- live ------------------------------------------------------------------------------------
+
+    async def watch_timeline(
+        self, user: str, after_id: int = 0, removals: bool = False, reconnect_for_s: float = 60.0
+    ) -> AsyncIterator[Post | Removed]:
+        """As FeedClient.watch_timeline, as an async iterator (``async for post in ...``)."""
+        if not after_id:
+            page = await self.timeline(user, page_size=1)
+            after_id = page.items[0].id if page.items else 1
+        cursor = WatchCursor(after_id)
+        backoff = Backoff(reconnect_for_s)
+        while not self._closed:
+            if self.state is not None:
+                if self.state.stale:
+                    await self.refresh_map()
+                address, metadata = self.state.stream_target(user)
+            else:
+                address, metadata = self.address, self._metadata
+            stream = self._feed(address).WatchTimeline(cursor.request(user), metadata=metadata or None)
+            try:
+                async for event in stream:
+                    backoff.succeeded()
+                    out = cursor.take(event)
+                    if out is not None and (removals or isinstance(out, Post)):
+                        yield out
+                pause = backoff.failed()  # the server ended it (shutting down): resume
+            except grpc.RpcError as exc:
+                if self._closed:
+                    return
+                pause = backoff.failed() if status_of(exc).code in RESUMABLE else None
+                if pause is None:
+                    with translate_errors(address, None, self.tls):
+                        raise
+                if self.state is not None:
+                    self.state.stream_failed(address)
+            finally:
+                stream.cancel()
+            await asyncio.sleep(pause or 0.1)
 
     def iter_user_posts(self, author: str, page_size: int = 0) -> AsyncIterator[Post]:
         return self._walk(lambda token: self.user_posts(author, page_size, token))

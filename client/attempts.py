@@ -98,6 +98,19 @@ class MapState:
     def _refetch_soon(self) -> None:
         self._fetched_at = 0.0
 
+    # -- a stream (a watch): one target at a time, for as long as it lasts --------------------------
+
+    def stream_target(self, key: str) -> tuple[str, Metadata]:
+        """Where to open a stream of `key`: its first healthy replica (primary first: every replica
+        hears the key's writes), else the entry address; and the metadata to send."""
+        attempts = self.attempts("WatchTimeline", key)
+        return attempts.targets[0], attempts.metadata
+
+    def stream_failed(self, address: str) -> None:
+        """A stream to `address` broke: try the next replica, with a fresh map (a move may be why)."""
+        self.health.failed(address)
+        self._refetch_soon()
+
 
 class Attempts:
     """One call's targets, tried in order: iterate for (address, timeout, metadata); report each

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from client import node_commands, top
-from client.feed_client import CA_FILE_ENV, ClusterStatus, FeedClient, NodeHealth, Page, Post
+from client.feed_client import CA_FILE_ENV, ClusterStatus, FeedClient, NodeHealth, Page, Post, Removed
 from common import security
 from common.config import ConfigError, load
 from common.errors import FeedringError, InvalidArgument
@@ -56,6 +56,7 @@ examples:
   feedring post bob "hello world"      prints the new post's id
   feedring timeline alice              alice's home timeline, newest first
   feedring timeline alice --all        every page
+  feedring timeline alice --follow     then new posts as they arrive (Ctrl-C stops)
   feedring user bob --json             counters as JSON
   feedring status                      nodes, partitions, keys, hot users
   feedring top                         live rates, p99s and backlogs of every process
@@ -158,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         paging.add_argument("--page-token", default="", metavar="T", help="continue where a previous page ended")
         paging.add_argument("--all", action="store_true", help="walk every page")
+        if name == "timeline":
+            p.add_argument(
+                "--follow",
+                "-f",
+                action="store_true",
+                help="then print new posts as they arrive (and removals), like tail -f; Ctrl-C stops",
+            )
     p = command(
         "user",
         _user,
@@ -336,7 +344,30 @@ def _delete(client: FeedClient, args: argparse.Namespace) -> int:
 
 
 def _timeline(client: FeedClient, args: argparse.Namespace) -> int:
-    return _show_posts(args, _pages(lambda size, token: client.timeline(args.user, size, token), args))
+    pages = _pages(lambda size, token: client.timeline(args.user, size, token), args)
+    if not args.follow:
+        return _show_posts(args, pages)
+    page = _collect(pages)
+    _show_posts(args, iter([page]))
+    newest = max((p.id for p in page.items), default=0)
+    if not args.json:
+        _console().print(f"[dim]-- new posts in {escape(args.user)}'s timeline as they arrive; Ctrl-C stops --[/dim]")
+    try:
+        for event in client.watch_timeline(args.user, after_id=newest, removals=True):
+            _show_event(args, event)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _show_event(args: argparse.Namespace, event: Post | Removed) -> None:
+    if isinstance(event, Removed):
+        _say(args, {"removed": event.post_id}, f"(removed #{event.post_id})")
+    elif args.json:
+        print(json.dumps(asdict(event)))
+    else:
+        _print_post(_console(), event)
+    sys.stdout.flush()
 
 
 def _posts(client: FeedClient, args: argparse.Namespace) -> int:
@@ -470,12 +501,16 @@ def _show_posts(args: argparse.Namespace, pages: Iterator[Page[Post]]) -> int:
     if not page.items:
         out.print("(no posts)")
     for post in page.items:
-        out.print(
-            f"[dim]{_local_time(post.created_at_ms)}[/dim]  [bold]{escape(post.author)}[/bold]  "
-            f"{escape(post.text)}  [dim]#{post.id}[/dim]"
-        )
+        _print_post(out, post)
     _hint_next_page(args, page.next_page_token)
     return 0
+
+
+def _print_post(out: Console, post: Post) -> None:
+    out.print(
+        f"[dim]{_local_time(post.created_at_ms)}[/dim]  [bold]{escape(post.author)}[/bold]  "
+        f"{escape(post.text)}  [dim]#{post.id}[/dim]"
+    )
 
 
 def _show_users(args: argparse.Namespace, pages: Iterator[Page[str]]) -> int:

@@ -13,6 +13,7 @@ always go to that address (a router).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -31,6 +32,7 @@ from client.results import (
     NodeHealth,
     Page,
     Post,
+    Removed,
     RepairProgress,
     ReplicationStats,
     RouterStats,
@@ -38,7 +40,9 @@ from client.results import (
     cluster_status_of,
     repair_progress_of,
 )
+from client.watching import RESUMABLE, Backoff, WatchCursor
 from common.cluster_map import ClusterMap
+from common.grpc_status import status_of
 from common.security import CLIENT_TOKEN_ENV
 from common.tls import client_credentials
 from protos import admin_pb2, admin_pb2_grpc, feed_pb2_grpc
@@ -46,6 +50,7 @@ from protos import admin_pb2, admin_pb2_grpc, feed_pb2_grpc
 __all__ = [
     "FeedClient",
     "Post",
+    "Removed",
     "Page",
     "User",
     "NodeHealth",
@@ -102,6 +107,8 @@ class FeedClient:
         self.calls = with_token(self.channel, token)  # the channel that sends the token: make stubs on it
         self._feed = feed_pb2_grpc.FeedStub(self.calls)
         self._admin = admin_pb2_grpc.AdminStub(self.calls)
+        self._closed = False
+        self._streams: set[grpc.Future] = set()  # open watch streams, cancelled by close()
         self.routed = (
             MapAwareCalls(address, self._feed, token, Path(ca_file) if ca_file else None, timeout_s, attempt_timeout_s)
             if map_aware and self._own_channel
@@ -115,6 +122,10 @@ class FeedClient:
         self.close()
 
     def close(self) -> None:
+        """Closes the channels; an open watch_timeline ends (its loop stops, no error)."""
+        self._closed = True
+        for stream in list(self._streams):
+            stream.cancel()
         if self.routed is not None:
             self.routed.close()
         if self._own_channel:
@@ -161,9 +172,11 @@ class FeedClient:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def timeline(self, user: str, page_size: int = 0, page_token: str = "") -> Page[Post]:
-        """One page of the home timeline, newest first; page_size 0 is the cluster's default."""
-        return self._run(ops.timeline(user, page_size, page_token))
+    def timeline(self, user: str, page_size: int = 0, page_token: str = "", newer_than_id: int = 0) -> Page[Post]:
+        """One page of the home timeline (the user's own posts and those of everyone it follows),
+        newest first; page_size 0 is the cluster's default. With `newer_than_id` (the newest post an
+        app has shown), only newer posts: `gap` says more are newer than the page holds."""
+        return self._run(ops.timeline(user, page_size, page_token, newer_than_id))
 
     def user_posts(self, author: str, page_size: int = 0, page_token: str = "") -> Page[Post]:
         """One page of the author's own posts, newest first."""
@@ -196,6 +209,55 @@ class FeedClient:
 
     def iter_timeline(self, user: str, page_size: int = 0) -> Iterator[Post]:
         return self._walk(lambda token: self.timeline(user, page_size, token))
+
+    # -- live ------------------------------------------------------------------------------------
+
+    def watch_timeline(
+        self, user: str, after_id: int = 0, removals: bool = False, reconnect_for_s: float = 60.0
+    ) -> Iterator[Post | Removed]:
+        """New entries of the home timeline as they land, oldest first; with `after_id`, first
+        those newer than it (an app's newest shown post). Endless: stop by leaving the loop. A
+        broken stream (a node killed, a move) is resumed on another replica, missing nothing and
+        repeating nothing (client/watching.py); after `reconnect_for_s` without any replica
+        answering the last failure is raised. `removals`: also yield Removed(post_id) when an
+        entry goes (a delete, an unfollow)."""
+        cursor = WatchCursor(after_id or self._newest_id(user))
+        backoff = Backoff(reconnect_for_s)
+        while True:
+            if self.routed is not None:
+                address, stub, metadata = self.routed.stream_target(user)
+            else:
+                address, stub, metadata = self.address, self._feed, ()
+            if self._closed:
+                return
+            stream = stub.WatchTimeline(cursor.request(user), metadata=metadata or None)
+            self._streams.add(stream)
+            try:
+                for event in stream:
+                    backoff.succeeded()
+                    out = cursor.take(event)
+                    if out is not None and (removals or isinstance(out, Post)):
+                        yield out
+                pause = backoff.failed()  # the server ended it (shutting down): resume
+            except grpc.RpcError as exc:
+                if self._closed:
+                    return
+                pause = backoff.failed() if status_of(exc).code in RESUMABLE else None
+                if pause is None:
+                    with translate_errors(address, None, self.tls):
+                        raise
+                if self.routed is not None:
+                    self.routed.state.stream_failed(address)
+            finally:
+                self._streams.discard(stream)
+                stream.cancel()
+            time.sleep(pause or 0.1)
+
+    def _newest_id(self, user: str) -> int:
+        """Where a watch from now starts: the newest entry's id (1 for an empty timeline, so a
+        resumed stream still sends its first entries)."""
+        page = self.timeline(user, page_size=1)
+        return page.items[0].id if page.items else 1
 
     def iter_user_posts(self, author: str, page_size: int = 0) -> Iterator[Post]:
         return self._walk(lambda token: self.user_posts(author, page_size, token))

@@ -100,6 +100,12 @@ class MapAwareCalls:
             return reply
         raise AssertionError("unreachable: the last target answers or raises")
 
+    def stream_target(self, key: str) -> tuple[str, feed_pb2_grpc.FeedStub, tuple[tuple[str, str], ...]]:
+        """Where to open a stream of `key` (client/attempts.py), its stub and metadata."""
+        self.table()
+        address, metadata = self.state.stream_target(key)
+        return address, self._stub(address), metadata
+
     def _stub(self, address: str) -> feed_pb2_grpc.FeedStub:
         if address == self.state.entry:
             return self._entry_stub

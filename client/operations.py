@@ -68,8 +68,10 @@ def delete_post(author: str, post_id: int) -> FeedCall[None]:
     return FeedCall("DeletePost", request, lambda r: None)
 
 
-def timeline(user: str, page_size: int, page_token: str) -> FeedCall[Page[Post]]:
-    request = feed_pb2.GetTimelineRequest(user=user, page_size=page_size, page_token=page_token)
+def timeline(user: str, page_size: int, page_token: str, newer_than_id: int = 0) -> FeedCall[Page[Post]]:
+    request = feed_pb2.GetTimelineRequest(
+        user=user, page_size=page_size, page_token=page_token, newer_than_id=newer_than_id
+    )
     return FeedCall("GetTimeline", request, post_page)
 
 

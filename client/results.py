@@ -10,6 +10,7 @@ from protos import admin_pb2, feed_pb2
 
 __all__ = [
     "Post",
+    "Removed",
     "Page",
     "User",
     "NodeHealth",
@@ -43,9 +44,17 @@ class Post:
 
 
 @dataclass(frozen=True)
+class Removed:
+    """A watched timeline lost an entry: the post was deleted, or its author unfollowed."""
+
+    post_id: int
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
     items: list[T]
     next_page_token: str  # empty on the last page
+    gap: bool = False  # a timeline read with newer_than_id: more is newer than this page holds
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,7 @@ class ClusterStatus:
 
 
 def post_page(reply: feed_pb2.PostPage) -> Page[Post]:
-    return Page([Post.from_proto(p) for p in reply.posts], reply.next_page_token)
+    return Page([Post.from_proto(p) for p in reply.posts], reply.next_page_token, reply.gap)
 
 
 def user_page(reply: feed_pb2.UserPage) -> Page[str]:

@@ -29,6 +29,7 @@ __all__ = ["RoutingTable", "KEY_FIELD", "READS", "SPREAD_READS"]
 # Which request field decides where a Feed call goes (feed.proto's RoutingMap says the same).
 KEY_FIELD = {
     "GetTimeline": "user",
+    "WatchTimeline": "user",
     "GetUserPosts": "author",
     "Post": "author",
     "DeletePost": "author",

@@ -94,6 +94,8 @@ class Limits:
     fanout_share: float = 0.3  # most of a node's loop fan-out writes take while timeline reads arrive
     fanout_full_speed_after_s: float = 2.0  # ... growing to all of it for a post this old (0: always)
     max_concurrent_rpcs: int = 1024  # calls a router worker answers at once; more: RESOURCE_EXHAUSTED
+    max_watch_streams: int = 1000  # open WatchTimeline streams per process (beside max_concurrent_rpcs)
+    watch_stall_s: float = 30.0  # a watcher that takes no event for this long is ended (it resumes)
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,8 @@ def load(path: str | Path) -> ClusterConfig:
         fanout_share=lim.number("fanout_share", 0.3, 0.05, 1.0),
         fanout_full_speed_after_s=lim.number("fanout_full_speed_after_s", 2.0, 0.0, 3600.0),
         max_concurrent_rpcs=lim.integer("max_concurrent_rpcs", 1024, minimum=16, maximum=1 << 20),
+        max_watch_streams=lim.integer("max_watch_streams", 1000, minimum=0, maximum=1 << 20),
+        watch_stall_s=lim.number("watch_stall_s", 30.0, 0.1, 3600.0),
     )
     lim.check_unknown()
     if limits.page_size_default > limits.page_size_max:

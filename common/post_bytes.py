@@ -7,11 +7,14 @@ in field-number order, so an encoded Post starts with field 1, its id (a varint)
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 
 from protos import feed_pb2
 
-__all__ = ["post_id", "author_bytes", "decode", "encode"]
+__all__ = ["post_id", "author_bytes", "decode", "encode", "IdAndPost", "with_ids", "merge_newest"]
+
+IdAndPost = tuple[int, bytes]  # a post's id and its encoding: merged on every read, never re-encoded
 
 
 def post_id(raw_post: bytes) -> int:
@@ -54,3 +57,25 @@ def decode(raws: Iterable[bytes]) -> list[feed_pb2.Post]:
 
 def encode(posts: Iterable[feed_pb2.Post]) -> list[bytes]:
     return [post.SerializeToString() for post in posts]
+
+
+def with_ids(raws: Iterable[bytes]) -> list[IdAndPost]:
+    return [(post_id(raw), raw) for raw in raws]
+
+
+def merge_newest(streams: list[list[IdAndPost]], limit: int) -> list[bytes]:
+    """Merges newest-first lists of (id, encoded post) into encoded posts, without repeated ids, at
+    most `limit` long."""
+    out: list[bytes] = []
+    last_id = None
+    for an_id, raw in heapq.merge(*streams, key=_newest_first):
+        if an_id != last_id:
+            out.append(raw)
+            last_id = an_id
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _newest_first(entry: IdAndPost) -> int:
+    return -entry[0]

@@ -6,12 +6,16 @@ The flows live beside it: follows.py (follow, unfollow), posts.py (post, delete)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 import grpc
 
 from common import post_bytes
 from common.config import ClusterConfig
 from common.errors import InvalidArgument, NotFound
-from common.grpc_status import grpc_errors
+from common.grpc_status import grpc_errors, grpc_errors_stream
 from common.hot_state import HotState
 from common.storage_client import StorageClient
 from feed import page_tokens
@@ -21,6 +25,7 @@ from feed.posts import Posts
 from feed.routing_map import RoutingMaps
 from feed.salted_reads import SaltedReads
 from feed.timeline import TimelineReader
+from feed.timeline_watch import TimelineWatch
 from feed.validation import check_request_id, check_text, check_user, page_size
 from protos import feed_pb2, feed_pb2_grpc, storage_pb2
 
@@ -40,6 +45,7 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         follows: Follows,
         posts: Posts,
         timeline: TimelineReader,
+        watch: TimelineWatch,
     ) -> None:
         self.limits = config.limits
         self.storage = storage
@@ -48,6 +54,7 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         self.follows = follows
         self.posts = posts
         self.timeline = timeline
+        self.watch = watch
         self.routing_maps = RoutingMaps()
 
     @grpc_errors
@@ -94,7 +101,47 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         user = check_user(request.user)
         size = page_size(request.page_size, self.limits)
         before = page_tokens.decode_post_cursor(TIMELINE, user, request.page_token)
-        return self._encoded_page(TIMELINE, user, await self.timeline.read(user, size + 1, before), size)
+        newer_than = request.newer_than_id
+        page = self._encoded_page(TIMELINE, user, await self.timeline.read(user, size + 1, before, newer_than), size)
+        page.gap = bool(newer_than and page.next_page_token)  # more is newer than the page holds
+        return page
+
+    @grpc_errors_stream
+    async def WatchTimeline(
+        self, request: feed_pb2.WatchTimelineRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[feed_pb2.TimelineEvent]:
+        """The timeline's changes (feed/timeline_watch.py). A reader that takes no event for
+        limits.watch_stall_s is cut off (RESOURCE_EXHAUSTED, to resume with after_id): what it
+        has not read costs this process a bounded HTTP/2 window, and no more."""
+        user = check_user(request.user)
+        loop = asyncio.get_running_loop()
+        aborts: set[asyncio.Future[None]] = set()
+        last = request.after_id
+
+        def stalled() -> None:
+            details = (
+                f"the watcher of {user}'s timeline took no event for {self.limits.watch_stall_s:g} s: "
+                f"resume with after_id={last}"
+            )
+
+            async def abort() -> None:
+                # From a task of its own: the handler's is stuck in a write the reader does not take.
+                # The status needs no flow-control window, so the reader gets it; the write fails,
+                # and the stream's slot is given back.
+                with contextlib.suppress(Exception):
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+
+            aborts.add(task := asyncio.ensure_future(abort()))
+            task.add_done_callback(aborts.discard)
+
+        async for event in self.watch.events(user, request.after_id):
+            timer = loop.call_later(self.limits.watch_stall_s, stalled)
+            try:
+                yield event
+            finally:
+                timer.cancel()
+            if event.HasField("post"):
+                last = max(last, event.post.id)
 
     @grpc_errors
     async def GetUserPosts(

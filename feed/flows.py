@@ -18,6 +18,8 @@ from feed.post_ids import PostIds
 from feed.posts import Posts
 from feed.salted_reads import SaltedReads
 from feed.timeline import TimelineReader
+from feed.timeline_watch import TimelineWatch
+from feed.watch_hub import WatchHub
 
 __all__ = ["FeedFlows"]
 
@@ -32,13 +34,18 @@ class FeedFlows:
     follows: Follows
     posts: Posts
     timeline: TimelineReader
+    watch: TimelineWatch
 
     @staticmethod
-    def build(config: ClusterConfig, storage: StorageClient, ids: PostIds) -> FeedFlows:
+    def build(config: ClusterConfig, storage: StorageClient, ids: PostIds, hears_writes: bool = False) -> FeedFlows:
+        """`hears_writes`: a node, whose writes wake the watch streams of the users they touch
+        (it calls flows.watch.hub.changed), rather than a router, whose streams read on a timer."""
         hot_conf = config.hot
         reads = SaltedReads(storage, hot_conf.salt_buckets)
         hot = HotUsers(config, storage, reads)
         cache = HotPostCache(hot_conf.cache_max_entries, hot_conf.cache_posts_per_user, hot_conf.cache_ttl_ms)
+        timeline = TimelineReader(storage, reads, cache)
+        hub = WatchHub(config.limits.max_watch_streams, hears_writes)
         return FeedFlows(
             config=config,
             storage=storage,
@@ -47,8 +54,11 @@ class FeedFlows:
             cache=cache,
             follows=Follows(config, storage, hot, reads),
             posts=Posts(config, storage, hot, cache, ids),
-            timeline=TimelineReader(storage, reads, cache),
+            timeline=timeline,
+            watch=TimelineWatch(timeline, hub, config.limits.timeline_cap),
         )
 
     def feed_service(self) -> FeedServicer:
-        return FeedServicer(self.config, self.storage, self.hot, self.reads, self.follows, self.posts, self.timeline)
+        return FeedServicer(
+            self.config, self.storage, self.hot, self.reads, self.follows, self.posts, self.timeline, self.watch
+        )

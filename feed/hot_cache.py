@@ -15,11 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from common import post_bytes
+from common.post_bytes import IdAndPost
 from protos import feed_pb2
 
-__all__ = ["HotPostCache", "CachedPosts", "IdAndPost"]
-
-IdAndPost = tuple[int, bytes]  # a post's id and its encoding: merged on every read, never re-encoded
+__all__ = ["HotPostCache", "CachedPosts"]
 
 
 @dataclass

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["EPOCH_MS", "PostIds", "PostIdGenerator", "created_at_ms", "generator_id"]
+__all__ = ["EPOCH_MS", "PostIds", "PostIdGenerator", "created_at_ms", "generator_id", "ids_in_ms"]
 
 EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 _GENERATOR_BITS = 10
@@ -37,6 +37,11 @@ def generator_id(router_id: int, worker: int) -> int:
 
 def created_at_ms(post_id: int) -> int:
     return (post_id >> (_GENERATOR_BITS + _SEQUENCE_BITS)) + EPOCH_MS
+
+
+def ids_in_ms(ms: int) -> int:
+    """How far apart the ids of two posts made `ms` milliseconds apart are."""
+    return ms << (_GENERATOR_BITS + _SEQUENCE_BITS)
 
 
 class PostIdGenerator:

@@ -3,7 +3,8 @@ the Feed API wherever it is served.
 
 Interceptors, outermost first: metrics (refused calls count too), authentication
 (common/security.py: Feed calls are open unless `feed_requires_token`), per-method request sizes
-(feed/request_limits.py); the server answers at most `limits.max_concurrent_rpcs` calls at once.
+(feed/request_limits.py); the server answers at most `limits.max_concurrent_rpcs` calls at once, plus
+`limits.max_watch_streams` open watch streams.
 Clients are served over TLS when the cluster has it (no client certificate asked: tokens decide).
 Health and reflection are on, so load balancers, grpcurl and reflection-only clients work.
 """
@@ -80,7 +81,8 @@ def public_server(
     return grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.so_reuseport", 1 if reuse_port else 0), *request_limits.server_options()],
-        maximum_concurrent_rpcs=config.limits.max_concurrent_rpcs,
+        # Open watch streams hold a call each: they have their own bound (feed/timeline_watch.py).
+        maximum_concurrent_rpcs=config.limits.max_concurrent_rpcs + config.limits.max_watch_streams,
     )
 
 

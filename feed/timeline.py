@@ -1,48 +1,28 @@
-"""Home timeline reads: the reader's inbox merged with the recent posts of the hot users it follows.
+"""Home timeline reads: the reader's inbox and own posts, merged with the recent posts of the hot
+users it follows.
 
-The inbox (fan-out on write) and the reader's list of merged-at-read followees come from one RPC
-to the reader's node. Each hot followee's posts come from the router's HotPostCache or, on a miss,
-from all of its salted keys at once (one RPC per node), with concurrent misses for the same author
-sharing one read. Everything is filtered by the page cursor (ids below it) before merging, and the
-merge drops repeats (a post may be both in the inbox and merged, around a transition), so
-pagination stays exact: newest first, no duplicates, no gaps.
+The inbox, the reader's own posts under its home key (the same partition: the node merges them in)
+and the reader's list of merged-at-read followees come from one RPC to the reader's node. Each hot
+followee's posts come from the HotPostCache or, on a miss, from all of its salted keys at once (one
+RPC per node), with concurrent misses for the same author sharing one read; a reader who was ever
+hot has its own posts read from its salted keys too. Everything is filtered by the page cursor (ids
+below it) and the refresh bound (ids above `after_id`) before merging, and the merge drops repeats
+(a post may be both in the inbox and merged, around a transition), so pagination stays exact:
+newest first, no duplicates, no gaps.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 
-from common import post_bytes
 from common.hot_state import HotState
+from common.post_bytes import IdAndPost, merge_newest, with_ids
 from common.storage_client import StorageClient
-from feed.hot_cache import CachedPosts, HotPostCache, IdAndPost
+from feed.hot_cache import CachedPosts, HotPostCache
 from feed.salted_reads import SaltedReads
 from protos import storage_pb2
 
-__all__ = ["TimelineReader", "merge_newest", "with_ids"]
-
-
-def merge_newest(streams: list[list[IdAndPost]], limit: int) -> list[bytes]:
-    """Merges newest-first lists of (id, encoded post) into encoded posts, without repeated ids, at
-    most `limit` long."""
-    out: list[bytes] = []
-    last_id = None
-    for post_id, raw in heapq.merge(*streams, key=_newest_first):
-        if post_id != last_id:
-            out.append(raw)
-            last_id = post_id
-            if len(out) >= limit:
-                break
-    return out
-
-
-def _newest_first(entry: IdAndPost) -> int:
-    return -entry[0]
-
-
-def with_ids(raws: list[bytes]) -> list[IdAndPost]:
-    return [(post_bytes.post_id(raw), raw) for raw in raws]
+__all__ = ["TimelineReader"]
 
 
 class TimelineReader:
@@ -52,16 +32,30 @@ class TimelineReader:
         self.cache = cache
         self._loading: dict[str, asyncio.Task[CachedPosts]] = {}
 
-    async def read(self, user: str, limit: int, before_id: int) -> list[bytes]:
-        """The newest `limit` posts of the user's home timeline below `before_id`, encoded: in the
-        common case (no hot followee) exactly the bytes the node stored, never decoded here."""
+    async def read(self, user: str, limit: int, before_id: int, after_id: int = 0) -> list[bytes]:
+        """The newest `limit` posts of the user's home timeline below `before_id` (0: from the
+        newest) and above `after_id` (0: down to the oldest), encoded: in the common case (no hot
+        followee) exactly the bytes the node stored, never decoded here."""
+        return (await self.read_with_followees(user, limit, before_id, after_id))[0]
+
+    async def read_with_followees(
+        self, user: str, limit: int, before_id: int, after_id: int = 0
+    ) -> tuple[list[bytes], list[str]]:
+        """As read(), and the hot followees whose posts were merged in (feed/timeline_watch.py)."""
         inbox = await self.storage.read_inbox.by_key(
-            user, storage_pb2.ReadInboxRequest(consumer=user, limit=limit, before_id=before_id)
+            user,
+            storage_pb2.ReadInboxRequest(consumer=user, limit=limit, before_id=before_id, after_id=after_id),
         )
-        if not inbox.hot_followees:
-            return list(inbox.posts)
-        hot_posts = await asyncio.gather(*(self.recent_posts(a, limit, before_id) for a in inbox.hot_followees))
-        return merge_newest([with_ids(list(inbox.posts)), *hot_posts], limit)
+        hot = list(inbox.hot_followees)
+        if not hot and not inbox.own_posts_salted:
+            return list(inbox.posts), hot
+        reads = [self.recent_posts(a, limit, before_id) for a in inbox.hot_followees]
+        if inbox.own_posts_salted:
+            reads.append(self._own_salted_posts(user, limit, before_id))
+        merged = await asyncio.gather(*reads)
+        if after_id:
+            merged = [[p for p in posts if p[0] > after_id] for posts in merged]
+        return merge_newest([with_ids(inbox.posts), *merged], limit), hot
 
     async def recent_posts(self, author: str, limit: int, before_id: int) -> list[IdAndPost]:
         """A hot author's newest `limit` posts below `before_id`, from the cache when it can tell."""
@@ -73,6 +67,11 @@ class TimelineReader:
             return cached
         # Deeper than the cache holds: read the salts directly.
         return with_ids(await self.reads.raw_posts(author, HotState.HOT, limit, before_id))
+
+    async def _own_salted_posts(self, user: str, limit: int, before_id: int) -> list[IdAndPost]:
+        """The reader's own posts over its home and salted keys; not from the cache, which a post
+        made through another process updates only after its TTL (the author expects it at once)."""
+        return with_ids(await self.reads.raw_posts(user, HotState.HOT, limit, before_id))
 
     async def _load(self, author: str) -> CachedPosts:
         """Reads an author's newest posts into the cache; concurrent misses share one read."""

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from common import post_bytes
 from common.errors import FeedringError, InvalidArgument
 from common.grpc_status import grpc_errors
 from node import keys
@@ -67,9 +68,7 @@ class DataServicer:
             try:
                 results.append(storage_pb2.WriteResult(response=await self._apply(write, request.epoch)))
             except FeedringError as exc:
-                results.append(
-                    storage_pb2.WriteResult(code=exc.code_number, message=exc.message, epoch=exc.epoch_seen)
-                )
+                results.append(storage_pb2.WriteResult(code=exc.code_number, message=exc.message, epoch=exc.epoch_seen))
         return storage_pb2.ApplyWritesResponse(results=results)
 
     async def _apply(self, write: storage_pb2.ReplicaWrite, epoch: int) -> bytes:
@@ -102,8 +101,15 @@ class DataServicer:
     ) -> storage_pb2.ReadInboxResponse:
         self.ownership.check_read(request.epoch, request.consumer)
         self.reads_first.read_served()
-        posts = self.data.inboxes.read(request.consumer, request.limit, request.before_id)
-        hot_followees = self.data.graph.merged_at_read(request.consumer)  # the same step: nothing falls between
+        consumer, limit, before, after = request.consumer, request.limit, request.before_id, request.after_id
+        posts = self.data.inboxes.read(consumer, limit, before, after)
+        hot_followees = self.data.graph.merged_at_read(consumer)  # the same step: nothing falls between
+        if self.data.registry.state(consumer).salted:
+            return storage_pb2.ReadInboxResponse(posts=posts, hot_followees=hot_followees, own_posts_salted=True)
+        # The consumer's own posts: its home key is in this same partition, one more local scan.
+        own = [raw for raw in self.data.posts.read_posts(consumer, limit, before) if post_bytes.post_id(raw) > after]
+        if own:
+            posts = post_bytes.merge_newest([post_bytes.with_ids(posts), post_bytes.with_ids(own)], limit)
         return storage_pb2.ReadInboxResponse(posts=posts, hot_followees=hot_followees)
 
     @grpc_errors

@@ -39,4 +39,7 @@ class MemberPostIds:
 
 
 def feed_flows(config: ClusterConfig, node: Node) -> FeedFlows:
-    return FeedFlows.build(config, node.peers, MemberPostIds(node))
+    """The Feed API's flows over this node, whose writes wake the watch streams they concern."""
+    flows = FeedFlows.build(config, node.peers, MemberPostIds(node), hears_writes=True)
+    node.data.on_timeline_change(flows.watch.hub.changed)
+    return flows

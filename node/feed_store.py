@@ -25,7 +25,7 @@ from node.batch import Batches, UserCounters
 from node.delivery_log import DeliveryLog
 from node.follow_graph import FollowGraph
 from node.hot_registry import HotRegistry
-from node.inboxes import Inboxes
+from node.inboxes import Inboxes, TimelineListener
 from node.posts import Posts
 from node.store import Store
 from node.versioned import is_alive
@@ -56,6 +56,12 @@ class FeedStore:
 
     def partition(self, key: str) -> int:
         return partition_of(key, self.partitions)
+
+    def on_timeline_change(self, listener: TimelineListener) -> None:
+        """`listener` is told the users whose home timelines a write here changed (inbox entries,
+        removals and unfollows, their own posts): the Feed API's watch streams (feed/watch_hub.py)."""
+        self.inboxes.changed = listener
+        self.posts.changed = listener
 
     def counters(self, user_key: str) -> UserCounters | None:
         return self.batches.user_counters(self.partition(user_key), user_key)

@@ -40,7 +40,14 @@ from node import keys
 from node.batch import Batch, Batches
 from protos import feed_pb2
 
-__all__ = ["Inboxes", "TRIM_EVERY", "TOMBSTONE_GRACE_S", "logical_view"]
+__all__ = ["Inboxes", "TRIM_EVERY", "TOMBSTONE_GRACE_S", "logical_view", "TimelineListener", "nobody_listens"]
+
+TimelineListener = Callable[[list[str]], None]  # told the users whose timelines a write changed
+
+
+def nobody_listens(users: list[str]) -> None:
+    pass
+
 
 TRIM_EVERY = 256  # inserts per consumer between trim checks, on average
 TOMBSTONE_GRACE_S = 24 * 3600.0  # past the cap, tombstones and marks are kept this long
@@ -56,6 +63,7 @@ class Inboxes:
         self.partition = partition
         self.timeline_cap = timeline_cap
         self.to_trim: set[tuple[int, str]] = set()  # (partition, consumer): may hold more than the cap
+        self.changed: TimelineListener = nobody_listens  # whose timelines a write changed (watch streams)
         self._sample = random.Random()
         # A node delivers to the same followers post after post: their key prefixes are kept.
         self._prefixes = functools.lru_cache(maxsize=1 << 16)(self._consumer_prefix)
@@ -70,6 +78,7 @@ class Inboxes:
         """Puts every post into every consumer's inbox, reading nothing. Returns the entries written
         (a repeated entry is written, and counted, again)."""
         entries = [(keys.encoded_post_id(post.id), post.SerializeToString()) for post in posts]
+        consumers = list(consumers)
         puts: list[Item] = []
         check_every = len(entries) / TRIM_EVERY
         sample, note, prefixes = self._sample.random, self.to_trim.add, self._prefixes
@@ -81,11 +90,13 @@ class Inboxes:
                 note((part, consumer))
         if puts:
             self.batches.write_blind(keys.INBOX, puts, counted=len(puts))
+            self.changed(consumers)
         return len(puts)
 
     def remove(self, post_id: int, consumers: Iterable[str]) -> int:
         """Removes a post from every consumer's inbox, leaving a tombstone against late copies."""
         puts, deletes = [], []
+        consumers = list(consumers)
         for consumer in consumers:
             part = self.partition(consumer)
             tombstone = keys.inbox_tombstone_key(part, consumer, post_id)
@@ -93,6 +104,7 @@ class Inboxes:
             deletes.append(tombstone[: -len(keys.TOMBSTONE_SUFFIX)])
         if puts:
             self.batches.write_blind(keys.INBOX, puts, deletes, counted=0)  # a tombstone for an entry
+            self.changed(consumers)
         return len(puts)
 
     def unfollowed(self, batch: Batch, part: int, consumer: str, author: str) -> None:
@@ -103,6 +115,7 @@ class Inboxes:
             if len(key) == len(prefix) + 8 and post_bytes.author_bytes(raw) == wanted:
                 batch.delete_existing(key)
         batch.put(keys.inbox_unfollow_mark_key(part, consumer, author), _MS.pack(int(time.time() * 1000)))
+        self.changed([consumer])  # before the batch commits: the stream's read waits for the loop
 
     def followed(self, batch: Batch, part: int, consumer: str, author: str) -> None:
         """In `batch` (a follow's): the author's posts may show again."""
@@ -110,9 +123,10 @@ class Inboxes:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def read(self, consumer: str, limit: int, before_id: int = 0) -> list[bytes]:
-        """The newest `limit` visible entries below `before_id` (0: from the newest), as stored,
-        never past the `timeline_cap` newest visible ones."""
+    def read(self, consumer: str, limit: int, before_id: int = 0, after_id: int = 0) -> list[bytes]:
+        """The newest `limit` visible entries below `before_id` (0: from the newest) and above
+        `after_id` (0: down to the oldest), as stored, never past the `timeline_cap` newest visible
+        ones."""
         part, prefix = self._prefixes(consumer)
         plen = len(prefix)
         room, start, marks = self.timeline_cap, None, set[bytes]()
@@ -129,7 +143,10 @@ class Inboxes:
         if want <= 0:
             return []
         out: list[bytes] = []
-        for _, raw, visible in _newest_first(self.store.scan(prefix, start=start, reverse=True), plen, marks):
+        floor = keys.encoded_post_id(after_id) if after_id else b""
+        for key, raw, visible in _newest_first(self.store.scan(prefix, start=start, reverse=True), plen, marks):
+            if key[plen : plen + 8] <= floor:
+                return out  # reached the refresh bound: not the cap
             if visible:
                 out.append(raw)
                 if len(out) >= want:

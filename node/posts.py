@@ -18,6 +18,7 @@ from common.hot_state import HotState
 from node import delivery_log, keys
 from node.batch import Batches
 from node.hot_registry import HotRegistry
+from node.inboxes import TimelineListener, nobody_listens
 from node.store import newest_values
 from protos import feed_pb2
 
@@ -32,6 +33,7 @@ class Posts:
         self.store = batches.store
         self.partition = partition
         self.registry = registry
+        self.changed: TimelineListener = nobody_listens  # an author's own posts are in its timeline
 
     def store_post(self, author_key: str, post: feed_pb2.Post, request_id: str = "") -> tuple[bool, HotState, int]:
         """Stores the post and, in the same atomic write, the record of the delivery it owes (none
@@ -62,6 +64,8 @@ class Posts:
             if owed is not None:
                 batch.put_new(keys.delivery_key(part, author_key, post.id, owed.kind), owed.SerializeToString())
         batch.commit()
+        if created:
+            self.changed([salting.home_of(author_key)[0]])
         return created, state, 0
 
     def remove_post(self, author_key: str, post_id: int) -> feed_pb2.Post | None:
@@ -84,12 +88,11 @@ class Posts:
         batch.delete_existing(keys.delivery_key(part, author_key, post_id, delivery_log.INSERT))
         batch.put_new(keys.delivery_key(part, author_key, post_id, owed.kind), owed.SerializeToString())
         batch.commit()
+        self.changed([author])
         post: feed_pb2.Post = feed_pb2.Post.FromString(raw)
         return post
 
-    def read_posts(
-        self, author_key: str, limit: int, before_id: int = 0, more_keys: Iterable[str] = ()
-    ) -> list[bytes]:
+    def read_posts(self, author_key: str, limit: int, before_id: int = 0, more_keys: Iterable[str] = ()) -> list[bytes]:
         """Newest first, merged over the author's salted keys when `more_keys` names them."""
         all_keys = [author_key, *more_keys]
         if len(all_keys) == 1:

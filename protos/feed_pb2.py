@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/feed.proto\x12\x0b\x66\x65\x65\x64ring.v1\"G\n\x04Post\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\"f\n\x04User\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x16\n\x0e\x66ollower_count\x18\x02 \x01(\x04\x12\x17\n\x0f\x66ollowing_count\x18\x03 \x01(\x04\x12\x12\n\npost_count\x18\x04 \x01(\x04\x12\x0b\n\x03hot\x18\x05 \x01(\x08\"3\n\rFollowRequest\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\"!\n\x0e\x46ollowResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"5\n\x0fUnfollowRequest\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\"#\n\x10UnfollowResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"?\n\x0bPostRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"4\n\x11\x44\x65letePostRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x0f\n\x07post_id\x18\x02 \x01(\x04\"\x14\n\x12\x44\x65letePostResponse\"I\n\x12GetTimelineRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"L\n\x13GetUserPostsRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"E\n\x08PostPage\x12 \n\x05posts\x18\x01 \x03(\x0b\x32\x11.feedring.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"K\n\x14ListFollowersRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"K\n\x14ListFollowingRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"2\n\x08UserPage\x12\r\n\x05users\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetUserRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"\x16\n\x14GetRoutingMapRequest\"\x87\x01\n\nRoutingMap\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\npartitions\x18\x02 \x01(\r\x12\'\n\x05nodes\x18\x03 \x03(\x0b\x32\x18.feedring.v1.RoutingNode\x12-\n\x05table\x18\x04 \x03(\x0b\x32\x1e.feedring.v1.PartitionReplicas\"/\n\x0bRoutingNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x66\x65\x65\x64_address\x18\x02 \x01(\t\"\"\n\x11PartitionReplicas\x12\r\n\x05nodes\x18\x01 \x03(\r2\xc4\x05\n\x04\x46\x65\x65\x64\x12\x41\n\x06\x46ollow\x12\x1a.feedring.v1.FollowRequest\x1a\x1b.feedring.v1.FollowResponse\x12G\n\x08Unfollow\x12\x1c.feedring.v1.UnfollowRequest\x1a\x1d.feedring.v1.UnfollowResponse\x12\x33\n\x04Post\x12\x18.feedring.v1.PostRequest\x1a\x11.feedring.v1.Post\x12M\n\nDeletePost\x12\x1e.feedring.v1.DeletePostRequest\x1a\x1f.feedring.v1.DeletePostResponse\x12\x45\n\x0bGetTimeline\x12\x1f.feedring.v1.GetTimelineRequest\x1a\x15.feedring.v1.PostPage\x12G\n\x0cGetUserPosts\x12 .feedring.v1.GetUserPostsRequest\x1a\x15.feedring.v1.PostPage\x12I\n\rListFollowers\x12!.feedring.v1.ListFollowersRequest\x1a\x15.feedring.v1.UserPage\x12I\n\rListFollowing\x12!.feedring.v1.ListFollowingRequest\x1a\x15.feedring.v1.UserPage\x12\x39\n\x07GetUser\x12\x1b.feedring.v1.GetUserRequest\x1a\x11.feedring.v1.User\x12K\n\rGetRoutingMap\x12!.feedring.v1.GetRoutingMapRequest\x1a\x17.feedring.v1.RoutingMapb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/feed.proto\x12\x0b\x66\x65\x65\x64ring.v1\"G\n\x04Post\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\"f\n\x04User\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x16\n\x0e\x66ollower_count\x18\x02 \x01(\x04\x12\x17\n\x0f\x66ollowing_count\x18\x03 \x01(\x04\x12\x12\n\npost_count\x18\x04 \x01(\x04\x12\x0b\n\x03hot\x18\x05 \x01(\x08\"3\n\rFollowRequest\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\"!\n\x0e\x46ollowResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"5\n\x0fUnfollowRequest\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\"#\n\x10UnfollowResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"?\n\x0bPostRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"4\n\x11\x44\x65letePostRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x0f\n\x07post_id\x18\x02 \x01(\x04\"\x14\n\x12\x44\x65letePostResponse\"`\n\x12GetTimelineRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rnewer_than_id\x18\x04 \x01(\x04\"6\n\x14WatchTimelineRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08\x61\x66ter_id\x18\x02 \x01(\x04\"Q\n\rTimelineEvent\x12!\n\x04post\x18\x01 \x01(\x0b\x32\x11.feedring.v1.PostH\x00\x12\x14\n\ndeleted_id\x18\x02 \x01(\x04H\x00\x42\x07\n\x05\x65vent\"L\n\x13GetUserPostsRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x08PostPage\x12 \n\x05posts\x18\x01 \x03(\x0b\x32\x11.feedring.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0b\n\x03gap\x18\x03 \x01(\x08\"K\n\x14ListFollowersRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"K\n\x14ListFollowingRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"2\n\x08UserPage\x12\r\n\x05users\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetUserRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"\x16\n\x14GetRoutingMapRequest\"\x87\x01\n\nRoutingMap\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\npartitions\x18\x02 \x01(\r\x12\'\n\x05nodes\x18\x03 \x03(\x0b\x32\x18.feedring.v1.RoutingNode\x12-\n\x05table\x18\x04 \x03(\x0b\x32\x1e.feedring.v1.PartitionReplicas\"/\n\x0bRoutingNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x66\x65\x65\x64_address\x18\x02 \x01(\t\"\"\n\x11PartitionReplicas\x12\r\n\x05nodes\x18\x01 \x03(\r2\x96\x06\n\x04\x46\x65\x65\x64\x12\x41\n\x06\x46ollow\x12\x1a.feedring.v1.FollowRequest\x1a\x1b.feedring.v1.FollowResponse\x12G\n\x08Unfollow\x12\x1c.feedring.v1.UnfollowRequest\x1a\x1d.feedring.v1.UnfollowResponse\x12\x33\n\x04Post\x12\x18.feedring.v1.PostRequest\x1a\x11.feedring.v1.Post\x12M\n\nDeletePost\x12\x1e.feedring.v1.DeletePostRequest\x1a\x1f.feedring.v1.DeletePostResponse\x12\x45\n\x0bGetTimeline\x12\x1f.feedring.v1.GetTimelineRequest\x1a\x15.feedring.v1.PostPage\x12P\n\rWatchTimeline\x12!.feedring.v1.WatchTimelineRequest\x1a\x1a.feedring.v1.TimelineEvent0\x01\x12G\n\x0cGetUserPosts\x12 .feedring.v1.GetUserPostsRequest\x1a\x15.feedring.v1.PostPage\x12I\n\rListFollowers\x12!.feedring.v1.ListFollowersRequest\x1a\x15.feedring.v1.UserPage\x12I\n\rListFollowing\x12!.feedring.v1.ListFollowingRequest\x1a\x15.feedring.v1.UserPage\x12\x39\n\x07GetUser\x12\x1b.feedring.v1.GetUserRequest\x1a\x11.feedring.v1.User\x12K\n\rGetRoutingMap\x12!.feedring.v1.GetRoutingMapRequest\x1a\x17.feedring.v1.RoutingMapb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,27 +50,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEPOSTRESPONSE']._serialized_start=510
   _globals['_DELETEPOSTRESPONSE']._serialized_end=530
   _globals['_GETTIMELINEREQUEST']._serialized_start=532
-  _globals['_GETTIMELINEREQUEST']._serialized_end=605
-  _globals['_GETUSERPOSTSREQUEST']._serialized_start=607
-  _globals['_GETUSERPOSTSREQUEST']._serialized_end=683
-  _globals['_POSTPAGE']._serialized_start=685
-  _globals['_POSTPAGE']._serialized_end=754
-  _globals['_LISTFOLLOWERSREQUEST']._serialized_start=756
-  _globals['_LISTFOLLOWERSREQUEST']._serialized_end=831
-  _globals['_LISTFOLLOWINGREQUEST']._serialized_start=833
-  _globals['_LISTFOLLOWINGREQUEST']._serialized_end=908
-  _globals['_USERPAGE']._serialized_start=910
-  _globals['_USERPAGE']._serialized_end=960
-  _globals['_GETUSERREQUEST']._serialized_start=962
-  _globals['_GETUSERREQUEST']._serialized_end=992
-  _globals['_GETROUTINGMAPREQUEST']._serialized_start=994
-  _globals['_GETROUTINGMAPREQUEST']._serialized_end=1016
-  _globals['_ROUTINGMAP']._serialized_start=1019
-  _globals['_ROUTINGMAP']._serialized_end=1154
-  _globals['_ROUTINGNODE']._serialized_start=1156
-  _globals['_ROUTINGNODE']._serialized_end=1203
-  _globals['_PARTITIONREPLICAS']._serialized_start=1205
-  _globals['_PARTITIONREPLICAS']._serialized_end=1239
-  _globals['_FEED']._serialized_start=1242
-  _globals['_FEED']._serialized_end=1950
+  _globals['_GETTIMELINEREQUEST']._serialized_end=628
+  _globals['_WATCHTIMELINEREQUEST']._serialized_start=630
+  _globals['_WATCHTIMELINEREQUEST']._serialized_end=684
+  _globals['_TIMELINEEVENT']._serialized_start=686
+  _globals['_TIMELINEEVENT']._serialized_end=767
+  _globals['_GETUSERPOSTSREQUEST']._serialized_start=769
+  _globals['_GETUSERPOSTSREQUEST']._serialized_end=845
+  _globals['_POSTPAGE']._serialized_start=847
+  _globals['_POSTPAGE']._serialized_end=929
+  _globals['_LISTFOLLOWERSREQUEST']._serialized_start=931
+  _globals['_LISTFOLLOWERSREQUEST']._serialized_end=1006
+  _globals['_LISTFOLLOWINGREQUEST']._serialized_start=1008
+  _globals['_LISTFOLLOWINGREQUEST']._serialized_end=1083
+  _globals['_USERPAGE']._serialized_start=1085
+  _globals['_USERPAGE']._serialized_end=1135
+  _globals['_GETUSERREQUEST']._serialized_start=1137
+  _globals['_GETUSERREQUEST']._serialized_end=1167
+  _globals['_GETROUTINGMAPREQUEST']._serialized_start=1169
+  _globals['_GETROUTINGMAPREQUEST']._serialized_end=1191
+  _globals['_ROUTINGMAP']._serialized_start=1194
+  _globals['_ROUTINGMAP']._serialized_end=1329
+  _globals['_ROUTINGNODE']._serialized_start=1331
+  _globals['_ROUTINGNODE']._serialized_end=1378
+  _globals['_PARTITIONREPLICAS']._serialized_start=1380
+  _globals['_PARTITIONREPLICAS']._serialized_end=1414
+  _globals['_FEED']._serialized_start=1417
+  _globals['_FEED']._serialized_end=2207
 # @@protoc_insertion_point(module_scope)

@@ -83,14 +83,32 @@ class DeletePostResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class GetTimelineRequest(_message.Message):
-    __slots__ = ("user", "page_size", "page_token")
+    __slots__ = ("user", "page_size", "page_token", "newer_than_id")
     USER_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NEWER_THAN_ID_FIELD_NUMBER: _ClassVar[int]
     user: str
     page_size: int
     page_token: str
-    def __init__(self, user: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    newer_than_id: int
+    def __init__(self, user: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., newer_than_id: _Optional[int] = ...) -> None: ...
+
+class WatchTimelineRequest(_message.Message):
+    __slots__ = ("user", "after_id")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    after_id: int
+    def __init__(self, user: _Optional[str] = ..., after_id: _Optional[int] = ...) -> None: ...
+
+class TimelineEvent(_message.Message):
+    __slots__ = ("post", "deleted_id")
+    POST_FIELD_NUMBER: _ClassVar[int]
+    DELETED_ID_FIELD_NUMBER: _ClassVar[int]
+    post: Post
+    deleted_id: int
+    def __init__(self, post: _Optional[_Union[Post, _Mapping]] = ..., deleted_id: _Optional[int] = ...) -> None: ...
 
 class GetUserPostsRequest(_message.Message):
     __slots__ = ("author", "page_size", "page_token")
@@ -103,12 +121,14 @@ class GetUserPostsRequest(_message.Message):
     def __init__(self, author: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class PostPage(_message.Message):
-    __slots__ = ("posts", "next_page_token")
+    __slots__ = ("posts", "next_page_token", "gap")
     POSTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    GAP_FIELD_NUMBER: _ClassVar[int]
     posts: _containers.RepeatedCompositeFieldContainer[Post]
     next_page_token: str
-    def __init__(self, posts: _Optional[_Iterable[_Union[Post, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    gap: bool
+    def __init__(self, posts: _Optional[_Iterable[_Union[Post, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., gap: _Optional[bool] = ...) -> None: ...
 
 class ListFollowersRequest(_message.Message):
     __slots__ = ("user", "page_size", "page_token")

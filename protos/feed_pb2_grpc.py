@@ -59,6 +59,11 @@ class FeedStub:
                 request_serializer=protos_dot_feed__pb2.GetTimelineRequest.SerializeToString,
                 response_deserializer=protos_dot_feed__pb2.PostPage.FromString,
                 _registered_method=True)
+        self.WatchTimeline = channel.unary_stream(
+                '/feedring.v1.Feed/WatchTimeline',
+                request_serializer=protos_dot_feed__pb2.WatchTimelineRequest.SerializeToString,
+                response_deserializer=protos_dot_feed__pb2.TimelineEvent.FromString,
+                _registered_method=True)
         self.GetUserPosts = channel.unary_unary(
                 '/feedring.v1.Feed/GetUserPosts',
                 request_serializer=protos_dot_feed__pb2.GetUserPostsRequest.SerializeToString,
@@ -120,7 +125,23 @@ class FeedServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTimeline(self, request, context):
-        """The user's home timeline, newest first.
+        """The user's home timeline, newest first: the posts of everyone the user follows and the user's
+        own posts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTimeline(self, request, context):
+        """The user's home timeline as it changes: first what is newer than `after_id` (0: nothing
+        before now), oldest first, then each entry as it lands (a followee's post delivered, a hot
+        followee's post, the user's own post) and each removal, once per stream, as they land: in id
+        order among those found together, but a followee's post that lands after its delivery may
+        come after a newer own or hot post (order by id to display). Resume after a disconnect with
+        the last id seen; an entry that landed late while disconnected is sent if the stream is resumed
+        from at most 30 s (of id time) below it (FeedClient.watch_timeline resumes so, and drops repeats).
+        RESOURCE_EXHAUSTED: this process serves limits.max_watch_streams streams (try another replica),
+        or this reader took no event for limits.watch_stall_s (resume with after_id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -190,6 +211,11 @@ def add_FeedServicer_to_server(servicer, server):
                     servicer.GetTimeline,
                     request_deserializer=protos_dot_feed__pb2.GetTimelineRequest.FromString,
                     response_serializer=protos_dot_feed__pb2.PostPage.SerializeToString,
+            ),
+            'WatchTimeline': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTimeline,
+                    request_deserializer=protos_dot_feed__pb2.WatchTimelineRequest.FromString,
+                    response_serializer=protos_dot_feed__pb2.TimelineEvent.SerializeToString,
             ),
             'GetUserPosts': grpc.unary_unary_rpc_method_handler(
                     servicer.GetUserPosts,
@@ -352,6 +378,33 @@ class Feed:
             '/feedring.v1.Feed/GetTimeline',
             protos_dot_feed__pb2.GetTimelineRequest.SerializeToString,
             protos_dot_feed__pb2.PostPage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/feedring.v1.Feed/WatchTimeline',
+            protos_dot_feed__pb2.WatchTimelineRequest.SerializeToString,
+            protos_dot_feed__pb2.TimelineEvent.FromString,
             options,
             channel_credentials,
             insecure,

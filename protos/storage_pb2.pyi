@@ -154,24 +154,28 @@ class RemoveFromInboxesResponse(_message.Message):
     def __init__(self, removed: _Optional[int] = ...) -> None: ...
 
 class ReadInboxRequest(_message.Message):
-    __slots__ = ("epoch", "consumer", "limit", "before_id")
+    __slots__ = ("epoch", "consumer", "limit", "before_id", "after_id")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     CONSUMER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     BEFORE_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     consumer: str
     limit: int
     before_id: int
-    def __init__(self, epoch: _Optional[int] = ..., consumer: _Optional[str] = ..., limit: _Optional[int] = ..., before_id: _Optional[int] = ...) -> None: ...
+    after_id: int
+    def __init__(self, epoch: _Optional[int] = ..., consumer: _Optional[str] = ..., limit: _Optional[int] = ..., before_id: _Optional[int] = ..., after_id: _Optional[int] = ...) -> None: ...
 
 class ReadInboxResponse(_message.Message):
-    __slots__ = ("posts", "hot_followees")
+    __slots__ = ("posts", "hot_followees", "own_posts_salted")
     POSTS_FIELD_NUMBER: _ClassVar[int]
     HOT_FOLLOWEES_FIELD_NUMBER: _ClassVar[int]
+    OWN_POSTS_SALTED_FIELD_NUMBER: _ClassVar[int]
     posts: _containers.RepeatedScalarFieldContainer[bytes]
     hot_followees: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, posts: _Optional[_Iterable[bytes]] = ..., hot_followees: _Optional[_Iterable[str]] = ...) -> None: ...
+    own_posts_salted: bool
+    def __init__(self, posts: _Optional[_Iterable[bytes]] = ..., hot_followees: _Optional[_Iterable[str]] = ..., own_posts_salted: _Optional[bool] = ...) -> None: ...
 
 class AddFollowingRequest(_message.Message):
     __slots__ = ("epoch", "follower", "followee", "hot", "followee_key", "version")
@@ -774,9 +778,11 @@ class DropPartitionsResponse(_message.Message):
     def __init__(self, keys_deleted: _Optional[int] = ...) -> None: ...
 
 class EncodedPostPage(_message.Message):
-    __slots__ = ("posts", "next_page_token")
+    __slots__ = ("posts", "next_page_token", "gap")
     POSTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    GAP_FIELD_NUMBER: _ClassVar[int]
     posts: _containers.RepeatedScalarFieldContainer[bytes]
     next_page_token: str
-    def __init__(self, posts: _Optional[_Iterable[bytes]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    gap: bool
+    def __init__(self, posts: _Optional[_Iterable[bytes]] = ..., next_page_token: _Optional[str] = ..., gap: _Optional[bool] = ...) -> None: ...

@@ -25,8 +25,8 @@ class RouterFlows(FeedFlows):
     membership: MembershipChanges
 
     @staticmethod
-    def build(config: ClusterConfig, storage: StorageClient, ids: PostIds) -> RouterFlows:
-        feed = FeedFlows.build(config, storage, ids)
+    def build(config: ClusterConfig, storage: StorageClient, ids: PostIds, hears_writes: bool = False) -> RouterFlows:
+        feed = FeedFlows.build(config, storage, ids, hears_writes)
         return RouterFlows(
             **vars(feed), bulk=BulkLoader(config, storage, feed.hot), membership=MembershipChanges(storage)
         )

@@ -45,7 +45,7 @@ def test_a_post_reaches_followers_within_a_second(client: FeedClient) -> None:
 
     eventually(delivered, timeout_s=1.0, interval_s=0.01)
     assert time.monotonic() - sent < 1.0
-    assert client.timeline(bob).items == []  # authors do not follow themselves
+    assert [p.id for p in client.timeline(bob).items] == [post.id]  # an author sees its own post at once
 
 
 def test_timeline_is_newest_first_and_merges_followees(client: FeedClient) -> None:
@@ -126,6 +126,21 @@ def test_pagination_is_stable_while_new_posts_arrive(client: FeedClient) -> None
     seen = [p.id for p in page1.items + page2.items + page3.items]
     assert seen == [p.id for p in reversed(first)]  # no duplicates, no gaps, new posts not mixed in
     assert page3.next_page_token == ""
+
+
+def test_a_refresh_gets_only_what_is_newer_than_the_newest_post_shown(client: FeedClient) -> None:
+    reader, author = users("reader", "author")
+    client.follow(reader, author)
+    shown = client.post(author, "seen already")
+    eventually(lambda: _assert_equal([p.id for p in client.timeline(reader).items], [shown.id]))
+    assert client.timeline(reader, newer_than_id=shown.id).items == []
+    newer = [client.post(author, f"new{i}") for i in range(4)] + [client.post(reader, "mine")]
+    want = [p.id for p in reversed(newer)]
+    eventually(lambda: _assert_equal([p.id for p in client.timeline(reader, newer_than_id=shown.id).items], want))
+    first = client.timeline(reader, page_size=3, newer_than_id=shown.id)
+    assert [p.id for p in first.items] == want[:3] and first.gap  # more is newer than one page
+    rest = client.timeline(reader, page_size=3, page_token=first.next_page_token, newer_than_id=shown.id)
+    assert [p.id for p in rest.items] == want[3:] and not rest.gap and rest.next_page_token == ""
 
 
 def test_timeline_is_trimmed_to_the_cap(client: FeedClient, cluster) -> None:  # type: ignore[no-untyped-def]

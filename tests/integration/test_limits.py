@@ -42,7 +42,8 @@ def test_a_bulk_load_bigger_than_one_request_is_split_by_the_client(cluster: Clu
 
 @pytest.fixture
 def narrow(tmp_path: Path) -> Iterator[ClusterHandle]:
-    handle = start_cluster(tmp_path, nodes=1, partitions=16, replication_factor=1, limits={"max_concurrent_rpcs": 64})
+    limits = {"max_concurrent_rpcs": 64, "max_watch_streams": 0}
+    handle = start_cluster(tmp_path, nodes=1, partitions=16, replication_factor=1, limits=limits)
     yield handle
     handle.stop()
 

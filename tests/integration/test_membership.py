@@ -112,8 +112,8 @@ def check_nothing_lost(client: FeedClient, writer: Writer) -> None:
             got = [p for p in client.iter_timeline(follower, page_size=200)]
             ids = [p.id for p in got]
             assert ids == sorted(set(ids), reverse=True), f"timeline of {follower}: repeats or out of order"
-            # Nothing that was not written by someone followed...
-            assert all(p.id in posts_of.get(p.author, set()) and p.author in followees for p in got)
+            # Nothing that was not written by someone followed (or the follower)...
+            assert all(p.id in posts_of.get(p.author, set()) and p.author in {*followees, follower} for p in got)
             # ...and every acknowledged post made after the follow is there.
             for followee, since in followees.items():
                 later = {i for i in writer.acked_posts.get(followee, ()) if created_at_ms(i) > since * 1000 + 5}

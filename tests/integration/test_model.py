@@ -3,7 +3,8 @@ then every timeline, read page by page, must equal what a plain in-test model sa
 
 The model is the specification in miniature: a timeline holds the newest `timeline_cap` posts that
 were delivered to it; following copies the followee's newest `backfill_posts` posts; unfollowing
-removes all of the followee's posts; deleting removes the post everywhere.
+removes all of the followee's posts; deleting removes the post everywhere; a user's own posts are
+in its timeline too (merged in at read time, so the cap does not cut them).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class TimelineModel:
             box.discard(post_id)
 
     def timeline(self, user: str) -> list[int]:
-        return sorted(self.inbox[user], reverse=True)
+        return sorted(self.inbox[user] | set(self.posts[user]), reverse=True)
 
 
 def test_random_operations_match_the_model(client: FeedClient, cluster) -> None:  # type: ignore[no-untyped-def]

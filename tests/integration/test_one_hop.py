@@ -1,8 +1,8 @@
 """One-hop reads on real processes: every node serves the Feed API, a map-aware client follows a map
 that moved under it, and clients that know nothing of feedring's Python code (a reflection-only
-client, grpc-js) work against a router and against a node alike. Kill -9 and SIGSTOP of the node a
-map-aware client uses are in test_replicas.py; node add and remove under its load in
-test_membership.py."""
+client, grpc-js, a WatchTimeline stream too) work against a router and against a node alike.
+Kill -9 and SIGSTOP of the node a map-aware client uses are in test_replicas.py; node add and
+remove under its load in test_membership.py."""
 
 from __future__ import annotations
 
@@ -111,6 +111,23 @@ feed.Follow({follower: reader, followee: author}, {deadline: deadline()}, (err) 
 """
 
 
+# Opens WatchTimeline from the proto alone, prints the first post the stream sends, and ends.
+_GRPC_JS_WATCH = """
+const grpc = require('@grpc/grpc-js');
+const loader = require('@grpc/proto-loader');
+const [protoRoot, address, user, afterId] = process.argv.slice(2);
+const definition = loader.loadSync('protos/feed.proto', {includeDirs: [protoRoot], longs: String});
+const Feed = grpc.loadPackageDefinition(definition).feedring.v1.Feed;
+const feed = new Feed(address, grpc.credentials.createInsecure());
+const stream = feed.WatchTimeline({user, after_id: afterId});
+stream.on('data', (event) => {
+  if (event.post) { console.log(JSON.stringify({id: event.post.id, text: event.post.text})); process.exit(0); }
+});
+stream.on('error', (err) => { console.error(err.message); process.exit(1); });
+setTimeout(() => { console.error('no event within 20 s'); process.exit(1); }, 20000);
+"""
+
+
 @pytest.fixture(scope="module")
 def grpc_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with @grpc/grpc-js and @grpc/proto-loader installed (from the npm registry)."""
@@ -127,6 +144,7 @@ def grpc_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if installed.returncode != 0:
         pytest.skip(f"npm could not install @grpc/grpc-js: {installed.stderr.strip()[:300]}")
     (directory / "client.js").write_text(_GRPC_JS_CLIENT)
+    (directory / "watch.js").write_text(_GRPC_JS_WATCH)
     return directory
 
 
@@ -145,3 +163,21 @@ def test_grpc_js_posts_and_reads_the_map_through_a_router_and_a_node(cluster: Cl
         reader = cluster.client()
         expected = [int(answer["id"])]
         eventually(lambda r=reader, i=i, e=expected: _assert([p.id for p in r.timeline(f"js-reader{i}").items] == e))
+
+
+def test_grpc_js_watches_a_timeline_from_the_proto_alone(cluster: ClusterHandle, grpc_js: Path) -> None:
+    client = cluster.client()
+    client.follow("js-watcher", "js-watched")
+    before = client.post("js-watched", "already seen")
+    live = client.post("js-watched", "streamed to grpc-js")
+    address = cluster.config.nodes[0].feed
+    eventually(lambda: _assert([p.id for p in client.timeline("js-watcher").items][:1] == [live.id]))
+    done = subprocess.run(
+        ["node", str(grpc_js / "watch.js"), str(PROJECT_ROOT), address, "js-watcher", str(before.id)],
+        cwd=grpc_js,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"id": str(live.id), "text": "streamed to grpc-js"}

@@ -10,8 +10,10 @@ import io
 import json
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from client import FeedClient
@@ -49,6 +51,22 @@ def _feedring(cluster: ClusterHandle, args: list[str]) -> subprocess.CompletedPr
     )
 
 
+def _feedring_until_ctrl_c(cluster: ClusterHandle, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """A command that runs until Ctrl-C (`timeline --follow`): it prints, then SIGINT ends it."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "--config", str(cluster.path), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, first + stdout, stderr)
+
+
 def test_the_readme_feedring_commands_run(cluster: ClusterHandle) -> None:
     commands = _user_commands()
     assert len(commands) >= 12, commands
@@ -59,7 +77,7 @@ def test_the_readme_feedring_commands_run(cluster: ClusterHandle) -> None:
         args = [post_id if a == EXAMPLE_POST_ID else a for a in args]
         if args[:1] == ["delete"]:  # deletes what `post` made: wait until it is readable everywhere
             eventually(lambda: _assert(_feedring(cluster, ["posts", "bob"]).stdout.count("hello world") >= 1))
-        out = _feedring(cluster, args)
+        out = _feedring_until_ctrl_c(cluster, args) if "--follow" in args else _feedring(cluster, args)
         assert out.returncode == 0, (args, out.stderr)
         if args[:1] == ["post"]:
             post_id = out.stdout.strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feed.timeline import merge_newest, with_ids
+from common.post_bytes import merge_newest, with_ids
 from protos import feed_pb2
 
 
