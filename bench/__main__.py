@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout_load, floors, graphs, replication, report, scenarios
+from bench import fanout_load, floors, graphs, replication, report, scenarios, watch_latency
 from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import Mix, run_load, start_echo_server
 from bench.stats import summary
@@ -209,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
                 label: scenarios.visible_everywhere(client, f"vis{label}", [f"vis{label}-fan{i}" for i in range(n)], 20)
                 for label, n in (("10", 10), ("200", 200))
             }
+
+            print("watch streams: post ack -> seen by open watchers ...", flush=True)
+            results["watch"] = watch_latency.watch_latency(
+                cluster, client, hot_pinned[-1], (100,) if quick else (100, 1000), 10 if quick else 20
+            )
 
             results["stress"] = _stress(cluster, client, users, quick)
 

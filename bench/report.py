@@ -364,6 +364,14 @@ def print_table(r: dict[str, Any]) -> None:
             )
             for label, v in r.get("visible", {}).items()
         ),
+        *(
+            (
+                f"watch, {label} streams on one node: post ack -> seen p50 / p99 (by all: p50 / p99), RSS/stream",
+                f"{v['p50_ms']:.1f} / {v['p99_ms']:.1f} ms ({v['all_p50_ms']:.1f} / {v['all_p99_ms']:.1f} ms), "
+                f"{v['node_rss_kib_per_stream']:.1f} KiB" + (f", {v['missed']:.0f} missed" if v["missed"] else ""),
+            )
+            for label, v in r.get("watch", {}).items()
+        ),
         ("delivery lag p50 / p99", f"{r['delivery']['lag_p50_ms']:.1f} / {r['delivery']['lag_p99_ms']:.1f} ms"),
         (
             "read p50, 20 hot followees vs none",
