@@ -119,7 +119,7 @@ const [protoRoot, address, user, afterId] = process.argv.slice(2);
 const definition = loader.loadSync('protos/feed.proto', {includeDirs: [protoRoot], longs: String});
 const Feed = grpc.loadPackageDefinition(definition).feedring.v1.Feed;
 const feed = new Feed(address, grpc.credentials.createInsecure());
-const stream = feed.WatchTimeline({user, after_id: afterId});
+const stream = feed.WatchTimeline({user, afterId});  // proto-loader camel-cases field names
 stream.on('data', (event) => {
   if (event.post) { console.log(JSON.stringify({id: event.post.id, text: event.post.text})); process.exit(0); }
 });
