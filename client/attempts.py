@@ -25,7 +25,9 @@ __all__ = ["MapState", "Attempts", "MAP_MAX_AGE_S", "READ_YOUR_WRITES_S"]
 MAP_MAX_AGE_S = 5.0
 READ_YOUR_WRITES_S = 10.0  # how long reads of a written key go to the replica that took the write
 _MAX_WRITTEN_KEYS = 10_000
-_FAIL_OVER = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# Also CANCELLED: what a node answers for a call still running when it shuts down (a rolling
+# restart). Every call is safe to repeat elsewhere (see client/map_aware.py).
+_FAIL_OVER = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
 
 Metadata = tuple[tuple[str, str], ...]
 
