@@ -120,19 +120,7 @@ class HintReplayer:
             log.warning("hints dropped: node %s is no longer a member count=%d", target, len(dropped))
             return
         while self.hints.counts.get(target) and self.peers.health.allows(member.address):
-            batch, moved = [], []
-            for key, write in self.hints.oldest(target, _BATCH, _BATCH_BYTES):
-                kept = self.for_target(target, write)
-                if kept is None:
-                    moved.append(key)
-                else:
-                    batch.append((key, kept))
-            if moved:  # the move's copy and repair carried those keys to their new replicas
-                self.hints.remove(target, moved)
-                self.hints.dropped += len(moved)
-                log.info("hints dropped: their partitions left node %s count=%d", target, len(moved))
-            if not batch:
-                continue
+            batch = self.hints.oldest(target, _BATCH, _BATCH_BYTES)
             request = storage_pb2.ApplyWritesRequest(writes=[w for _, w in batch], hinted=True)
             try:
                 reply = await self.peers.apply_writes.on_node(target, request, timeout_s=_REPLAY_TIMEOUT_S)
@@ -140,6 +128,7 @@ class HintReplayer:
                 log.debug("hint replay postponed target=%s error=%s", target, exc.message)
                 return
             done: list[bytes] = []
+            cut: list[storage_pb2.ReplicaWrite] = []
             for (key, write), result in zip(batch, reply.results, strict=False):
                 if result.code == 0:
                     done.append(key)
@@ -150,7 +139,17 @@ class HintReplayer:
                 if error.retriable:
                     break
                 if isinstance(error, WrongEpoch) and self.still_a_replica(target, write):
-                    break  # sealed for a move, or behind on the map: later
+                    kept = self.for_target(target, write)
+                    if kept is write:
+                        break  # sealed for a move, or behind on the map: later
+                    # Some of its keys left the target in a move (their new replicas have them from
+                    # the move's copy and repair): the rest is queued again, cut down to them.
+                    done.append(key)
+                    if kept is not None:
+                        cut.append(kept)
+                    else:
+                        self.hints.dropped += 1
+                    log.info("hint cut to the keys node %s still holds method=%s", target, write.method)
                 else:
                     done.append(key)
                     self.hints.dropped += 1
@@ -162,6 +161,8 @@ class HintReplayer:
                         result.message,
                     )
             self.hints.remove(target, done)
+            for kept in cut:
+                self.hints.add(target, kept)
             if len(done) < len(batch):
                 return
             log.info("hints replayed target=%s count=%d left=%d", target, len(done), self.hints.counts.get(target, 0))
@@ -169,8 +170,9 @@ class HintReplayer:
 
     def for_target(self, target: str, write: storage_pb2.ReplicaWrite) -> storage_pb2.ReplicaWrite | None:
         """The hint cut down to the keys `target` still holds or is receiving at this node's epoch
-        (None: none of them). A many-key write (a page of followers' inboxes) held across a
-        membership change would otherwise be refused whole, forever, for the keys that moved."""
+        (None: none of them; `write` itself: all of them). A many-key write (a page of followers'
+        inboxes) held across a membership change would otherwise be refused whole, forever, for
+        the keys that moved. Only asked after a refusal: it parses the write and maps every key."""
         method = by_name(write.method)
         if method is None or method.subset is None:
             return write

@@ -48,6 +48,9 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert r["plain_readers"] > 0 and r["read_only_plain"]["qps"] > 0 and r["read_single_plain"]["p50_ms"] > 0
     assert set(r["post_ack"]) == {"10", "1K", "10K"} and r["post_ack"]["10K"]["hot"] == 1.0
     assert r["delivery"]["inbox_entries_per_s"] > 0 and r["delivery"]["lag_p50_ms"] > 0
+    for label in ("plain N=100", "hot N=100"):  # every watcher saw every post
+        watch = r["watch"][label]
+        assert watch["missed"] == 0 and 0 < watch["p50_ms"] <= watch["p99_ms"], (label, watch)
     assert r["salting"]["S=1"]["max_over_mean"] > r["salting"]["S=8"]["max_over_mean"]
     assert r["rebalance"]["keys_moved"] > 0 and r["rebalance"]["partitions_moved"] > 0
     assert all(not (isinstance(t["measured"], float) and math.isnan(t["measured"])) for t in r["targets"])
