@@ -23,7 +23,7 @@ from node.store import Store
 from node.writes import by_name
 from protos import storage_pb2
 
-__all__ = ["HintLog", "HintReplayer", "keys_of"]
+__all__ = ["HintLog", "HintReplayer"]
 
 log = logging.getLogger(__name__)
 
@@ -138,20 +138,16 @@ class HintReplayer:
                 log.debug("hint refused target=%s method=%s error=%s", target, write.method, result.message)
                 if error.retriable:
                     break
-                if isinstance(error, WrongEpoch) and self.still_a_replica(target, write):
-                    kept = self.for_target(target, write)
-                    if kept is write:
-                        break  # sealed for a move, or behind on the map: later
+                kept = self.for_target(target, write) if isinstance(error, WrongEpoch) else None
+                if kept is write:
+                    break  # sealed for a move, or behind on the map: later
+                done.append(key)
+                if kept is not None:
                     # Some of its keys left the target in a move (their new replicas have them from
                     # the move's copy and repair): the rest is queued again, cut down to them.
-                    done.append(key)
-                    if kept is not None:
-                        cut.append(kept)
-                    else:
-                        self.hints.dropped += 1
+                    cut.append(kept)
                     log.info("hint cut to the keys node %s still holds method=%s", target, write.method)
                 else:
-                    done.append(key)
                     self.hints.dropped += 1
                     log.warning(
                         "hint dropped target=%s method=%s code=%d error=%s",
@@ -167,22 +163,23 @@ class HintReplayer:
                 return
             log.info("hints replayed target=%s count=%d left=%d", target, len(done), self.hints.counts.get(target, 0))
 
-
     def for_target(self, target: str, write: storage_pb2.ReplicaWrite) -> storage_pb2.ReplicaWrite | None:
-        """The hint cut down to the keys `target` still holds or is receiving at this node's epoch
-        (None: none of them; `write` itself: all of them). A many-key write (a page of followers'
-        inboxes) held across a membership change would otherwise be refused whole, forever, for
-        the keys that moved. Only asked after a refusal: it parses the write and maps every key."""
+        """After `target` refused the hint as not its owner: the hint cut down to the keys it still
+        holds or is receiving at this node's epoch; None if none (drop it), `write` itself if all,
+        or if the write cannot be cut (keep it for later: sealed for a move, or our map is behind).
+        A many-key write (a page of followers' inboxes) held across a membership change would
+        otherwise be refused whole, forever, for the keys that moved. Only asked after a refusal:
+        it parses the write and maps every key."""
         method = by_name(write.method)
-        if method is None or method.subset is None:
-            return write
+        if method is None:
+            return None
         request = method.parse(write.request)
         keys = list(method.keys(request))
         held = [k for k in keys if self._replica_of(target, k)]
-        if len(held) == len(keys):
-            return write
         if not held:
             return None
+        if len(held) == len(keys) or method.subset is None:
+            return write
         kept = storage_pb2.ReplicaWrite()
         kept.CopyFrom(write)
         kept.request = method.limited(request, held).SerializeToString()
@@ -193,14 +190,3 @@ class HintReplayer:
         part = cluster_map.partition(key)
         pending = cluster_map.pending_table[part] if cluster_map.pending_table else ()
         return target in cluster_map.replicas(part) or target in pending
-
-    def still_a_replica(self, target: str, write: storage_pb2.ReplicaWrite) -> bool:
-        """Whether a hint `target` refused as "not the owner" may still be taken later: it holds, or
-        is receiving, a partition the write touches at this node's epoch."""
-        return any(self._replica_of(target, key) for key in keys_of(write))
-
-
-def keys_of(write: storage_pb2.ReplicaWrite) -> list[str]:
-    """The user keys a kept write touches (none for a name no declaration has)."""
-    method = by_name(write.method)
-    return list(method.keys(method.parse(write.request))) if method is not None else []
