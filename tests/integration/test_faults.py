@@ -13,7 +13,7 @@ import pytest
 from common.cluster_map import initial_map
 from common.errors import Unavailable
 from ops.local_cluster import PROJECT_ROOT
-from tests.integration.conftest import ClusterHandle, start_cluster
+from tests.integration.conftest import ClusterHandle, start_cluster, wait_settled
 from tests.support import eventually
 
 
@@ -67,6 +67,9 @@ def test_data_survives_a_full_restart(own_cluster: ClusterHandle) -> None:
     client.follow("reader", "writer")
     posts = [client.post("writer", f"durable {i}") for i in range(5)]
     eventually(lambda: _equal(len(client.timeline("reader").items), 5))
+    # Every replica has it before the stop: a replica that missed the writes (seen down as the
+    # cluster started) would get them from its peers' hints after the restart, a moment late.
+    wait_settled(client)
     own_cluster.local.stop(quiet=True)
     own_cluster.local.start(quiet=True)
     client = own_cluster.client()
