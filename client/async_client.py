@@ -202,6 +202,34 @@ class AsyncFeedClient:
         """Counters and hot state; NotFound for a user the cluster has never seen."""
         return await self._run(ops.get_user(user))
 
+    # -- mutes and blocks ------------------------------------------------------------------------
+
+    async def mute(self, user: str, target: str) -> bool:
+        """Hides `target`'s posts (past and future) from `user`'s timeline; the follow stays.
+        True if it was not muted yet."""
+        return await self._run(ops.mute(user, target))
+
+    async def unmute(self, user: str, target: str) -> bool:
+        """Shows `target`'s posts again, the past ones too. True if it was muted."""
+        return await self._run(ops.unmute(user, target))
+
+    async def block(self, user: str, target: str) -> bool:
+        """Removes the follows both ways and refuses new ones (FailedPrecondition); neither sees the
+        other's posts. True if it was not blocked yet."""
+        return await self._run(ops.block(user, target))
+
+    async def unblock(self, user: str, target: str) -> bool:
+        """Lifts the block (the follows it removed stay removed). True if it was blocked."""
+        return await self._run(ops.unblock(user, target))
+
+    async def muted(self, user: str, page_size: int = 0, page_token: str = "") -> Page[str]:
+        """Whom `user` mutes, in lexicographic order."""
+        return await self._run(ops.muted(user, page_size, page_token))
+
+    async def blocked(self, user: str, page_size: int = 0, page_token: str = "") -> Page[str]:
+        """Whom `user` has blocked, in lexicographic order."""
+        return await self._run(ops.blocked(user, page_size, page_token))
+
     # -- every page ------------------------------------------------------------------------------
 
     @staticmethod
@@ -266,6 +294,12 @@ class AsyncFeedClient:
 
     def iter_following(self, user: str, page_size: int = 0) -> AsyncIterator[str]:
         return self._walk(lambda token: self.following(user, page_size, token))
+
+    def iter_muted(self, user: str, page_size: int = 0) -> AsyncIterator[str]:
+        return self._walk(lambda token: self.muted(user, page_size, token))
+
+    def iter_blocked(self, user: str, page_size: int = 0) -> AsyncIterator[str]:
+        return self._walk(lambda token: self.blocked(user, page_size, token))
 
     # -- admin -----------------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
     feedring [--config FILE] [--router HOST:PORT] [--timeout S] [--json] COMMAND ...
 
-User commands: follow, unfollow, post, delete, timeline, posts, followers, following, user.
+User commands: follow, unfollow, post, delete, timeline, posts, followers, following, user,
+mute, unmute, block, unblock, muted, blocked.
 Cluster commands: status, node add|remove|resume|abort. Global options also work after the
 command. Errors print `error: <message>` to stderr and exit 1 (2 for a bad command line or
 cluster file); never a traceback for an expected failure.
@@ -58,6 +59,8 @@ examples:
   feedring timeline alice --all        every page
   feedring timeline alice --follow     then new posts as they arrive (Ctrl-C stops)
   feedring user bob --json             counters as JSON
+  feedring mute alice carol            carol's posts leave alice's timeline (the follow stays)
+  feedring block alice dave            no follows either way, neither sees the other's posts
   feedring status                      nodes, partitions, keys, hot users
   feedring top                         live rates, p99s and backlogs of every process
   feedring node add n4 127.0.0.1:7104  grow the cluster (start the node first: make node ...)
@@ -137,11 +140,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("author", help="the post's author")
     p.add_argument("post_id", type=int, help="the post's id")
+    for name, run, summary, why in (
+        (
+            "mute",
+            _relation,
+            "hide TARGET's posts from USER's timeline",
+            "Past and future posts, in reads and in `timeline --follow`; USER still follows TARGET. "
+            "Muting twice is not an error.",
+        ),
+        ("unmute", _relation, "show TARGET's posts in USER's timeline again", "The past ones come back too."),
+        (
+            "block",
+            _relation,
+            "block TARGET for USER",
+            "Removes the follows between them both ways and refuses new ones (either way) until unblocked; "
+            "neither sees the other's posts in their timeline. Blocking twice is not an error.",
+        ),
+        ("unblock", _relation, "lift USER's block of TARGET", "The follows the block removed are not restored."),
+    ):
+        p = command(name, run, summary, why, f"feedring {name} alice carol")
+        p.add_argument("user", help="the user who " + name.replace("un", "", 1) + "s")
+        p.add_argument("target", help="the other user")
     for name, run, summary, example in (
         ("timeline", _timeline, "USER's home timeline, newest first", "feedring timeline alice --limit 50"),
         ("posts", _posts, "USER's own posts, newest first", "feedring posts bob --all --json"),
         ("followers", _followers, "who follows USER, in a stable order", "feedring followers bob --all"),
         ("following", _following, "whom USER follows, in a stable order", "feedring following alice"),
+        ("muted", _muted, "whom USER mutes, in a stable order", "feedring muted alice"),
+        ("blocked", _blocked, "whom USER has blocked, in a stable order", "feedring blocked alice --json"),
     ):
         p = command(
             name,
@@ -380,6 +406,29 @@ def _followers(client: FeedClient, args: argparse.Namespace) -> int:
 
 def _following(client: FeedClient, args: argparse.Namespace) -> int:
     return _show_users(args, _pages(lambda size, token: client.following(args.user, size, token), args))
+
+
+def _muted(client: FeedClient, args: argparse.Namespace) -> int:
+    return _show_users(args, _pages(lambda size, token: client.muted(args.user, size, token), args))
+
+
+def _blocked(client: FeedClient, args: argparse.Namespace) -> int:
+    return _show_users(args, _pages(lambda size, token: client.blocked(args.user, size, token), args))
+
+
+_RELATION_SAID = {
+    "mute": ("mutes", "already muted"),
+    "unmute": ("no longer mutes", "was not muted"),
+    "block": ("has blocked", "already blocked"),
+    "unblock": ("no longer blocks", "was not blocked"),
+}
+
+
+def _relation(client: FeedClient, args: argparse.Namespace) -> int:
+    changed = getattr(client, args.command)(args.user, args.target)
+    done, unchanged = _RELATION_SAID[args.command]
+    _say(args, {"changed": changed}, f"{args.user} {done} {args.target}" + ("" if changed else f" ({unchanged})"))
+    return 0
 
 
 def _user(client: FeedClient, args: argparse.Namespace) -> int:

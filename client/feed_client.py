@@ -194,6 +194,34 @@ class FeedClient:
         """Counters and hot state; NotFound for a user the cluster has never seen."""
         return self._run(ops.get_user(user))
 
+    # -- mutes and blocks ------------------------------------------------------------------------
+
+    def mute(self, user: str, target: str) -> bool:
+        """Hides `target`'s posts (past and future) from `user`'s timeline; the follow stays.
+        True if it was not muted yet."""
+        return self._run(ops.mute(user, target))
+
+    def unmute(self, user: str, target: str) -> bool:
+        """Shows `target`'s posts again, the past ones too. True if it was muted."""
+        return self._run(ops.unmute(user, target))
+
+    def block(self, user: str, target: str) -> bool:
+        """Removes the follows both ways and refuses new ones (FailedPrecondition); neither sees the
+        other's posts. True if it was not blocked yet."""
+        return self._run(ops.block(user, target))
+
+    def unblock(self, user: str, target: str) -> bool:
+        """Lifts the block (the follows it removed stay removed). True if it was blocked."""
+        return self._run(ops.unblock(user, target))
+
+    def muted(self, user: str, page_size: int = 0, page_token: str = "") -> Page[str]:
+        """Whom `user` mutes, in lexicographic order."""
+        return self._run(ops.muted(user, page_size, page_token))
+
+    def blocked(self, user: str, page_size: int = 0, page_token: str = "") -> Page[str]:
+        """Whom `user` has blocked, in lexicographic order."""
+        return self._run(ops.blocked(user, page_size, page_token))
+
     # -- every page ------------------------------------------------------------------------------
 
     @staticmethod
@@ -267,6 +295,12 @@ class FeedClient:
 
     def iter_following(self, user: str, page_size: int = 0) -> Iterator[str]:
         return self._walk(lambda token: self.following(user, page_size, token))
+
+    def iter_muted(self, user: str, page_size: int = 0) -> Iterator[str]:
+        return self._walk(lambda token: self.muted(user, page_size, token))
+
+    def iter_blocked(self, user: str, page_size: int = 0) -> Iterator[str]:
+        return self._walk(lambda token: self.blocked(user, page_size, token))
 
     # -- admin -----------------------------------------------------------------------------------
 

@@ -27,6 +27,12 @@ __all__ = [
     "followers",
     "following",
     "get_user",
+    "mute",
+    "unmute",
+    "block",
+    "unblock",
+    "muted",
+    "blocked",
     "bulk_follow_requests",
     "repair_request",
     "BULK_CHUNK_BYTES",
@@ -92,6 +98,32 @@ def following(user: str, page_size: int, page_token: str) -> FeedCall[Page[str]]
 
 def get_user(user: str) -> FeedCall[User]:
     return FeedCall("GetUser", feed_pb2.GetUserRequest(user=user), user_of)
+
+
+def mute(user: str, target: str) -> FeedCall[bool]:
+    return FeedCall("Mute", feed_pb2.MuteRequest(user=user, target=target), lambda r: bool(r.changed))
+
+
+def unmute(user: str, target: str) -> FeedCall[bool]:
+    return FeedCall("Unmute", feed_pb2.UnmuteRequest(user=user, target=target), lambda r: bool(r.changed))
+
+
+def block(user: str, target: str) -> FeedCall[bool]:
+    return FeedCall("Block", feed_pb2.BlockRequest(user=user, target=target), lambda r: bool(r.changed))
+
+
+def unblock(user: str, target: str) -> FeedCall[bool]:
+    return FeedCall("Unblock", feed_pb2.UnblockRequest(user=user, target=target), lambda r: bool(r.changed))
+
+
+def muted(user: str, page_size: int, page_token: str) -> FeedCall[Page[str]]:
+    request = feed_pb2.ListMutedRequest(user=user, page_size=page_size, page_token=page_token)
+    return FeedCall("ListMuted", request, user_page)
+
+
+def blocked(user: str, page_size: int, page_token: str) -> FeedCall[Page[str]]:
+    request = feed_pb2.ListBlockedRequest(user=user, page_size=page_size, page_token=page_token)
+    return FeedCall("ListBlocked", request, user_page)
 
 
 def bulk_follow_requests(edges: list[tuple[str, str]]) -> Iterator[admin_pb2.BulkFollowRequest]:

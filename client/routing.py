@@ -38,8 +38,16 @@ KEY_FIELD = {
     "ListFollowers": "user",
     "ListFollowing": "user",
     "GetUser": "user",
+    "Mute": "user",
+    "Unmute": "user",
+    "Block": "user",
+    "Unblock": "user",
+    "ListMuted": "user",
+    "ListBlocked": "user",
 }
-READS = frozenset({"GetTimeline", "GetUserPosts", "ListFollowers", "ListFollowing", "GetUser"})
+READS = frozenset(
+    {"GetTimeline", "GetUserPosts", "ListFollowers", "ListFollowing", "GetUser", "ListMuted", "ListBlocked"}
+)
 # The reads spread over a key's replicas (the rest start at the primary: see the module doc).
 SPREAD_READS = frozenset({"GetTimeline"})
 

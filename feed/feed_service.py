@@ -22,6 +22,7 @@ from feed import page_tokens
 from feed.follows import Follows
 from feed.hot_users import HotUsers
 from feed.posts import Posts
+from feed.relations import Relations
 from feed.routing_map import RoutingMaps
 from feed.salted_reads import SaltedReads
 from feed.timeline import TimelineReader
@@ -29,10 +30,10 @@ from feed.timeline_watch import TimelineWatch
 from feed.validation import check_request_id, check_text, check_user, page_size
 from protos import feed_pb2, feed_pb2_grpc, storage_pb2
 
-__all__ = ["FeedServicer", "TIMELINE", "USER_POSTS", "FOLLOWERS", "FOLLOWING"]
+__all__ = ["FeedServicer", "TIMELINE", "USER_POSTS", "FOLLOWERS", "FOLLOWING", "MUTED", "BLOCKED"]
 
 # Listing kinds, bound into page tokens so one listing's token cannot page another.
-TIMELINE, USER_POSTS, FOLLOWERS, FOLLOWING = 1, 2, 3, 4
+TIMELINE, USER_POSTS, FOLLOWERS, FOLLOWING, MUTED, BLOCKED = 1, 2, 3, 4, 5, 6
 
 
 class FeedServicer(feed_pb2_grpc.FeedServicer):
@@ -43,6 +44,7 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         hot: HotUsers,
         reads: SaltedReads,
         follows: Follows,
+        relations: Relations,
         posts: Posts,
         timeline: TimelineReader,
         watch: TimelineWatch,
@@ -52,6 +54,7 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         self.hot = hot
         self.reads = reads
         self.follows = follows
+        self.relations = relations
         self.posts = posts
         self.timeline = timeline
         self.watch = watch
@@ -186,6 +189,55 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         )
         return self._user_page(FOLLOWING, user, list(read.users), size)
 
+    # -- mutes and blocks (feed/relations.py) -------------------------------------------------------
+
+    @grpc_errors
+    async def Mute(self, request: feed_pb2.MuteRequest, context: grpc.aio.ServicerContext) -> feed_pb2.MuteResponse:
+        user, target = _pair(request.user, request.target, "mute")
+        return feed_pb2.MuteResponse(changed=await self.relations.mute(user, target, True))
+
+    @grpc_errors
+    async def Unmute(
+        self, request: feed_pb2.UnmuteRequest, context: grpc.aio.ServicerContext
+    ) -> feed_pb2.UnmuteResponse:
+        user, target = _pair(request.user, request.target, "unmute")
+        return feed_pb2.UnmuteResponse(changed=await self.relations.mute(user, target, False))
+
+    @grpc_errors
+    async def Block(self, request: feed_pb2.BlockRequest, context: grpc.aio.ServicerContext) -> feed_pb2.BlockResponse:
+        user, target = _pair(request.user, request.target, "block")
+        return feed_pb2.BlockResponse(changed=await self.relations.block(user, target))
+
+    @grpc_errors
+    async def Unblock(
+        self, request: feed_pb2.UnblockRequest, context: grpc.aio.ServicerContext
+    ) -> feed_pb2.UnblockResponse:
+        user, target = _pair(request.user, request.target, "unblock")
+        return feed_pb2.UnblockResponse(changed=await self.relations.unblock(user, target))
+
+    @grpc_errors
+    async def ListMuted(
+        self, request: feed_pb2.ListMutedRequest, context: grpc.aio.ServicerContext
+    ) -> feed_pb2.UserPage:
+        return await self._relation_page(MUTED, storage_pb2.MUTED, request)
+
+    @grpc_errors
+    async def ListBlocked(
+        self, request: feed_pb2.ListBlockedRequest, context: grpc.aio.ServicerContext
+    ) -> feed_pb2.UserPage:
+        return await self._relation_page(BLOCKED, storage_pb2.BLOCKED, request)
+
+    async def _relation_page(
+        self,
+        listing: int,
+        direction: storage_pb2.EdgeDirection,
+        request: feed_pb2.ListMutedRequest | feed_pb2.ListBlockedRequest,
+    ) -> feed_pb2.UserPage:
+        user = check_user(request.user)
+        size = page_size(request.page_size, self.limits)
+        after = page_tokens.decode_user_cursor(listing, user, request.page_token)
+        return self._user_page(listing, user, await self.relations.listed(user, direction, after, size + 1), size)
+
     @staticmethod
     def _user_page(listing: int, user: str, users: list[str], size: int) -> feed_pb2.UserPage:
         page = feed_pb2.UserPage(users=users[:size])
@@ -215,3 +267,10 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         self, request: feed_pb2.GetRoutingMapRequest, context: grpc.aio.ServicerContext
     ) -> feed_pb2.RoutingMap:
         return self.routing_maps.of(self.storage.map)
+
+
+def _pair(user: str, target: str, verb: str) -> tuple[str, str]:
+    user, target = check_user(user), check_user(target, "target")
+    if user == target:
+        raise InvalidArgument(f"{user} cannot {verb} themselves")
+    return user, target

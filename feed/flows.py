@@ -16,6 +16,7 @@ from feed.hot_cache import HotPostCache
 from feed.hot_users import HotUsers
 from feed.post_ids import PostIds
 from feed.posts import Posts
+from feed.relations import Relations
 from feed.salted_reads import SaltedReads
 from feed.timeline import TimelineReader
 from feed.timeline_watch import TimelineWatch
@@ -32,6 +33,7 @@ class FeedFlows:
     hot: HotUsers
     cache: HotPostCache
     follows: Follows
+    relations: Relations
     posts: Posts
     timeline: TimelineReader
     watch: TimelineWatch
@@ -46,13 +48,15 @@ class FeedFlows:
         cache = HotPostCache(hot_conf.cache_max_entries, hot_conf.cache_posts_per_user, hot_conf.cache_ttl_ms)
         timeline = TimelineReader(storage, reads, cache)
         hub = WatchHub(config.limits.max_watch_streams, hears_writes)
+        follows = Follows(config, storage, hot, reads)
         return FeedFlows(
             config=config,
             storage=storage,
             reads=reads,
             hot=hot,
             cache=cache,
-            follows=Follows(config, storage, hot, reads),
+            follows=follows,
+            relations=Relations(storage, follows),
             posts=Posts(config, storage, hot, cache, ids),
             timeline=timeline,
             watch=TimelineWatch(timeline, hub, config.limits.timeline_cap),
@@ -60,5 +64,13 @@ class FeedFlows:
 
     def feed_service(self) -> FeedServicer:
         return FeedServicer(
-            self.config, self.storage, self.hot, self.reads, self.follows, self.posts, self.timeline, self.watch
+            self.config,
+            self.storage,
+            self.hot,
+            self.reads,
+            self.follows,
+            self.relations,
+            self.posts,
+            self.timeline,
+            self.watch,
         )

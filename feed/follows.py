@@ -20,6 +20,7 @@ import asyncio
 
 from common import salting
 from common.config import ClusterConfig
+from common.errors import FailedPrecondition
 from common.hot_state import HotState
 from common.storage_client import StorageClient
 from feed.hot_users import HotUsers
@@ -52,6 +53,12 @@ class Follows:
                     followee_key=followee, follower=follower, author=followee, backfill_limit=self.backfill
                 ),
             )
+            if added.refused:
+                # A block landed between our two edges: take ours back (its unfollow may have already).
+                await self.storage.remove_following.by_key(
+                    follower, storage_pb2.RemoveFollowingRequest(follower=follower, followee=followee)
+                )
+                raise _blocked(follower, followee, added.refused)
             state = HotState(added.state)
             recent = list(added.recent_posts)
         else:
@@ -91,9 +98,19 @@ class Follows:
         )
 
     async def _add_following(self, follower: str, followee: str, hot: bool, followee_key: str) -> str:
-        """Writes the follower-side edge; returns the followee key kept with it if it existed."""
+        """Writes the follower-side edge; returns the followee key kept with it if it existed.
+        FAILED_PRECONDITION if a block between the two refuses it."""
         reply = await self.storage.add_following.by_key(
             follower,
             storage_pb2.AddFollowingRequest(follower=follower, followee=followee, hot=hot, followee_key=followee_key),
         )
+        if reply.refused:
+            raise _blocked(follower, followee, reply.refused)
         return "" if reply.changed else reply.followee_key
+
+
+def _blocked(follower: str, followee: str, refused: storage_pb2.Relation) -> FailedPrecondition:
+    """The refusal, worded for the caller (the follower)."""
+    if refused == storage_pb2.BLOCKS:
+        return FailedPrecondition(f"you have blocked {followee}: unblock them before following ({follower})")
+    return FailedPrecondition(f"{followee} has blocked you ({follower})")

@@ -28,6 +28,13 @@ from protos import storage_pb2
 
 __all__ = ["DataServicer"]
 
+_EDGE_FAMILIES = {
+    storage_pb2.FOLLOWERS: keys.FOLLOWERS,
+    storage_pb2.FOLLOWING: keys.FOLLOWING,
+    storage_pb2.MUTED: keys.MUTES,
+    storage_pb2.BLOCKED: keys.BLOCKS,
+}
+
 
 def _coordinated(replicator: Replicator, write: ReplicatedWrite[Any, Any]) -> Callable[..., Awaitable[Message]]:
     """A write RPC's handler: coordinated by this node."""
@@ -102,8 +109,11 @@ class DataServicer:
         self.ownership.check_read(request.epoch, request.consumer)
         self.reads_first.read_served()
         consumer, limit, before, after = request.consumer, request.limit, request.before_id, request.after_id
-        posts = self.data.inboxes.read(consumer, limit, before, after)
+        hidden = self.data.relations.hidden_from(consumer)  # muted, blocked, blocking: never shown
+        posts = self.data.inboxes.read(consumer, limit, before, after, hidden)
         hot_followees = self.data.graph.merged_at_read(consumer)  # the same step: nothing falls between
+        if hidden:
+            hot_followees = [a for a in hot_followees if a.encode("utf-8") not in hidden]
         if self.data.registry.state(consumer).salted:
             return storage_pb2.ReadInboxResponse(posts=posts, hot_followees=hot_followees, own_posts_salted=True)
         # The consumer's own posts: its home key is in this same partition, one more local scan.
@@ -117,12 +127,9 @@ class DataServicer:
         self, request: storage_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListEdgesResponse:
         self.ownership.check_read(request.epoch, request.user_key, *request.more_keys)
-        if request.direction == storage_pb2.FOLLOWERS:
-            family = keys.FOLLOWERS
-        elif request.direction == storage_pb2.FOLLOWING:
-            family = keys.FOLLOWING
-        else:
-            raise InvalidArgument("direction must be FOLLOWERS or FOLLOWING")
+        family = _EDGE_FAMILIES.get(request.direction)
+        if family is None:
+            raise InvalidArgument("direction must be FOLLOWERS, FOLLOWING, MUTED or BLOCKED")
         users = self.data.graph.list_edges(family, request.user_key, request.after, request.limit, request.more_keys)
         return storage_pb2.ListEdgesResponse(users=users)
 

@@ -3,6 +3,7 @@
     registry  node/hot_registry.py   hot-user registry (H), salted keys' follower counts (S)
     posts     node/posts.py          posts by author key (P), their tombstones (Y)
     inboxes   node/inboxes.py        timelines by consumer (I: entries and their tombstones)
+    relations node/relations.py      mutes (U), blocks (V) and who blocked a user (W)
     graph     node/follow_graph.py   follow edges (F, G), merged-at-read marks (K)
     deliveries node/delivery_log.py  work each post or delete still owes its followers (D)
 
@@ -27,6 +28,7 @@ from node.follow_graph import FollowGraph
 from node.hot_registry import HotRegistry
 from node.inboxes import Inboxes, TimelineListener
 from node.posts import Posts
+from node.relations import Relations
 from node.store import Store
 from node.versioned import is_alive
 
@@ -51,7 +53,10 @@ class FeedStore:
         self.registry = HotRegistry(self.batches, self.partition, self.clock, hot_policy or HotPolicy())
         self.posts = Posts(self.batches, self.partition, self.registry)
         self.inboxes = Inboxes(self.batches, self.partition, timeline_cap)
-        self.graph = FollowGraph(self.batches, self.partition, self.clock, self.registry, self.inboxes, self.posts)
+        self.relations = Relations(self.batches, self.partition, self.clock)
+        self.graph = FollowGraph(
+            self.batches, self.partition, self.clock, self.registry, self.inboxes, self.posts, self.relations
+        )
         self.deliveries = DeliveryLog(self.batches, self.partition)
 
     def partition(self, key: str) -> int:
@@ -74,6 +79,9 @@ class FeedStore:
             keys.FOLLOWING: self.graph.merge_edge,
             keys.FOLLOWERS: self.graph.merge_edge,
             keys.HOT_FOLLOWING: self.graph.merge_edge,
+            keys.MUTES: self.relations.merge_relation,
+            keys.BLOCKS: self.relations.merge_relation,
+            keys.BLOCKED_BY: self.relations.merge_relation,
             keys.HOT_REGISTRY: self.registry.merge_entry,
             keys.SALT_COUNTS: self.registry.merge_salt_count,
             keys.POSTS: self.posts.merge_post,

@@ -23,8 +23,9 @@ from node.batch import Batch, Batches
 from node.hot_registry import HotRegistry
 from node.inboxes import Inboxes
 from node.posts import Posts
+from node.relations import Relations
 from node.versioned import is_alive, read_edge, set_edge
-from protos import feed_pb2
+from protos import feed_pb2, storage_pb2
 
 __all__ = ["FollowGraph"]
 
@@ -38,6 +39,7 @@ class FollowGraph:
         registry: HotRegistry,
         inboxes: Inboxes,
         posts: Posts,
+        relations: Relations,
     ) -> None:
         self.batches = batches
         self.store = batches.store
@@ -46,15 +48,20 @@ class FollowGraph:
         self.registry = registry
         self.inboxes = inboxes
         self.posts = posts
+        self.relations = relations
 
     def add_following(
         self, follower: str, followee: str, hot: bool = False, followee_key: str = "", version: int = 0
-    ) -> tuple[bool, str]:
+    ) -> tuple[bool, str, storage_pb2.Relation]:
         """Writes the follower-side edge, keeping with it the followee key its other side goes to.
-        Returns (created, the key kept: `followee_key`, or the one an existing edge was made with)."""
+        Returns (created, the key kept: `followee_key`, or the one an existing edge was made with,
+        and the block refusing it: 0, or BLOCKS / BLOCKED_BY as seen from the follower)."""
         version = self.clock.stamp(version)
         part = self.partition(follower)
         batch = self.batches.new()
+        refused = self.relations.refusal(batch, part, follower, followee)
+        if refused:
+            return False, followee_key, refused
         edge = keys.edge_key(part, keys.FOLLOWING, follower, followee)
         before = read_edge(batch.get(edge))
         counters = batch.counters_of(part, follower)  # the user exists from now on either way
@@ -71,7 +78,7 @@ class FollowGraph:
         if hot and following:
             set_edge(batch, keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee), version, True)
         batch.commit()
-        return kept is None and following, followee_key if kept is None else kept
+        return kept is None and following, followee_key if kept is None else kept, storage_pb2.RELATION_UNSPECIFIED
 
     def remove_following(self, follower: str, followee: str, version: int = 0) -> tuple[bool, str]:
         """Removes the edge (leaving a dead one with its version) and every post of `followee` from
@@ -100,17 +107,25 @@ class FollowGraph:
 
     def add_follower(
         self, followee_key: str, follower: str, author: str, backfill_limit: int, version: int = 0
-    ) -> tuple[bool, list[bytes], HotState]:
+    ) -> tuple[bool, list[bytes], HotState, storage_pb2.Relation]:
         """Writes the followee-side edge; returns the author's newest posts, read in the same step,
-        and (for a home key) the followee's hot state after this follow."""
+        (for a home key) the followee's hot state after this follow, and the block refusing it
+        (0, or BLOCKS / BLOCKED_BY as seen from the follower; checked on a home key only: a salted
+        key's partition does not hold its user's blocks)."""
         version = self.clock.stamp(version)
         part = self.partition(followee_key)
         batch = self.batches.new()
+        if not salting.home_of(followee_key)[1]:
+            refused = self.relations.refusal(batch, part, followee_key, follower)
+            if refused:
+                # The followee blocked the follower (BLOCKS here) is BLOCKED_BY seen from the follower.
+                seen = storage_pb2.BLOCKED_BY if refused == storage_pb2.BLOCKS else storage_pb2.BLOCKS
+                return False, [], self.registry.state_in(batch, part, followee_key)[0], seen
         delta, _ = set_edge(batch, keys.edge_key(part, keys.FOLLOWERS, followee_key, follower), version, True)
         state = self.followers_changed(batch, part, followee_key, delta, version)
         batch.commit()
         recent = self.posts.read_posts(author, backfill_limit) if backfill_limit else []
-        return delta > 0, recent, state
+        return delta > 0, recent, state, storage_pb2.RELATION_UNSPECIFIED
 
     def remove_follower(self, followee_key: str, follower: str, version: int = 0) -> tuple[bool, HotState]:
         version = self.clock.stamp(version)

@@ -123,13 +123,15 @@ class Inboxes:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def read(self, consumer: str, limit: int, before_id: int = 0, after_id: int = 0) -> list[bytes]:
+    def read(
+        self, consumer: str, limit: int, before_id: int = 0, after_id: int = 0, hidden: set[bytes] | None = None
+    ) -> list[bytes]:
         """The newest `limit` visible entries below `before_id` (0: from the newest) and above
         `after_id` (0: down to the oldest), as stored, never past the `timeline_cap` newest visible
-        ones."""
+        ones. `hidden` authors' entries (muted, blocked: node/relations.py) are not visible."""
         part, prefix = self._prefixes(consumer)
         plen = len(prefix)
-        room, start, marks = self.timeline_cap, None, set[bytes]()
+        room, start, marks = self.timeline_cap, None, set(hidden or ())
         if before_id:
             below = keys.encoded_post_id(before_id)
             above = 0

@@ -29,6 +29,14 @@ moving it means streaming that range. Then one byte names the data family:
                                                               salted key's followers, as reported
     R request  part | 'R' | author_key  0x00 | request_id      post id (8B BE): the post a client's
                                                               Post request_id was stored as
+    U muted    part | 'U' | user        0x00 | target          versioned edge: user mutes target
+    V blocks   part | 'V' | user        0x00 | target          versioned edge: user blocked target
+    W blocked  part | 'W' | user        0x00 | blocker         versioned edge: blocker blocked user
+               (U, V and W sit beside the user's inbox: one node filters a timeline read with them
+               and refuses a follow across a block in the follow edge's own batch)
+    A active   part | 'A' | user                             last timeline read: ms (8B BE) and
+                                                              phase (1B: 0 rebuilding, 1 done);
+                                                              the newest (ms, phase) wins
 
 The value of a G edge ends with the followee key its F edge was written under ("" before that was
 kept). Node-wide records live under 0xFFFF: the cluster map, the store's format version
@@ -58,6 +66,12 @@ __all__ = [
     "DELIVERIES",
     "SALT_COUNTS",
     "REQUESTS",
+    "MUTES",
+    "BLOCKS",
+    "BLOCKED_BY",
+    "RELATIONS",
+    "ACTIVITY",
+    "activity_key",
     "FAMILY_NAMES",
     "CLUSTER_MAP_KEY",
     "HINTS_PREFIX",
@@ -113,6 +127,11 @@ HOT_REGISTRY = b"H"
 DELIVERIES = b"D"
 SALT_COUNTS = b"S"
 REQUESTS = b"R"
+MUTES = b"U"
+BLOCKS = b"V"
+BLOCKED_BY = b"W"
+RELATIONS = (MUTES, BLOCKS, BLOCKED_BY)  # what hides one user's posts from another's timeline
+ACTIVITY = b"A"
 
 FAMILY_NAMES = {
     POSTS: "posts",
@@ -127,6 +146,10 @@ FAMILY_NAMES = {
     DELIVERIES: "deliveries",
     SALT_COUNTS: "salted_counts",
     REQUESTS: "post_requests",
+    MUTES: "mutes",
+    BLOCKS: "blocks",
+    BLOCKED_BY: "blocked_by",
+    ACTIVITY: "readers",
 }
 
 CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"
@@ -207,6 +230,10 @@ def registry_key(partition: int, user: str) -> bytes:
 
 def registry_prefix(partition: int) -> bytes:
     return family_prefix(partition, HOT_REGISTRY)
+
+
+def activity_key(partition: int, user: str) -> bytes:
+    return _PARTITION.pack(partition) + ACTIVITY + user.encode("utf-8")
 
 
 def family_prefix(partition: int, family: bytes) -> bytes:

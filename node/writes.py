@@ -154,8 +154,8 @@ REMOVE_FROM_INBOXES = FanoutWrite(
 
 
 def _add_following(data: FeedStore, r: pb.AddFollowingRequest) -> pb.EdgeResponse:
-    created, kept = data.graph.add_following(r.follower, r.followee, r.hot, r.followee_key, r.version)
-    return pb.EdgeResponse(changed=created, followee_key=kept)
+    created, kept, refused = data.graph.add_following(r.follower, r.followee, r.hot, r.followee_key, r.version)
+    return pb.EdgeResponse(changed=created, followee_key=kept, refused=refused)
 
 
 def _remove_following(data: FeedStore, r: pb.RemoveFollowingRequest) -> pb.EdgeResponse:
@@ -164,11 +164,11 @@ def _remove_following(data: FeedStore, r: pb.RemoveFollowingRequest) -> pb.EdgeR
 
 
 def _add_follower(data: FeedStore, r: pb.AddFollowerRequest) -> pb.AddFollowerResponse:
-    created, recent, state = data.graph.add_follower(
+    created, recent, state, refused = data.graph.add_follower(
         r.followee_key, r.follower, r.author or r.followee_key, r.backfill_limit, r.version
     )
     posts = [feed_pb2.Post.FromString(raw) for raw in recent]
-    return pb.AddFollowerResponse(created=created, recent_posts=posts, state=state.name)
+    return pb.AddFollowerResponse(created=created, recent_posts=posts, state=state.name, refused=refused)
 
 
 def _remove_follower(data: FeedStore, r: pb.RemoveFollowerRequest) -> pb.EdgeResponse:
@@ -251,6 +251,17 @@ ADD_FOLLOWER_MANY = AtomicWrite(
     owes_delivery=True,
 )
 
+SET_RELATION = AtomicWrite(
+    name="SetRelation",
+    request=pb.SetRelationRequest,
+    response=pb.SetRelationResponse,
+    keys=lambda r: [r.user],
+    apply=lambda data, r: pb.SetRelationResponse(
+        changed=data.relations.change(r.user, r.relation, r.target, r.on, r.version)
+    ),
+    versioned=True,
+)
+
 # -- hot users -------------------------------------------------------------------------------------
 
 
@@ -327,6 +338,7 @@ WRITES: tuple[ReplicatedWrite[Any, Any], ...] = (
     REMOVE_FOLLOWER,
     ADD_FOLLOWING_MANY,
     ADD_FOLLOWER_MANY,
+    SET_RELATION,
     REPORT_FOLLOWER_COUNT,
     SET_HOT_STATE,
     SET_HOT_FOLLOWING,

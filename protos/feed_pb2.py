@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/feed.proto\x12\x0b\x66\x65\x65\x64ring.v1\"G\n\x04Post\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\"f\n\x04User\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x16\n\x0e\x66ollower_count\x18\x02 \x01(\x04\x12\x17\n\x0f\x66ollowing_count\x18\x03 \x01(\x04\x12\x12\n\npost_count\x18\x04 \x01(\x04\x12\x0b\n\x03hot\x18\x05 \x01(\x08\"3\n\rFollowRequest\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\"!\n\x0e\x46ollowResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"5\n\x0fUnfollowRequest\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\"#\n\x10UnfollowResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"?\n\x0bPostRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"4\n\x11\x44\x65letePostRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x0f\n\x07post_id\x18\x02 \x01(\x04\"\x14\n\x12\x44\x65letePostResponse\"`\n\x12GetTimelineRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rnewer_than_id\x18\x04 \x01(\x04\"6\n\x14WatchTimelineRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08\x61\x66ter_id\x18\x02 \x01(\x04\"Q\n\rTimelineEvent\x12!\n\x04post\x18\x01 \x01(\x0b\x32\x11.feedring.v1.PostH\x00\x12\x14\n\ndeleted_id\x18\x02 \x01(\x04H\x00\x42\x07\n\x05\x65vent\"L\n\x13GetUserPostsRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x08PostPage\x12 \n\x05posts\x18\x01 \x03(\x0b\x32\x11.feedring.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0b\n\x03gap\x18\x03 \x01(\x08\"K\n\x14ListFollowersRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"K\n\x14ListFollowingRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"2\n\x08UserPage\x12\r\n\x05users\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetUserRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"\x16\n\x14GetRoutingMapRequest\"\x87\x01\n\nRoutingMap\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\npartitions\x18\x02 \x01(\r\x12\'\n\x05nodes\x18\x03 \x03(\x0b\x32\x18.feedring.v1.RoutingNode\x12-\n\x05table\x18\x04 \x03(\x0b\x32\x1e.feedring.v1.PartitionReplicas\"/\n\x0bRoutingNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x66\x65\x65\x64_address\x18\x02 \x01(\t\"\"\n\x11PartitionReplicas\x12\r\n\x05nodes\x18\x01 \x03(\r2\x96\x06\n\x04\x46\x65\x65\x64\x12\x41\n\x06\x46ollow\x12\x1a.feedring.v1.FollowRequest\x1a\x1b.feedring.v1.FollowResponse\x12G\n\x08Unfollow\x12\x1c.feedring.v1.UnfollowRequest\x1a\x1d.feedring.v1.UnfollowResponse\x12\x33\n\x04Post\x12\x18.feedring.v1.PostRequest\x1a\x11.feedring.v1.Post\x12M\n\nDeletePost\x12\x1e.feedring.v1.DeletePostRequest\x1a\x1f.feedring.v1.DeletePostResponse\x12\x45\n\x0bGetTimeline\x12\x1f.feedring.v1.GetTimelineRequest\x1a\x15.feedring.v1.PostPage\x12P\n\rWatchTimeline\x12!.feedring.v1.WatchTimelineRequest\x1a\x1a.feedring.v1.TimelineEvent0\x01\x12G\n\x0cGetUserPosts\x12 .feedring.v1.GetUserPostsRequest\x1a\x15.feedring.v1.PostPage\x12I\n\rListFollowers\x12!.feedring.v1.ListFollowersRequest\x1a\x15.feedring.v1.UserPage\x12I\n\rListFollowing\x12!.feedring.v1.ListFollowingRequest\x1a\x15.feedring.v1.UserPage\x12\x39\n\x07GetUser\x12\x1b.feedring.v1.GetUserRequest\x1a\x11.feedring.v1.User\x12K\n\rGetRoutingMap\x12!.feedring.v1.GetRoutingMapRequest\x1a\x17.feedring.v1.RoutingMapb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/feed.proto\x12\x0b\x66\x65\x65\x64ring.v1\"G\n\x04Post\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\"f\n\x04User\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x16\n\x0e\x66ollower_count\x18\x02 \x01(\x04\x12\x17\n\x0f\x66ollowing_count\x18\x03 \x01(\x04\x12\x12\n\npost_count\x18\x04 \x01(\x04\x12\x0b\n\x03hot\x18\x05 \x01(\x08\"3\n\rFollowRequest\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\"!\n\x0e\x46ollowResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"5\n\x0fUnfollowRequest\x12\x10\n\x08\x66ollower\x18\x01 \x01(\t\x12\x10\n\x08\x66ollowee\x18\x02 \x01(\t\"#\n\x10UnfollowResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"?\n\x0bPostRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"4\n\x11\x44\x65letePostRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x0f\n\x07post_id\x18\x02 \x01(\x04\"\x14\n\x12\x44\x65letePostResponse\"`\n\x12GetTimelineRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rnewer_than_id\x18\x04 \x01(\x04\"6\n\x14WatchTimelineRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08\x61\x66ter_id\x18\x02 \x01(\x04\"Q\n\rTimelineEvent\x12!\n\x04post\x18\x01 \x01(\x0b\x32\x11.feedring.v1.PostH\x00\x12\x14\n\ndeleted_id\x18\x02 \x01(\x04H\x00\x42\x07\n\x05\x65vent\"L\n\x13GetUserPostsRequest\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x08PostPage\x12 \n\x05posts\x18\x01 \x03(\x0b\x32\x11.feedring.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0b\n\x03gap\x18\x03 \x01(\x08\"K\n\x14ListFollowersRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"K\n\x14ListFollowingRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"+\n\x0bMuteRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\"\x1f\n\x0cMuteResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"-\n\rUnmuteRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\"!\n\x0eUnmuteResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"G\n\x10ListMutedRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\",\n\x0c\x42lockRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\" \n\rBlockResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\".\n\x0eUnblockRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\"\"\n\x0fUnblockResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"I\n\x12ListBlockedRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"2\n\x08UserPage\x12\r\n\x05users\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetUserRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"\x16\n\x14GetRoutingMapRequest\"\x87\x01\n\nRoutingMap\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\npartitions\x18\x02 \x01(\r\x12\'\n\x05nodes\x18\x03 \x03(\x0b\x32\x18.feedring.v1.RoutingNode\x12-\n\x05table\x18\x04 \x03(\x0b\x32\x1e.feedring.v1.PartitionReplicas\"/\n\x0bRoutingNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x66\x65\x65\x64_address\x18\x02 \x01(\t\"\"\n\x11PartitionReplicas\x12\r\n\x05nodes\x18\x01 \x03(\r2\xa6\t\n\x04\x46\x65\x65\x64\x12\x41\n\x06\x46ollow\x12\x1a.feedring.v1.FollowRequest\x1a\x1b.feedring.v1.FollowResponse\x12G\n\x08Unfollow\x12\x1c.feedring.v1.UnfollowRequest\x1a\x1d.feedring.v1.UnfollowResponse\x12\x33\n\x04Post\x12\x18.feedring.v1.PostRequest\x1a\x11.feedring.v1.Post\x12M\n\nDeletePost\x12\x1e.feedring.v1.DeletePostRequest\x1a\x1f.feedring.v1.DeletePostResponse\x12\x45\n\x0bGetTimeline\x12\x1f.feedring.v1.GetTimelineRequest\x1a\x15.feedring.v1.PostPage\x12P\n\rWatchTimeline\x12!.feedring.v1.WatchTimelineRequest\x1a\x1a.feedring.v1.TimelineEvent0\x01\x12G\n\x0cGetUserPosts\x12 .feedring.v1.GetUserPostsRequest\x1a\x15.feedring.v1.PostPage\x12I\n\rListFollowers\x12!.feedring.v1.ListFollowersRequest\x1a\x15.feedring.v1.UserPage\x12I\n\rListFollowing\x12!.feedring.v1.ListFollowingRequest\x1a\x15.feedring.v1.UserPage\x12\x39\n\x07GetUser\x12\x1b.feedring.v1.GetUserRequest\x1a\x11.feedring.v1.User\x12;\n\x04Mute\x12\x18.feedring.v1.MuteRequest\x1a\x19.feedring.v1.MuteResponse\x12\x41\n\x06Unmute\x12\x1a.feedring.v1.UnmuteRequest\x1a\x1b.feedring.v1.UnmuteResponse\x12\x41\n\tListMuted\x12\x1d.feedring.v1.ListMutedRequest\x1a\x15.feedring.v1.UserPage\x12>\n\x05\x42lock\x12\x19.feedring.v1.BlockRequest\x1a\x1a.feedring.v1.BlockResponse\x12\x44\n\x07Unblock\x12\x1b.feedring.v1.UnblockRequest\x1a\x1c.feedring.v1.UnblockResponse\x12\x45\n\x0bListBlocked\x12\x1f.feedring.v1.ListBlockedRequest\x1a\x15.feedring.v1.UserPage\x12K\n\rGetRoutingMap\x12!.feedring.v1.GetRoutingMapRequest\x1a\x17.feedring.v1.RoutingMapb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -63,18 +63,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTFOLLOWERSREQUEST']._serialized_end=1006
   _globals['_LISTFOLLOWINGREQUEST']._serialized_start=1008
   _globals['_LISTFOLLOWINGREQUEST']._serialized_end=1083
-  _globals['_USERPAGE']._serialized_start=1085
-  _globals['_USERPAGE']._serialized_end=1135
-  _globals['_GETUSERREQUEST']._serialized_start=1137
-  _globals['_GETUSERREQUEST']._serialized_end=1167
-  _globals['_GETROUTINGMAPREQUEST']._serialized_start=1169
-  _globals['_GETROUTINGMAPREQUEST']._serialized_end=1191
-  _globals['_ROUTINGMAP']._serialized_start=1194
-  _globals['_ROUTINGMAP']._serialized_end=1329
-  _globals['_ROUTINGNODE']._serialized_start=1331
-  _globals['_ROUTINGNODE']._serialized_end=1378
-  _globals['_PARTITIONREPLICAS']._serialized_start=1380
-  _globals['_PARTITIONREPLICAS']._serialized_end=1414
-  _globals['_FEED']._serialized_start=1417
-  _globals['_FEED']._serialized_end=2207
+  _globals['_MUTEREQUEST']._serialized_start=1085
+  _globals['_MUTEREQUEST']._serialized_end=1128
+  _globals['_MUTERESPONSE']._serialized_start=1130
+  _globals['_MUTERESPONSE']._serialized_end=1161
+  _globals['_UNMUTEREQUEST']._serialized_start=1163
+  _globals['_UNMUTEREQUEST']._serialized_end=1208
+  _globals['_UNMUTERESPONSE']._serialized_start=1210
+  _globals['_UNMUTERESPONSE']._serialized_end=1243
+  _globals['_LISTMUTEDREQUEST']._serialized_start=1245
+  _globals['_LISTMUTEDREQUEST']._serialized_end=1316
+  _globals['_BLOCKREQUEST']._serialized_start=1318
+  _globals['_BLOCKREQUEST']._serialized_end=1362
+  _globals['_BLOCKRESPONSE']._serialized_start=1364
+  _globals['_BLOCKRESPONSE']._serialized_end=1396
+  _globals['_UNBLOCKREQUEST']._serialized_start=1398
+  _globals['_UNBLOCKREQUEST']._serialized_end=1444
+  _globals['_UNBLOCKRESPONSE']._serialized_start=1446
+  _globals['_UNBLOCKRESPONSE']._serialized_end=1480
+  _globals['_LISTBLOCKEDREQUEST']._serialized_start=1482
+  _globals['_LISTBLOCKEDREQUEST']._serialized_end=1555
+  _globals['_USERPAGE']._serialized_start=1557
+  _globals['_USERPAGE']._serialized_end=1607
+  _globals['_GETUSERREQUEST']._serialized_start=1609
+  _globals['_GETUSERREQUEST']._serialized_end=1639
+  _globals['_GETROUTINGMAPREQUEST']._serialized_start=1641
+  _globals['_GETROUTINGMAPREQUEST']._serialized_end=1663
+  _globals['_ROUTINGMAP']._serialized_start=1666
+  _globals['_ROUTINGMAP']._serialized_end=1801
+  _globals['_ROUTINGNODE']._serialized_start=1803
+  _globals['_ROUTINGNODE']._serialized_end=1850
+  _globals['_PARTITIONREPLICAS']._serialized_start=1852
+  _globals['_PARTITIONREPLICAS']._serialized_end=1886
+  _globals['_FEED']._serialized_start=1889
+  _globals['_FEED']._serialized_end=3079
 # @@protoc_insertion_point(module_scope)

@@ -150,6 +150,82 @@ class ListFollowingRequest(_message.Message):
     page_token: str
     def __init__(self, user: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
+class MuteRequest(_message.Message):
+    __slots__ = ("user", "target")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    target: str
+    def __init__(self, user: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
+class MuteResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class UnmuteRequest(_message.Message):
+    __slots__ = ("user", "target")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    target: str
+    def __init__(self, user: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
+class UnmuteResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class ListMutedRequest(_message.Message):
+    __slots__ = ("user", "page_size", "page_token")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    page_size: int
+    page_token: str
+    def __init__(self, user: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class BlockRequest(_message.Message):
+    __slots__ = ("user", "target")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    target: str
+    def __init__(self, user: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
+class BlockResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class UnblockRequest(_message.Message):
+    __slots__ = ("user", "target")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    target: str
+    def __init__(self, user: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
+class UnblockResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class ListBlockedRequest(_message.Message):
+    __slots__ = ("user", "page_size", "page_token")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    page_size: int
+    page_token: str
+    def __init__(self, user: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
 class UserPage(_message.Message):
     __slots__ = ("users", "next_page_token")
     USERS_FIELD_NUMBER: _ClassVar[int]

@@ -84,6 +84,36 @@ class FeedStub:
                 request_serializer=protos_dot_feed__pb2.GetUserRequest.SerializeToString,
                 response_deserializer=protos_dot_feed__pb2.User.FromString,
                 _registered_method=True)
+        self.Mute = channel.unary_unary(
+                '/feedring.v1.Feed/Mute',
+                request_serializer=protos_dot_feed__pb2.MuteRequest.SerializeToString,
+                response_deserializer=protos_dot_feed__pb2.MuteResponse.FromString,
+                _registered_method=True)
+        self.Unmute = channel.unary_unary(
+                '/feedring.v1.Feed/Unmute',
+                request_serializer=protos_dot_feed__pb2.UnmuteRequest.SerializeToString,
+                response_deserializer=protos_dot_feed__pb2.UnmuteResponse.FromString,
+                _registered_method=True)
+        self.ListMuted = channel.unary_unary(
+                '/feedring.v1.Feed/ListMuted',
+                request_serializer=protos_dot_feed__pb2.ListMutedRequest.SerializeToString,
+                response_deserializer=protos_dot_feed__pb2.UserPage.FromString,
+                _registered_method=True)
+        self.Block = channel.unary_unary(
+                '/feedring.v1.Feed/Block',
+                request_serializer=protos_dot_feed__pb2.BlockRequest.SerializeToString,
+                response_deserializer=protos_dot_feed__pb2.BlockResponse.FromString,
+                _registered_method=True)
+        self.Unblock = channel.unary_unary(
+                '/feedring.v1.Feed/Unblock',
+                request_serializer=protos_dot_feed__pb2.UnblockRequest.SerializeToString,
+                response_deserializer=protos_dot_feed__pb2.UnblockResponse.FromString,
+                _registered_method=True)
+        self.ListBlocked = channel.unary_unary(
+                '/feedring.v1.Feed/ListBlocked',
+                request_serializer=protos_dot_feed__pb2.ListBlockedRequest.SerializeToString,
+                response_deserializer=protos_dot_feed__pb2.UserPage.FromString,
+                _registered_method=True)
         self.GetRoutingMap = channel.unary_unary(
                 '/feedring.v1.Feed/GetRoutingMap',
                 request_serializer=protos_dot_feed__pb2.GetRoutingMapRequest.SerializeToString,
@@ -175,6 +205,51 @@ class FeedServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Mute(self, request, context):
+        """`user` mutes `target`: the target's posts (past and future) no longer show in the user's
+        timeline (reads, newer-than reads and the live stream); the follow stays. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unmute(self, request, context):
+        """The target's posts show again, the past ones included. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMuted(self, request, context):
+        """Whom `user` mutes, in a stable (lexicographic) order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Block(self, request, context):
+        """`user` blocks `target`: both follow edges between them go, a Follow in either direction is
+        refused (FAILED_PRECONDITION) until unblocked, and neither sees the other's posts in their
+        timeline. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unblock(self, request, context):
+        """Lifts the block; the follows it removed are not restored. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBlocked(self, request, context):
+        """Whom `user` has blocked, in a stable (lexicographic) order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRoutingMap(self, request, context):
         """Which nodes hold which keys, for clients that send each call to a node holding its key (any
         router or node answers any call; one holding the key answers in one hop). No credentials are
@@ -236,6 +311,36 @@ def add_FeedServicer_to_server(servicer, server):
                     servicer.GetUser,
                     request_deserializer=protos_dot_feed__pb2.GetUserRequest.FromString,
                     response_serializer=protos_dot_feed__pb2.User.SerializeToString,
+            ),
+            'Mute': grpc.unary_unary_rpc_method_handler(
+                    servicer.Mute,
+                    request_deserializer=protos_dot_feed__pb2.MuteRequest.FromString,
+                    response_serializer=protos_dot_feed__pb2.MuteResponse.SerializeToString,
+            ),
+            'Unmute': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unmute,
+                    request_deserializer=protos_dot_feed__pb2.UnmuteRequest.FromString,
+                    response_serializer=protos_dot_feed__pb2.UnmuteResponse.SerializeToString,
+            ),
+            'ListMuted': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMuted,
+                    request_deserializer=protos_dot_feed__pb2.ListMutedRequest.FromString,
+                    response_serializer=protos_dot_feed__pb2.UserPage.SerializeToString,
+            ),
+            'Block': grpc.unary_unary_rpc_method_handler(
+                    servicer.Block,
+                    request_deserializer=protos_dot_feed__pb2.BlockRequest.FromString,
+                    response_serializer=protos_dot_feed__pb2.BlockResponse.SerializeToString,
+            ),
+            'Unblock': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unblock,
+                    request_deserializer=protos_dot_feed__pb2.UnblockRequest.FromString,
+                    response_serializer=protos_dot_feed__pb2.UnblockResponse.SerializeToString,
+            ),
+            'ListBlocked': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBlocked,
+                    request_deserializer=protos_dot_feed__pb2.ListBlockedRequest.FromString,
+                    response_serializer=protos_dot_feed__pb2.UserPage.SerializeToString,
             ),
             'GetRoutingMap': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRoutingMap,
@@ -513,6 +618,168 @@ class Feed:
             '/feedring.v1.Feed/GetUser',
             protos_dot_feed__pb2.GetUserRequest.SerializeToString,
             protos_dot_feed__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Mute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Feed/Mute',
+            protos_dot_feed__pb2.MuteRequest.SerializeToString,
+            protos_dot_feed__pb2.MuteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unmute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Feed/Unmute',
+            protos_dot_feed__pb2.UnmuteRequest.SerializeToString,
+            protos_dot_feed__pb2.UnmuteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMuted(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Feed/ListMuted',
+            protos_dot_feed__pb2.ListMutedRequest.SerializeToString,
+            protos_dot_feed__pb2.UserPage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Block(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Feed/Block',
+            protos_dot_feed__pb2.BlockRequest.SerializeToString,
+            protos_dot_feed__pb2.BlockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unblock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Feed/Unblock',
+            protos_dot_feed__pb2.UnblockRequest.SerializeToString,
+            protos_dot_feed__pb2.UnblockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBlocked(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Feed/ListBlocked',
+            protos_dot_feed__pb2.ListBlockedRequest.SerializeToString,
+            protos_dot_feed__pb2.UserPage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,6 +22,15 @@ class EdgeDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EDGE_DIRECTION_UNSPECIFIED: _ClassVar[EdgeDirection]
     FOLLOWERS: _ClassVar[EdgeDirection]
     FOLLOWING: _ClassVar[EdgeDirection]
+    MUTED: _ClassVar[EdgeDirection]
+    BLOCKED: _ClassVar[EdgeDirection]
+
+class Relation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RELATION_UNSPECIFIED: _ClassVar[Relation]
+    MUTES: _ClassVar[Relation]
+    BLOCKS: _ClassVar[Relation]
+    BLOCKED_BY: _ClassVar[Relation]
 NORMAL: HotState
 MIGRATING: HotState
 HOT: HotState
@@ -30,6 +39,12 @@ COLD: HotState
 EDGE_DIRECTION_UNSPECIFIED: EdgeDirection
 FOLLOWERS: EdgeDirection
 FOLLOWING: EdgeDirection
+MUTED: EdgeDirection
+BLOCKED: EdgeDirection
+RELATION_UNSPECIFIED: Relation
+MUTES: Relation
+BLOCKS: Relation
+BLOCKED_BY: Relation
 
 class StorePostRequest(_message.Message):
     __slots__ = ("epoch", "author_key", "post", "request_id")
@@ -222,14 +237,16 @@ class AddFollowerRequest(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ..., backfill_limit: _Optional[int] = ..., author: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class AddFollowerResponse(_message.Message):
-    __slots__ = ("created", "recent_posts", "state")
+    __slots__ = ("created", "recent_posts", "state", "refused")
     CREATED_FIELD_NUMBER: _ClassVar[int]
     RECENT_POSTS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     created: bool
     recent_posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
     state: HotState
-    def __init__(self, created: _Optional[bool] = ..., recent_posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., state: _Optional[_Union[HotState, str]] = ...) -> None: ...
+    refused: Relation
+    def __init__(self, created: _Optional[bool] = ..., recent_posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., state: _Optional[_Union[HotState, str]] = ..., refused: _Optional[_Union[Relation, str]] = ...) -> None: ...
 
 class RemoveFollowerRequest(_message.Message):
     __slots__ = ("epoch", "followee_key", "follower", "version")
@@ -244,14 +261,16 @@ class RemoveFollowerRequest(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class EdgeResponse(_message.Message):
-    __slots__ = ("changed", "state", "followee_key")
+    __slots__ = ("changed", "state", "followee_key", "refused")
     CHANGED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     FOLLOWEE_KEY_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     changed: bool
     state: HotState
     followee_key: str
-    def __init__(self, changed: _Optional[bool] = ..., state: _Optional[_Union[HotState, str]] = ..., followee_key: _Optional[str] = ...) -> None: ...
+    refused: Relation
+    def __init__(self, changed: _Optional[bool] = ..., state: _Optional[_Union[HotState, str]] = ..., followee_key: _Optional[str] = ..., refused: _Optional[_Union[Relation, str]] = ...) -> None: ...
 
 class Edge(_message.Message):
     __slots__ = ("follower", "followee", "hot", "followee_key")
@@ -294,6 +313,28 @@ class EdgeBatchResponse(_message.Message):
     states: _containers.RepeatedCompositeFieldContainer[UserState]
     existing: _containers.RepeatedCompositeFieldContainer[Edge]
     def __init__(self, created: _Optional[int] = ..., states: _Optional[_Iterable[_Union[UserState, _Mapping]]] = ..., existing: _Optional[_Iterable[_Union[Edge, _Mapping]]] = ...) -> None: ...
+
+class SetRelationRequest(_message.Message):
+    __slots__ = ("epoch", "user", "target", "relation", "on", "version")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    RELATION_FIELD_NUMBER: _ClassVar[int]
+    ON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    user: str
+    target: str
+    relation: Relation
+    on: bool
+    version: int
+    def __init__(self, epoch: _Optional[int] = ..., user: _Optional[str] = ..., target: _Optional[str] = ..., relation: _Optional[_Union[Relation, str]] = ..., on: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
+
+class SetRelationResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
 
 class ListEdgesRequest(_message.Message):
     __slots__ = ("epoch", "direction", "user_key", "after", "limit", "more_keys")

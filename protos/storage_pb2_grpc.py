@@ -100,6 +100,11 @@ class StorageStub:
                 request_serializer=protos_dot_storage__pb2.ListEdgesRequest.SerializeToString,
                 response_deserializer=protos_dot_storage__pb2.ListEdgesResponse.FromString,
                 _registered_method=True)
+        self.SetRelation = channel.unary_unary(
+                '/feedring.v1.Storage/SetRelation',
+                request_serializer=protos_dot_storage__pb2.SetRelationRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.SetRelationResponse.FromString,
+                _registered_method=True)
         self.GetUserMeta = channel.unary_unary(
                 '/feedring.v1.Storage/GetUserMeta',
                 request_serializer=protos_dot_storage__pb2.GetUserMetaRequest.SerializeToString,
@@ -289,6 +294,13 @@ class StorageServicer:
 
     def ListEdges(self, request, context):
         """Pages through one user key's followers or followees in lexicographic order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRelation(self, request, context):
+        """Turns a mute or block edge on or off under `user` (versioned like follow edges).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -498,6 +510,11 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.ListEdges,
                     request_deserializer=protos_dot_storage__pb2.ListEdgesRequest.FromString,
                     response_serializer=protos_dot_storage__pb2.ListEdgesResponse.SerializeToString,
+            ),
+            'SetRelation': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRelation,
+                    request_deserializer=protos_dot_storage__pb2.SetRelationRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.SetRelationResponse.SerializeToString,
             ),
             'GetUserMeta': grpc.unary_unary_rpc_method_handler(
                     servicer.GetUserMeta,
@@ -941,6 +958,33 @@ class Storage:
             '/feedring.v1.Storage/ListEdges',
             protos_dot_storage__pb2.ListEdgesRequest.SerializeToString,
             protos_dot_storage__pb2.ListEdgesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRelation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/SetRelation',
+            protos_dot_storage__pb2.SetRelationRequest.SerializeToString,
+            protos_dot_storage__pb2.SetRelationResponse.FromString,
             options,
             channel_credentials,
             insecure,
