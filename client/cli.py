@@ -641,6 +641,16 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
             or "idle"
         )
     )
+    away = [n for n in status.nodes if n.healthy and (n.delivery.inactive_readers or n.delivery.inbox_entries_skipped)]
+    if away:
+        out.print(
+            "readers away (fanout.inactive_after; fan-out skips them until they read): "
+            + ", ".join(
+                f"{escape(n.id)} {n.delivery.inactive_readers:,} inactive, "
+                f"{n.delivery.inbox_entries_skipped:,} entries skipped"
+                for n in away
+            )
+        )
     held = [n for n in status.nodes if n.healthy and (n.replication.hints or n.replication.peers_down)]
     for n in held:
         targets = ", ".join(f"{t}: {c:,}" for t, c in sorted(n.replication.hints_by_target.items()))

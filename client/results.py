@@ -120,6 +120,8 @@ class DeliveryStats:
     fanout_busy_s: float = 0.0  # time spent writing fan-out into inboxes, since start
     fanout_paused_s: float = 0.0  # time fan-out stood back for reads
     lag_buckets: tuple[tuple[float, int], ...] = ()  # (upper bound ms, records finished within it) since start
+    inactive_readers: int = 0  # readers who went away (fanout.inactive_after): fan-out skips them
+    inbox_entries_skipped: int = 0  # entries not written for them since start
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,8 @@ def cluster_status_of(r: admin_pb2.ClusterStatus) -> ClusterStatus:
                     n.delivery.fanout_busy_s,
                     n.delivery.fanout_paused_s,
                     tuple(zip(n.delivery.lag_bucket_le_ms, n.delivery.lag_bucket_counts, strict=False)),
+                    n.delivery.inactive_readers,
+                    n.delivery.inbox_entries_skipped,
                 ),
                 ReplicationStats(
                     n.replication.hints,

@@ -110,6 +110,18 @@ class HotUsers:
 
 
 @dataclass(frozen=True)
+class Fanout:
+    # A reader who has not read their timeline for this long gets no fan-out writes until they
+    # read again (their first read rebuilds the timeline); 0: never.
+    inactive_after_s: float = 14 * 86400.0
+
+    @property
+    def sweep_every_s(self) -> float:
+        """How often a node re-derives who is inactive: a twentieth of inactive_after, 0.1 s to 10 min."""
+        return min(max(self.inactive_after_s / 20, 0.1), 600.0)
+
+
+@dataclass(frozen=True)
 class Replication:
     write_quorum: int = 0  # replicas that must have a write before it is acknowledged; 0: a majority
     replica_timeout_s: float = 1.0  # one replica's share of a call that can fall over to another
@@ -146,6 +158,7 @@ class ClusterConfig:
     limits: Limits = field(default_factory=Limits)
     hot: HotUsers = field(default_factory=HotUsers)
     replication: Replication = field(default_factory=Replication)
+    fanout: Fanout = field(default_factory=Fanout)
     security: Security = field(default_factory=Security)
     tls: Tls = field(default_factory=Tls)
 
@@ -164,6 +177,7 @@ class ClusterConfig:
 
 
 _REQUIRED = object()
+_UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def is_address(value: str) -> bool:
@@ -212,6 +226,17 @@ class _Reader:
             raise self.fail(key, f"must be a number from {low} to {high} (got {value!r})")
         return float(value)
 
+    def duration(self, key: str, default: float) -> float:
+        """Seconds, from a number of seconds or a string such as "90s", "30m", "12h", "14d"."""
+        value = self._get(key, default)
+        if isinstance(value, str) and value[-1:] in _UNITS_S:
+            number = value[:-1].strip()
+            if number.replace(".", "", 1).isdigit():
+                return float(number) * _UNITS_S[value[-1]]
+        if not isinstance(value, bool) and isinstance(value, (int, float)) and value >= 0:
+            return float(value)
+        raise self.fail(key, f'must be seconds or a duration such as "90s", "30m", "12h", "14d" (got {value!r})')
+
     def text(self, key: str, default: Any = None) -> str:
         value = self._get(key, default)
         if not isinstance(value, str) or not value:
@@ -242,7 +267,7 @@ def load(path: str | Path) -> ClusterConfig:
     base = path.resolve().parent
 
     top = _Reader(path, raw, "")
-    for key in ("cluster", "limits", "hot_users", "replication", "security", "tls", "nodes", "routers"):
+    for key in ("cluster", "limits", "hot_users", "replication", "fanout", "security", "tls", "nodes", "routers"):
         top.used.add(key)
     top.check_unknown()
 
@@ -317,6 +342,10 @@ def load(path: str | Path) -> ClusterConfig:
     )
     rep.check_unknown()
 
+    fan = _Reader(path, _table(path, raw, "fanout"), "fanout.")
+    fanout = Fanout(inactive_after_s=fan.duration("inactive_after", 14 * 86400.0))
+    fan.check_unknown()
+
     sec = _Reader(path, _table(path, raw, "security"), "security.")
     feed_requires_token = sec._get("feed_requires_token", False)
     if not isinstance(feed_requires_token, bool):
@@ -348,6 +377,7 @@ def load(path: str | Path) -> ClusterConfig:
         limits=limits,
         hot=hot_users,
         replication=replication,
+        fanout=fanout,
         security=security,
         tls=tls,
     )

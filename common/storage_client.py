@@ -318,6 +318,7 @@ class StorageClient:
         self.add_follower_many = UnaryRpc(self, "AddFollowerMany", pb.EdgeBatch, pb.EdgeBatchResponse)
         self.list_edges = UnaryRpc(self, "ListEdges", pb.ListEdgesRequest, pb.ListEdgesResponse)
         self.set_relation = UnaryRpc(self, "SetRelation", pb.SetRelationRequest, pb.SetRelationResponse)
+        self.touch_reader = UnaryRpc(self, "TouchReader", pb.TouchReaderRequest, pb.TouchReaderResponse)
         self.get_user_meta = UnaryRpc(self, "GetUserMeta", pb.GetUserMetaRequest, pb.UserMeta)
         self.report_follower_count = UnaryRpc(self, "ReportFollowerCount", pb.FollowerCountReport, pb.HotStateResponse)
         self.set_hot_state = UnaryRpc(self, "SetHotState", pb.SetHotStateRequest, pb.HotStateResponse)

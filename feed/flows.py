@@ -16,6 +16,7 @@ from feed.hot_cache import HotPostCache
 from feed.hot_users import HotUsers
 from feed.post_ids import PostIds
 from feed.posts import Posts
+from feed.reader_activity import ReaderActivity
 from feed.relations import Relations
 from feed.salted_reads import SaltedReads
 from feed.timeline import TimelineReader
@@ -46,7 +47,7 @@ class FeedFlows:
         reads = SaltedReads(storage, hot_conf.salt_buckets)
         hot = HotUsers(config, storage, reads)
         cache = HotPostCache(hot_conf.cache_max_entries, hot_conf.cache_posts_per_user, hot_conf.cache_ttl_ms)
-        timeline = TimelineReader(storage, reads, cache)
+        timeline = TimelineReader(storage, reads, cache, ReaderActivity(config, storage, reads, hot))
         hub = WatchHub(config.limits.max_watch_streams, hears_writes)
         follows = Follows(config, storage, hot, reads)
         return FeedFlows(

@@ -31,7 +31,12 @@ class SaltedReads:
 
     async def raw_posts(self, author: str, state: HotState, limit: int, before_id: int = 0) -> list[bytes]:
         """As `posts`, encoded as the nodes stored them."""
-        groups = self.storage.group_by_node(salting.keys_of(author, state, self.buckets))
+        return await self.newest_over(salting.keys_of(author, state, self.buckets), limit, before_id)
+
+    async def newest_over(self, author_keys: list[str], limit: int, before_id: int = 0) -> list[bytes]:
+        """The newest `limit` posts below `before_id` over any author keys (one author's, or every
+        author a returning reader follows: feed/reader_activity.py), encoded."""
+        groups = self.storage.group_by_node(author_keys)
         replies = await asyncio.gather(
             *(
                 self.storage.read_posts.by_key(

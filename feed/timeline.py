@@ -1,5 +1,5 @@
 """Home timeline reads: the reader's inbox and own posts, merged with the recent posts of the hot
-users it follows.
+users it follows (after rebuilding the inbox of a reader who went away: feed/reader_activity.py).
 
 The inbox, the reader's own posts under its home key (the same partition: the node merges them in)
 and the reader's list of merged-at-read followees come from one RPC to the reader's node. Each hot
@@ -19,6 +19,7 @@ from common.hot_state import HotState
 from common.post_bytes import IdAndPost, merge_newest, with_ids
 from common.storage_client import StorageClient
 from feed.hot_cache import CachedPosts, HotPostCache
+from feed.reader_activity import ReaderActivity
 from feed.salted_reads import SaltedReads
 from protos import storage_pb2
 
@@ -26,8 +27,11 @@ __all__ = ["TimelineReader"]
 
 
 class TimelineReader:
-    def __init__(self, storage: StorageClient, reads: SaltedReads, cache: HotPostCache) -> None:
+    def __init__(
+        self, storage: StorageClient, reads: SaltedReads, cache: HotPostCache, activity: ReaderActivity
+    ) -> None:
         self.storage = storage
+        self.activity = activity  # readers who went away: their first read rebuilds the inbox
         self.reads = reads
         self.cache = cache
         self._loading: dict[str, asyncio.Task[CachedPosts]] = {}
@@ -42,10 +46,14 @@ class TimelineReader:
         self, user: str, limit: int, before_id: int, after_id: int = 0
     ) -> tuple[list[bytes], list[str]]:
         """As read(), and the hot followees whose posts were merged in (feed/timeline_watch.py)."""
-        inbox = await self.storage.read_inbox.by_key(
-            user,
-            storage_pb2.ReadInboxRequest(consumer=user, limit=limit, before_id=before_id, after_id=after_id),
-        )
+        request = storage_pb2.ReadInboxRequest(consumer=user, limit=limit, before_id=before_id, after_id=after_id)
+        inbox = await self.storage.read_inbox.by_key(user, request)
+        if self.activity.returning(inbox):
+            # Away long enough that fan-out may have skipped them: rebuild first, then read.
+            await self.activity.rebuild(user, list(inbox.hot_followees))
+            inbox = await self.storage.read_inbox.by_key(user, request)
+        else:
+            self.activity.read_served(user, inbox)
         hot = list(inbox.hot_followees)
         if not hot and not inbox.own_posts_salted:
             return list(inbox.posts), hot

@@ -5,7 +5,8 @@ The parts, from the bottom up (each is given only the parts below it):
 
     store (ObservedStore) -> data (FeedStore: posts, inboxes, graph, registry, deliveries)
     ownership (the map; what this node holds, takes writes for, has sealed)
-    local writes -> replicator (+ hints) -> delivery driver, repairer, partition mover, inbox trimmer
+    local writes -> replicator (+ hints) -> delivery driver, repairer, partition mover, inbox trimmer,
+    reader sweeper
     servicers: data, membership, repair, status -> ``handlers``, the feedring.v1.Storage service
 """
 
@@ -30,6 +31,7 @@ from node.inbox_trim import InboxTrimmer
 from node.local_writes import LocalWrites
 from node.membership_service import MembershipServicer
 from node.ownership import Ownership, load_map
+from node.readers import ReaderSweeper
 from node.reads_first import ReadsFirst
 from node.repair import Repairer
 from node.repair_service import RepairServicer
@@ -60,6 +62,7 @@ class Node:
     reads_first: ReadsFirst
     records_written: RecordsWritten
     trimmer: InboxTrimmer
+    sweeper: ReaderSweeper  # who went away (node/readers.py)
     status: StatusServicer
     handlers: dict[str, Any]  # feedring.v1.Storage: method name -> handler(request, context)
 
@@ -88,6 +91,7 @@ def build_node(
         config.partitions,
         config.limits.timeline_cap,
         HotPolicy(config.hot.follower_threshold, config.hot.cooldown_ratio),
+        inactive_after_ms=int(config.fanout.inactive_after_s * 1000),
     )
     cluster_map = load_map(observed, config, node_id)
     local_first = LocalFirstTransport(transport)
@@ -140,7 +144,7 @@ def build_node(
         reads_first,
     )
     mover = PartitionMover(node_id, observed, peers, ownership)
-    status = StatusServicer(ownership, data.batches, delivery, reads_first, replicator, repairer)
+    status = StatusServicer(ownership, data.batches, delivery, reads_first, replicator, repairer, data.inboxes)
     handlers = handlers_of(
         STORAGE_SERVICE,
         DataServicer(data, ownership, local, replicator, reads_first),
@@ -164,6 +168,7 @@ def build_node(
         reads_first=reads_first,
         records_written=records_written,
         trimmer=InboxTrimmer(data.inboxes, reads_first),
+        sweeper=ReaderSweeper(data.readers, lambda: ownership.owned, reads_first, config.fanout.sweep_every_s),
         status=status,
         handlers=handlers,
     )

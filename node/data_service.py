@@ -114,13 +114,20 @@ class DataServicer:
         hot_followees = self.data.graph.merged_at_read(consumer)  # the same step: nothing falls between
         if hidden:
             hot_followees = [a for a in hot_followees if a.encode("utf-8") not in hidden]
+        reply = storage_pb2.ReadInboxResponse(hot_followees=hot_followees)
+        last_read = self.data.readers.last_read(consumer)
+        if last_read is not None:
+            reply.last_read_ms, reply.rebuilding = last_read
         if self.data.registry.state(consumer).salted:
-            return storage_pb2.ReadInboxResponse(posts=posts, hot_followees=hot_followees, own_posts_salted=True)
-        # The consumer's own posts: its home key is in this same partition, one more local scan.
-        own = [raw for raw in self.data.posts.read_posts(consumer, limit, before) if post_bytes.post_id(raw) > after]
-        if own:
-            posts = post_bytes.merge_newest([post_bytes.with_ids(posts), post_bytes.with_ids(own)], limit)
-        return storage_pb2.ReadInboxResponse(posts=posts, hot_followees=hot_followees)
+            reply.own_posts_salted = True
+        else:
+            # The consumer's own posts: its home key is in this same partition, one more local scan.
+            own = self.data.posts.read_posts(consumer, limit, before)
+            own = [raw for raw in own if post_bytes.post_id(raw) > after]
+            if own:
+                posts = post_bytes.merge_newest([post_bytes.with_ids(posts), post_bytes.with_ids(own)], limit)
+        reply.posts.extend(posts)
+        return reply
 
     @grpc_errors
     async def ListEdges(

@@ -3,6 +3,7 @@
     registry  node/hot_registry.py   hot-user registry (H), salted keys' follower counts (S)
     posts     node/posts.py          posts by author key (P), their tombstones (Y)
     inboxes   node/inboxes.py        timelines by consumer (I: entries and their tombstones)
+    readers   node/readers.py        when each reader last read (A); who is inactive now
     relations node/relations.py      mutes (U), blocks (V) and who blocked a user (W)
     graph     node/follow_graph.py   follow edges (F, G), merged-at-read marks (K)
     deliveries node/delivery_log.py  work each post or delete still owes its followers (D)
@@ -28,6 +29,7 @@ from node.follow_graph import FollowGraph
 from node.hot_registry import HotRegistry
 from node.inboxes import Inboxes, TimelineListener
 from node.posts import Posts
+from node.readers import Readers
 from node.relations import Relations
 from node.store import Store
 from node.versioned import is_alive
@@ -45,6 +47,7 @@ class FeedStore:
         partitions: int,
         timeline_cap: int,
         hot_policy: HotPolicy | None = None,
+        inactive_after_ms: int = 0,
     ) -> None:
         self.store = store
         self.partitions = partitions
@@ -52,10 +55,18 @@ class FeedStore:
         self.batches = Batches(store)
         self.registry = HotRegistry(self.batches, self.partition, self.clock, hot_policy or HotPolicy())
         self.posts = Posts(self.batches, self.partition, self.registry)
-        self.inboxes = Inboxes(self.batches, self.partition, timeline_cap)
+        self.readers = Readers(self.batches, self.partition, inactive_after_ms)
+        self.inboxes = Inboxes(self.batches, self.partition, timeline_cap, self.readers.inactive)
         self.relations = Relations(self.batches, self.partition, self.clock)
         self.graph = FollowGraph(
-            self.batches, self.partition, self.clock, self.registry, self.inboxes, self.posts, self.relations
+            self.batches,
+            self.partition,
+            self.clock,
+            self.registry,
+            self.inboxes,
+            self.posts,
+            self.relations,
+            self.readers,
         )
         self.deliveries = DeliveryLog(self.batches, self.partition)
 
@@ -79,6 +90,7 @@ class FeedStore:
             keys.FOLLOWING: self.graph.merge_edge,
             keys.FOLLOWERS: self.graph.merge_edge,
             keys.HOT_FOLLOWING: self.graph.merge_edge,
+            keys.ACTIVITY: self.readers.merge_record,
             keys.MUTES: self.relations.merge_relation,
             keys.BLOCKS: self.relations.merge_relation,
             keys.BLOCKED_BY: self.relations.merge_relation,

@@ -23,6 +23,7 @@ from node.batch import Batch, Batches
 from node.hot_registry import HotRegistry
 from node.inboxes import Inboxes
 from node.posts import Posts
+from node.readers import Readers
 from node.relations import Relations
 from node.versioned import is_alive, read_edge, set_edge
 from protos import feed_pb2, storage_pb2
@@ -40,6 +41,7 @@ class FollowGraph:
         inboxes: Inboxes,
         posts: Posts,
         relations: Relations,
+        readers: Readers,
     ) -> None:
         self.batches = batches
         self.store = batches.store
@@ -49,6 +51,7 @@ class FollowGraph:
         self.inboxes = inboxes
         self.posts = posts
         self.relations = relations
+        self.readers = readers
 
     def add_following(
         self, follower: str, followee: str, hot: bool = False, followee_key: str = "", version: int = 0
@@ -65,6 +68,7 @@ class FollowGraph:
         edge = keys.edge_key(part, keys.FOLLOWING, follower, followee)
         before = read_edge(batch.get(edge))
         counters = batch.counters_of(part, follower)  # the user exists from now on either way
+        self.readers.followed(batch, part, follower, version >> 16)
         if before is not None and before.alive:
             set_edge(batch, edge, version, True)  # newer than an unfollow that may still arrive
             kept: str | None = before.extra.decode("utf-8")
@@ -148,6 +152,7 @@ class FollowGraph:
         for follower, followee, hot, followee_key in edges:
             part = self.partition(follower)
             counters = batch.counters_of(part, follower)
+            self.readers.followed(batch, part, follower, version >> 16)
             edge = keys.edge_key(part, keys.FOLLOWING, follower, followee)
             before = read_edge(batch.get(edge))
             if before is not None and before.alive:

@@ -32,7 +32,7 @@ import functools
 import random
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 from common import post_bytes
 from feed.post_ids import created_at_ms
@@ -57,12 +57,20 @@ Item = tuple[bytes, bytes]
 
 
 class Inboxes:
-    def __init__(self, batches: Batches, partition: Callable[[str], int], timeline_cap: int) -> None:
+    def __init__(
+        self,
+        batches: Batches,
+        partition: Callable[[str], int],
+        timeline_cap: int,
+        inactive: Collection[str] = frozenset(),
+    ) -> None:
         self.batches = batches
         self.store = batches.store
         self.partition = partition
         self.timeline_cap = timeline_cap
         self.to_trim: set[tuple[int, str]] = set()  # (partition, consumer): may hold more than the cap
+        self.inactive = inactive  # readers who went away: inserts skip them (node/readers.py)
+        self.skipped = 0  # entries not written for them since start
         self.changed: TimelineListener = nobody_listens  # whose timelines a write changed (watch streams)
         self._sample = random.Random()
         # A node delivers to the same followers post after post: their key prefixes are kept.
@@ -75,10 +83,14 @@ class Inboxes:
     # -- writes ----------------------------------------------------------------------------------
 
     def insert(self, posts: Iterable[feed_pb2.Post], consumers: Iterable[str]) -> int:
-        """Puts every post into every consumer's inbox, reading nothing. Returns the entries written
-        (a repeated entry is written, and counted, again)."""
+        """Puts every post into every consumer's inbox, reading nothing, except for readers who went
+        away. Returns the entries written (a repeated entry is written, and counted, again)."""
         entries = [(keys.encoded_post_id(post.id), post.SerializeToString()) for post in posts]
         consumers = list(consumers)
+        if self.inactive:
+            active = [c for c in consumers if c not in self.inactive]
+            self.skipped += (len(consumers) - len(active)) * len(entries)
+            consumers = active
         puts: list[Item] = []
         check_every = len(entries) / TRIM_EVERY
         sample, note, prefixes = self._sample.random, self.to_trim.add, self._prefixes

@@ -56,6 +56,16 @@ def node_families(status: Callable[[], storage_pb2.NodeStatus], data_dir: Path) 
         yield CounterMetricFamily(
             "feedring_fanout_paused_seconds", "Time fan-out stood back for timeline reads", value=d.fanout_paused_s
         )
+        yield GaugeMetricFamily(
+            "feedring_inactive_readers",
+            "Readers who have not read for fanout.inactive_after: fan-out skips them",
+            value=d.inactive_readers,
+        )
+        yield CounterMetricFamily(
+            "feedring_fanout_skipped_entries",
+            "Inbox entries not written for inactive readers",
+            value=d.inbox_entries_skipped,
+        )
         # Bucket counts are cumulative over time but per bucket: Prometheus wants them summed upwards.
         buckets, running = [], 0
         for le_ms, count in zip(d.lag_bucket_le_ms, d.lag_bucket_counts, strict=False):

@@ -10,8 +10,9 @@ the post's removal from every follower's inbox in the same write. Every write is
 from __future__ import annotations
 
 import heapq
+import itertools
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 
 from common import post_bytes, salting
 from common.hot_state import HotState
@@ -97,9 +98,20 @@ class Posts:
         all_keys = [author_key, *more_keys]
         if len(all_keys) == 1:
             return self._newest(author_key, limit, before_id)
-        streams = [[(post_bytes.post_id(raw), raw) for raw in self._newest(k, limit, before_id)] for k in all_keys]
-        merged = heapq.merge(*streams, key=lambda item: -item[0])
-        return [raw for _, raw in list(merged)[:limit]]
+        # Lazily, key by key: a rebuild reads a thousand authors' keys for the newest `limit` of all.
+        streams = [self._scan_newest(k, before_id) for k in all_keys]
+        try:
+            merged = heapq.merge(*streams, key=post_bytes.post_id, reverse=True)
+            return list(itertools.islice(merged, limit))
+        finally:
+            for stream in streams:
+                stream.close()
+
+    def _scan_newest(self, author_key: str, before_id: int) -> Generator[bytes, None, None]:
+        part = self.partition(author_key)
+        start = keys.post_key(part, keys.POSTS, author_key, before_id - 1) if before_id else None
+        for _, raw in self.store.scan(keys.user_prefix(part, keys.POSTS, author_key), start=start, reverse=True):
+            yield raw
 
     def _newest(self, author_key: str, limit: int, before_id: int) -> list[bytes]:
         part = self.partition(author_key)

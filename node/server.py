@@ -154,6 +154,7 @@ class NodeServer:
             asyncio.create_task(parts.replayer.run()),
             asyncio.create_task(parts.repairer.run()),
             asyncio.create_task(parts.trimmer.run()),
+            asyncio.create_task(parts.sweeper.run()),
             asyncio.create_task(parts.peers.health.monitor(self._peer_addresses, parts.peers.probe)),
         ]
         if self.metrics is not None:

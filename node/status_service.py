@@ -9,6 +9,7 @@ from common.process_stats import rss_bytes
 from node import keys
 from node.batch import Batches
 from node.delivery import DeliveryDriver
+from node.inboxes import Inboxes
 from node.ownership import Ownership
 from node.reads_first import ReadsFirst
 from node.repair import Repairer
@@ -27,6 +28,7 @@ class StatusServicer:
         reads_first: ReadsFirst,
         replicator: Replicator,
         repairer: Repairer,
+        inboxes: Inboxes,
     ) -> None:
         self.ownership = ownership
         self.batches = batches
@@ -34,6 +36,7 @@ class StatusServicer:
         self.reads_first = reads_first
         self.replicator = replicator
         self.repairer = repairer
+        self.inboxes = inboxes
         self.catching_up = False  # restarted and not yet sent every hint its peers held for it
 
     @grpc_errors
@@ -65,6 +68,8 @@ class StatusServicer:
         stats = self.delivery.stats(percentiles)
         stats.fanout_busy_s = self.reads_first.background_s
         stats.fanout_paused_s = self.reads_first.paused_s
+        stats.inactive_readers = len(self.inboxes.inactive)
+        stats.inbox_entries_skipped = self.inboxes.skipped
         return stats
 
     def _replication(self) -> storage_pb2.ReplicationStats:

@@ -262,6 +262,14 @@ SET_RELATION = AtomicWrite(
     versioned=True,
 )
 
+TOUCH_READER = AtomicWrite(
+    name="TouchReader",
+    request=pb.TouchReaderRequest,
+    response=pb.TouchReaderResponse,
+    keys=lambda r: [r.user],
+    apply=lambda data, r: pb.TouchReaderResponse(changed=data.readers.touch(r.user, r.read_ms, r.rebuilding)),
+)
+
 # -- hot users -------------------------------------------------------------------------------------
 
 
@@ -339,6 +347,7 @@ WRITES: tuple[ReplicatedWrite[Any, Any], ...] = (
     ADD_FOLLOWING_MANY,
     ADD_FOLLOWER_MANY,
     SET_RELATION,
+    TOUCH_READER,
     REPORT_FOLLOWER_COUNT,
     SET_HOT_STATE,
     SET_HOT_FOLLOWING,

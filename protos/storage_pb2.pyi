@@ -183,14 +183,36 @@ class ReadInboxRequest(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., consumer: _Optional[str] = ..., limit: _Optional[int] = ..., before_id: _Optional[int] = ..., after_id: _Optional[int] = ...) -> None: ...
 
 class ReadInboxResponse(_message.Message):
-    __slots__ = ("posts", "hot_followees", "own_posts_salted")
+    __slots__ = ("posts", "hot_followees", "own_posts_salted", "last_read_ms", "rebuilding")
     POSTS_FIELD_NUMBER: _ClassVar[int]
     HOT_FOLLOWEES_FIELD_NUMBER: _ClassVar[int]
     OWN_POSTS_SALTED_FIELD_NUMBER: _ClassVar[int]
+    LAST_READ_MS_FIELD_NUMBER: _ClassVar[int]
+    REBUILDING_FIELD_NUMBER: _ClassVar[int]
     posts: _containers.RepeatedScalarFieldContainer[bytes]
     hot_followees: _containers.RepeatedScalarFieldContainer[str]
     own_posts_salted: bool
-    def __init__(self, posts: _Optional[_Iterable[bytes]] = ..., hot_followees: _Optional[_Iterable[str]] = ..., own_posts_salted: _Optional[bool] = ...) -> None: ...
+    last_read_ms: int
+    rebuilding: bool
+    def __init__(self, posts: _Optional[_Iterable[bytes]] = ..., hot_followees: _Optional[_Iterable[str]] = ..., own_posts_salted: _Optional[bool] = ..., last_read_ms: _Optional[int] = ..., rebuilding: _Optional[bool] = ...) -> None: ...
+
+class TouchReaderRequest(_message.Message):
+    __slots__ = ("epoch", "user", "read_ms", "rebuilding")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    READ_MS_FIELD_NUMBER: _ClassVar[int]
+    REBUILDING_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    user: str
+    read_ms: int
+    rebuilding: bool
+    def __init__(self, epoch: _Optional[int] = ..., user: _Optional[str] = ..., read_ms: _Optional[int] = ..., rebuilding: _Optional[bool] = ...) -> None: ...
+
+class TouchReaderResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
 
 class AddFollowingRequest(_message.Message):
     __slots__ = ("epoch", "follower", "followee", "hot", "followee_key", "version")
@@ -693,7 +715,7 @@ class RepairProgress(_message.Message):
     def __init__(self, partitions_total: _Optional[int] = ..., partitions_done: _Optional[int] = ..., out_of_sync: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., unreachable: _Optional[_Iterable[str]] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class DeliveryStats(_message.Message):
-    __slots__ = ("records", "oldest_age_s", "inbox_writes", "inbox_writes_per_s", "retries", "lag_p50_ms", "lag_p99_ms", "lag_samples", "fanout_busy_s", "fanout_paused_s", "lag_bucket_le_ms", "lag_bucket_counts")
+    __slots__ = ("records", "oldest_age_s", "inbox_writes", "inbox_writes_per_s", "retries", "lag_p50_ms", "lag_p99_ms", "lag_samples", "fanout_busy_s", "fanout_paused_s", "lag_bucket_le_ms", "lag_bucket_counts", "inactive_readers", "inbox_entries_skipped")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     OLDEST_AGE_S_FIELD_NUMBER: _ClassVar[int]
     INBOX_WRITES_FIELD_NUMBER: _ClassVar[int]
@@ -706,6 +728,8 @@ class DeliveryStats(_message.Message):
     FANOUT_PAUSED_S_FIELD_NUMBER: _ClassVar[int]
     LAG_BUCKET_LE_MS_FIELD_NUMBER: _ClassVar[int]
     LAG_BUCKET_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    INACTIVE_READERS_FIELD_NUMBER: _ClassVar[int]
+    INBOX_ENTRIES_SKIPPED_FIELD_NUMBER: _ClassVar[int]
     records: int
     oldest_age_s: float
     inbox_writes: int
@@ -718,7 +742,9 @@ class DeliveryStats(_message.Message):
     fanout_paused_s: float
     lag_bucket_le_ms: _containers.RepeatedScalarFieldContainer[float]
     lag_bucket_counts: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, records: _Optional[int] = ..., oldest_age_s: _Optional[float] = ..., inbox_writes: _Optional[int] = ..., inbox_writes_per_s: _Optional[float] = ..., retries: _Optional[int] = ..., lag_p50_ms: _Optional[float] = ..., lag_p99_ms: _Optional[float] = ..., lag_samples: _Optional[int] = ..., fanout_busy_s: _Optional[float] = ..., fanout_paused_s: _Optional[float] = ..., lag_bucket_le_ms: _Optional[_Iterable[float]] = ..., lag_bucket_counts: _Optional[_Iterable[int]] = ...) -> None: ...
+    inactive_readers: int
+    inbox_entries_skipped: int
+    def __init__(self, records: _Optional[int] = ..., oldest_age_s: _Optional[float] = ..., inbox_writes: _Optional[int] = ..., inbox_writes_per_s: _Optional[float] = ..., retries: _Optional[int] = ..., lag_p50_ms: _Optional[float] = ..., lag_p99_ms: _Optional[float] = ..., lag_samples: _Optional[int] = ..., fanout_busy_s: _Optional[float] = ..., fanout_paused_s: _Optional[float] = ..., lag_bucket_le_ms: _Optional[_Iterable[float]] = ..., lag_bucket_counts: _Optional[_Iterable[int]] = ..., inactive_readers: _Optional[int] = ..., inbox_entries_skipped: _Optional[int] = ...) -> None: ...
 
 class SetClusterMapResponse(_message.Message):
     __slots__ = ("epoch", "adopted")

@@ -100,6 +100,11 @@ class StorageStub:
                 request_serializer=protos_dot_storage__pb2.ListEdgesRequest.SerializeToString,
                 response_deserializer=protos_dot_storage__pb2.ListEdgesResponse.FromString,
                 _registered_method=True)
+        self.TouchReader = channel.unary_unary(
+                '/feedring.v1.Storage/TouchReader',
+                request_serializer=protos_dot_storage__pb2.TouchReaderRequest.SerializeToString,
+                response_deserializer=protos_dot_storage__pb2.TouchReaderResponse.FromString,
+                _registered_method=True)
         self.SetRelation = channel.unary_unary(
                 '/feedring.v1.Storage/SetRelation',
                 request_serializer=protos_dot_storage__pb2.SetRelationRequest.SerializeToString,
@@ -294,6 +299,13 @@ class StorageServicer:
 
     def ListEdges(self, request, context):
         """Pages through one user key's followers or followees in lexicographic order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TouchReader(self, request, context):
+        """Records a timeline read (node/readers.py): the reader is active again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -510,6 +522,11 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.ListEdges,
                     request_deserializer=protos_dot_storage__pb2.ListEdgesRequest.FromString,
                     response_serializer=protos_dot_storage__pb2.ListEdgesResponse.SerializeToString,
+            ),
+            'TouchReader': grpc.unary_unary_rpc_method_handler(
+                    servicer.TouchReader,
+                    request_deserializer=protos_dot_storage__pb2.TouchReaderRequest.FromString,
+                    response_serializer=protos_dot_storage__pb2.TouchReaderResponse.SerializeToString,
             ),
             'SetRelation': grpc.unary_unary_rpc_method_handler(
                     servicer.SetRelation,
@@ -958,6 +975,33 @@ class Storage:
             '/feedring.v1.Storage/ListEdges',
             protos_dot_storage__pb2.ListEdgesRequest.SerializeToString,
             protos_dot_storage__pb2.ListEdgesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TouchReader(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedring.v1.Storage/TouchReader',
+            protos_dot_storage__pb2.TouchReaderRequest.SerializeToString,
+            protos_dot_storage__pb2.TouchReaderResponse.FromString,
             options,
             channel_credentials,
             insecure,
