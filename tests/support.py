@@ -38,6 +38,7 @@ def write_cluster_file(
     metrics: bool = False,
     tls: dict[str, object] | None = None,
     routers: int = 1,
+    fanout: dict[str, object] | None = None,
 ) -> Path:
     ports = free_ports(2 * (nodes + 1) if metrics else nodes + 1)
     ports, metrics_ports = ports[: nodes + 1], ports[nodes + 1 :]
@@ -63,6 +64,9 @@ def write_cluster_file(
         "",
         "[tls]",
         *(f"{k} = {_toml(v)}" for k, v in (tls or {}).items()),
+        "",
+        "[fanout]",
+        *(f"{k} = {_toml(v)}" for k, v in (fanout or {}).items()),
         "",
     ]
     for i in range(nodes):
