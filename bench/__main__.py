@@ -2,8 +2,8 @@
 
 It starts its own cluster (3 nodes, a router with 2 workers) on free ports under bench/results/,
 loads the Reed College graph and a synthetic power-law graph with celebrity-scale follower counts,
-runs a read-heavy mixed workload from several client processes, then the hot-user, fan-out and
-rebalancing scenarios, and writes a table, bench/results/<stamp>.json and <stamp>.png.
+runs a read-heavy mixed workload from several client processes, then the hot-user, fan-out,
+rebalancing, replication and inactive-reader scenarios, and writes a table, bench/results/<stamp>.json and <stamp>.png.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout_load, floors, graphs, replication, report, scenarios, watch_latency
+from bench import fanout_load, floors, graphs, inactive_readers, replication, report, scenarios, watch_latency
 from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import Mix, run_load, start_echo_server
 from bench.stats import summary
@@ -255,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     print("replication: the same load at replication_factor 1 and 3, and a restarted replica's catch-up ...")
     results["replication"] = replication.replication_cost(
         run_dir / "replication", min(users, 5_000), min(seconds, 10), 8.0 if quick else 30.0, quick
+    )
+
+    print("inactive readers: fan-out skipped for readers who went away, and their first read back ...")
+    results["inactive"] = inactive_readers.inactive_readers(
+        run_dir / "inactive", min(users, 2_000 if quick else 5_000), args.seed, quick
     )
 
     results["elapsed_s"] = time.perf_counter() - started

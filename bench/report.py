@@ -212,6 +212,36 @@ def _replication_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _inactive_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """Readers who went away (bench/inactive_readers.py): the skip's saving, the return's cost."""
+    a = r.get("inactive")
+    if not a:
+        return []
+    every, skip = a["all_active"], a["inactive_skipped"]
+    rows = [
+        (
+            f"inactive readers ({a['inactive_share']:.0%} of {a['readers']:,}): inbox entries written per post "
+            "(all replicas), all active vs skipping",
+            f"{every['entries_per_post']:,.1f} vs {skip['entries_per_post']:,.1f} ({a['entries_ratio']:.2f}x), "
+            f"{skip['skipped_per_post']:,.1f} skipped",
+        ),
+        (
+            "  delivery: posts/s until every inbox is written, all active vs skipping",
+            f"{every['posts_per_s']:,.1f} vs {skip['posts_per_s']:,.1f} ({a['delivery_speedup']:.2f}x)",
+        ),
+    ]
+    ordinary = a["ordinary_read"]
+    for label, first in a["returning_first_read"].items():
+        rows.append(
+            (
+                f"  returning reader's first read, {label.replace('_', ' ')} authors: p50 / p99 vs ordinary read",
+                f"{first['p50_ms']:.1f} / {first['p99_ms']:.1f} ms vs {ordinary['p50_ms']:.1f} / "
+                f"{ordinary['p99_ms']:.1f} ms",
+            )
+        )
+    return rows
+
+
 def _fanout_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     if "mixed_open" in r:
@@ -409,6 +439,7 @@ def print_table(r: dict[str, Any]) -> None:
     ]
     rows += _fanout_rows(r)
     rows += _replication_rows(r)
+    rows += _inactive_rows(r)
     for name, value in rows:
         t.add_row(name, value)
     console.print(t)

@@ -36,7 +36,12 @@ def _free_port() -> int:
 
 
 def write_cluster_file(
-    directory: Path, threshold: int, salt_buckets: int, hot_users: list[str], replication_factor: int = 3
+    directory: Path,
+    threshold: int,
+    salt_buckets: int,
+    hot_users: list[str],
+    replication_factor: int = 3,
+    extra: list[str] | None = None,
 ) -> Path:
     """The bench cluster: 3 nodes, each serving the Feed API too, and a router with 2 workers; three
     copies of each partition as shipped (2026-12-04 on: earlier runs' main figures were at one copy),
@@ -54,6 +59,7 @@ def write_cluster_file(
         f"salt_buckets = {salt_buckets}",
         "users = [" + ", ".join(f'"{u}"' for u in hot_users) + "]",
         "",
+        *(extra or []),  # more sections (bench/inactive_readers.py: [fanout])
     ]
     for i in range(1, 4):
         lines += ["[[nodes]]", f'id = "n{i}"', f'address = "127.0.0.1:{_free_port()}"', f'data_dir = "data/n{i}"']
