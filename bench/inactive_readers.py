@@ -3,10 +3,11 @@
 On a cluster of its own (RF=3, [fanout] inactive_after short enough to wait out), loaded with the
 power-law graph: the same posts (same authors) are made twice, first while every reader counts as
 active, then once a stated share of them (INACTIVE_SHARE) has not read for inactive_after and the
-rest have. Reported for each: inbox entries written per post (over all replicas, from the nodes'
-key counts), entries skipped, and the delivery rate (posts until every inbox is written, per
-second). Then returning readers following 100 and 1,000 authors read their timeline for the first
-time in inactive_after (a rebuild), against ordinary reads of active readers, p50/p99.
+rest have. Reported for each: inbox entries written per post (each follower's entry on each
+replica, from the delivery drivers' counts, less the entries the replicas skipped), and the delivery
+rate (posts until every replica's inboxes are written, per second). Then returning readers following
+100 and 1,000 authors read their timeline for the first time in inactive_after (a rebuild), against
+ordinary reads of active readers, p50/p99.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = ["inactive_readers", "INACTIVE_SHARE"]
 
 INACTIVE_SHARE = 0.6
 RETURNING = 20  # returning readers per followee count
+REPLICAS = 3  # the bench cluster's replication factor (scenarios.write_cluster_file)
 
 
 def inactive_readers(directory: Path, users: int, seed: int, quick: bool) -> dict[str, object]:
@@ -62,7 +64,7 @@ def _run(client: FeedClient, users: int, seed: int, quick: bool, away_s: float) 
     _sleep_until(joined + away_s - 20)
     ordinary = _timed_reads(client, active)
     print(f"    waiting for {INACTIVE_SHARE:.0%} of the readers to count as inactive ...", flush=True)
-    expected = (len(readers) - len(active) + 2 * RETURNING) * 3  # on each of three replicas
+    expected = (len(readers) - len(active) + 2 * RETURNING) * REPLICAS  # counted on each replica
     inactive = _wait_inactive(client, 0.98 * expected, joined + away_s + 30)
     print("    the same posts with the inactive readers skipped ...", flush=True)
     skipping = _post_phase(client, posters)
@@ -85,15 +87,19 @@ def _run(client: FeedClient, users: int, seed: int, quick: bool, away_s: float) 
 
 def _post_phase(client: FeedClient, posters: list[str]) -> dict[str, float]:
     """Posts, then waits until every inbox is written: entries written and skipped, and the rate."""
-    before = _counts(client)
+    before, _ = _steady_counts(client)
     started = time.perf_counter()
     for author in posters:
         client.post(author, "a post for the inactive-readers bench")
     scenarios.wait_for_deliveries(client)
-    elapsed = time.perf_counter() - started
-    after = _counts(client)
-    written, skipped = after[0] - before[0], after[1] - before[1]
+    after, done = _steady_counts(client)
+    elapsed = done - started
+    # Written: every follower's entry on each replica, less the skipped ones (the nodes' inbox key
+    # counts are net of the trimming of full inboxes, so they undercount writes).
+    _, skipped, followers = (a - b for a, b in zip(after, before, strict=True))
+    written = followers * REPLICAS - skipped
     return {
+        "followers_per_post": followers / len(posters),
         "entries_per_post": written / len(posters),
         "skipped_per_post": skipped / len(posters),
         "posts_per_s": len(posters) / elapsed,
@@ -101,12 +107,30 @@ def _post_phase(client: FeedClient, posters: list[str]) -> dict[str, float]:
     }
 
 
-def _counts(client: FeedClient) -> tuple[int, int]:
+def _counts(client: FeedClient) -> tuple[int, int, int]:
+    """Inbox keys (net: what the replicas hold), entries skipped, and entries delivered (once per
+    follower: the drivers' count)."""
     nodes = client.cluster_status().nodes
     return (
         sum(n.keys_by_family.get("inbox", 0) for n in nodes),
         sum(n.delivery.inbox_entries_skipped for n in nodes),
+        sum(n.delivery.inbox_writes for n in nodes),
     )
+
+
+def _steady_counts(client: FeedClient, quiet_s: float = 2.0) -> tuple[tuple[int, int, int], float]:
+    """The counts once every replica has every write: no hints held and no change for `quiet_s` (a
+    replica outside the quorum applies a fan-out batch after the delivery is done). Also when they
+    last changed (perf_counter)."""
+    last, changed_at = None, time.perf_counter()
+    while True:
+        nodes = client.cluster_status().nodes
+        now = _counts(client)
+        if now != last:
+            last, changed_at = now, time.perf_counter()
+        elif time.perf_counter() - changed_at >= quiet_s and not sum(n.replication.hints for n in nodes):
+            return now, changed_at
+        time.sleep(0.2)
 
 
 def _timed_reads(client: FeedClient, users: list[str]) -> list[float]:
