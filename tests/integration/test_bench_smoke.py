@@ -62,6 +62,10 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert mixed["cpu_share"] and all(v >= 0 for v in mixed["cpu_share"].values())
     assert r["reads_open"]["read"]["count"] > 0
     assert set(r["drain_s"]) == {"after_closed_loop_mixed", "after_open_loop_mixed"}
+    away = r["inactive"]
+    assert away["inactive_skipped"]["skipped_per_post"] > 0 and away["all_active"]["skipped_per_post"] == 0
+    assert away["inactive_skipped"]["entries_per_post"] < away["all_active"]["entries_per_post"]
+    assert all(v["count"] == 20 and v["p50_ms"] > 0 for v in away["returning_first_read"].values())
     stress = r["stress"]
     assert stress["steps"] and all(step["inbox_writes_per_s"] > 0 for step in stress["steps"])
     assert "targets" in result.stdout
