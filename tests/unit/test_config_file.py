@@ -85,3 +85,17 @@ def test_metrics_can_listen_on_one_address_and_be_scraped_at_another(tmp_path: P
 def test_a_missing_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such cluster file"):
         load(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [('"14d"', 14 * 86400.0), ('"12h"', 43200.0), ('"90s"', 90.0), ("600", 600.0), ("0", 0.0)]
+)
+def test_inactive_after_takes_seconds_or_a_duration(tmp_path: Path, value: str, seconds: float) -> None:
+    config = load(write(tmp_path, MINIMAL + f"[fanout]\ninactive_after = {value}\n"))
+    assert config.fanout.inactive_after_s == seconds
+
+
+def test_inactive_after_defaults_to_two_weeks_and_refuses_nonsense(tmp_path: Path) -> None:
+    assert load(write(tmp_path, MINIMAL)).fanout.inactive_after_s == 14 * 86400
+    with pytest.raises(ConfigError, match='fanout.inactive_after must be seconds or a duration such as "90s"'):
+        load(write(tmp_path, MINIMAL + '[fanout]\ninactive_after = "two weeks"\n'))
