@@ -250,13 +250,18 @@ class AsyncFeedClient:
     # -- live ------------------------------------------------------------------------------------
 
     async def watch_timeline(
-        self, user: str, after_id: int = 0, removals: bool = False, reconnect_for_s: float = 60.0
+        self,
+        user: str,
+        after_id: int = 0,
+        removals: bool = False,
+        reconnect_for_s: float = 60.0,
+        order_hold_ms: int = 0,
     ) -> AsyncIterator[Post | Removed]:
         """As FeedClient.watch_timeline, as an async iterator (``async for post in ...``)."""
         if not after_id:
             page = await self.timeline(user, page_size=1)
             after_id = page.items[0].id if page.items else 1
-        cursor = WatchCursor(after_id)
+        cursor = WatchCursor(after_id, order_hold_ms)
         backoff = Backoff(reconnect_for_s)
         while not self._closed:
             if self.state is not None:

@@ -192,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="then print new posts as they arrive (and removals), like tail -f; Ctrl-C stops",
             )
+            p.add_argument(
+                "--in-order",
+                type=_positive,
+                metavar="MS",
+                default=0,
+                help="with --follow: print posts in strict id order, each held MS milliseconds after it "
+                "was made (a delivery landing later is printed when it lands)",
+            )
     p = command(
         "user",
         _user,
@@ -379,7 +387,7 @@ def _timeline(client: FeedClient, args: argparse.Namespace) -> int:
     if not args.json:
         _console().print(f"[dim]-- new posts in {escape(args.user)}'s timeline as they arrive; Ctrl-C stops --[/dim]")
     try:
-        for event in client.watch_timeline(args.user, after_id=newest, removals=True):
+        for event in client.watch_timeline(args.user, after_id=newest, removals=True, order_hold_ms=args.in_order):
             _show_event(args, event)
     except KeyboardInterrupt:
         return 0

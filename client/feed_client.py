@@ -241,15 +241,21 @@ class FeedClient:
     # -- live ------------------------------------------------------------------------------------
 
     def watch_timeline(
-        self, user: str, after_id: int = 0, removals: bool = False, reconnect_for_s: float = 60.0
+        self,
+        user: str,
+        after_id: int = 0,
+        removals: bool = False,
+        reconnect_for_s: float = 60.0,
+        order_hold_ms: int = 0,
     ) -> Iterator[Post | Removed]:
         """New entries of the home timeline as they land, oldest first; with `after_id`, first
         those newer than it (an app's newest shown post). Endless: stop by leaving the loop. A
         broken stream (a node killed, a move) is resumed on another replica, missing nothing and
         repeating nothing (client/watching.py); after `reconnect_for_s` without any replica
         answering the last failure is raised. `removals`: also yield Removed(post_id) when an
-        entry goes (a delete, an unfollow)."""
-        cursor = WatchCursor(after_id or self._newest_id(user))
+        entry goes (a delete, an unfollow). `order_hold_ms`: posts in strict id order, each held
+        that long after it was made (feed.proto's WatchTimelineRequest)."""
+        cursor = WatchCursor(after_id or self._newest_id(user), order_hold_ms)
         backoff = Backoff(reconnect_for_s)
         while True:
             if self.routed is not None:

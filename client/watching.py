@@ -40,13 +40,15 @@ RESUMABLE = frozenset(
 class WatchCursor:
     """Where a watch is: the newest id given to the caller, and the ids given within the look-back."""
 
-    def __init__(self, after_id: int) -> None:
+    def __init__(self, after_id: int, order_hold_ms: int = 0) -> None:
         self.floor = after_id  # the caller has everything up to here
         self.last = after_id
+        self.order_hold_ms = order_hold_ms
         self._given: set[int] = set()
 
     def request(self, user: str) -> feed_pb2.WatchTimelineRequest:
-        return feed_pb2.WatchTimelineRequest(user=user, after_id=max(self.floor, self.last - LOOKBACK_IDS))
+        after_id = max(self.floor, self.last - LOOKBACK_IDS)
+        return feed_pb2.WatchTimelineRequest(user=user, after_id=after_id, order_hold_ms=self.order_hold_ms)
 
     def take(self, event: feed_pb2.TimelineEvent) -> Post | Removed | None:
         """What to give the caller for one event (None: it has it already)."""

@@ -32,6 +32,8 @@ from protos import feed_pb2, feed_pb2_grpc, storage_pb2
 
 __all__ = ["FeedServicer", "TIMELINE", "USER_POSTS", "FOLLOWERS", "FOLLOWING", "MUTED", "BLOCKED"]
 
+MAX_ORDER_HOLD_MS = 60_000  # WatchTimelineRequest.order_hold_ms
+
 # Listing kinds, bound into page tokens so one listing's token cannot page another.
 TIMELINE, USER_POSTS, FOLLOWERS, FOLLOWING, MUTED, BLOCKED = 1, 2, 3, 4, 5, 6
 
@@ -117,6 +119,8 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         limits.watch_stall_s is cut off (RESOURCE_EXHAUSTED, to resume with after_id): what it
         has not read costs this process a bounded HTTP/2 window, and no more."""
         user = check_user(request.user)
+        if request.order_hold_ms > MAX_ORDER_HOLD_MS:
+            raise InvalidArgument(f"order_hold_ms must be at most {MAX_ORDER_HOLD_MS} (got {request.order_hold_ms})")
         loop = asyncio.get_running_loop()
         aborts: set[asyncio.Future[None]] = set()
         last = request.after_id
@@ -137,7 +141,7 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
             aborts.add(task := asyncio.ensure_future(abort()))
             task.add_done_callback(aborts.discard)
 
-        async for event in self.watch.events(user, request.after_id):
+        async for event in self.watch.events(user, request.after_id, request.order_hold_ms):
             timer = loop.call_later(self.limits.watch_stall_s, stalled)
             try:
                 yield event

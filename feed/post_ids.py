@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["EPOCH_MS", "PostIds", "PostIdGenerator", "created_at_ms", "generator_id", "ids_in_ms"]
+__all__ = ["EPOCH_MS", "PostIds", "PostIdGenerator", "created_at_ms", "generator_id", "ids_in_ms", "now_as_id"]
 
 EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 _GENERATOR_BITS = 10
@@ -37,6 +37,11 @@ def generator_id(router_id: int, worker: int) -> int:
 
 def created_at_ms(post_id: int) -> int:
     return (post_id >> (_GENERATOR_BITS + _SEQUENCE_BITS)) + EPOCH_MS
+
+
+def now_as_id() -> int:
+    """The smallest id a post made now could have (ids above it are newer than now)."""
+    return ids_in_ms(time.time_ns() // 1_000_000 - EPOCH_MS)
 
 
 def ids_in_ms(ms: int) -> int:

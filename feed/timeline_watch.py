@@ -12,6 +12,9 @@ own posts change, and a timer reads again every SAFETY_READ_S; hot followees' po
 written to the inbox, so while there are some the stream checks them every HOT_CHECK_S (from the
 hot-post cache). A router hears of no writes, so its streams read every ROUTER_READ_S.
 
+Order: posts go out as they are found, oldest first among those found together; a stream asking for
+order_hold_ms holds each post until its id is that old and sends them in id order (_HoldBack).
+
 Resuming: a stream that starts with after_id sends the entries newer than it, and counts those
 within LOOKBACK_MS below it as the client's already (a client that resumes from its last id minus
 LOOKBACK_MS, as FeedClient does, and drops repeats, misses nothing that landed late while it was
@@ -22,11 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import math
 from collections.abc import AsyncIterator
 
 from common import post_bytes
 from common.post_bytes import IdAndPost
-from feed.post_ids import ids_in_ms
+from feed.post_ids import ids_in_ms, now_as_id
 from feed.timeline import TimelineReader
 from feed.watch_hub import WATCH_EVENTS, WatchHub
 from protos import feed_pb2
@@ -49,14 +54,17 @@ class TimelineWatch:
         self.timeline_cap = timeline_cap
         self.lookback = ids_in_ms(LOOKBACK_MS)
 
-    async def events(self, user: str, after_id: int) -> AsyncIterator[feed_pb2.TimelineEvent]:
+    async def events(self, user: str, after_id: int, hold_ms: int = 0) -> AsyncIterator[feed_pb2.TimelineEvent]:
+        """`hold_ms` > 0: posts in strict id order, each held until its id is that old (_HoldBack)."""
+        held = _HoldBack(hold_ms)
         with self.hub.stream(user) as wake:
             if not after_id:
                 newest, _ = await self.reader.read_with_followees(user, 1, 0)
                 after_id = post_bytes.post_id(newest[0]) if newest else 0
             window = _Window(after_id, self.lookback)
             posts, hot = await self._read(user, window.floor)
-            for event in window.update(posts, complete=len(posts) < self.timeline_cap, known_up_to=after_id):
+            first = window.update(posts, complete=len(posts) < self.timeline_cap, known_up_to=after_id)
+            for event in held.order(first):
                 yield event
             loop = asyncio.get_running_loop()
             last_full = loop.time()
@@ -65,14 +73,16 @@ class TimelineWatch:
                     timeout = ROUTER_READ_S
                 else:
                     timeout = HOT_CHECK_S if hot else SAFETY_READ_S
-                woken = await _wait(wake, timeout)
+                woken = await _wait(wake, min(timeout, held.next_due_s()))
                 if woken or not self.hub.hears_writes or loop.time() - last_full >= SAFETY_READ_S:
                     last_full = loop.time()
                     posts, hot = await self._read(user, window.floor)
                     events = window.update(posts, complete=len(posts) < self.timeline_cap)
-                else:
+                elif held.next_due_s() > 0:
                     events = window.update(await self._hot_posts(hot, window.floor), complete=False)
-                for event in events:
+                else:
+                    events = []  # only held posts fell due
+                for event in held.order(events):
                     yield event
 
     async def _read(self, user: str, floor: int) -> tuple[list[IdAndPost], list[str]]:
@@ -98,6 +108,40 @@ async def _wait(wake: asyncio.Event, timeout_s: float) -> bool:
     woken = wake.is_set()
     wake.clear()
     return woken
+
+
+class _HoldBack:
+    """Strict id order for a stream that asks for it (WatchTimelineRequest.order_hold_ms): each post
+    waits until its id is `hold_ms` old, then goes out with every held post older than it. A post
+    landing later than that goes out at once (the one exception to the order); removals are never
+    held, and a held post that is removed is dropped unsent. With `hold_ms` 0 it passes all through."""
+
+    def __init__(self, hold_ms: int) -> None:
+        self.hold_ids = ids_in_ms(hold_ms)
+        self.heap: list[tuple[int, feed_pb2.TimelineEvent]] = []
+
+    def next_due_s(self) -> float:
+        """Seconds until the oldest held post falls due (inf: none held)."""
+        if not self.heap:
+            return math.inf
+        return max(self.heap[0][0] + self.hold_ids - now_as_id(), 0) / ids_in_ms(1000)
+
+    def order(self, events: list[feed_pb2.TimelineEvent]) -> list[feed_pb2.TimelineEvent]:
+        if not self.hold_ids:
+            return events
+        out = []
+        for event in events:
+            if event.HasField("post"):
+                heapq.heappush(self.heap, (event.post.id, event))
+            elif any(post_id == event.deleted_id for post_id, _ in self.heap):
+                self.heap = [item for item in self.heap if item[0] != event.deleted_id]
+                heapq.heapify(self.heap)
+            else:
+                out.append(event)
+        due = now_as_id() - self.hold_ids
+        while self.heap and self.heap[0][0] <= due:
+            out.append(heapq.heappop(self.heap)[1])
+        return out
 
 
 class _Window:

@@ -95,12 +95,14 @@ class GetTimelineRequest(_message.Message):
     def __init__(self, user: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., newer_than_id: _Optional[int] = ...) -> None: ...
 
 class WatchTimelineRequest(_message.Message):
-    __slots__ = ("user", "after_id")
+    __slots__ = ("user", "after_id", "order_hold_ms")
     USER_FIELD_NUMBER: _ClassVar[int]
     AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
     user: str
     after_id: int
-    def __init__(self, user: _Optional[str] = ..., after_id: _Optional[int] = ...) -> None: ...
+    order_hold_ms: int
+    def __init__(self, user: _Optional[str] = ..., after_id: _Optional[int] = ..., order_hold_ms: _Optional[int] = ...) -> None: ...
 
 class TimelineEvent(_message.Message):
     __slots__ = ("post", "deleted_id")

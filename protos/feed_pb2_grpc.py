@@ -167,9 +167,10 @@ class FeedServicer:
         before now), oldest first, then each entry as it lands (a followee's post delivered, a hot
         followee's post, the user's own post) and each removal, once per stream, as they land: in id
         order among those found together, but a followee's post that lands after its delivery may
-        come after a newer own or hot post (order by id to display). Resume after a disconnect with
-        the last id seen; an entry that landed late while disconnected is sent if the stream is resumed
-        from at most 30 s (of id time) below it (FeedClient.watch_timeline resumes so, and drops repeats).
+        come after a newer own or hot post (order by id to display), unless order_hold_ms asks for
+        strict id order. Resume after a disconnect with the last id seen; an entry that landed late
+        while disconnected is sent if the stream is resumed from at most 30 s (of id time) below it
+        (FeedClient.watch_timeline resumes so, and drops repeats).
         RESOURCE_EXHAUSTED: this process serves limits.max_watch_streams streams (try another replica),
         or this reader took no event for limits.watch_stall_s (resume with after_id).
         """

@@ -10,6 +10,7 @@ from client.results import Post, Removed
 from client.watching import WatchCursor
 from common import post_bytes
 from common.hot_state import HotState
+from feed.post_ids import ids_in_ms
 from node.feed_api import feed_flows
 from protos import feed_pb2
 from router.flows import RouterFlows
@@ -110,7 +111,8 @@ class Watcher:
         self._task = asyncio.create_task(self._run(user))
 
     async def _run(self, user: str) -> None:
-        async for event in self.flows.watch.events(user, self.cursor.request(user).after_id):
+        request = self.cursor.request(user)
+        async for event in self.flows.watch.events(user, request.after_id, request.order_hold_ms):
             if event.HasField("post"):
                 self.raw_ids.append(event.post.id)
             out = self.cursor.take(event)
@@ -179,5 +181,36 @@ def test_a_resumed_watch_misses_nothing_that_landed_late_and_repeats_nothing() -
         assert [p.id for p in second.got if isinstance(p, Post)] == [late.id, after]  # all of it, once
         assert set(second.raw_ids) >= {*seen, late.id, after}  # the server resent the look-back; dropped
         await second.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_watch_asking_for_id_order_gets_an_older_post_that_lands_late_first() -> None:
+    """Without order_hold_ms a post is sent as it lands; with it, one landing within the hold after a
+    newer one comes first, and a resume from the last id seen would miss neither."""
+
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config())
+        router = cluster.router()
+        await router.follows.follow("reader", "plain")
+        anchor = await router.posts.post("plain", "seen")
+        await cluster.settle(router)
+        node = cluster.nodes[cluster.holder_of("reader")]
+        orders, start = {}, anchor.id
+        for hold_ms in (0, 600):
+            watcher = Watcher(cluster, "reader", WatchCursor(start, hold_ms))
+            await asyncio.sleep(0.05)
+            newer = await router.posts.post("plain", f"newer, hold {hold_ms}")
+            await cluster.settle(router)
+            await asyncio.sleep(0.15)  # the older one's delivery lands later
+            older = feed_pb2.Post(id=newer.id - ids_in_ms(40), author="slow", text=f"older, hold {hold_ms}")
+            node.data.inboxes.insert([older], ["reader"])
+            got = await watcher.until(2)
+            orders[hold_ms] = [p.id for p in got if isinstance(p, Post)]
+            assert sorted(orders[hold_ms]) == [older.id, newer.id], hold_ms
+            await watcher.close()
+            start = newer.id
+        assert orders[0][0] > orders[0][1]  # as they landed
+        assert orders[600][0] < orders[600][1]  # in id order
 
     asyncio.run(scenario())
