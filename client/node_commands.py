@@ -62,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="the node is gone for good (disk lost): rebuild its replicas from the other replicas "
         "of each partition without contacting it (needs replication_factor > 1)",
     )
+    remove.add_argument(
+        "--force",
+        action="store_true",
+        help="remove it even though fewer nodes than the replication factor would remain (every "
+        "partition then keeps fewer copies); refused without it",
+    )
     for parser in (add, remove):
         parser.add_argument("--dry-run", action="store_true", help="print the plan; move nothing")
     for parser in (add, remove, actions.add_parser("resume", help="finish (or watch) an interrupted change")):
@@ -85,6 +91,7 @@ def request_for(args: argparse.Namespace) -> admin_pb2.ChangeMembershipRequest:
         max_keys_per_second=getattr(args, "max_rate", 0),
         dead=getattr(args, "dead", False),
         feed_address=getattr(args, "feed", ""),
+        force=getattr(args, "force", False),
     )
 
 
@@ -153,6 +160,15 @@ def _print_plan(console: Console, progress: admin_pb2.ChangeProgress) -> None:
     )
     for move in progress.moves:
         console.print(f"  {move.source} -> {move.destination}: {move.partitions} partitions")
+    console.print(_copies(progress))
+
+
+def _copies(progress: admin_pb2.ChangeProgress) -> str:
+    """What the plan leaves of each partition, against the replication factor."""
+    rf, low, high = progress.replication_factor, progress.copies_min, progress.copies_max
+    kept = f"{low}" if low == high else f"{low} to {high}"
+    line = f"afterwards every partition keeps {kept} of its {rf} copies"
+    return line if low >= rf else f"[yellow]{line} (fewer nodes than the replication factor)[/yellow]"
 
 
 def _progress_dict(progress: admin_pb2.ChangeProgress) -> dict[str, object]:
@@ -163,6 +179,9 @@ def _progress_dict(progress: admin_pb2.ChangeProgress) -> dict[str, object]:
         "to_epoch": progress.to_epoch,
         "partitions_total": progress.partitions_total,
         "partitions_moving": progress.partitions_moving,
+        "replication_factor": progress.replication_factor,
+        "copies_min": progress.copies_min,
+        "copies_max": progress.copies_max,
         "moves": [
             {"source": m.source, "destination": m.destination, "partitions": m.partitions} for m in progress.moves
         ],

@@ -143,7 +143,7 @@ class ClusterStatus(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[int] = ..., replication_factor: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeHealth, _Mapping]]] = ..., hot_users: _Optional[_Iterable[str]] = ..., hot_registry: _Optional[_Iterable[_Union[HotUser, _Mapping]]] = ..., router: _Optional[_Union[RouterStats, _Mapping]] = ..., change: _Optional[str] = ..., change_progress: _Optional[_Union[ChangeProgress, _Mapping]] = ...) -> None: ...
 
 class ChangeMembershipRequest(_message.Message):
-    __slots__ = ("kind", "node_id", "address", "dry_run", "max_keys_per_second", "dead", "feed_address")
+    __slots__ = ("kind", "node_id", "address", "dry_run", "max_keys_per_second", "dead", "feed_address", "force")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[ChangeMembershipRequest.Kind]
@@ -163,6 +163,7 @@ class ChangeMembershipRequest(_message.Message):
     MAX_KEYS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     DEAD_FIELD_NUMBER: _ClassVar[int]
     FEED_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     kind: ChangeMembershipRequest.Kind
     node_id: str
     address: str
@@ -170,7 +171,8 @@ class ChangeMembershipRequest(_message.Message):
     max_keys_per_second: int
     dead: bool
     feed_address: str
-    def __init__(self, kind: _Optional[_Union[ChangeMembershipRequest.Kind, str]] = ..., node_id: _Optional[str] = ..., address: _Optional[str] = ..., dry_run: _Optional[bool] = ..., max_keys_per_second: _Optional[int] = ..., dead: _Optional[bool] = ..., feed_address: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, kind: _Optional[_Union[ChangeMembershipRequest.Kind, str]] = ..., node_id: _Optional[str] = ..., address: _Optional[str] = ..., dry_run: _Optional[bool] = ..., max_keys_per_second: _Optional[int] = ..., dead: _Optional[bool] = ..., feed_address: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class PlannedMove(_message.Message):
     __slots__ = ("source", "destination", "partitions")
@@ -183,7 +185,7 @@ class PlannedMove(_message.Message):
     def __init__(self, source: _Optional[str] = ..., destination: _Optional[str] = ..., partitions: _Optional[int] = ...) -> None: ...
 
 class ChangeProgress(_message.Message):
-    __slots__ = ("phase", "change", "from_epoch", "to_epoch", "partitions_total", "partitions_moving", "moves", "keys_total", "keys_moved", "bytes_moved", "transfers_total", "transfers_caught_up", "message", "elapsed_s")
+    __slots__ = ("phase", "change", "from_epoch", "to_epoch", "partitions_total", "partitions_moving", "moves", "keys_total", "keys_moved", "bytes_moved", "transfers_total", "transfers_caught_up", "message", "elapsed_s", "replication_factor", "copies_min", "copies_max")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     FROM_EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +200,9 @@ class ChangeProgress(_message.Message):
     TRANSFERS_CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_S_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    COPIES_MIN_FIELD_NUMBER: _ClassVar[int]
+    COPIES_MAX_FIELD_NUMBER: _ClassVar[int]
     phase: str
     change: str
     from_epoch: int
@@ -212,4 +217,7 @@ class ChangeProgress(_message.Message):
     transfers_caught_up: int
     message: str
     elapsed_s: float
-    def __init__(self, phase: _Optional[str] = ..., change: _Optional[str] = ..., from_epoch: _Optional[int] = ..., to_epoch: _Optional[int] = ..., partitions_total: _Optional[int] = ..., partitions_moving: _Optional[int] = ..., moves: _Optional[_Iterable[_Union[PlannedMove, _Mapping]]] = ..., keys_total: _Optional[int] = ..., keys_moved: _Optional[int] = ..., bytes_moved: _Optional[int] = ..., transfers_total: _Optional[int] = ..., transfers_caught_up: _Optional[int] = ..., message: _Optional[str] = ..., elapsed_s: _Optional[float] = ...) -> None: ...
+    replication_factor: int
+    copies_min: int
+    copies_max: int
+    def __init__(self, phase: _Optional[str] = ..., change: _Optional[str] = ..., from_epoch: _Optional[int] = ..., to_epoch: _Optional[int] = ..., partitions_total: _Optional[int] = ..., partitions_moving: _Optional[int] = ..., moves: _Optional[_Iterable[_Union[PlannedMove, _Mapping]]] = ..., keys_total: _Optional[int] = ..., keys_moved: _Optional[int] = ..., bytes_moved: _Optional[int] = ..., transfers_total: _Optional[int] = ..., transfers_caught_up: _Optional[int] = ..., message: _Optional[str] = ..., elapsed_s: _Optional[float] = ..., replication_factor: _Optional[int] = ..., copies_min: _Optional[int] = ..., copies_max: _Optional[int] = ...) -> None: ...

@@ -65,8 +65,16 @@ class MembershipChanges:
                 )
             if req.dead and req.kind != Kind.REMOVE:
                 raise InvalidArgument("--dead goes with remove only")
+            if req.force and req.kind != Kind.REMOVE:
+                raise InvalidArgument("--force goes with remove only")
             plan = plan_change(
-                current, req.kind, req.node_id, req.address, dead=req.dead, feed_address=req.feed_address
+                current,
+                req.kind,
+                req.node_id,
+                req.address,
+                dead=req.dead,
+                feed_address=req.feed_address,
+                force=req.force,
             )
             if req.kind == Kind.ADD:
                 await self._check_reachable(req.node_id, req.address)

@@ -22,11 +22,17 @@ Kind = admin_pb2.ChangeMembershipRequest
 
 
 def plan_change(
-    current: ClusterMap, kind: int, node_id: str, address: str = "", dead: bool = False, feed_address: str = ""
+    current: ClusterMap,
+    kind: int,
+    node_id: str,
+    address: str = "",
+    dead: bool = False,
+    feed_address: str = "",
+    force: bool = False,
 ) -> ClusterMap:
     """The pending map of adding (`address` given; `feed_address`, its public Feed API, if it serves
-    one) or removing `node_id` (`dead`: gone for good, its replicas rebuilt from the others), or the
-    error saying why not."""
+    one) or removing `node_id` (`dead`: gone for good, its replicas rebuilt from the others; `force`:
+    even below the replication factor), or the error saying why not."""
     if current.changing:
         raise FailedPrecondition(
             f"another membership change is in progress ({current.change!r}, epoch {current.epoch}): one change "
@@ -56,6 +62,14 @@ def plan_change(
         members = tuple(m for m in current.members if m.id != node_id)
         if not members:
             raise FailedPrecondition(f"cannot remove {node_id}: it is the last node and holds all the data")
+        rf = current.replication_factor
+        if len(members) < min(rf, len(current.members)) and not force:
+            # As Cassandra refuses a decommission that would leave fewer nodes than the replication factor.
+            raise FailedPrecondition(
+                f"removing {node_id} would leave {len(members)} node{'s' * (len(members) != 1)} for replication "
+                f"factor {rf}: every partition would keep {len(members)} of its {rf} copies. Add a node first, "
+                "or pass --force to accept fewer copies"
+            )
         if not dead:
             return current.begin_change(members, f"remove {node_id}")
         plan = current.begin_change(members, f"remove {node_id} (dead)", dead=(node_id,))
@@ -111,9 +125,14 @@ class Transfers:
 
 
 def describe(plan: ClusterMap, phase: str, message: str = "") -> admin_pb2.ChangeProgress:
-    """The plan as a ChangeProgress: the epochs it goes through and every source -> destination."""
+    """The plan as a ChangeProgress: the epochs it goes through, every source -> destination, and
+    the copies each partition keeps once it is done."""
     transfers = Transfers.of(plan)
+    copies = [len(replicas) for replicas in plan.pending_table] or [0]
     return admin_pb2.ChangeProgress(
+        replication_factor=plan.replication_factor,
+        copies_min=min(copies),
+        copies_max=max(copies),
         phase=phase,
         change=plan.change,
         from_epoch=plan.epoch - 1,

@@ -6,7 +6,7 @@ import pytest
 
 from common.cluster_map import ClusterMap, Member, build_table
 from common.errors import FailedPrecondition
-from router.membership_plan import Kind, plan_change, repairs_after_dead
+from router.membership_plan import Kind, describe, plan_change, repairs_after_dead
 
 
 def three_nodes(partitions: int = 512) -> ClusterMap:
@@ -114,8 +114,22 @@ def test_a_dead_node_holding_the_only_copy_cannot_be_removed() -> None:
 
 def test_fewer_nodes_than_the_replication_factor_keep_a_replica_on_every_node() -> None:
     current = replicated(nodes=3, rf=3)
-    committed = plan_change(current, Kind.REMOVE, "n3", dead=True).commit_change()
+    committed = plan_change(current, Kind.REMOVE, "n3", dead=True, force=True).commit_change()
     assert all(set(r) == {"n1", "n2"} for r in committed.table)
+
+
+def test_a_removal_below_the_replication_factor_is_refused_unless_forced_and_plans_say_what_each_keeps() -> None:
+    current = replicated(nodes=3, rf=3)
+    for dead in (False, True):
+        with pytest.raises(FailedPrecondition, match="would leave 2 nodes for replication factor 3: every partition"):
+            plan_change(current, Kind.REMOVE, "n1", dead=dead)
+    forced = describe(plan_change(current, Kind.REMOVE, "n1", force=True), "PLANNED")
+    assert (forced.replication_factor, forced.copies_min, forced.copies_max) == (3, 2, 2)
+    grown = describe(plan_change(current, Kind.ADD, "n4", "127.0.0.1:7104"), "PLANNED")
+    assert (grown.copies_min, grown.copies_max) == (3, 3)
+    bigger = replicated(nodes=4, rf=3)
+    shrunk = describe(plan_change(bigger, Kind.REMOVE, "n4"), "PLANNED")  # 3 nodes stay: allowed
+    assert (shrunk.copies_min, shrunk.copies_max) == (3, 3)
 
 
 def test_after_a_dead_node_every_partition_is_repaired_once_by_a_replica_that_keeps_it() -> None:
