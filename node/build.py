@@ -113,7 +113,7 @@ def build_node(
     records_written = RecordsWritten()
     reads_first = ReadsFirst(config.limits.fanout_share, config.limits.fanout_full_speed_after_s)
     local = LocalWrites(data, ownership, reads_first, records_written)
-    hints = HintLog(observed, config.replication.max_hints_per_node)
+    hints = HintLog(observed, config.replication.max_hints_per_node, config.replication.max_hint_age_s)
     replicator = Replicator(
         node_id,
         peers,

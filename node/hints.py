@@ -5,7 +5,8 @@ target node's id, in this node's LevelDB (node-wide keys, node/keys.py), so it s
 this node. The replayer sends a target its hints, oldest first and in batches, whenever the failure
 detector lets a call to it through (the target answers again), and removes each one the target
 applied. A hint the target refuses for good (the partition is no longer its, or the write is
-malformed) is dropped with a log line: membership transfers and repair cover that data. Hints are
+malformed) is dropped with a log line: membership transfers and repair cover that data, and so is a
+hint older than `replication.max_hint_age` (3 h by default, as Cassandra's hint window). Hints are
 best effort, as in Dynamo and Cassandra; anti-entropy (node/repair.py) is what guarantees convergence.
 """
 
@@ -35,8 +36,11 @@ _REPLAY_TIMEOUT_S = 30.0
 
 
 class HintLog:
-    def __init__(self, store: Store, max_per_target: int = 1_000_000) -> None:
+    def __init__(self, store: Store, max_per_target: int = 1_000_000, max_age_s: float = 3 * 3600.0) -> None:
         self.store = store
+        # Older hints are dropped (Cassandra's max_hint_window): a node away that long is caught
+        # up by repair, and a write replayed hours late is more likely to undo a newer one.
+        self.max_age_s = max_age_s
         # Past this many hints for one node, new ones are dropped: repair brings it up to date
         # (Cassandra bounds hints by time for the same reason: a node down for days).
         self.max_per_target = max_per_target
@@ -45,6 +49,7 @@ class HintLog:
         self.added = 0
         self.replayed = 0
         self.dropped = 0
+        self.expired = 0
 
     def load(self) -> None:
         """Counts the hints a previous run left (a scan of the hint range only)."""
@@ -90,6 +95,32 @@ class HintLog:
             if not self.counts[target]:
                 del self.counts[target]
 
+    def expire(self, now_us: int | None = None) -> int:
+        """Drops every hint older than max_age_s (a hint's sequence is its time in microseconds);
+        returns how many went. Reads only the expired keys and one more per target."""
+        if not self.max_age_s:
+            return 0
+        cutoff = (now_us if now_us is not None else time.time_ns() // 1000) - int(self.max_age_s * 1_000_000)
+        gone = 0
+        for target in list(self.counts):
+            old = []
+            for key in self.store.scan_keys(keys.hint_prefix(target)):
+                if keys.hint_sequence_of(key) >= cutoff or len(old) >= 10_000:
+                    break
+                old.append(key)
+            if old:
+                self.remove(target, old)
+                gone += len(old)
+                log.warning(
+                    "hints for %s older than %.0f s dropped count=%d: run `feedring repair --node %s` once it is back",
+                    target,
+                    self.max_age_s,
+                    len(old),
+                    target,
+                )
+        self.expired += gone
+        return gone
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())
@@ -103,6 +134,7 @@ class HintReplayer:
 
     async def run(self) -> None:
         while True:
+            self.hints.expire()
             for target in sorted(self.hints.counts):
                 try:
                     await self.replay(target)

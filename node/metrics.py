@@ -88,6 +88,9 @@ def node_families(status: Callable[[], storage_pb2.NodeStatus], data_dir: Path) 
         yield hints
         yield CounterMetricFamily("feedring_hints_replayed", "Hints delivered to their replica", value=r.hints_replayed)
         yield CounterMetricFamily(
+            "feedring_hints_expired", "Hints dropped as older than replication.max_hint_age", value=r.hints_expired
+        )
+        yield CounterMetricFamily(
             "feedring_quorum_failures", "Writes that could not reach write_quorum", value=r.quorum_failures
         )
         yield GaugeMetricFamily("feedring_repair_running", "1 while an anti-entropy pass runs", value=int(r.repairing))

@@ -81,6 +81,7 @@ class StatusServicer:
         stats.hints = hints.total
         stats.hints_by_target.update(hints.counts)
         stats.hints_replayed = hints.replayed
+        stats.hints_expired = hints.expired
         stats.quorum_failures = replicator.quorum_failures
         suspected = set(replicator.peers.health.suspected())
         stats.peers_down.extend(m.id for m in self.ownership.map.members if m.address in suspected)

@@ -259,6 +259,22 @@ def test_hints_are_kept_across_a_restart_and_bounded_per_target() -> None:
     assert dict(again.counts) == {"n2": 1, "n3": 1}
 
 
+def test_hints_older_than_max_hint_age_are_dropped_and_the_younger_kept() -> None:
+    store = MemoryStore()
+    hints = HintLog(store, max_age_s=3600)
+    write = storage_pb2.ReplicaWrite(method="StorePost", request=b"")
+    for _ in range(4):
+        hints.add("n2", write)
+    hints.add("n3", write)
+    (_, first), *_ = [(k, keys.hint_sequence_of(k)) for k, _ in hints.oldest("n2", 1)]
+    assert hints.expire(now_us=first + 3_599_000_000) == 0  # not an hour old yet
+    assert hints.expire(now_us=first + 3_600_000_000 + 2) >= 1  # the first two microseconds' worth
+    left = len(list(store.scan(keys.HINTS_PREFIX)))
+    assert left and hints.expire(now_us=first + 7_200_000_000) == left
+    assert not hints.counts and hints.expired == 5
+    assert HintLog(store, max_age_s=0).expire(now_us=1 << 62) == 0  # 0: no age limit
+
+
 def test_a_hint_for_a_page_of_inboxes_is_replayed_for_the_keys_its_target_keeps_after_a_move() -> None:
     async def scenario() -> None:
         cluster = replicated_cluster()
