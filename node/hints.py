@@ -103,7 +103,7 @@ class HintLog:
         cutoff = (now_us if now_us is not None else time.time_ns() // 1000) - int(self.max_age_s * 1_000_000)
         gone = 0
         for target in list(self.counts):
-            old = []
+            old: list[bytes] = []
             for key in self.store.scan_keys(keys.hint_prefix(target)):
                 if keys.hint_sequence_of(key) >= cutoff or len(old) >= 10_000:
                     break
