@@ -11,7 +11,8 @@ A delete is the same: the node holding the post removes it and, durably, every i
 
 A Post carrying the client's request_id is stored once however often it is retried: the author's
 partition remembers which post id the request was stored as (node/posts.py), and a retry through any
-router or node gets that post back.
+router or node gets that post back, made durable on a quorum again. An attempt that reached only a
+node that died is replaced, on every replica, by the retry's post (the later attempt wins).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from collections.abc import Callable, Generator, Iterable
 from common import post_bytes, salting
 from common.hot_state import HotState
 from node import delivery_log, keys
-from node.batch import Batches
+from node.batch import Batch, Batches
 from node.hot_registry import HotRegistry
 from node.inboxes import TimelineListener, nobody_listens
 from node.store import newest_values
@@ -36,20 +36,33 @@ class Posts:
         self.registry = registry
         self.changed: TimelineListener = nobody_listens  # an author's own posts are in its timeline
 
-    def store_post(self, author_key: str, post: feed_pb2.Post, request_id: str = "") -> tuple[bool, HotState, int]:
+    def store_post(
+        self, author_key: str, post: feed_pb2.Post, request_id: str = "", replica: bool = False
+    ) -> tuple[bool, HotState, int]:
         """Stores the post and, in the same atomic write, the record of the delivery it owes (none
         for a HOT author: followers merge its posts at read time). Returns (created, the key's hot
         state, the id the client's `request_id` was stored as before, if it was: nothing is stored
-        then). A retried store finds the post and writes nothing: the first write had both."""
+        then). A retried store finds the post and writes nothing: the first write had both.
+
+        Two attempts of one request can reach different replicas as different posts (a coordinator
+        died after storing its own copy; the retry's coordinator never saw it). The coordinator of a
+        retry answers with the post it holds (`replica` False); a replica given a copy (`replica`
+        True) keeps the later attempt, the larger id, and removes the other as a delete would, so
+        every replica ends with the post the client was last told about."""
         part = self.partition(author_key)
         batch = self.batches.new()
         state, _ = self.registry.state_in(batch, part, author_key)
         if request_id:
             request = keys.request_key(part, author_key, request_id)
             earlier = batch.get(request)
-            if earlier is not None and _POST_ID.unpack(earlier)[0] != post.id:
-                return False, state, int(_POST_ID.unpack(earlier)[0])
-            batch.put_new(request, _POST_ID.pack(post.id))
+            earlier_id = int(_POST_ID.unpack(earlier)[0]) if earlier is not None else 0
+            if earlier_id and earlier_id != post.id:
+                if not replica or earlier_id > post.id:
+                    return False, state, earlier_id
+                self._remove_in(batch, part, author_key, earlier_id)  # superseded by this later attempt
+                batch.put(request, _POST_ID.pack(post.id))
+            elif not earlier_id:
+                batch.put_new(request, _POST_ID.pack(post.id))
         if batch.get(keys.post_key(part, keys.POST_TOMBSTONES, author_key, post.id)) is not None:
             return False, state, 0  # deleted already (the delete reached this replica first)
         created = batch.put_new(keys.post_key(part, keys.POSTS, author_key, post.id), post.SerializeToString())
@@ -74,12 +87,22 @@ class Posts:
         follower's inbox (replacing an insert still owed). Also for a post stored while its author
         was hot: a cool-down may have copied it into inboxes since. None if the post was not here."""
         part = self.partition(author_key)
-        key = keys.post_key(part, keys.POSTS, author_key, post_id)
         batch = self.batches.new()
+        raw = self._remove_in(batch, part, author_key, post_id)
+        batch.commit()
+        if raw is None:
+            return None
+        self.changed([salting.home_of(author_key)[0]])
+        post: feed_pb2.Post = feed_pb2.Post.FromString(raw)
+        return post
+
+    def _remove_in(self, batch: Batch, part: int, author_key: str, post_id: int) -> bytes | None:
+        """In `batch`: the post's tombstone, and if the post is here its removal and the retraction
+        it owes (replacing an insert still owed). Returns the post as stored, or None."""
+        key = keys.post_key(part, keys.POSTS, author_key, post_id)
         batch.put_new(keys.post_key(part, keys.POST_TOMBSTONES, author_key, post_id), b"")
         raw = batch.get(key)
         if raw is None:
-            batch.commit()
             return None
         state, _ = self.registry.state_in(batch, part, author_key)
         batch.delete_existing(key)
@@ -88,10 +111,11 @@ class Posts:
         owed = delivery_log.retract(post_id, author, salted=salted_key or state.salted)
         batch.delete_existing(keys.delivery_key(part, author_key, post_id, delivery_log.INSERT))
         batch.put_new(keys.delivery_key(part, author_key, post_id, owed.kind), owed.SerializeToString())
-        batch.commit()
-        self.changed([author])
-        post: feed_pb2.Post = feed_pb2.Post.FromString(raw)
-        return post
+        return raw
+
+    def get(self, author_key: str, post_id: int) -> bytes | None:
+        """One post as stored, or None."""
+        return self.store.get(keys.post_key(self.partition(author_key), keys.POSTS, author_key, post_id))
 
     def read_posts(self, author_key: str, limit: int, before_id: int = 0, more_keys: Iterable[str] = ()) -> list[bytes]:
         """Newest first, merged over the author's salted keys when `more_keys` names them."""

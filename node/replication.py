@@ -113,14 +113,15 @@ class Replicator:
         background = isinstance(method, FanoutWrite)
         whole: list[storage_pb2.ReplicaWrite] = []  # the whole request, encoded once for every replica
 
-        def part_of(node_keys: list[str]) -> Req:
-            return request if len(node_keys) >= all_keys else method.limited(request, node_keys)
+        def part_of(node_keys: list[str], of: Req = request) -> Req:
+            return of if len(node_keys) >= all_keys else method.limited(of, node_keys)
 
         def on_wire(node_keys: list[str]) -> storage_pb2.ReplicaWrite:
             if len(node_keys) < all_keys:
-                return storage_pb2.ReplicaWrite(method=method.name, request=part_of(node_keys).SerializeToString())
+                part = part_of(node_keys, forwarded[0])
+                return storage_pb2.ReplicaWrite(method=method.name, request=part.SerializeToString())
             if not whole:
-                whole.append(storage_pb2.ReplicaWrite(method=method.name, request=request.SerializeToString()))
+                whole.append(storage_pb2.ReplicaWrite(method=method.name, request=forwarded[0].SerializeToString()))
             return whole[0]
 
         async def apply_here(node_keys: list[str]) -> None:
@@ -130,10 +131,14 @@ class Replicator:
             for part in counted[self.node_id]:
                 acks[part] += 1
 
+        forwarded = [request]  # what the other replicas get (a write may adapt it to our reply)
         local_keys = keys_by_node.pop(self.node_id, None)
         if local_keys is not None and not background:
             # Our own part first: it raises what the caller must see (bad input, not the owner).
             await apply_here(local_keys)
+        if method.forwarded is not None:
+            mine = outcomes[0].response if outcomes else None
+            forwarded[0] = method.forwarded(self.local.data, request, mine)
 
         # A replica believed down gets a hint without being tried, as long as each of its
         # partitions has enough other replicas believed up for the quorum; otherwise it is tried.
@@ -172,7 +177,10 @@ class Replicator:
         if short:
             self.quorum_failures += 1
             raise self._quorum_error(method, short, acks, need, outcomes)
-        reply = next(o.response for o in outcomes if o.response is not None)
+        replies = [o.response for o in outcomes if o.response is not None]
+        reply = replies[0]
+        if method.answer is not None:
+            reply = method.answer(reply, replies[1:])
         return reply
 
     def _let_finish(self, tasks: Iterable[asyncio.Task[_Outcome[Resp]]]) -> None:

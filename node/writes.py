@@ -50,6 +50,11 @@ class ReplicatedWrite(Generic[Req, Resp]):
     owes_delivery: bool = False  # may write a delivery record: the driver looks at once
     rpc: bool = True  # served as a Storage RPC of its own (not only inside ApplyWrites)
     coalesced: bool = False  # background work: forwarded with others to the same peer (node/outbox.py)
+    # What the coordinator forwards to the other replicas, given its own reply (None: it holds no
+    # key of the write); default: the request itself.
+    forwarded: Callable[[FeedStore, Req, Resp | None], Req] | None = None
+    # The caller's answer from the coordinator's reply and the other replicas' (default: the first).
+    answer: Callable[[Resp, list[Resp]], Resp] | None = None
 
     def parse(self, raw: bytes) -> Req:
         request: Req = self.request.FromString(raw)
@@ -102,8 +107,34 @@ def _edges_by(field: str) -> Callable[[pb.EdgeBatch, set[str]], pb.EdgeBatch]:
 
 
 def _store_post(data: FeedStore, r: pb.StorePostRequest) -> pb.StorePostResponse:
-    created, state, existing_id = data.posts.store_post(r.author_key, r.post, r.request_id)
+    created, state, existing_id = data.posts.store_post(r.author_key, r.post, r.request_id, r.replica)
     return pb.StorePostResponse(created=created, state=state.name, existing_id=existing_id)
+
+
+def _store_post_forwarded(
+    data: FeedStore, r: pb.StorePostRequest, reply: pb.StorePostResponse | None
+) -> pb.StorePostRequest:
+    """The replicas' copy: marked as one (a replica keeps the later of two attempts), and for a
+    retry whose first attempt this coordinator holds, that post, so it is on a quorum too."""
+    out = pb.StorePostRequest()
+    out.CopyFrom(r)
+    out.replica = True
+    if reply is not None and reply.existing_id:
+        raw = data.posts.get(r.author_key, reply.existing_id)
+        if raw is None:
+            out.replica = False  # gone since (deleted): the replicas only look the request up
+        else:
+            out.post.ParseFromString(raw)
+    return out
+
+
+def _store_post_answer(mine: pb.StorePostResponse, others: list[pb.StorePostResponse]) -> pb.StorePostResponse:
+    """A replica that kept a later attempt than the one forwarded answers with it: that post is
+    the one every replica ends with, so it is the one the client is told about."""
+    later = max((o.existing_id for o in others), default=0)
+    if later > mine.existing_id:  # a replica refuses a forwarded copy only for a later attempt
+        return pb.StorePostResponse(created=False, state=mine.state, existing_id=later)
+    return mine
 
 
 def _remove_post(data: FeedStore, r: pb.RemovePostRequest) -> pb.RemovePostResponse:
@@ -118,6 +149,8 @@ STORE_POST = AtomicWrite(
     keys=lambda r: [r.author_key],
     apply=_store_post,
     owes_delivery=True,
+    forwarded=_store_post_forwarded,
+    answer=_store_post_answer,
 )
 REMOVE_POST = AtomicWrite(
     name="RemovePost",

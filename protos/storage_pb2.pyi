@@ -47,16 +47,18 @@ BLOCKS: Relation
 BLOCKED_BY: Relation
 
 class StorePostRequest(_message.Message):
-    __slots__ = ("epoch", "author_key", "post", "request_id")
+    __slots__ = ("epoch", "author_key", "post", "request_id", "replica")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
     POST_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     author_key: str
     post: _feed_pb2.Post
     request_id: str
-    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    replica: bool
+    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post: _Optional[_Union[_feed_pb2.Post, _Mapping]] = ..., request_id: _Optional[str] = ..., replica: _Optional[bool] = ...) -> None: ...
 
 class StorePostResponse(_message.Message):
     __slots__ = ("created", "state", "existing_id")

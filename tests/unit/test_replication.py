@@ -12,6 +12,7 @@ import pytest
 
 from common import post_bytes
 from common.errors import Unavailable
+from feed.post_ids import created_at_ms
 from node import delivery_takeover, keys, repair
 from node.feed_store import FeedStore
 from node.hints import HintLog
@@ -257,6 +258,39 @@ def test_hints_are_kept_across_a_restart_and_bounded_per_target() -> None:
     oldest = again.oldest("n2", 2)
     again.remove("n2", [k for k, _ in oldest])
     assert dict(again.counts) == {"n2": 1, "n3": 1}
+
+
+def test_two_attempts_of_one_post_on_different_replicas_end_as_the_later_one_everywhere() -> None:
+    """A post's first attempt stored only on its coordinator, which then died; the retry (same
+    request_id) coordinated elsewhere as a new post and acknowledged: the first coordinator, back,
+    takes the retry's post from its hint in place of its own, so every replica (and every reader)
+    ends with the post the client was told about, once."""
+
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        await router.follows.follow("fan", "bob")
+        first = primary_of(cluster, "bob")
+        early = feed_pb2.Post(id=1 << 40, author="bob", text="hello", created_at_ms=created_at_ms(1 << 40))
+        cluster.nodes[first].data.posts.store_post("bob", early, "req-1")  # then it died
+        cluster.down(first)
+        await cluster.probe()
+        acked = await router.posts.post("bob", "hello", request_id="req-1")
+        assert acked.id != early.id
+        cluster.up(first)
+        await cluster.probe()
+        await cluster.replay_hints()
+        await cluster.settle(router)
+        for node_id, node in cluster.nodes.items():
+            assert node.data.posts.read_posts("bob", 10) == [acked.SerializeToString()], node_id
+        assert [p.id for p in post_bytes.decode(await router.timeline.read("fan", 10, 0))] == [acked.id]
+        # A retry now (its ack lost again) is answered with that post, and stores nothing new.
+        again = await router.posts.post("bob", "hello", request_id="req-1")
+        assert again.id == acked.id
+        assert all(len(node.data.posts.read_posts("bob", 10)) == 1 for node in cluster.nodes.values())
+        await cluster.close()
+
+    run(scenario)
 
 
 def test_hints_older_than_max_hint_age_are_dropped_and_the_younger_kept() -> None:
