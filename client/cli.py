@@ -609,6 +609,14 @@ def _sync(node: NodeHealth) -> str:
     return f"{verdict} ({ago:.0f}s ago)"
 
 
+def _health(node: NodeHealth) -> str:
+    if not node.healthy:
+        return f"[red]DOWN[/red] {escape(node.error[:60])}"
+    if node.disk_error:
+        return "[yellow]SERVING reads, writes refused[/yellow]"
+    return "[green]SERVING[/green]"
+
+
 def _print_status(out: Console, status: ClusterStatus) -> None:
     out.print(
         f"epoch {status.epoch} · {status.partitions} partitions · replication factor "
@@ -624,7 +632,7 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
         table.add_row(
             escape(node.id),
             escape(node.address),
-            "[green]SERVING[/green]" if node.healthy else f"[red]DOWN[/red] {escape(node.error[:60])}",
+            _health(node),
             str(node.partitions),
             *(f"{keys.get(f, 0):,}" if node.healthy else "-" for f in families),
             (f"{owed.records:,}" + (f", {owed.oldest_age_s:.0f}s" if owed.records else "")) if node.healthy else "-",
@@ -649,6 +657,10 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
             or "idle"
         )
     )
+    for n in status.nodes:
+        if n.healthy and n.disk_error:
+            refused = escape(n.disk_error)
+            out.print(f"[yellow]disk[/yellow]: {escape(n.id)} refuses writes: {refused} (free space, then restart it)")
     away = [n for n in status.nodes if n.healthy and (n.delivery.inactive_readers or n.delivery.inbox_entries_skipped)]
     if away:
         out.print(

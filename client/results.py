@@ -78,6 +78,7 @@ class NodeHealth:
     rss_bytes: int
     delivery: DeliveryStats = field(default_factory=lambda: DeliveryStats())
     replication: ReplicationStats = field(default_factory=lambda: ReplicationStats())
+    disk_error: str = ""  # the disk refused a write: the node serves reads, not writes
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ def cluster_status_of(r: admin_pb2.ClusterStatus) -> ClusterStatus:
                     list(n.replication.peers_down),
                     n.replication.catching_up,
                 ),
+                n.disk_error,
             )
             for n in r.nodes
         ],

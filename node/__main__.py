@@ -10,7 +10,7 @@ import sys
 from common.config import ConfigError, load
 from common.logging_setup import configure_logging
 from node.server import NodeServer, PortInUseError
-from node.store import StoreLockedError
+from node.store import StoreCorruptError, StoreLockedError
 from node.store_format import StoreFormatError
 
 
@@ -34,7 +34,7 @@ def main() -> int:
     try:
         server = NodeServer(load(args.config), args.id, args.address, args.feed)
         asyncio.run(server.run_until_signalled())
-    except (ConfigError, PortInUseError, StoreLockedError, StoreFormatError, RuntimeError) as exc:
+    except (ConfigError, PortInUseError, StoreLockedError, StoreCorruptError, StoreFormatError, RuntimeError) as exc:
         log.error("%s", exc)
         return 2
     return 0

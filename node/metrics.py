@@ -57,6 +57,11 @@ def node_families(status: Callable[[], storage_pb2.NodeStatus], data_dir: Path) 
             "feedring_fanout_paused_seconds", "Time fan-out stood back for timeline reads", value=d.fanout_paused_s
         )
         yield GaugeMetricFamily(
+            "feedring_disk_write_refused",
+            "1 once the disk refused a write (full, read-only)",
+            value=int(bool(s.disk_error)),
+        )
+        yield GaugeMetricFamily(
             "feedring_inactive_readers",
             "Readers who have not read for fanout.inactive_after: fan-out skips them",
             value=d.inactive_readers,

@@ -49,7 +49,8 @@ class NodeServer:
         transport = GrpcTransport(
             self.credentials.secret, tls.peer_credentials(config, node_id) if config.tls.enabled else None
         )
-        self.parts = build_node(config, node_id, self.node.address, LevelDBStore(self.node.data_dir), transport)
+        store = LevelDBStore(self.node.data_dir, node_id)
+        self.parts = build_node(config, node_id, self.node.address, store, transport)
         self._background: list[asyncio.Task[None]] = []
         self.metrics = (
             metrics.MetricsEndpoint(

@@ -62,6 +62,7 @@ class StatusServicer:
             rss_bytes=rss_bytes(),
             delivery=self._delivery(percentiles),
             replication=self._replication(),
+            disk_error=getattr(getattr(self.batches.store, "inner", None), "write_error", ""),
         )
 
     def _delivery(self, percentiles: bool) -> storage_pb2.DeliveryStats:

@@ -13,7 +13,18 @@ from typing import Protocol
 
 import plyvel
 
-__all__ = ["Store", "Snapshot", "LevelDBStore", "MemoryStore", "StoreLockedError", "newest_values"]
+from common.errors import Unavailable
+
+__all__ = [
+    "Store",
+    "Snapshot",
+    "LevelDBStore",
+    "MemoryStore",
+    "StoreLockedError",
+    "StoreCorruptError",
+    "DiskWriteError",
+    "newest_values",
+]
 
 
 class StoreLockedError(RuntimeError):
@@ -60,8 +71,20 @@ class LevelDBSnapshot:
         self._snap.close()
 
 
+class StoreCorruptError(RuntimeError):
+    """LevelDB found its files corrupt at open: the node must not serve from them."""
+
+
+class DiskWriteError(Unavailable):
+    """The disk refused a write (full, read-only, failing): the node keeps serving reads, and
+    writes go to the other replicas (a coordinator keeps a hint for this one)."""
+
+
 class LevelDBStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, name: str = "") -> None:
+        self.path = path
+        self.name = name or str(path)  # the node id, in messages
+        self.write_error = ""  # the disk's last refusal (LevelDB refuses every write after one)
         path.mkdir(parents=True, exist_ok=True)
         try:
             self._db = plyvel.DB(
@@ -72,20 +95,34 @@ class LevelDBStore:
                 # answers those without reading a block (measured: ~15% less per entry at 2M keys).
                 bloom_filter_bits=10,
             )
+        except plyvel.CorruptionError as exc:
+            raise StoreCorruptError(
+                f"node {self.name}: its LevelDB at {path} is corrupt ({_text(exc)}), so it will not start. "
+                f"Its data is on its replicas: remove it with `feedring node remove {self.name} --dead` "
+                "(the other replicas rebuild its copies), then add a node with an empty data_dir"
+            ) from exc
         except plyvel.IOError as exc:
-            raise StoreLockedError(f"cannot open LevelDB at {path}: {exc}") from exc
+            raise StoreLockedError(f"cannot open LevelDB at {path}: {_text(exc)}") from exc
         # plyvel's own get, bound: the call every inbox insert makes three times. (Never `key in db`:
         # plyvel 1.5.1 answers False after scanning everything.)
         self.get: Callable[[bytes], bytes | None] = self._db.get
 
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
         # transaction=True: a batch that raises midway writes nothing.
-        with self._db.write_batch(transaction=True) as batch:
-            put, delete = batch.put, batch.delete
-            for key, value in puts:
-                put(key, value)
-            for key in deletes:
-                delete(key)
+        try:
+            with self._db.write_batch(transaction=True) as batch:
+                put, delete = batch.put, batch.delete
+                for key, value in puts:
+                    put(key, value)
+                for key in deletes:
+                    delete(key)
+        except plyvel.IOError as exc:
+            self.write_error = _text(exc)
+            raise DiskWriteError(
+                f"node {self.name} cannot write to its disk ({self.write_error}): it keeps serving reads, "
+                "and writes go to the other replicas. Free space (or fix the disk) and restart it: "
+                "hints and repair catch it up"
+            ) from exc
 
     def scan(
         self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
@@ -173,6 +210,12 @@ class MemorySnapshot:
 
     def close(self) -> None:
         pass
+
+
+def _text(exc: Exception) -> str:
+    """plyvel's message (bytes from LevelDB) as text."""
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
 
 
 def newest_values(store: Store, prefix: bytes, limit: int, start: bytes | None = None) -> list[bytes]:

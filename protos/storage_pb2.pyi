@@ -501,7 +501,7 @@ class GetNodeStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "epoch", "partitions_owned", "keys_by_family", "requests_served", "rss_bytes", "delivery", "replication")
+    __slots__ = ("node_id", "epoch", "partitions_owned", "keys_by_family", "requests_served", "rss_bytes", "delivery", "replication", "disk_error")
     class KeysByFamilyEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -517,6 +517,7 @@ class NodeStatus(_message.Message):
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FIELD_NUMBER: _ClassVar[int]
+    DISK_ERROR_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     epoch: int
     partitions_owned: int
@@ -525,7 +526,8 @@ class NodeStatus(_message.Message):
     rss_bytes: int
     delivery: DeliveryStats
     replication: ReplicationStats
-    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[ReplicationStats, _Mapping]] = ...) -> None: ...
+    disk_error: str
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[ReplicationStats, _Mapping]] = ..., disk_error: _Optional[str] = ...) -> None: ...
 
 class ReplicationStats(_message.Message):
     __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down", "catching_up", "hints_expired")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 from common.hot_state import HotPolicy
 from node import keys
 from node.feed_store import FeedStore
-from node.store import LevelDBStore, MemoryStore, Store, StoreLockedError
+from node.store import DiskWriteError, LevelDBStore, MemoryStore, Store, StoreCorruptError, StoreLockedError
 from protos import feed_pb2
 
 
@@ -59,6 +61,34 @@ def feed() -> FeedStore:
 
 def ids(raws: list[bytes]) -> list[int]:
     return [feed_pb2.Post.FromString(r).id for r in raws]
+
+
+def test_a_corrupt_store_refuses_to_open_and_says_what_to_do(tmp_path: Path) -> None:
+    LevelDBStore(tmp_path, "n2").close()
+    (tmp_path / "CURRENT").write_text("MANIFEST-999999\n")  # points at nothing: LevelDB calls it corrupt
+    with pytest.raises(StoreCorruptError, match=r"node n2: its LevelDB at .* is corrupt .*node remove n2 --dead"):
+        LevelDBStore(tmp_path, "n2")
+
+
+def test_a_full_disk_refuses_writes_with_the_node_and_the_cause_and_keeps_reads(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        store = LevelDBStore(disk / "n2", "n2")
+        store.write([(b"kept", b"1")])
+        with open(disk / "filler", "wb") as filler:  # fill the disk to the last byte
+            with contextlib.suppress(OSError):
+                while True:
+                    filler.write(b"\0" * (1 << 20))
+                    filler.flush()
+        with pytest.raises(DiskWriteError, match=r"node n2 cannot write to its disk \(.*No space left"):
+            store.write([(b"lost", b"x" * 100_000)])
+        assert store.get(b"kept") == b"1" and "No space left" in store.write_error  # reads go on
+        store.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_storing_a_post_twice_changes_nothing(feed: FeedStore) -> None:
