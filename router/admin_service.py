@@ -81,6 +81,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         health.rss_bytes = status.rss_bytes
         health.delivery.CopyFrom(status.delivery)
         health.replication.CopyFrom(status.replication)
+        health.disk_error = status.disk_error
         return health
 
     @grpc_errors_stream
