@@ -41,6 +41,7 @@ from node.delivery_takeover import Takeover
 from node.feed_store import FeedStore
 from node.ownership import Ownership
 from node.replication import Replicator
+from node.store import DiskWriteError
 from protos import storage_pb2
 
 __all__ = ["DeliveryDriver"]
@@ -81,6 +82,7 @@ class DeliveryDriver:
         self._partitions: set[int] | None = None
         self._owned_seen: frozenset[int] = frozenset()  # partitions gained since arrive with records
         self._acting_seen: frozenset[int] = frozenset()  # partitions whose records this node drove last look
+        self._done_unrecorded: set[bytes] = set()  # finished, but the disk refused to remove the record
         self._in_flight: dict[bytes, asyncio.Task[bool]] = {}  # record key -> its delivery
         self._retry_at: dict[bytes, tuple[float, int]] = {}  # record key -> (when, failures so far)
         self._task: asyncio.Task[None] | None = None
@@ -159,7 +161,7 @@ class DeliveryDriver:
         for key, record in records:
             if free <= 0:
                 break
-            if key in self._in_flight or self._retry_at.get(key, (0.0, 0))[0] > now:
+            if key in self._in_flight or self._retry_at.get(key, (0.0, 0))[0] > now or key in self._done_unrecorded:
                 continue
             task = asyncio.create_task(self._deliver(key, record))
             self._in_flight[key] = task
@@ -208,7 +210,8 @@ class DeliveryDriver:
                             self.metrics.finished(record)
                         return True
                     record.after = page[-1]
-                    self.log.checkpoint(key, record)
+                    with contextlib.suppress(DiskWriteError):  # a full disk: the progress is in memory
+                        self.log.checkpoint(key, record)
                 return True  # moved away with its partition: the new owner resumes it
             finally:
                 if not next_page.done():
@@ -233,8 +236,13 @@ class DeliveryDriver:
 
     async def _finish(self, key: bytes, record: storage_pb2.Delivery, up_to_version: int = 0) -> None:
         """Removes the record here and on the partition's other replicas (which would otherwise take
-        it over one day); a replica that misses the word gets it as a hint."""
-        self.log.finish(key, up_to_version or None)
+        it over one day); a replica that misses the word gets it as a hint. A disk that refuses
+        the removal here leaves the record for after a restart (delivered again: idempotent), and
+        until then this process remembers not to start it again."""
+        try:
+            self.log.finish(key, up_to_version or None)
+        except DiskWriteError:
+            self._done_unrecorded.add(key)
         author_key, post_id, kind = keys.delivery_parts(key)
         done = storage_pb2.FinishedDelivery(
             author_key=author_key, post_id=post_id, kind=kind, up_to_version=up_to_version

@@ -33,6 +33,7 @@ from common.versions import VersionClock
 from node.hints import HintLog
 from node.local_writes import LocalWrites
 from node.outbox import Outboxes
+from node.store import DiskWriteError
 from node.writes import FanoutWrite, ReplicatedWrite
 from protos import storage_pb2
 
@@ -125,8 +126,15 @@ class Replicator:
             return whole[0]
 
         async def apply_here(node_keys: list[str]) -> None:
-            """This node's part; its outcome goes first (it answers the caller when we hold keys)."""
-            reply: Resp = await self.local.apply(method, part_of(node_keys))
+            """This node's part; its outcome goes first (it answers the caller when we hold keys).
+            A disk that refuses the write makes this node a replica that missed it (the others
+            make the quorum; no hint can be kept on that disk: repair brings it back)."""
+            try:
+                reply: Resp = await self.local.apply(method, part_of(node_keys))
+            except DiskWriteError as exc:
+                outcomes.append(_Outcome(self.node_id, error=exc))
+                log.warning("own copy not written method=%s error=%s", method.name, exc.message)
+                return
             outcomes.insert(0, _Outcome(self.node_id, reply))
             for part in counted[self.node_id]:
                 acks[part] += 1
@@ -137,7 +145,7 @@ class Replicator:
             # Our own part first: it raises what the caller must see (bad input, not the owner).
             await apply_here(local_keys)
         if method.forwarded is not None:
-            mine = outcomes[0].response if outcomes else None
+            mine = outcomes[0].response if outcomes and outcomes[0].node_id == self.node_id else None
             forwarded[0] = method.forwarded(self.local.data, request, mine)
 
         # A replica believed down gets a hint without being tried, as long as each of its

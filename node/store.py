@@ -120,8 +120,8 @@ class LevelDBStore:
             self.write_error = _text(exc)
             raise DiskWriteError(
                 f"node {self.name} cannot write to its disk ({self.write_error}): it keeps serving reads, "
-                "and writes go to the other replicas. Free space (or fix the disk) and restart it: "
-                "hints and repair catch it up"
+                "and writes go to the other replicas. Free space (or fix the disk), restart it, then "
+                f"`feedring repair --node {self.name}`"
             ) from exc
 
     def scan(

@@ -65,9 +65,11 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_loses_nothing(
     assert "No space left" in status[FULL].disk_error and status[FULL].healthy  # it says why, and serves
     assert not any(n.disk_error for node_id, n in status.items() if node_id != FULL)
     eventually(lambda: _assert(set(before + acked) <= {p.id for p in client.iter_timeline("reader", page_size=200)}))
-    filler.unlink()  # space is back; the operator restarts the node (as the status says)
+    filler.unlink()  # space is back; the operator restarts the node and repairs it (as the status says)
     handle.restart(FULL)
     wait_settled(client)  # its peers' hints reached it
+    for _ in client.repair(node_id=FULL):  # what it coordinated itself while full has no hint
+        pass
     secret = handle.local.secret
     digests = [node_digests(n.address, 32, secret) for n in handle.config.nodes]
     assert digests[0] == digests[1] == digests[2]  # the node that was full holds everything again
