@@ -72,10 +72,27 @@ def load(
         for edge in edges:
             chunk.append(edge)
             if len(chunk) >= batch:
-                client.bulk_follow(chunk)
+                _bulk_follow(client, chunk)
                 bar.advance(task, len(chunk))
                 chunk = []
         if chunk:
-            client.bulk_follow(chunk)
+            _bulk_follow(client, chunk)
             bar.advance(task, len(chunk))
     return total / (time.perf_counter() - started)
+
+
+def _bulk_follow(client: FeedClient, chunk: list[tuple[str, str]], attempts: int = 3) -> None:
+    """BulkFollow is idempotent: a chunk a busy replica timed out on is sent again."""
+    import time
+
+    from common.errors import Unavailable
+
+    for attempt in range(attempts):
+        try:
+            client.bulk_follow(chunk)
+            return
+        except Unavailable as exc:
+            if attempt == attempts - 1:
+                raise
+            print(f"    bulk follow retried ({exc.message[:120]})", flush=True)
+            time.sleep(1.0)

@@ -149,10 +149,10 @@ class FollowGraph:
         batch = self.batches.new()
         created: Counter[str] = Counter()
         existing: list[tuple[str, str, str]] = []
+        followers: dict[str, int] = {}
         for follower, followee, hot, followee_key in edges:
-            part = self.partition(follower)
+            part = followers.setdefault(follower, self.partition(follower))
             counters = batch.counters_of(part, follower)
-            self.readers.followed(batch, part, follower, version >> 16)
             edge = keys.edge_key(part, keys.FOLLOWING, follower, followee)
             before = read_edge(batch.get(edge))
             if before is not None and before.alive:
@@ -165,6 +165,8 @@ class FollowGraph:
                     self.inboxes.followed(batch, part, follower, followee)
             if hot and is_alive(batch.get(edge)):
                 set_edge(batch, keys.edge_key(part, keys.HOT_FOLLOWING, follower, followee), version, True)
+        for follower, part in followers.items():  # once per follower, not per edge
+            self.readers.followed(batch, part, follower, version >> 16)
         batch.commit()
         return created, existing
 
