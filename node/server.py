@@ -49,8 +49,8 @@ class NodeServer:
         transport = GrpcTransport(
             self.credentials.secret, tls.peer_credentials(config, node_id) if config.tls.enabled else None
         )
-        store = LevelDBStore(self.node.data_dir, node_id)
-        self.parts = build_node(config, node_id, self.node.address, store, transport)
+        self.store = LevelDBStore(self.node.data_dir, node_id)
+        self.parts = build_node(config, node_id, self.node.address, self.store, transport)
         self._background: list[asyncio.Task[None]] = []
         self.metrics = (
             metrics.MetricsEndpoint(
@@ -109,6 +109,21 @@ class NodeServer:
                 "caught up on writes missed while down node=%s after=%.1fs", self.node.id, time.monotonic() - started
             )
 
+    async def _watch_disk(self, every_s: float = 0.5) -> None:
+        """Once the disk refuses a write, this node misses every write from then on (the others
+        take them): like a replica catching up, its reads health service says NOT_SERVING, so
+        callers (and its own Feed API) read from the other replicas first. It still answers a read
+        no other replica can."""
+        while not self.store.write_error:
+            await asyncio.sleep(every_s)
+        self.parts.peers.health.lagging.add(self.node.address)
+        await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.error(
+            "node %s: its disk refuses writes (%s): reads go to the other replicas first",
+            self.node.id,
+            self.store.write_error,
+        )
+
     def _peer_addresses(self) -> list[str]:
         return [m.address for m in self.parts.ownership.map.members if m.id != self.node.id]
 
@@ -156,6 +171,7 @@ class NodeServer:
             asyncio.create_task(parts.repairer.run()),
             asyncio.create_task(parts.trimmer.run()),
             asyncio.create_task(parts.sweeper.run()),
+            asyncio.create_task(self._watch_disk()),
             asyncio.create_task(parts.peers.health.monitor(self._peer_addresses, parts.peers.probe)),
         ]
         if self.metrics is not None:
