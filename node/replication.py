@@ -210,7 +210,9 @@ class Replicator:
                 result = await self.outboxes.send(node_id, write)
             else:
                 reply = await self.peers.apply_writes.on_node(
-                    node_id, storage_pb2.ApplyWritesRequest(writes=[write]), timeout_s=self.timeout_s
+                    node_id,
+                    storage_pb2.ApplyWritesRequest(writes=[write]),
+                    timeout_s=self.background_timeout_s if method.bulk else self.timeout_s,
                 )
                 result = reply.results[0]
             if result.code == 0:

@@ -50,6 +50,9 @@ class ReplicatedWrite(Generic[Req, Resp]):
     owes_delivery: bool = False  # may write a delivery record: the driver looks at once
     rpc: bool = True  # served as a Storage RPC of its own (not only inside ApplyWrites)
     coalesced: bool = False  # background work: forwarded with others to the same peer (node/outbox.py)
+    # A bulk load's batch (thousands of edges): a replica gets the background deadline, not the
+    # one-write replica timeout, before it counts as missed (a busy node takes seconds for one).
+    bulk: bool = False
     # What the coordinator forwards to the other replicas, given its own reply (None: it holds no
     # key of the write); default: the request itself.
     forwarded: Callable[[FeedStore, Req, Resp | None], Req] | None = None
@@ -271,6 +274,7 @@ ADD_FOLLOWING_MANY = AtomicWrite(
     keys=lambda r: list({e.follower for e in r.edges}),
     subset=_edges_by("follower"),
     apply=_add_following_many,
+    bulk=True,
     versioned=True,
 )
 ADD_FOLLOWER_MANY = AtomicWrite(
@@ -280,6 +284,7 @@ ADD_FOLLOWER_MANY = AtomicWrite(
     keys=lambda r: list({e.followee for e in r.edges}),
     subset=_edges_by("followee"),
     apply=_add_follower_many,
+    bulk=True,
     versioned=True,
     owes_delivery=True,
 )
