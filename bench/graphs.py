@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from client import FeedClient
+from common.errors import Unavailable
 
 __all__ = ["reed_edges", "synthetic_edges", "celebrity_edges", "load"]
 
@@ -84,8 +85,6 @@ def load(
 def _bulk_follow(client: FeedClient, chunk: list[tuple[str, str]], attempts: int = 3) -> None:
     """BulkFollow is idempotent: a chunk a busy replica timed out on is sent again."""
     import time
-
-    from common.errors import Unavailable
 
     for attempt in range(attempts):
         try:

@@ -73,9 +73,6 @@ class Relations:
         theirs = read_edge(value)
         assert theirs is not None
         batch = self.batches.new()
-        before = read_edge(batch.get(key))
-        if before is not None and before.version >= theirs.version:
-            return 0
-        set_edge(batch, key, theirs.version, theirs.alive)
+        _, before = set_edge(batch, key, theirs.version, theirs.alive)  # writes nothing unless newer
         batch.commit()
-        return 1
+        return int(before is None or before.version < theirs.version)

@@ -119,10 +119,10 @@ class Replicator:
 
         def on_wire(node_keys: list[str]) -> storage_pb2.ReplicaWrite:
             if len(node_keys) < all_keys:
-                part = part_of(node_keys, forwarded[0])
+                part = part_of(node_keys, to_replicas)
                 return storage_pb2.ReplicaWrite(method=method.name, request=part.SerializeToString())
             if not whole:
-                whole.append(storage_pb2.ReplicaWrite(method=method.name, request=forwarded[0].SerializeToString()))
+                whole.append(storage_pb2.ReplicaWrite(method=method.name, request=to_replicas.SerializeToString()))
             return whole[0]
 
         async def apply_here(node_keys: list[str]) -> None:
@@ -139,14 +139,14 @@ class Replicator:
             for part in counted[self.node_id]:
                 acks[part] += 1
 
-        forwarded = [request]  # what the other replicas get (a write may adapt it to our reply)
+        to_replicas = request  # what the other replicas get (a write may adapt it to our reply)
         local_keys = keys_by_node.pop(self.node_id, None)
         if local_keys is not None and not background:
             # Our own part first: it raises what the caller must see (bad input, not the owner).
             await apply_here(local_keys)
         if method.forwarded is not None:
             mine = outcomes[0].response if outcomes and outcomes[0].node_id == self.node_id else None
-            forwarded[0] = method.forwarded(self.local.data, request, mine)
+            to_replicas = method.forwarded(self.local.data, request, mine)
 
         # A replica believed down gets a hint without being tried, as long as each of its
         # partitions has enough other replicas believed up for the quorum; otherwise it is tried.
