@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout_load, floors, graphs, inactive_readers, replication, report, scenarios, watch_latency
+from bench import fanout_load, floors, graphs, inactive_readers, replication, report, scenarios, soak, watch_latency
 from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import Mix, run_load, start_echo_server
 from bench.stats import summary
@@ -33,6 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog="examples:\n  make bench              # the full run (20-30 minutes)\n"
         "  make bench-quick        # about 6 minutes\n"
         "  make bench-stress       # python -m bench --stress: the post rate the cluster sustains\n"
+        "  make soak SECONDS=3600  # python -m bench --soak 3600: an hour under load, nothing may grow without bound\n"
         "  python -m bench --quick --seconds 5 --mix 0.8,0.15,0.05",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -54,6 +55,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--stress",
         action="store_true",
         help="only load the graphs and run the stress phase (the post rate the cluster sustains)",
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="SECONDS",
+        help="only load the graphs and run the mixed workload this long at 70%% of the stress capacity, "
+        "sampling memory, descriptors, disk, lag and read p99 every 10 s; exits 1 if any grows without bound",
+    )
+    parser.add_argument(
+        "--soak-rate",
+        type=float,
+        metavar="POSTS_PER_S",
+        help="the soak's post rate (default: 70%% of the capacity a stress phase measures first)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write results (default bench/results)")
     return parser.parse_args(argv)
@@ -105,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     # node read costs with no feedring code in it, the floor of the read targets (bench/floors.py).
     results["relay_floor"] = floors.relay_floor(rounds=2 if quick else 3, seconds=2.0 if quick else 3.0)
 
+    if args.soak:
+        hot_pinned = []  # the shipped configuration: no pinned hot users
     cluster = LocalCluster(scenarios.write_cluster_file(run_dir, threshold, 8, hot_pinned))
     cluster.start(quiet=True)
     try:
@@ -118,11 +134,12 @@ def main(argv: list[str] | None = None) -> int:
                 "reed": graphs.load(client, reed, len(reed), "Reed College graph"),
                 "synthetic": graphs.load(client, synthetic, len(synthetic), f"synthetic graph ({users} users)"),
             }
-            for label, followers in {} if args.stress else classes.items():
+            only_load = args.stress or args.soak
+            for label, followers in {} if only_load else classes.items():
                 load_rates[f"c{label}"] = graphs.load(
                     client, graphs.celebrity_edges(f"c{followers}", followers), followers, f"{label}-follower author"
                 )
-            for label, n in (("10", 10), ("200", 200)):  # the visibility probes' authors
+            for label, n in () if only_load else (("10", 10), ("200", 200)):  # the visibility probes' authors
                 fans = ((f"vis{label}-fan{i}", f"vis{label}") for i in range(n))
                 graphs.load(client, fans, n, f"{label}-follower author")
             # Four authors just below the hot threshold, for the fan-out delivery rate.
@@ -147,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.stress:
                 results["stress"] = _stress(cluster, client, users, quick)
                 return _finish_stress(results, started, args.out, stamp)
+            if args.soak:
+                post_rate = args.soak_rate
+                if post_rate is None:
+                    results["stress"] = _stress(cluster, client, users, quick)
+                    post_rate = soak.LOAD_SHARE * float(results["stress"]["capacity_posts_per_s"])  # type: ignore[index]
+                results["soak"] = soak.soak(cluster, client, users, args.soak, max(post_rate, 1.0))
+                return _finish_soak(results, started, args.out, stamp, not args.no_plot)
 
             print("mixed workload ...", flush=True)
             load = run_load(target, "feed", seconds, args.processes, args.concurrency, mix, users)
@@ -307,6 +331,18 @@ def _finish_stress(results: dict[str, object], started: float, out: Path, stamp:
     report.print_stress(results)
     print(f"results: {json_path}")
     return 0
+
+
+def _finish_soak(results: dict[str, object], started: float, out: Path, stamp: str, plot: bool) -> int:
+    results["elapsed_s"] = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{stamp}-soak.json"
+    json_path.write_text(json.dumps(results, indent=1, default=str))
+    report.print_soak(results)
+    if plot:
+        print(f"plot: {report.plot_soak(results, out / f'{stamp}-soak.png')}")
+    print(f"results: {json_path}")
+    return 0 if results["soak"]["passed"] else 1  # type: ignore[index]
 
 
 if __name__ == "__main__":

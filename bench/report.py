@@ -525,3 +525,54 @@ def plot(r: dict[str, Any], path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path
+
+
+def print_soak(r: dict[str, Any]) -> None:
+    soak = r["soak"]
+    console = Console(width=140)
+    t = Table(title=f"soak {soak['seconds']:.0f} s, {r['date']} on {r['machine']}")
+    for column in ("series", "figures", "rule", "bounded"):
+        t.add_column(column)
+    for key, check in soak["checks"].items():
+        figures = ", ".join(f"{k} {v:,.1f}" for k, v in check.items() if isinstance(v, float))
+        t.add_row(key, figures, str(check["rule"]), "yes" if check["bounded"] else "NO")
+    console.print(t)
+    console.print(
+        f"{soak['operations']:,.0f} operations, {soak['errors']:.0f} failed, {soak['dropped']:.0f} dropped; "
+        f"read p50/p99 {soak['read']['p50_ms']:.1f}/{soak['read']['p99_ms']:.1f} ms; "
+        f"verdict: {'PASSED' if soak['passed'] else 'FAILED'}"
+    )
+
+
+def plot_soak(r: dict[str, Any], path: Path) -> Path:
+    """Every sampled series against time, one panel per kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = r["soak"]["samples"]
+    panels = [
+        ("rss_mb/", "RSS, MB"),
+        ("fds/", "open fds (LevelDB tables apart)"),
+        ("disk_mb/", "LevelDB on disk, MB"),
+        ("lag_p99_ms", "fan-out lag p99, ms"),
+        ("read_p99_ms", "read p99, ms"),
+        ("owed", "delivery records owed"),
+    ]
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
+    for axis, (prefix, title) in zip(axes.flat, panels, strict=True):
+        keys = sorted({k for row in rows for k in row if k.startswith(prefix)})
+        for key in keys:
+            points = [(row["t_s"] / 60, row[key]) for row in rows if key in row]
+            axis.plot([p[0] for p in points], [p[1] for p in points], label=key.split("/")[-1] if "/" in key else None)
+        axis.set_title(title)
+        axis.set_xlabel("minutes")
+        if len(keys) > 1:
+            axis.legend(fontsize="small")
+    outcome = "passed" if r["soak"]["passed"] else "FAILED"
+    fig.suptitle(f"soak {r['soak']['seconds']:.0f} s on {r['machine']}: {outcome}")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,258 @@
+"""`python -m bench --soak SECONDS`: the shipped configuration under steady load for a long time,
+checking that nothing grows without bound.
+
+The load is the mixed workload as an open loop (reads at a fixed rate, posts at 70% of the post
+rate the stress phase sustains, a few follows and unfollows). Every 10 s the soak samples, per
+server process, RSS and open file descriptors (LevelDB's table files apart: LevelDB caps those at
+its max_open_files), each node's LevelDB size on disk, and the fan-out lag p99 of the deliveries
+finished in the interval; read p99 per interval comes from the clients' own timings.
+
+The verdict (`verdict`) reads the samples after a warm-up: memory and descriptors must level off
+(their slope over the second half, projected a day ahead, must not double them); lag and read p99
+of the last third must stay within 2x (plus a small slack) of the first third; the disk may grow
+with the data written, but its growth rate must not speed up (last third <= 1.5x first third).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import fanout_load, scenarios
+from bench.harness import Mix, run_load
+from bench.processes import server_pids
+from bench.stats import summary
+from client import FeedClient
+from client.feed_client import ClusterStatus
+from ops.local_cluster import LocalCluster
+
+__all__ = ["SoakSampler", "verdict", "soak", "SAMPLE_EVERY_S"]
+
+SAMPLE_EVERY_S = 10.0
+LOAD_SHARE = 0.7  # of the stress capacity (issue #26: 70%)
+READ_RATE = 100.0  # reads/s, as in the stress phase
+FOLLOW_RATE = 2.0  # follows and unfollows/s
+DAY_S = 86_400.0
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def open_fds(pid: int) -> tuple[int, int]:
+    """(descriptors that are not LevelDB table files, LevelDB table files)."""
+    other = tables = 0
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0, 0
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.endswith(".ldb") or target.endswith(".sst"):
+            tables += 1
+        else:
+            other += 1
+    return other, tables
+
+
+def directory_bytes(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:  # a table compacted away between listing and stat
+                pass
+    return total
+
+
+@dataclass
+class SoakSampler:
+    """Samples every `every_s` in a thread; `rows` holds one dict per sample."""
+
+    client: FeedClient
+    pids: dict[str, int]
+    data_dirs: dict[str, Path]
+    every_s: float = SAMPLE_EVERY_S
+    rows: list[dict[str, float]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _started: float = 0.0
+    _last_status: ClusterStatus | None = None
+
+    def __enter__(self) -> SoakSampler:
+        self._started = time.perf_counter()
+        self._last_status = self._status()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _status(self) -> ClusterStatus | None:
+        try:
+            return self.client.cluster_status()
+        except Exception:  # a sample missed under load is a gap, not a failure
+            return None
+
+    def _run(self) -> None:
+        shown = 0.0
+        while not self._stop.wait(self.every_s):
+            row = self.sample()
+            self.rows.append(row)
+            if row["t_s"] >= shown + 60:  # a line a minute: a person watching a long run sees it move
+                shown = row["t_s"]
+                _print_row(row)
+
+    def sample(self) -> dict[str, float]:
+        row: dict[str, float] = {"t_s": time.perf_counter() - self._started}
+        for name, pid in self.pids.items():
+            other, tables = open_fds(pid)
+            row[f"rss_mb/{name}"] = rss_bytes(pid) / 2**20
+            row[f"fds/{name}"] = float(other)
+            row[f"table_fds/{name}"] = float(tables)
+        for node, path in self.data_dirs.items():
+            row[f"disk_mb/{node}"] = directory_bytes(path) / 2**20
+        status = self._status()
+        if status is not None and self._last_status is not None:
+            lag = fanout_load.lag_percentiles(self._last_status, status)
+            row["lag_p99_ms"] = lag["lag_p99_ms"]
+            row["owed"] = float(sum(n.delivery.records for n in status.nodes))
+        if status is not None:
+            self._last_status = status
+        return row
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope (value per second)."""
+    if len(points) < 2:
+        return 0.0
+    mean_t = statistics.fmean(t for t, _ in points)
+    mean_v = statistics.fmean(v for _, v in points)
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread if spread else 0.0
+
+
+def _series(rows: list[dict[str, float]], key: str) -> list[tuple[float, float]]:
+    return [(row["t_s"], row[key]) for row in rows if key in row]
+
+
+def verdict(rows: list[dict[str, float]], warmup_s: float) -> dict[str, dict[str, object]]:
+    """For every sampled series: the figures the check used and whether it is bounded."""
+    steady = [row for row in rows if row["t_s"] >= warmup_s]
+    keys = sorted({k for row in steady for k in row if k != "t_s" and not k.startswith("table_fds/")})
+    out: dict[str, dict[str, object]] = {}
+    for key in keys:
+        series = _series(steady, key)
+        if len(series) < 6:
+            continue
+        third = len(series) // 3
+        first, last = [v for _, v in series[:third]], [v for _, v in series[-third:]]
+        kind = key.split("/")[0]
+        if kind in ("rss_mb", "fds"):
+            half = series[len(series) // 2 :]
+            now = statistics.fmean(v for _, v in half[-3:])
+            per_day = _slope(half) * DAY_S
+            slack = 16.0 if kind == "fds" else 0.0  # a few connections come and go
+            out[key] = {
+                "now": now,
+                "growth_per_day": per_day,
+                "bounded": per_day <= max(now, 1.0) + slack,
+                "rule": "second-half slope x 1 day <= current value",
+            }
+        elif kind == "disk_mb":
+            rate_first = _slope(series[:third]) * 3600
+            rate_last = _slope(series[-third:]) * 3600
+            out[key] = {
+                "mb_per_hour_first": rate_first,
+                "mb_per_hour_last": rate_last,
+                "bounded": rate_last <= 1.5 * max(rate_first, 0.0) + 8.0,
+                "rule": "growth rate of the last third <= 1.5x the first third's + 8 MB/h",
+            }
+        elif key in ("lag_p99_ms", "read_p99_ms", "owed"):
+            a, c = statistics.median(first), statistics.median(last)
+            slack = {"lag_p99_ms": 250.0, "read_p99_ms": 25.0, "owed": 50.0}[key]
+            out[key] = {
+                "median_first": a,
+                "median_last": c,
+                "bounded": c <= 2 * a + slack,
+                "rule": f"median of the last third <= 2x the first third's + {slack:g}",
+            }
+    return out
+
+
+def _read_p99_rows(load: dict[str, list[float]], every_s: float) -> dict[int, float]:
+    """Read p99 (ms) per sampling interval, keyed by the interval's index."""
+    by_interval: dict[int, list[float]] = {}
+    for latency, at in zip(load.get("read", []), load.get("read_at", []), strict=False):
+        by_interval.setdefault(int(at // every_s), []).append(latency)
+    return {i: summary(v)["p99_ms"] for i, v in by_interval.items() if len(v) >= 20}
+
+
+def soak(
+    cluster: LocalCluster,
+    client: FeedClient,
+    users: int,
+    seconds: float,
+    post_rate: float,
+    every_s: float = SAMPLE_EVERY_S,
+) -> dict[str, object]:
+    """Runs the load for `seconds` with a sampler beside it; returns samples, totals and verdict."""
+    rate = READ_RATE + post_rate + FOLLOW_RATE
+    mix = Mix(READ_RATE / rate, post_rate / rate, FOLLOW_RATE / rate)
+    target = cluster.config.routers[0].address
+    data_dirs = {n.id: Path(n.data_dir) for n in cluster.config.nodes}
+    scenarios.wait_for_deliveries(client)
+    print(
+        f"soak: {seconds:.0f} s at {READ_RATE:.0f} reads/s, {post_rate:.1f} posts/s, {FOLLOW_RATE:.0f} follows/s; "
+        f"a sample every {every_s:.0f} s",
+        flush=True,
+    )
+    with SoakSampler(client, server_pids(cluster), data_dirs, every_s) as sampler:
+        load = run_load(target, "feed", seconds, 2, 256, mix, users, rate=rate)
+    reads = _read_p99_rows(load, every_s)
+    for row in sampler.rows:  # a row at t covers the interval that ended at t
+        interval = int(row["t_s"] // every_s) - 1
+        if interval in reads:
+            row["read_p99_ms"] = reads[interval]
+    checks = verdict(sampler.rows, warmup_s=min(300.0, seconds / 5))
+    operations = sum(len(load.get(op, [])) for op in ("read", "post", "follow"))
+    errors = len(load.get("error", [])) + len(load.get("dropped", []))
+    return {
+        "seconds": seconds,
+        "rates": {"read": READ_RATE, "post": post_rate, "follow": FOLLOW_RATE},
+        "operations": float(operations),
+        "errors": float(len(load.get("error", []))),
+        "dropped": float(len(load.get("dropped", []))),
+        "read": summary(load.get("read", []), seconds),
+        "post": summary(load.get("post", []), seconds),
+        "samples": sampler.rows,
+        "checks": checks,
+        "passed": all(c["bounded"] for c in checks.values()) and errors <= 0.001 * max(operations, 1),
+    }
+
+
+def _print_row(row: dict[str, float]) -> None:
+    rss = max((v for k, v in row.items() if k.startswith("rss_mb/n")), default=0.0)
+    disk = sum(v for k, v in row.items() if k.startswith("disk_mb/"))
+    print(
+        f"    {row['t_s']:>6.0f} s: node RSS max {rss:.0f} MB, LevelDB {disk:.0f} MB in all, "
+        f"lag p99 {row.get('lag_p99_ms', float('nan')):.0f} ms, deliveries owed {row.get('owed', 0):.0f}",
+        flush=True,
+    )
