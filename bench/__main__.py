@@ -104,23 +104,24 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.perf_counter()
 
-    print("baselines: raw plyvel batched puts, store floors, bare gRPC echo, two-hop bare relay ...", flush=True)
-    results["plyvel_puts_per_s"] = plyvel_batched_puts_per_second(100_000 if quick else 300_000)
-    # A node's store work per inbox entry, apart from gRPC and the event loop (bench/floors.py).
-    results["store_floors"] = floors.store_floors(posts=3 if quick else 10)
-    echo_process, echo_target = start_echo_server()
-    try:
-        echo = run_load(echo_target, "echo", seconds, args.processes, args.concurrency)
-        results["echo"] = summary(echo["echo"], seconds)
-        results["echo_single"] = summary(run_load(echo_target, "echo", min(seconds, 5), 1, 1)["echo"])
-    finally:
-        echo_process.terminate()
-    # Two bare hops (client -> relay -> echo), in rounds alternating with the echo: what a router ->
-    # node read costs with no feedring code in it, the floor of the read targets (bench/floors.py).
-    results["relay_floor"] = floors.relay_floor(rounds=2 if quick else 3, seconds=2.0 if quick else 3.0)
-
-    if args.soak:
+    if not args.soak:  # a soak measures the cluster against itself over time: no baselines
+        print("baselines: raw plyvel batched puts, store floors, bare gRPC echo, two-hop bare relay ...", flush=True)
+        results["plyvel_puts_per_s"] = plyvel_batched_puts_per_second(100_000 if quick else 300_000)
+        # A node's store work per inbox entry, apart from gRPC and the event loop (bench/floors.py).
+        results["store_floors"] = floors.store_floors(posts=3 if quick else 10)
+        echo_process, echo_target = start_echo_server()
+        try:
+            echo = run_load(echo_target, "echo", seconds, args.processes, args.concurrency)
+            results["echo"] = summary(echo["echo"], seconds)
+            results["echo_single"] = summary(run_load(echo_target, "echo", min(seconds, 5), 1, 1)["echo"])
+        finally:
+            echo_process.terminate()
+        # Two bare hops (client -> relay -> echo), in rounds alternating with the echo: what a router ->
+        # node read costs with no feedring code in it, the floor of the read targets (bench/floors.py).
+        results["relay_floor"] = floors.relay_floor(rounds=2 if quick else 3, seconds=2.0 if quick else 3.0)
+    else:
         hot_pinned = []  # the shipped configuration: no pinned hot users
+
     cluster = LocalCluster(scenarios.write_cluster_file(run_dir, threshold, 8, hot_pinned))
     cluster.start(quiet=True)
     try:
