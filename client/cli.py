@@ -680,6 +680,14 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
             f"replication: {escape(n.id)} holds hints ({escape(targets) or 'none'})"
             + (f", sees down: {escape(down)}" if down else "")
         )
+    for n in status.nodes:
+        skewed = n.replication.clock_skewed() if n.healthy else {}
+        if skewed:
+            offsets = ", ".join(f"{p} {o / 1000:+.1f} s" for p, o in sorted(skewed.items()))
+            out.print(
+                f"[yellow]clock skew[/yellow]: seen from {escape(n.id)}, peers' clocks are off by {escape(offsets)} "
+                f"(more than replication.max_clock_skew {n.replication.max_clock_skew_ms / 1000:g} s): check NTP"
+            )
     if status.change:
         progress = status.change_progress
         moved = f": {progress.phase.lower()}, {progress.keys_moved:,} keys moved" if progress.phase else ""

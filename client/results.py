@@ -94,6 +94,14 @@ class ReplicationStats:
     repairing: bool = False
     peers_down: list[str] = field(default_factory=list)  # as this node's failure detector sees them
     catching_up: bool = False  # restarted, still receiving the writes it missed (reads go elsewhere)
+    clock_offset_ms: dict[str, int] = field(default_factory=dict)  # peer id -> its wall clock minus this node's
+    max_clock_skew_ms: int = 0  # replication.max_clock_skew
+    writes_restamped: int = 0  # versioned writes stamped again above a replica's newer version
+
+    def clock_skewed(self) -> dict[str, int]:
+        """The peers whose clock is further off than max_clock_skew, and by how much."""
+        limit = self.max_clock_skew_ms
+        return {p: o for p, o in self.clock_offset_ms.items() if limit and abs(o) > limit}
 
 
 @dataclass(frozen=True)
@@ -224,6 +232,9 @@ def cluster_status_of(r: admin_pb2.ClusterStatus) -> ClusterStatus:
                     n.replication.repairing,
                     list(n.replication.peers_down),
                     n.replication.catching_up,
+                    dict(n.replication.clock_offset_ms),
+                    n.replication.max_clock_skew_ms,
+                    n.replication.writes_restamped,
                 ),
                 n.disk_error,
             )

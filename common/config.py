@@ -129,6 +129,7 @@ class Replication:
     repair_max_keys_per_second: int = 20_000  # a pass's pace, so it never starves client traffic
     max_hints_per_node: int = 1_000_000  # writes held for one unreachable node; past it, repair catches it up
     max_hint_age_s: float = 3 * 3600.0  # older hints are dropped (0: kept until replayed); repair catches up
+    max_clock_skew_s: float = 1.0  # a peer's wall clock further off than this is warned of (0: never)
 
 
 @dataclass(frozen=True)
@@ -341,6 +342,7 @@ def load(path: str | Path) -> ClusterConfig:
         repair_max_keys_per_second=rep.integer("repair_max_keys_per_second", 20_000, minimum=0),
         max_hints_per_node=rep.integer("max_hints_per_node", 1_000_000, minimum=0),
         max_hint_age_s=rep.duration("max_hint_age", 3 * 3600.0),
+        max_clock_skew_s=rep.duration("max_clock_skew", 1.0),
     )
     rep.check_unknown()
 

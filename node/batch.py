@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from node import keys
@@ -52,9 +52,12 @@ class UserCounters:
 class Batch:
     """Puts and deletes gathered for one atomic write, readable before they are written."""
 
-    def __init__(self, store: Store, family_counts: Iterable[Counter[bytes]]) -> None:
+    def __init__(
+        self, store: Store, family_counts: Iterable[Counter[bytes]], superseded: Callable[[int], None] | None = None
+    ) -> None:
         self.store = store
         self.family_counts = family_counts  # counters the keys this batch adds or removes go into
+        self.superseded = superseded or (lambda version: None)  # told of a stored version newer than a write's
         self.family_delta: Counter[bytes] = Counter()
         self.puts: dict[bytes, bytes] = {}
         self.deletes: set[bytes] = set()
@@ -118,10 +121,20 @@ class Batches:
         # Keys per family on this node, for status; counted once at start, then kept current.
         self.family_counts: Counter[bytes] = Counter()
         self._recounts: list[Counter[bytes]] = []  # what commits while a recount runs
+        self._superseding = 0  # the newest stored version that beat a versioned write, since taken
 
     def new(self) -> Batch:
         """An atomic write, readable before it is committed; it keeps the family counts current."""
-        return Batch(self.store, [self.family_counts, *self._recounts])
+        return Batch(self.store, [self.family_counts, *self._recounts], self._note_superseding)
+
+    def _note_superseding(self, version: int) -> None:
+        self._superseding = max(self._superseding, version)
+
+    def take_superseding(self) -> int:
+        """The newest version a versioned write met that beat its own, since the last call (0: none).
+        Store calls run one at a time on the event loop (node/local_writes.py): take, apply, take."""
+        version, self._superseding = self._superseding, 0
+        return version
 
     def write_blind(
         self, family: bytes, puts: list[tuple[bytes, bytes]], deletes: Sequence[bytes] = (), *, counted: int = 0

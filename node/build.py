@@ -22,6 +22,7 @@ from common.service_handlers import handlers_of
 from common.storage_client import StorageClient, Transport
 from node import store_format
 from node.change_feed import ChangeFeed, ObservedStore
+from node.clock_skew import ClockSkew
 from node.data_service import DataServicer
 from node.delivery import DeliveryDriver
 from node.delivery_log import RecordsWritten
@@ -123,6 +124,7 @@ def build_node(
         write_quorum=config.replication.write_quorum,
         timeout_s=config.replication.replica_timeout_s,
         background_timeout_s=config.limits.rpc_timeout_s,
+        clock_skew=ClockSkew(round(config.replication.max_clock_skew_s * 1000)),
     )
     delivery = DeliveryDriver(
         node_id,

@@ -8,6 +8,7 @@ coordinator's forward, or a replayed hint, applied here by the same declarations
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -73,12 +74,14 @@ class DataServicer:
         results = []
         for write in request.writes:
             try:
-                results.append(storage_pb2.WriteResult(response=await self._apply(write, request.epoch)))
+                response, newer = await self._apply(write, request.epoch)
+                results.append(storage_pb2.WriteResult(response=response, superseded_by=newer))
             except FeedringError as exc:
                 results.append(storage_pb2.WriteResult(code=exc.code_number, message=exc.message, epoch=exc.epoch_seen))
-        return storage_pb2.ApplyWritesResponse(results=results)
+        # Our wall clock, for the coordinator's estimate of how far apart the clocks are.
+        return storage_pb2.ApplyWritesResponse(results=results, wall_ms=int(time.time() * 1000))
 
-    async def _apply(self, write: storage_pb2.ReplicaWrite, epoch: int) -> bytes:
+    async def _apply(self, write: storage_pb2.ReplicaWrite, epoch: int) -> tuple[bytes, int]:
         method = by_name(write.method)
         if method is None:
             raise InvalidArgument(f"{write.method!r} is not a replicated write")
@@ -87,9 +90,9 @@ class DataServicer:
         except DecodeError as exc:
             raise InvalidArgument(f"{write.method} request does not decode: {exc}") from None
         setattr(request, "epoch", epoch)  # noqa: B010 (every write request has one; the type does not say so)
-        reply: Message = await self.local.apply(method, request)
+        reply, newer = await self.local.apply_noting_newer(method, request)
         encoded: bytes = reply.SerializeToString()
-        return encoded
+        return encoded, newer
 
     # -- reads -----------------------------------------------------------------------------------
 

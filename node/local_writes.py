@@ -42,15 +42,22 @@ class LocalWrites:
         self.records_written = records_written
 
     async def apply(self, write: ReplicatedWrite[Req, Resp], request: Req) -> Resp:
+        return (await self.apply_noting_newer(write, request))[0]
+
+    async def apply_noting_newer(self, write: ReplicatedWrite[Req, Resp], request: Req) -> tuple[Resp, int]:
+        """The reply, and for a versioned atomic write the newest version this store already held
+        for one of its keys, newer than the write's (0: none; node/replication.py stamps it again)."""
         epoch: int = getattr(request, "epoch", 0)
         if isinstance(write, FanoutWrite):
-            return await self._in_slices(write, request, epoch)
+            return await self._in_slices(write, request, epoch), 0
         assert isinstance(write, AtomicWrite)
         self.ownership.check_write(epoch, *write.checked_keys(request), sealed_ok=write.sealed_ok)
+        self.data.batches.take_superseding()  # no await from here to the next take: nothing else runs
         reply: Resp = write.apply(self.data, request)
+        newer = self.data.batches.take_superseding() if write.versioned else 0
         if write.owes_delivery:
             self.records_written.note({self.data.partition(k) for k in write.keys(request)})
-        return reply
+        return reply, newer
 
     async def _in_slices(self, write: FanoutWrite[Any, Resp], request: Any, epoch: int) -> Resp:
         """Each consumer's write stays atomic; ownership (and sealing) is checked per slice, and a

@@ -98,6 +98,24 @@ def node_families(status: Callable[[], storage_pb2.NodeStatus], data_dir: Path) 
         yield CounterMetricFamily(
             "feedring_quorum_failures", "Writes that could not reach write_quorum", value=r.quorum_failures
         )
+        yield CounterMetricFamily(
+            "feedring_writes_restamped",
+            "Versioned writes stamped again above a replica's newer version (a skewed clock or a concurrent write)",
+            value=r.writes_restamped,
+        )
+        offsets = GaugeMetricFamily(
+            "feedring_peer_clock_offset_seconds",
+            "A peer's wall clock minus this node's (from write replies)",
+            labels=["peer"],
+        )
+        for peer, offset_ms in sorted(r.clock_offset_ms.items()):
+            offsets.add_metric([peer], offset_ms / 1000)
+        yield offsets
+        yield GaugeMetricFamily(
+            "feedring_clock_skewed_peers",
+            "Peers whose wall clock is further from this node's than replication.max_clock_skew",
+            value=sum(1 for o in r.clock_offset_ms.values() if r.max_clock_skew_ms and abs(o) > r.max_clock_skew_ms),
+        )
         yield GaugeMetricFamily("feedring_repair_running", "1 while an anti-entropy pass runs", value=int(r.repairing))
         yield CounterMetricFamily("feedring_repair_keys", "Entries merged in or sent by repair", value=r.keys_repaired)
         yield GaugeMetricFamily(

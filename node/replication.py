@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Generic, TypeVar
@@ -30,6 +31,7 @@ from google.protobuf.message import Message
 from common.errors import FeedringError, Unavailable, WrongEpoch, error_for_code
 from common.storage_client import StorageClient
 from common.versions import VersionClock
+from node.clock_skew import ClockSkew
 from node.hints import HintLog
 from node.local_writes import LocalWrites
 from node.outbox import Outboxes
@@ -37,7 +39,9 @@ from node.store import DiskWriteError
 from node.writes import FanoutWrite, ReplicatedWrite
 from protos import storage_pb2
 
-__all__ = ["Replicator"]
+__all__ = ["Replicator", "RESTAMPS"]
+
+RESTAMPS = 3  # rounds a versioned write is stamped again before it is answered as it stands
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +52,13 @@ Resp = TypeVar("Resp", bound=Message)
 class _Outcome(Generic[Resp]):
     """What one replica did with its part of a write."""
 
-    def __init__(self, node_id: str, response: Resp | None = None, error: FeedringError | None = None) -> None:
+    def __init__(
+        self, node_id: str, response: Resp | None = None, error: FeedringError | None = None, newer: int = 0
+    ) -> None:
         self.node_id = node_id
         self.response = response
         self.error = error
+        self.newer = newer  # a versioned write: the newer version this replica already held (0: none)
 
 
 class Replicator:
@@ -65,6 +72,7 @@ class Replicator:
         write_quorum: int,
         timeout_s: float,
         background_timeout_s: float | None = None,
+        clock_skew: ClockSkew | None = None,
     ) -> None:
         self.node_id = node_id
         self.peers = peers
@@ -78,6 +86,8 @@ class Replicator:
         self.background_timeout_s = max(background_timeout_s or timeout_s, timeout_s)
         self.outboxes = Outboxes(peers, self.background_timeout_s)  # background writes, per peer
         self.quorum_failures = 0
+        self.clock_skew = clock_skew or ClockSkew(0)  # peers' wall clocks, from their write replies
+        self.restamped = 0  # versioned writes stamped again above a replica's newer version
         self._background: set[asyncio.Task[_Outcome[Message]]] = set()
 
     def quorum(self, replicas: int) -> int:
@@ -86,9 +96,37 @@ class Replicator:
 
     async def write(self, method: ReplicatedWrite[Req, Resp], request: Req) -> Resp:
         """Applies the write on a quorum of the replicas of every partition it touches; answers with
-        this node's reply when it holds keys of the write, else the first replica's."""
+        this node's reply when it holds keys of the write, else the first replica's.
+
+        A versioned write gets its version here, from this node's clock. A replica of the quorum
+        that already holds a newer version of one of its keys says so: that newer write was stamped
+        by a clock ahead of ours (or is concurrent), and letting ours lose would undo what the caller
+        was just told is done (an unfollow after a follow). So it is stamped again above that version
+        and written again, at most RESTAMPS times. Quorums intersect, so every acknowledged write is
+        on some replica of ours: the last stamping is above all of them."""
+        stamp = method.versioned and not getattr(request, "version", 0) and not method.bulk
         if method.versioned and not getattr(request, "version", 0):
             request.version = self.clock.next()  # one version for every replica
+        for _ in range(RESTAMPS):
+            reply, newer = await self._write_once(method, request)
+            if not stamp or newer <= request.version:
+                return reply
+            self.clock.observe(newer)
+            log.info(
+                "write restamped method=%s version=%d below a replica's %d (%.0f ms ahead: a skewed clock, or a "
+                "concurrent write)",
+                method.name,
+                request.version,
+                newer,
+                ((newer >> 16) - (request.version >> 16)),
+            )
+            request.version = self.clock.next()
+            self.restamped += 1
+        return (await self._write_once(method, request))[0]
+
+    async def _write_once(self, method: ReplicatedWrite[Req, Resp], request: Req) -> tuple[Resp, int]:
+        """One round of the write; returns the reply and the newest version a replica that answered
+        already held for one of its keys (0: none)."""
         cluster_map = self.peers.map
         # Which nodes get which keys, and which partitions' quorums they count towards.
         keys_by_node: dict[str, list[str]] = defaultdict(list)
@@ -107,7 +145,7 @@ class Replicator:
 
         if not need:
             empty: Resp = method.response()
-            return empty
+            return empty, 0
         acks: dict[int, int] = dict.fromkeys(need, 0)
         outcomes: list[_Outcome[Resp]] = []
         all_keys = len(request_keys)
@@ -130,12 +168,12 @@ class Replicator:
             A disk that refuses the write makes this node a replica that missed it (the others
             make the quorum; no hint can be kept on that disk: repair brings it back)."""
             try:
-                reply: Resp = await self.local.apply(method, part_of(node_keys))
+                reply, newer = await self.local.apply_noting_newer(method, part_of(node_keys))
             except DiskWriteError as exc:
                 outcomes.append(_Outcome(self.node_id, error=exc))
                 log.warning("own copy not written method=%s error=%s", method.name, exc.message)
                 return
-            outcomes.insert(0, _Outcome(self.node_id, reply))
+            outcomes.insert(0, _Outcome(self.node_id, reply, newer=newer))
             for part in counted[self.node_id]:
                 acks[part] += 1
 
@@ -189,7 +227,7 @@ class Replicator:
         reply = replies[0]
         if method.answer is not None:
             reply = method.answer(reply, replies[1:])
-        return reply
+        return reply, max((o.newer for o in outcomes), default=0)
 
     def _let_finish(self, tasks: Iterable[asyncio.Task[_Outcome[Resp]]]) -> None:
         for task in tasks:
@@ -209,14 +247,16 @@ class Replicator:
             if background or method.coalesced:
                 result = await self.outboxes.send(node_id, write)
             else:
+                sent_ms = time.time() * 1000
                 reply = await self.peers.apply_writes.on_node(
                     node_id,
                     storage_pb2.ApplyWritesRequest(writes=[write]),
                     timeout_s=self.background_timeout_s if method.bulk else self.timeout_s,
                 )
+                self.clock_skew.note(node_id, sent_ms, reply.wall_ms, time.time() * 1000)
                 result = reply.results[0]
             if result.code == 0:
-                return _Outcome(node_id, method.response.FromString(result.response))
+                return _Outcome(node_id, method.response.FromString(result.response), newer=result.superseded_by)
             error = error_for_code(result.code, result.message, result.epoch)
         except FeedringError as exc:
             error = exc
@@ -250,4 +290,3 @@ class Replicator:
         """Waits for forwards still running (a clean stop)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-

@@ -84,6 +84,9 @@ class StatusServicer:
         stats.hints_replayed = hints.replayed
         stats.hints_expired = hints.expired
         stats.quorum_failures = replicator.quorum_failures
+        stats.writes_restamped = replicator.restamped
+        stats.clock_offset_ms.update(replicator.clock_skew.offsets_ms())
+        stats.max_clock_skew_ms = replicator.clock_skew.max_skew_ms
         suspected = set(replicator.peers.health.suspected())
         stats.peers_down.extend(m.id for m in self.ownership.map.members if m.address in suspected)
         return stats

@@ -63,6 +63,8 @@ def set_edge(
     liveness (+1 appeared, -1 went, 0) and the edge as it was. `extra` None keeps the stored extra."""
     before = read_edge(batch.get(key))
     if before is not None and before.version >= version:
+        if before.version > version:  # not the same write again: a newer one, or a skewed clock
+            batch.superseded(before.version)
         return 0, before
     if not alive:
         kept = b""  # a dead edge is the same everywhere, whatever it was before

@@ -199,6 +199,18 @@ def _remove_following(data: FeedStore, r: pb.RemoveFollowingRequest) -> pb.EdgeR
     return pb.EdgeResponse(changed=removed, followee_key=kept)
 
 
+def _removed_on_any(mine: pb.EdgeResponse, others: list[pb.EdgeResponse]) -> pb.EdgeResponse:
+    """An edge removed on any replica of the quorum was there to remove: a coordinator that missed
+    the follow (down, or restarted since) must not answer "was not following", nor lose the key the
+    edge was kept with."""
+    answer = pb.EdgeResponse()
+    answer.CopyFrom(mine)
+    for other in others:
+        answer.changed |= other.changed
+        answer.followee_key = answer.followee_key or other.followee_key
+    return answer
+
+
 def _add_follower(data: FeedStore, r: pb.AddFollowerRequest) -> pb.AddFollowerResponse:
     created, recent, state, refused = data.graph.add_follower(
         r.followee_key, r.follower, r.author or r.followee_key, r.backfill_limit, r.version
@@ -246,6 +258,7 @@ REMOVE_FOLLOWING = AtomicWrite(
     keys=lambda r: [r.follower],
     apply=_remove_following,
     versioned=True,
+    answer=_removed_on_any,
 )
 ADD_FOLLOWER = AtomicWrite(
     name="AddFollower",
@@ -265,6 +278,7 @@ REMOVE_FOLLOWER = AtomicWrite(
     keys=lambda r: [r.followee_key],
     apply=_remove_follower,
     versioned=True,
+    answer=_removed_on_any,
     owes_delivery=True,
 )
 ADD_FOLLOWING_MANY = AtomicWrite(

@@ -530,8 +530,15 @@ class NodeStatus(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[ReplicationStats, _Mapping]] = ..., disk_error: _Optional[str] = ...) -> None: ...
 
 class ReplicationStats(_message.Message):
-    __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down", "catching_up", "hints_expired")
+    __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down", "catching_up", "hints_expired", "clock_offset_ms", "max_clock_skew_ms", "writes_restamped")
     class HintsByTargetEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ClockOffsetMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -550,6 +557,9 @@ class ReplicationStats(_message.Message):
     PEERS_DOWN_FIELD_NUMBER: _ClassVar[int]
     CATCHING_UP_FIELD_NUMBER: _ClassVar[int]
     HINTS_EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CLOCK_SKEW_MS_FIELD_NUMBER: _ClassVar[int]
+    WRITES_RESTAMPED_FIELD_NUMBER: _ClassVar[int]
     hints: int
     hints_by_target: _containers.ScalarMap[str, int]
     partitions_checked: int
@@ -562,7 +572,10 @@ class ReplicationStats(_message.Message):
     peers_down: _containers.RepeatedScalarFieldContainer[str]
     catching_up: bool
     hints_expired: int
-    def __init__(self, hints: _Optional[int] = ..., hints_by_target: _Optional[_Mapping[str, int]] = ..., partitions_checked: _Optional[int] = ..., partitions_out_of_sync: _Optional[int] = ..., last_repair_ms: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., repairing: _Optional[bool] = ..., hints_replayed: _Optional[int] = ..., quorum_failures: _Optional[int] = ..., peers_down: _Optional[_Iterable[str]] = ..., catching_up: _Optional[bool] = ..., hints_expired: _Optional[int] = ...) -> None: ...
+    clock_offset_ms: _containers.ScalarMap[str, int]
+    max_clock_skew_ms: int
+    writes_restamped: int
+    def __init__(self, hints: _Optional[int] = ..., hints_by_target: _Optional[_Mapping[str, int]] = ..., partitions_checked: _Optional[int] = ..., partitions_out_of_sync: _Optional[int] = ..., last_repair_ms: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., repairing: _Optional[bool] = ..., hints_replayed: _Optional[int] = ..., quorum_failures: _Optional[int] = ..., peers_down: _Optional[_Iterable[str]] = ..., catching_up: _Optional[bool] = ..., hints_expired: _Optional[int] = ..., clock_offset_ms: _Optional[_Mapping[str, int]] = ..., max_clock_skew_ms: _Optional[int] = ..., writes_restamped: _Optional[int] = ...) -> None: ...
 
 class ReplicaWrite(_message.Message):
     __slots__ = ("method", "request")
@@ -583,22 +596,26 @@ class ApplyWritesRequest(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., writes: _Optional[_Iterable[_Union[ReplicaWrite, _Mapping]]] = ..., hinted: _Optional[bool] = ...) -> None: ...
 
 class WriteResult(_message.Message):
-    __slots__ = ("code", "message", "epoch", "response")
+    __slots__ = ("code", "message", "epoch", "response", "superseded_by")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_BY_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
     epoch: int
     response: bytes
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., epoch: _Optional[int] = ..., response: _Optional[bytes] = ...) -> None: ...
+    superseded_by: int
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., epoch: _Optional[int] = ..., response: _Optional[bytes] = ..., superseded_by: _Optional[int] = ...) -> None: ...
 
 class ApplyWritesResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "wall_ms")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    WALL_MS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[WriteResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[WriteResult, _Mapping]]] = ...) -> None: ...
+    wall_ms: int
+    def __init__(self, results: _Optional[_Iterable[_Union[WriteResult, _Mapping]]] = ..., wall_ms: _Optional[int] = ...) -> None: ...
 
 class FinishedDelivery(_message.Message):
     __slots__ = ("author_key", "post_id", "kind", "up_to_version")
