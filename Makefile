@@ -27,8 +27,8 @@ node: install  ## start one more (empty) node: make node ID=n4 ADDR=127.0.0.1:71
 	@test -n "$(ID)" -a -n "$(ADDR)" || { echo "usage: make node ID=n4 ADDR=127.0.0.1:7104 [FEED=127.0.0.1:7204] [CONFIG=...]"; exit 2; }
 	$(PY) -m ops.local_cluster start-node --config $(CONFIG) --id $(ID) --address $(ADDR) --feed "$(FEED)"
 
-netcluster: install  ## root only: $(CONFIG)'s processes each on its own emulated host (network namespace)
-	$(PY) -m ops.netcluster start --config $(CONFIG)
+netcluster: install  ## root only: $(CONFIG)'s processes each on its own emulated host (network namespace); SKEW=5: node clocks +-5 s apart
+	$(PY) -m ops.netcluster start --config $(CONFIG) $(if $(SKEW),--skew-clocks $(SKEW))
 
 netcluster-stop:  ## stop the netcluster and remove every namespace and link it made (even after a failed start)
 	@if [ -x $(PY) ]; then $(PY) -m ops.netcluster stop --config $(CONFIG); else echo "not installed: nothing to stop"; fi

@@ -145,6 +145,14 @@ def _remove_post(data: FeedStore, r: pb.RemovePostRequest) -> pb.RemovePostRespo
     return pb.RemovePostResponse(post=post) if post is not None else pb.RemovePostResponse()
 
 
+def _removed_on_any_replica(mine: pb.RemovePostResponse, others: list[pb.RemovePostResponse]) -> pb.RemovePostResponse:
+    """The post as a replica of the quorum held it: a coordinator that missed the post (down when it
+    was stored, or its copy still in a hint) must not answer "no such post" for an acknowledged one."""
+    if mine.HasField("post"):
+        return mine
+    return next((other for other in others if other.HasField("post")), mine)
+
+
 STORE_POST = AtomicWrite(
     name="StorePost",
     request=pb.StorePostRequest,
@@ -162,6 +170,7 @@ REMOVE_POST = AtomicWrite(
     keys=lambda r: [r.author_key],
     apply=_remove_post,
     owes_delivery=True,
+    answer=_removed_on_any_replica,
 )
 
 # -- inboxes ---------------------------------------------------------------------------------------

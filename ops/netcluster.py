@@ -11,6 +11,11 @@ The generated cluster file gives each process `address = "<its IP>:<port>"` (adv
 replication and security settings are the original file's; data and logs go to `<run_dir>-net`
 and `data/<name>-net`. A failed start removes everything it made; `stop` also removes what a
 crashed run left (it finds namespaces and links by name).
+
+    python -m ops.netcluster start --skew-clocks 5          # make netcluster SKEW=5
+
+starts the nodes with wall clocks up to 5 s apart (ops/skewed_clocks.py, libfaketime): the first
+node ahead, the last behind. `feedring status` then says which peers' clocks are off.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import tomli_w
 from common.config import ClusterConfig, ConfigError, load
 from ops.local_cluster import ClusterStartError, LocalCluster
 from ops.netns import Hosts, NetnsError, available
+from ops.skewed_clocks import offsets_for, skew_prefix
 
 __all__ = ["NetCluster", "main"]
 
@@ -38,9 +44,13 @@ def _port(address: str) -> str:
 
 
 class NetCluster:
-    def __init__(self, base_config: str | Path, prefix: str = PREFIX, subnet: str = SUBNET) -> None:
+    def __init__(
+        self, base_config: str | Path, prefix: str = PREFIX, subnet: str = SUBNET, skew_clocks_s: float = 0.0
+    ) -> None:
         self.base_path = Path(base_config).resolve()
         self.base: ClusterConfig = load(self.base_path)
+        # Node id -> its wall clock's offset, seconds (ops/skewed_clocks.py); routers keep the real time.
+        self.clock_offsets = offsets_for([n.id for n in self.base.nodes], skew_clocks_s)
         self.hosts = Hosts(prefix, subnet)
         self.run_dir = self.base.run_dir.with_name(self.base.run_dir.name + "-net")
         self.config_path = self.run_dir / "cluster.toml"
@@ -87,7 +97,10 @@ class NetCluster:
         return self.config_path
 
     def local(self) -> LocalCluster:
-        prefixes = {proc: self.hosts.run_prefix(host) for proc, host in self.host_names().items()}
+        prefixes = {
+            proc: self.hosts.run_prefix(host) + skew_prefix(self.clock_offsets.get(proc, 0.0))
+            for proc, host in self.host_names().items()
+        }
         return LocalCluster(self.config_path, launch_prefix=prefixes)
 
     def start(self, timeout_s: float = 60.0, quiet: bool = False) -> LocalCluster:
@@ -106,7 +119,9 @@ class NetCluster:
         if not quiet:
             print(f"every process has its own host on {self.hosts.bridge} ({self.hosts.subnet}.0/24):")
             for proc, host in self.host_names().items():
-                print(f"  {proc:<10} namespace {self.hosts.namespace(host):<12} {addresses[host]}")
+                offset = self.clock_offsets.get(proc)
+                clock = f"  clock {offset:+g} s" if offset else ""
+                print(f"  {proc:<10} namespace {self.hosts.namespace(host):<12} {addresses[host]}{clock}")
             print(f"use it: feedring --config {self.config_path} status")
         return cluster
 
@@ -128,9 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("action", choices=["start", "stop"])
     parser.add_argument("--config", default="cluster.toml", metavar="FILE")
+    parser.add_argument(
+        "--skew-clocks",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="start the nodes with wall clocks this far apart (libfaketime): the first ahead, the last behind",
+    )
     args = parser.parse_args(argv)
     try:
-        net = NetCluster(args.config)
+        net = NetCluster(args.config, skew_clocks_s=args.skew_clocks)
         if args.action == "start":
             net.start()
         else:

@@ -31,6 +31,7 @@ from tests.support import eventually, node_digests, write_cluster_file
 pytestmark = pytest.mark.skipif(bool(available()), reason=available() or "namespaces available")
 
 FAULT_S = 10.0
+SKEW_S = 5.0
 FOLLOWERS = 6
 AUTHORS = 3
 
@@ -74,7 +75,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         limits={"timeline_cap": 5000},
         replication={"repair_interval_s": 0},  # the test runs repair itself, after healing
     )
-    cluster = NetCluster(base, prefix="frt", subnet="10.77.77")
+    # Node clocks 5 s apart each way (libfaketime): n1 ahead, n3 behind. Every scenario runs so.
+    cluster = NetCluster(base, prefix="frt", subnet="10.77.77", skew_clocks_s=SKEW_S)
     try:
         local = cluster.start(quiet=True)
         config = load(cluster.config_path)
@@ -210,6 +212,48 @@ def test_a_router_cut_off_from_one_node(net: Net) -> None:
     fractions = _fractions(history, start, end)
     _report("router r0 cut off from n1", fractions)
     assert all(f < 0.25 for f, _ in fractions.values()), fractions
+
+
+def test_the_last_acknowledged_state_wins_on_every_replica_whatever_the_clocks_say(net: Net) -> None:
+    """n1's clock is 5 s ahead, n3's 5 s behind. With r1 reaching only n1 and r0 only n3, and n1
+    and n3 cut from each other (n2 reaches both), r1's writes are coordinated by the fast clock and
+    r0's by the slow one, which has not seen them (their hints wait on n1). Follow / unfollow /
+    follow, mute / unmute and post / delete alternate between the routers; after healing, every
+    replica holds the last acknowledged state, and status shows the skew."""
+    r0, r1, hosts = net.clients["r0"], net.clients["r1"], net.hosts
+    ann, bob, cat, dan = "skew-ann", "skew-bob", "skew-cat", "skew-dan"
+    cuts = [("n1", "n3"), ("r1", "n2"), ("r1", "n3"), ("r0", "n1"), ("r0", "n2")]
+    for a, b in cuts:
+        hosts.cut(a, b)
+    try:
+        time.sleep(2.0)  # the failure detectors (two missed checks) see the cuts
+        r1.follow(ann, bob)  # by n1: a version 5 s ahead
+        r1.follow(ann, cat)
+        r1.mute(ann, dan)
+        post = r1.post(bob, "deleted under skew")
+        kept = r1.post(bob, "kept under skew")
+        r0.unfollow(ann, bob)  # by n3: 10 s behind the follow's version, which it has not seen
+        r0.unmute(ann, dan)
+        r0.delete_post(bob, post.id)
+        r0.unfollow(ann, cat)
+        r1.follow(ann, cat)  # and back: follow / unfollow / follow across the two clocks
+    finally:
+        hosts.heal()
+    client = r0
+    wait_settled(client, timeout_s=90.0)  # hints replayed
+    config = load(net.cluster.config_path)
+    digests = {n.id: node_digests(n.address, config.partitions, net.secret) for n in config.nodes}
+    assert digests["n1"] == digests["n2"] == digests["n3"], "replicas differ once hints are replayed"
+    for via in (r0, r1):
+        assert list(via.iter_following(ann)) == [cat]
+        assert cat in set(via.iter_following(ann)) and ann not in set(via.iter_followers(bob))
+        assert list(via.iter_muted(ann)) == []
+        assert [p.text for p in via.iter_user_posts(bob)] == [kept.text]
+    status = client.cluster_status()
+    seen = {n.id: n.replication.clock_skewed() for n in status.nodes}
+    # Each coordinated writes to n2 (whose clock is right): n1 sees it 5 s behind, n3 5 s ahead.
+    assert abs(seen["n1"].get("n2", 0) + 5_000) < 1_500 and abs(seen["n3"].get("n2", 0) - 5_000) < 1_500, seen
+    assert sum(n.replication.writes_restamped for n in status.nodes) >= 1
 
 
 def test_a_rolling_restart_of_every_node_under_load(net: Net) -> None:
