@@ -660,7 +660,7 @@ def _print_status(out: Console, status: ClusterStatus) -> None:
     for n in status.nodes:
         if n.healthy and n.disk_error:
             node_id, refused = escape(n.id), escape(n.disk_error)
-            then = f"free space, restart it, then `feedring repair --node {node_id}`"
+            then = "free space: it takes writes again within seconds and catches up by itself"
             out.print(f"[yellow]disk[/yellow]: {node_id} refuses writes: {refused} ({then})")
     away = [n for n in status.nodes if n.healthy and (n.delivery.inactive_readers or n.delivery.inbox_entries_skipped)]
     if away:

@@ -76,6 +76,10 @@ class ObservedStore:
         self.changes = changes
         self.get = inner.get  # the hottest call of all: no extra Python frame
 
+    def rebind(self) -> None:
+        """After the inner store reopened (node/server.py, a disk with room again): its new get."""
+        self.get = self.inner.get
+
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
         if not self.changes.subscribed:  # the common case: no partition is moving
             self.inner.write(puts, deletes)

@@ -82,7 +82,8 @@ class DeliveryDriver:
         self._partitions: set[int] | None = None
         self._owned_seen: frozenset[int] = frozenset()  # partitions gained since arrive with records
         self._acting_seen: frozenset[int] = frozenset()  # partitions whose records this node drove last look
-        self._done_unrecorded: set[bytes] = set()  # finished, but the disk refused to remove the record
+        # Finished, but the disk refused to remove the record: key -> the version it was finished up to.
+        self._done_unrecorded: dict[bytes, int] = {}
         self._in_flight: dict[bytes, asyncio.Task[bool]] = {}  # record key -> its delivery
         self._retry_at: dict[bytes, tuple[float, int]] = {}  # record key -> (when, failures so far)
         self._task: asyncio.Task[None] | None = None
@@ -222,6 +223,14 @@ class DeliveryDriver:
             log.warning("delivery postponed %s after=%r error=%s", what, record.after, exc.message)
             return False
 
+    def disk_writable_again(self) -> None:
+        """The store takes writes again (node/server.py reopened it): remove the records finished
+        while it refused, and record the progress kept in memory from now on."""
+        for key, up_to_version in list(self._done_unrecorded.items()):
+            self.log.finish(key, up_to_version or None)
+            del self._done_unrecorded[key]
+        self.records_written.note(())  # look again: hints replayed meanwhile may have brought records
+
     async def _report_count(self, key: bytes, record: storage_pb2.Delivery) -> None:
         """Tells the author's home the salted key's follower count as it is now (newest version wins)."""
         counters = self.data.counters(record.key)
@@ -242,7 +251,7 @@ class DeliveryDriver:
         try:
             self.log.finish(key, up_to_version or None)
         except DiskWriteError:
-            self._done_unrecorded.add(key)
+            self._done_unrecorded[key] = up_to_version
         author_key, post_id, kind = keys.delivery_parts(key)
         done = storage_pb2.FinishedDelivery(
             author_key=author_key, post_id=post_id, kind=kind, up_to_version=up_to_version

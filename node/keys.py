@@ -78,6 +78,7 @@ __all__ = [
     "hint_prefix",
     "hint_key",
     "FORMAT_KEY",
+    "DISK_PROBE_KEY",
     "TOMBSTONE_SUFFIX",
     "inbox_prefixes",
     "encoded_post_id",
@@ -154,6 +155,7 @@ FAMILY_NAMES = {
 
 CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"
 FORMAT_KEY = b"\xff\xff" + b"format"
+DISK_PROBE_KEY = b"\xff\xff" + b"disk_probe"  # written to learn whether the disk takes writes again
 HINTS_PREFIX = b"\xff\xffh"
 TOMBSTONE_SUFFIX = b"x"  # after an inbox entry's key: its tombstone
 UNFOLLOW_MARK = b"\xff" * 8 + b"u"  # after an inbox's prefix, before an author: an unfollow mark

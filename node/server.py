@@ -7,7 +7,10 @@ what a process has: the port, TLS, health service, metrics endpoint, and the bac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import shutil
 import signal
 import time
 
@@ -22,15 +25,18 @@ from common.service_handlers import add_service
 from common.storage_client import READS_SERVICE, GrpcTransport
 from feed.flows import FeedFlows
 from feed.public_server import add_feed, listen, public_server, serving
+from node import keys
 from node.build import STORAGE_SERVICE, build_node
 from node.feed_api import feed_flows
 from node.metrics import node_families
-from node.store import LevelDBStore
+from node.store import DiskWriteError, LevelDBStore, StoreCorruptError, StoreLockedError
 from protos import storage_pb2
 
 __all__ = ["NodeServer", "PortInUseError"]
 
 log = logging.getLogger(__name__)
+
+DISK_ROOM_BYTES = 64 << 20  # free space (or a quarter of a smaller disk) before writes are tried again
 
 
 class PortInUseError(RuntimeError):
@@ -85,7 +91,18 @@ class NodeServer:
         more hints for it, its reads health service says NOT_SERVING, so callers read from the
         other replicas (they still write here). Repair then finds anything hints did not carry."""
         started = time.monotonic()
-        while replicated and time.monotonic() - started < most_s:
+        if replicated:
+            await self._wait_for_hints(most_s)
+        await self._serve_reads()
+        if replicated:
+            log.info(
+                "caught up on writes missed while down node=%s after=%.1fs", self.node.id, time.monotonic() - started
+            )
+
+    async def _wait_for_hints(self, most_s: float) -> None:
+        """Until no peer holds a hint for this node (or `most_s` passed, or none answers)."""
+        started = time.monotonic()
+        while time.monotonic() - started < most_s:
             held, answered = 0, 0
             for member in self.parts.peers.map.members:
                 if member.id == self.node.id:
@@ -99,30 +116,78 @@ class NodeServer:
                 answered += 1
                 held += status.replication.hints_by_target.get(self.node.id, 0)
             if answered and not held:
-                break
+                return
             await asyncio.sleep(0.5)
+
+    async def _serve_reads(self) -> None:
         self.parts.status.catching_up = False
         self.parts.peers.health.lagging.discard(self.node.address)
         await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
-        if replicated:
-            log.info(
-                "caught up on writes missed while down node=%s after=%.1fs", self.node.id, time.monotonic() - started
-            )
 
-    async def _watch_disk(self, every_s: float = 0.5) -> None:
+    async def _watch_disk(self, every_s: float = 0.5, retry_s: float = 2.0) -> None:
         """Once the disk refuses a write, this node misses every write from then on (the others
         take them): like a replica catching up, its reads health service says NOT_SERVING, so
         callers (and its own Feed API) read from the other replicas first. It still answers a read
-        no other replica can."""
-        while not self.store.write_error:
-            await asyncio.sleep(every_s)
-        self.parts.peers.health.lagging.add(self.node.address)
-        await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
-        log.error(
-            "node %s: its disk refuses writes (%s): reads go to the other replicas first",
-            self.node.id,
-            self.store.write_error,
-        )
+        no other replica can. When the disk has room again, the store is reopened (LevelDB keeps a
+        failed write's error until then) and the node catches up as a restarted one does: its
+        peers' hints replayed here, then a repair of every partition it holds (what it coordinated
+        while full has no hint anywhere), and only then reads here again."""
+        while True:
+            while not self.store.write_error:
+                await asyncio.sleep(every_s)
+            self.parts.peers.health.lagging.add(self.node.address)
+            await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
+            log.error(
+                "node %s: its disk refuses writes (%s): reads go to the other replicas first; writes resume "
+                "by themselves once there is room",
+                self.node.id,
+                self.store.write_error,
+            )
+            while not self._disk_writable_again():
+                await asyncio.sleep(retry_s)
+            started = time.monotonic()
+            log.warning("node %s: its disk takes writes again: catching up on what it missed", self.node.id)
+            await self.parts.data.batches.recount_keys()  # the status counts, as at a start
+            self.parts.delivery.disk_writable_again()
+            self.parts.status.catching_up = True
+            await self._wait_for_hints(60.0)
+            try:
+                async for _ in self.parts.repairer.repair(sorted(self.parts.ownership.owned)):
+                    pass
+            except Exception:  # the background pass will try again; reads must not stay away for good
+                log.exception("repair after the disk came back failed node=%s", self.node.id)
+            if not self.store.write_error:
+                await self._serve_reads()
+                log.info(
+                    "caught up after the disk came back node=%s after=%.1fs", self.node.id, time.monotonic() - started
+                )
+
+    def _disk_writable_again(self) -> bool:
+        """Room on the data directory's filesystem, a file written there, the store reopened (only
+        then: a disk that cannot take a file cannot reopen LevelDB either, and reads need it) and a
+        probe write taken."""
+        try:
+            room = shutil.disk_usage(self.node.data_dir)
+            if room.free < min(DISK_ROOM_BYTES, room.total // 4):
+                return False
+            probe = self.node.data_dir / "disk-probe.tmp"
+            with open(probe, "wb") as out:
+                out.write(b"\0" * (1 << 20))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError:
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                (self.node.data_dir / "disk-probe.tmp").unlink()
+        try:
+            self.store.reopen()
+            self.parts.store.rebind()
+            self.store.write([(keys.DISK_PROBE_KEY, str(time.time()).encode())])
+        except (DiskWriteError, StoreLockedError, StoreCorruptError) as exc:
+            log.warning("node %s: disk not writable yet: %s", self.node.id, exc)
+            return False
+        return True
 
     def _peer_addresses(self) -> list[str]:
         return [m.address for m in self.parts.ownership.map.members if m.id != self.node.id]

@@ -86,6 +86,10 @@ class LevelDBStore:
         self.name = name or str(path)  # the node id, in messages
         self.write_error = ""  # the disk's last refusal (LevelDB refuses every write after one)
         path.mkdir(parents=True, exist_ok=True)
+        self._open()
+
+    def _open(self) -> None:
+        path = self.path
         try:
             self._db = plyvel.DB(
                 str(path),
@@ -108,6 +112,11 @@ class LevelDBStore:
         self.get: Callable[[bytes], bytes | None] = self._db.get
 
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
+        if self.write_error:
+            # Once one write failed, none is tried until the store is reopened: LevelDB may take a
+            # later one after a torn log record, and its recovery drops the rest of that log block,
+            # so a write acknowledged now could be gone after a reopen or a restart.
+            raise self._refused()
         # transaction=True: a batch that raises midway writes nothing.
         try:
             with self._db.write_batch(transaction=True) as batch:
@@ -118,11 +127,14 @@ class LevelDBStore:
                     delete(key)
         except plyvel.IOError as exc:
             self.write_error = _text(exc)
-            raise DiskWriteError(
-                f"node {self.name} cannot write to its disk ({self.write_error}): it keeps serving reads, "
-                "and writes go to the other replicas. Free space (or fix the disk), restart it, then "
-                f"`feedring repair --node {self.name}`"
-            ) from exc
+            raise self._refused() from exc
+
+    def _refused(self) -> DiskWriteError:
+        return DiskWriteError(
+            f"node {self.name} cannot write to its disk ({self.write_error}): it keeps serving reads, "
+            "and writes go to the other replicas. Free space (or fix the disk): within seconds the "
+            "node takes writes again and catches up on what it missed by itself"
+        )
 
     def scan(
         self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
@@ -152,6 +164,15 @@ class LevelDBStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def reopen(self) -> None:
+        """Closes and opens the database again: LevelDB refuses every write after one failed (its
+        background error sticks), so a disk with room again is only usable after this. Scans open
+        at this moment fail (their loops retry); the caller rebinds anything holding `get`, and
+        counts keys again (a write LevelDB took after the failure may be dropped by its recovery)."""
+        self._db.close()
+        self._open()
+        self.write_error = ""
 
 
 class MemoryStore:
