@@ -553,12 +553,12 @@ def plot_soak(r: dict[str, Any], path: Path) -> Path:
 
     rows = r["soak"]["samples"]
     panels = [
-        ("rss_mb/", "RSS, MB"),
-        ("fds/", "open fds (LevelDB tables apart)"),
+        ("anon_mb/", "anonymous resident memory, MB"),
+        ("mapped_mb/", "file-backed resident (LevelDB tables), MB"),
         ("disk_mb/", "LevelDB on disk, MB"),
         ("lag_p99_ms", "fan-out lag p99, ms"),
         ("read_p99_ms", "read p99, ms"),
-        ("owed", "delivery records owed"),
+        ("fds/", "open fds (LevelDB tables apart)"),
     ]
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
     for axis, (prefix, title) in zip(axes.flat, panels, strict=True):
