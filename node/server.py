@@ -87,26 +87,39 @@ class NodeServer:
         return NodeConfig(id=node_id, address=address, data_dir=config.nodes[0].data_dir.parent / node_id, feed=feed)
 
     async def _catch_up_on_writes(self, replicated: bool, most_s: float = 60.0) -> None:
-        """A (re)started replica may have missed writes while it was down: until its peers hold no
-        more hints for it, its reads health service says NOT_SERVING, so callers read from the
-        other replicas (they still write here). Repair then finds anything hints did not carry."""
+        """A (re)started replica may have missed writes while it was down: until every peer has
+        answered that it holds no more hints for it, its reads health service says NOT_SERVING, so
+        callers read from the other replicas (they still write here). A peer that does not answer
+        may hold hints it cannot send: after `most_s`, a repair with the peers that do answer
+        brings what they have (a write acknowledged by that peer and another reached the other)
+        before reads come here, so a caller's own acknowledged write is never read missing."""
         started = time.monotonic()
-        if replicated:
-            await self._wait_for_hints(most_s)
+        if replicated and not await self._wait_for_hints(most_s):
+            log.warning(
+                "peers holding hints did not answer node=%s: repairing from the others before serving reads",
+                self.node.id,
+            )
+            try:
+                async for _ in self.parts.repairer.repair(sorted(self.parts.ownership.owned)):
+                    pass
+            except Exception:  # serve anyway: the background repair passes try again
+                log.exception("repair before serving reads failed node=%s", self.node.id)
         await self._serve_reads()
         if replicated:
             log.info(
                 "caught up on writes missed while down node=%s after=%.1fs", self.node.id, time.monotonic() - started
             )
 
-    async def _wait_for_hints(self, most_s: float) -> None:
-        """Until no peer holds a hint for this node (or `most_s` passed, or none answers)."""
+    async def _wait_for_hints(self, most_s: float) -> bool:
+        """Until every peer answers that it holds no hint for this node (True), or `most_s` passed
+        with some peer silent or still holding some (False)."""
         started = time.monotonic()
-        while time.monotonic() - started < most_s:
-            held, answered = 0, 0
+        while True:
+            held, answered, peers = 0, 0, 0
             for member in self.parts.peers.map.members:
                 if member.id == self.node.id:
                     continue
+                peers += 1
                 try:
                     status = await self.parts.peers.get_node_status.on_node(
                         member.id, storage_pb2.GetNodeStatusRequest(), timeout_s=1.0
@@ -115,8 +128,10 @@ class NodeServer:
                     continue
                 answered += 1
                 held += status.replication.hints_by_target.get(self.node.id, 0)
-            if answered and not held:
-                return
+            if answered == peers and not held:
+                return True
+            if time.monotonic() - started >= most_s:
+                return False
             await asyncio.sleep(0.5)
 
     async def _serve_reads(self) -> None:
