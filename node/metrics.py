@@ -18,8 +18,11 @@ def directory_bytes(path: Path) -> int:
     total = 0
     with os.scandir(path) as entries:  # LevelDB keeps its files flat in one directory
         for entry in entries:
-            if entry.is_file(follow_symlinks=False):
-                total += entry.stat(follow_symlinks=False).st_size
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:  # a table compacted away between the listing and the stat
+                continue
     return total
 
 
