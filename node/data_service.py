@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from common import post_bytes
-from common.errors import FeedringError, InvalidArgument, Unavailable
+from common.errors import FeedringError, InvalidArgument
 from common.grpc_status import grpc_errors
 from node import keys
 from node.feed_store import FeedStore
@@ -56,14 +56,11 @@ class DataServicer:
         local: LocalWrites,
         replicator: Replicator,
         reads_first: ReadsFirst,
-        behind: Callable[[], bool] = lambda: False,
     ) -> None:
         self.data = data
         self.ownership = ownership
         self.local = local
         self.reads_first = reads_first  # told of every read, so fan-out stands back
-        self.peers = replicator.peers
-        self.behind = behind  # catching up on writes it missed (restarted, or its disk came back)
         for write in RPCS:
             setattr(self, write.name, _coordinated(replicator, write))
 
@@ -99,27 +96,11 @@ class DataServicer:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def _read_here(self, user_key: str) -> None:
-        """A replica catching up on writes it missed (restarted, its disk back) may lack one a caller
-        was told is done: while another replica of the key is up (by this node's failure detector),
-        it sends the read there, and answers itself only as the last resort. (Callers learn of its
-        state from its reads health too, but only at their next probe.)"""
-        if not self.behind():
-            return
-        peers = self.peers
-        others = [n for n in peers.map.replicas(self.data.partition(user_key)) if n != self.ownership.node_id]
-        up = [n for n in others if peers.health.allows(a := peers.address_of(n)) and a not in peers.health.lagging]
-        if up:
-            raise Unavailable(
-                f"node {self.ownership.node_id} is catching up on writes it missed: read from {', '.join(up)}"
-            )
-
     @grpc_errors
     async def ReadPosts(
         self, request: storage_pb2.ReadPostsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadPostsResponse:
         self.ownership.check_read(request.epoch, request.author_key, *request.more_keys)
-        self._read_here(request.author_key)
         self.reads_first.read_served()
         posts = self.data.posts.read_posts(request.author_key, request.limit, request.before_id, request.more_keys)
         return storage_pb2.ReadPostsResponse(posts=posts)
@@ -129,7 +110,6 @@ class DataServicer:
         self, request: storage_pb2.ReadInboxRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadInboxResponse:
         self.ownership.check_read(request.epoch, request.consumer)
-        self._read_here(request.consumer)
         self.reads_first.read_served()
         consumer, limit, before, after = request.consumer, request.limit, request.before_id, request.after_id
         hidden = self.data.relations.hidden_from(consumer)  # muted, blocked, blocking: never shown
@@ -157,7 +137,6 @@ class DataServicer:
         self, request: storage_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListEdgesResponse:
         self.ownership.check_read(request.epoch, request.user_key, *request.more_keys)
-        self._read_here(request.user_key)
         family = _EDGE_FAMILIES.get(request.direction)
         if family is None:
             raise InvalidArgument("direction must be FOLLOWERS, FOLLOWING, MUTED or BLOCKED")
@@ -169,7 +148,6 @@ class DataServicer:
         self, request: storage_pb2.GetUserMetaRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.UserMeta:
         self.ownership.check_read(request.epoch, request.user_key, *request.post_keys)
-        self._read_here(request.user_key)
         counters = self.data.counters(request.user_key)
         salted_posts = sum(c.post_count for k in request.post_keys if (c := self.data.counters(k)))
         if counters is None:
