@@ -10,13 +10,13 @@ and the CPU time of every server process.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
 from bench import scenarios
 from bench.harness import Mix, run_load
 from bench.processes import cpu_seconds, server_pids
+from bench.sampling import PeriodicSampler
 from bench.stats import summary
 from client import FeedClient
 from client.feed_client import ClusterStatus
@@ -59,7 +59,7 @@ def _bucket_quantile(bounds: list[float], counts: list[int], total: int, q: floa
 
 
 @dataclass
-class ServerSampler:
+class ServerSampler(PeriodicSampler):
     """Samples, every `every_s` in a thread: cluster status (lag histograms, inbox writes) and each
     server process's CPU time. `timeline()` turns the samples into per-interval figures."""
 
@@ -67,24 +67,15 @@ class ServerSampler:
     pids: dict[str, int]
     every_s: float = 1.0
     samples: list[tuple[float, ClusterStatus, dict[str, float]]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def __enter__(self) -> ServerSampler:
-        self._sample()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+    def begin(self) -> None:
         self._sample()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self._sample()
+    def tick(self) -> None:
+        self._sample()
+
+    def end(self) -> None:
+        self._sample()
 
     def _sample(self) -> None:
         try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +26,11 @@ from pathlib import Path
 from bench import fanout_load, scenarios
 from bench.harness import Mix, run_load
 from bench.processes import server_pids
+from bench.sampling import PeriodicSampler
 from bench.stats import summary
 from client import FeedClient
 from client.feed_client import ClusterStatus
+from node.metrics import directory_bytes
 from ops.local_cluster import LocalCluster
 
 __all__ = ["SoakSampler", "verdict", "soak", "SAMPLE_EVERY_S"]
@@ -76,19 +77,8 @@ def open_fds(pid: int) -> tuple[int, int]:
     return other, tables
 
 
-def directory_bytes(path: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.path.getsize(os.path.join(root, f))
-            except OSError:  # a table compacted away between listing and stat
-                pass
-    return total
-
-
 @dataclass
-class SoakSampler:
+class SoakSampler(PeriodicSampler):
     """Samples every `every_s` in a thread; `rows` holds one dict per sample."""
 
     client: FeedClient
@@ -96,37 +86,26 @@ class SoakSampler:
     data_dirs: dict[str, Path]
     every_s: float = SAMPLE_EVERY_S
     rows: list[dict[str, float]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
     _started: float = 0.0
     _last_status: ClusterStatus | None = None
+    _shown: float = 0.0  # when the last progress line was printed (seconds into the run)
 
-    def __enter__(self) -> SoakSampler:
+    def begin(self) -> None:
         self._started = time.perf_counter()
         self._last_status = self._status()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+    def tick(self) -> None:
+        row = self.sample()
+        self.rows.append(row)
+        if row["t_s"] >= self._shown + 60:  # a line a minute: a person watching a long run sees it move
+            self._shown = row["t_s"]
+            _print_row(row)
 
     def _status(self) -> ClusterStatus | None:
         try:
             return self.client.cluster_status()
         except Exception:  # a sample missed under load is a gap, not a failure
             return None
-
-    def _run(self) -> None:
-        shown = 0.0
-        while not self._stop.wait(self.every_s):
-            row = self.sample()
-            self.rows.append(row)
-            if row["t_s"] >= shown + 60:  # a line a minute: a person watching a long run sees it move
-                shown = row["t_s"]
-                _print_row(row)
 
     def sample(self) -> dict[str, float]:
         row: dict[str, float] = {"t_s": time.perf_counter() - self._started}

@@ -104,12 +104,13 @@ class Replicator:
         was just told is done (an unfollow after a follow). So it is stamped again above that version
         and written again, at most RESTAMPS times. Quorums intersect, so every acknowledged write is
         on some replica of ours: the last stamping is above all of them."""
-        stamp = method.versioned and not getattr(request, "version", 0) and not method.bulk
+        restamp = False  # a version given by the caller (or a bulk load's) is kept as it is
         if method.versioned and not getattr(request, "version", 0):
             request.version = self.clock.next()  # one version for every replica
+            restamp = not method.bulk
         for _ in range(RESTAMPS):
             reply, newer = await self._write_once(method, request)
-            if not stamp or newer <= request.version:
+            if not restamp or newer <= request.version:
                 return reply
             self.clock.observe(newer)
             log.info(
