@@ -97,6 +97,7 @@ class ReplicationStats:
     clock_offset_ms: dict[str, int] = field(default_factory=dict)  # peer id -> its wall clock minus this node's
     max_clock_skew_ms: int = 0  # replication.max_clock_skew
     writes_restamped: int = 0  # versioned writes stamped again above a replica's newer version
+    tombstones_collected: int = 0  # post tombstones and dead edges collected since start (gc_grace)
 
     def clock_skewed(self) -> dict[str, int]:
         """The peers whose clock is further off than max_clock_skew, and by how much."""
@@ -235,6 +236,7 @@ def cluster_status_of(r: admin_pb2.ClusterStatus) -> ClusterStatus:
                     dict(n.replication.clock_offset_ms),
                     n.replication.max_clock_skew_ms,
                     n.replication.writes_restamped,
+                    n.replication.tombstones_collected,
                 ),
                 n.disk_error,
             )

@@ -35,7 +35,10 @@ class Member:
 
     def to_proto(self) -> cluster_pb2.NodeInfo:
         return cluster_pb2.NodeInfo(
-            id=self.id, address=self.address, weight=self.weight, feed_address=self.feed_address,
+            id=self.id,
+            address=self.address,
+            weight=self.weight,
+            feed_address=self.feed_address,
             generator=self.generator,
         )
 
@@ -233,9 +236,7 @@ def initial_map(config: ClusterConfig) -> ClusterMap:
     """Epoch 1, seeded from cluster.toml; after that the live map stored on the nodes is the truth."""
     if len(config.nodes) > len(NODE_GENERATORS):
         raise ValueError(f"at most {len(NODE_GENERATORS)} nodes: there are no more post-id generators")
-    members = tuple(
-        Member(n.id, n.address, n.weight, n.feed, NODE_GENERATORS[i]) for i, n in enumerate(config.nodes)
-    )
+    members = tuple(Member(n.id, n.address, n.weight, n.feed, NODE_GENERATORS[i]) for i, n in enumerate(config.nodes))
     return ClusterMap(
         epoch=1,
         partitions=config.partitions,

@@ -128,8 +128,11 @@ class Replication:
     repair_interval_s: float = 300.0  # between background anti-entropy passes (0: off)
     repair_max_keys_per_second: int = 20_000  # a pass's pace, so it never starves client traffic
     max_hints_per_node: int = 1_000_000  # writes held for one unreachable node; past it, repair catches it up
-    max_hint_age_s: float = 3 * 3600.0  # older hints are dropped (0: kept until replayed); repair catches up
+    max_hint_age_s: float = 3 * 3600.0  # older hints are dropped (less than gc_grace); repair catches up
     max_clock_skew_s: float = 1.0  # a peer's wall clock further off than this is warned of (0: never)
+    # Post tombstones and dead edges older than this (and seen by a repair on every replica) are
+    # collected; a node down longer than this may not rejoin (node/tombstones.py).
+    gc_grace_s: float = 10 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -343,8 +346,17 @@ def load(path: str | Path) -> ClusterConfig:
         max_hints_per_node=rep.integer("max_hints_per_node", 1_000_000, minimum=0),
         max_hint_age_s=rep.duration("max_hint_age", 3 * 3600.0),
         max_clock_skew_s=rep.duration("max_clock_skew", 1.0),
+        gc_grace_s=rep.duration("gc_grace", 10 * 86400.0),
     )
     rep.check_unknown()
+    if replication.gc_grace_s <= 0:
+        raise rep.fail("gc_grace", "must be more than 0 (tombstones collected at once could let deleted data back)")
+    if not 0 < replication.max_hint_age_s < replication.gc_grace_s:
+        raise rep.fail(
+            "max_hint_age",
+            f"must be more than 0 and less than gc_grace ({replication.gc_grace_s:g} s): a hint older than "
+            "the tombstones that beat it could bring deleted data back",
+        )
 
     fan = _Reader(path, _table(path, raw, "fanout"), "fanout.")
     fanout = Fanout(inactive_after_s=fan.duration("inactive_after", 14 * 86400.0))

@@ -39,6 +39,7 @@ from node.repair_service import RepairServicer
 from node.replication import Replicator
 from node.status_service import StatusServicer
 from node.store import Store
+from node.tombstones import Tombstones
 from node.transfer import PartitionMover
 from protos import storage_pb2
 
@@ -144,6 +145,7 @@ def build_node(
         config.replication.repair_interval_s,
         config.replication.repair_max_keys_per_second,
         reads_first,
+        Tombstones(config.replication.gc_grace_s),
     )
     mover = PartitionMover(node_id, observed, peers, ownership)
     status = StatusServicer(ownership, data.batches, delivery, reads_first, replicator, repairer, data.inboxes)

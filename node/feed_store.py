@@ -22,7 +22,7 @@ from collections.abc import Callable
 from common.hot_state import HotPolicy
 from common.partitioning import partition_of
 from common.versions import VersionClock
-from node import keys
+from node import keys, tombstones
 from node.batch import Batches, UserCounters
 from node.delivery_log import DeliveryLog
 from node.follow_graph import FollowGraph
@@ -69,6 +69,7 @@ class FeedStore:
             self.readers,
         )
         self.deliveries = DeliveryLog(self.batches, self.partition)
+        self.tombstones_collected = 0  # since start (node/tombstones.py)
 
     def partition(self, key: str) -> int:
         return partition_of(key, self.partitions)
@@ -81,6 +82,19 @@ class FeedStore:
 
     def counters(self, user_key: str) -> UserCounters | None:
         return self.batches.user_counters(self.partition(user_key), user_key)
+
+    def collect_tombstones(self, found: list[bytes], horizon: int) -> int:
+        """Deletes the tombstones among `found` still older than `horizon` as stored (a scan saw
+        them; a write since, a follow again, may have replaced one). Returns how many went."""
+        batch = self.batches.new()
+        gone = 0
+        for key in found:
+            value = batch.get(key)
+            if value is not None and tombstones.collectable(key, value, horizon):
+                gone += batch.delete_existing(key)
+        batch.commit()
+        self.tombstones_collected += gone
+        return gone
 
     def merge_rules(self) -> dict[bytes, MergeRule]:
         """Each replicated family's merge rule, in the order a repair applies them: tombstones first

@@ -78,6 +78,7 @@ __all__ = [
     "hint_prefix",
     "hint_key",
     "FORMAT_KEY",
+    "HEARTBEAT_KEY",
     "DISK_PROBE_KEY",
     "TOMBSTONE_SUFFIX",
     "inbox_prefixes",
@@ -156,6 +157,7 @@ FAMILY_NAMES = {
 CLUSTER_MAP_KEY = b"\xff\xff" + b"cluster_map"
 FORMAT_KEY = b"\xff\xff" + b"format"
 DISK_PROBE_KEY = b"\xff\xff" + b"disk_probe"  # written to learn whether the disk takes writes again
+HEARTBEAT_KEY = b"\xff\xff" + b"alive_at"  # ms (8B BE): the node ran then (node/heartbeat.py; not "h": hints)
 HINTS_PREFIX = b"\xff\xffh"
 TOMBSTONE_SUFFIX = b"x"  # after an inbox entry's key: its tombstone
 UNFOLLOW_MARK = b"\xff" * 8 + b"u"  # after an inbox's prefix, before an author: an unfollow mark

@@ -106,6 +106,11 @@ def node_families(status: Callable[[], storage_pb2.NodeStatus], data_dir: Path) 
             "Versioned writes stamped again above a replica's newer version (a skewed clock or a concurrent write)",
             value=r.writes_restamped,
         )
+        yield CounterMetricFamily(
+            "feedring_tombstones_collected",
+            "Post tombstones and dead edges collected: older than gc_grace and seen in sync on every replica",
+            value=r.tombstones_collected,
+        )
         offsets = GaugeMetricFamily(
             "feedring_peer_clock_offset_seconds",
             "A peer's wall clock minus this node's (from write replies)",

@@ -25,9 +25,7 @@ MAX_BYTES_PER_CALL = 4 << 20
 
 @dataclass
 class _Outbox:
-    queued: list[tuple[storage_pb2.ReplicaWrite, asyncio.Future[storage_pb2.WriteResult]]] = field(
-        default_factory=list
-    )
+    queued: list[tuple[storage_pb2.ReplicaWrite, asyncio.Future[storage_pb2.WriteResult]]] = field(default_factory=list)
     sending: bool = False
 
 

@@ -16,11 +16,13 @@ from collections.abc import Callable, Generator, Iterable
 
 from common import post_bytes, salting
 from common.hot_state import HotState
+from feed.post_ids import created_at_ms
 from node import delivery_log, keys
 from node.batch import Batch, Batches
 from node.hot_registry import HotRegistry
 from node.inboxes import TimelineListener, nobody_listens
 from node.store import newest_values
+from node.tombstones import tombstone_value, tombstone_version
 from protos import feed_pb2
 
 __all__ = ["Posts"]
@@ -59,7 +61,8 @@ class Posts:
             if earlier_id and earlier_id != post.id:
                 if not replica or earlier_id > post.id:
                     return False, state, earlier_id
-                self._remove_in(batch, part, author_key, earlier_id)  # superseded by this later attempt
+                # Superseded by this later attempt: dated by it, so every replica writes the same.
+                self._remove_in(batch, part, author_key, earlier_id, created_at_ms(post.id) << 16)
                 batch.put(request, _POST_ID.pack(post.id))
             elif not earlier_id:
                 batch.put_new(request, _POST_ID.pack(post.id))
@@ -82,13 +85,14 @@ class Posts:
             self.changed([salting.home_of(author_key)[0]])
         return created, state, 0
 
-    def remove_post(self, author_key: str, post_id: int) -> feed_pb2.Post | None:
-        """Removes the post, leaving a tombstone, and in the same write records its removal from every
-        follower's inbox (replacing an insert still owed). Also for a post stored while its author
-        was hot: a cool-down may have copied it into inboxes since. None if the post was not here."""
+    def remove_post(self, author_key: str, post_id: int, version: int) -> feed_pb2.Post | None:
+        """Removes the post, leaving a tombstone dated `version` (the delete's coordinator stamped
+        it), and in the same write records its removal from every follower's inbox (replacing an
+        insert still owed). Also for a post stored while its author was hot: a cool-down may have
+        copied it into inboxes since. None if the post was not here."""
         part = self.partition(author_key)
         batch = self.batches.new()
-        raw = self._remove_in(batch, part, author_key, post_id)
+        raw = self._remove_in(batch, part, author_key, post_id, version)
         batch.commit()
         if raw is None:
             return None
@@ -96,11 +100,17 @@ class Posts:
         post: feed_pb2.Post = feed_pb2.Post.FromString(raw)
         return post
 
-    def _remove_in(self, batch: Batch, part: int, author_key: str, post_id: int) -> bytes | None:
-        """In `batch`: the post's tombstone, and if the post is here its removal and the retraction
-        it owes (replacing an insert still owed). Returns the post as stored, or None."""
+    def _remove_in(self, batch: Batch, part: int, author_key: str, post_id: int, version: int) -> bytes | None:
+        """In `batch`: the post's tombstone (of the two versions of one deleted twice, the later
+        stays: replicas agree), and if the post is here its removal and the retraction it owes
+        (replacing an insert still owed). Returns the post as stored, or None."""
         key = keys.post_key(part, keys.POSTS, author_key, post_id)
-        batch.put_new(keys.post_key(part, keys.POST_TOMBSTONES, author_key, post_id), b"")
+        tombstone = keys.post_key(part, keys.POST_TOMBSTONES, author_key, post_id)
+        held = batch.get(tombstone)
+        if held is None:
+            batch.put_new(tombstone, tombstone_value(version))
+        elif tombstone_version(tombstone, held) < version:
+            batch.put(tombstone, tombstone_value(version))
         raw = batch.get(key)
         if raw is None:
             return None
@@ -159,7 +169,9 @@ class Posts:
 
     def merge_tombstone(self, key: bytes, value: bytes) -> int:
         """Another replica's tombstone: the post goes here too (with its retraction owed)."""
-        if self.store.get(key) is not None:
+        version = tombstone_version(key, value)
+        held = self.store.get(key)
+        if held is not None and tombstone_version(key, held) >= version:
             return 0
-        self.remove_post(keys.user_of(key).decode("utf-8"), keys.post_id_of(key))
+        self.remove_post(keys.user_of(key).decode("utf-8"), keys.post_id_of(key), version)
         return 1

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 
 from common.errors import FeedringError
 from common.storage_client import StorageClient
-from node import keys
+from node import keys, tombstones
 from node.feed_store import FeedStore
 from node.inboxes import logical_view
 from node.ownership import Ownership
@@ -82,23 +82,31 @@ def _add_to_digests(sums: list[int], entries: Iterable[tuple[bytes, bytes]]) -> 
     return count
 
 
-async def digests_in_slices(data: FeedStore, partition: int, reads_first: ReadsFirst) -> tuple[list[int], int]:
+async def digests_in_slices(
+    data: FeedStore, partition: int, reads_first: ReadsFirst, horizon: int = 0
+) -> tuple[list[int], int]:
     """As digests_and_size, as background work on the event loop: a slice of SCAN_SLICE keys at a
     time under node/reads_first.py, so timeline reads never wait behind a repair. (Run in a thread,
     the scan held the GIL against the event loop for the whole partition: with three replicas every
-    node repairs every partition, and reads lost up to half their throughput while it ran.)"""
+    node repairs every partition, and reads lost up to half their throughput while it ran.)
+    Tombstones written before `horizon` (ms; node/tombstones.py) are left out and collected."""
     sums = [0] * BUCKETS
     count = 0
-    entries = _compared(data, partition, tombstones=False)
+    scanned = _compared(data, partition, tombstones=False)
+    collectable: list[bytes] = []
+    entries = tombstones.sift(scanned, horizon, collectable.append)
     try:
         while True:
             async with reads_first.slice():
                 chunk = list(itertools.islice(entries, SCAN_SLICE))
                 count += _add_to_digests(sums, chunk)
+                if collectable:
+                    data.collect_tombstones(collectable, horizon)
+                    collectable.clear()
             if len(chunk) < SCAN_SLICE:
                 return sums, count
     finally:
-        close = getattr(entries, "close", None)
+        close = getattr(scanned, "close", None)
         if close is not None:
             close()  # the LevelDB iterator pins old data until it is closed
 
@@ -136,8 +144,11 @@ class Repairer:
         interval_s: float,
         max_keys_per_second: int,
         reads_first: ReadsFirst | None = None,
+        gc: tombstones.Tombstones | None = None,
     ) -> None:
         self.node_id = node_id
+        # Which tombstones may go: a partition's pass that reached every replica counts (node/tombstones.py).
+        self.tombstones = gc or tombstones.Tombstones(10 * 86400.0)
         self.data = data
         self.peers = peers
         self.ownership = ownership
@@ -226,23 +237,38 @@ class Repairer:
         self, part: int, unreachable: set[str], pull_only: bool = False
     ) -> tuple[int, int, int]:
         """Pull what differs from every other replica, then push what still differs to each.
-        Returns (1 if any replica differed, entries moved, keys scanned)."""
-        others = [n for n in self.peers.map.replicas(part) if n != self.node_id]
-        if not others:
-            return 0, 0, 0  # a single copy: nothing to compare with
+        Returns (1 if any replica differed, entries moved, keys scanned). A pass that reached every
+        replica (and was not only a pull) leaves them equal as of its start: the partition is in
+        sync then, which lets the next pass collect the tombstones written before it."""
+        replicas = self.peers.map.replicas(part)
+        others = [n for n in replicas if n != self.node_id]
+        started_ms = int(self.tombstones.wall() * 1000)
+        since = 0 if pull_only else self.tombstones.in_sync_since(part, replicas)
+        horizon = self.tombstones.horizon_since(since)
+        if not others:  # a single copy: nothing to compare with, always in sync
+            scanned = 0
+            if horizon and self.tombstones.sweep_due(part, started_ms):
+                _, scanned = await digests_in_slices(self.data, part, self.reads_first, horizon)
+            if not pull_only:
+                self.tombstones.note_in_sync(part, started_ms, replicas)
+            return 0, 0, scanned
         moved = 0
         differed = 0
         scanned = 0
+        reached_all = True
         for push in (False,) if pull_only else (False, True):
             if push and not differed:
                 break  # every peer matched in the pull: nothing to push (the common case, half the cost)
-            mine, size = await digests_in_slices(self.data, part, self.reads_first)
+            mine, size = await digests_in_slices(self.data, part, self.reads_first, horizon)
             scanned += size
             for peer in others:
                 if peer in unreachable:
+                    reached_all = False
                     continue
                 try:
-                    reply = await self.peers.get_digests.on_node(peer, storage_pb2.GetDigestsRequest(partitions=[part]))
+                    reply = await self.peers.get_digests.on_node(
+                        peer, storage_pb2.GetDigestsRequest(partitions=[part], in_sync_since_ms=[since])
+                    )
                     theirs = list(reply.digests[0].buckets) if reply.digests else [0] * BUCKETS
                     diff = [b for b in range(BUCKETS) if theirs[b] != mine[b]]
                     if not diff:
@@ -263,4 +289,7 @@ class Repairer:
                 except FeedringError as exc:
                     log.info("repair cannot reach peer node=%s peer=%s error=%s", self.node_id, peer, exc.message)
                     unreachable.add(peer)
+                    reached_all = False
+        if reached_all and not pull_only:
+            self.tombstones.note_in_sync(part, started_ms, replicas)
         return differed, moved, scanned

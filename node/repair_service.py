@@ -36,8 +36,15 @@ class RepairServicer:
     ) -> storage_pb2.GetDigestsResponse:
         self.ownership.check_held(request.partitions)
         out = []
-        for part in request.partitions:
-            buckets, _ = await repair.digests_in_slices(self.data, part, self.repairer.reads_first)
+        for i, part in enumerate(request.partitions):
+            # The asker's in-sync time, as the asker uses it: both sides leave out the same tombstones.
+            since = request.in_sync_since_ms[i] if i < len(request.in_sync_since_ms) else 0
+            if request.epoch != self.ownership.map.epoch:
+                since = 0  # the asker's replicas may not be this map's: collect nothing
+            horizon = self.repairer.tombstones.horizon_since(since)
+            if since:
+                self.repairer.tombstones.note_in_sync(part, since, self.ownership.map.replicas(part))
+            buckets, _ = await repair.digests_in_slices(self.data, part, self.repairer.reads_first, horizon)
             out.append(storage_pb2.PartitionDigest(partition=part, buckets=buckets))
         return storage_pb2.GetDigestsResponse(digests=out)
 

@@ -25,7 +25,7 @@ from common.service_handlers import add_service
 from common.storage_client import READS_SERVICE, GrpcTransport
 from feed.flows import FeedFlows
 from feed.public_server import add_feed, listen, public_server, serving
-from node import keys
+from node import heartbeat, keys
 from node.build import STORAGE_SERVICE, build_node
 from node.feed_api import feed_flows
 from node.metrics import node_families
@@ -56,6 +56,13 @@ class NodeServer:
             self.credentials.secret, tls.peer_credentials(config, node_id) if config.tls.enabled else None
         )
         self.store = LevelDBStore(self.node.data_dir, node_id)
+        try:  # away longer than gc_grace: its old data could bring deleted data back
+            heartbeat.check_not_away_too_long(
+                self.store, node_id, str(self.node.data_dir), config.replication.gc_grace_s
+            )
+        except heartbeat.AwayTooLongError:
+            self.store.close()
+            raise
         self.parts = build_node(config, node_id, self.node.address, self.store, transport)
         self._background: list[asyncio.Task[None]] = []
         self.metrics = (
@@ -252,6 +259,7 @@ class NodeServer:
             asyncio.create_task(parts.trimmer.run()),
             asyncio.create_task(parts.sweeper.run()),
             asyncio.create_task(self._watch_disk()),
+            asyncio.create_task(heartbeat.run(self.store, self.config.replication.gc_grace_s)),
             asyncio.create_task(parts.peers.health.monitor(self._peer_addresses, parts.peers.probe)),
         ]
         if self.metrics is not None:

@@ -85,6 +85,7 @@ class StatusServicer:
         stats.hints_expired = hints.expired
         stats.quorum_failures = replicator.quorum_failures
         stats.writes_restamped = replicator.restamped
+        stats.tombstones_collected = self.repairer.data.tombstones_collected
         stats.clock_offset_ms.update(replicator.clock_skew.offsets_ms())
         stats.max_clock_skew_ms = replicator.clock_skew.max_skew_ms
         suspected = set(replicator.peers.health.suspected())

@@ -141,7 +141,8 @@ def _store_post_answer(mine: pb.StorePostResponse, others: list[pb.StorePostResp
 
 
 def _remove_post(data: FeedStore, r: pb.RemovePostRequest) -> pb.RemovePostResponse:
-    post = data.posts.remove_post(r.author_key, r.post_id)  # the tombstone is written either way
+    # The tombstone is written either way; dated by the coordinator (a hint from before dates: now).
+    post = data.posts.remove_post(r.author_key, r.post_id, data.clock.stamp(r.version))
     return pb.RemovePostResponse(post=post) if post is not None else pb.RemovePostResponse()
 
 
@@ -170,6 +171,7 @@ REMOVE_POST = AtomicWrite(
     keys=lambda r: [r.author_key],
     apply=_remove_post,
     owes_delivery=True,
+    versioned=True,  # the version dates the tombstone, for its collection (node/tombstones.py)
     answer=_removed_on_any_replica,
 )
 

@@ -213,6 +213,11 @@ class LocalCluster:
                     )
                 time.sleep(0.1)
 
+    def wait_exit(self, name: str, timeout_s: float) -> int:
+        """The exit code of process `name`, started by this object, once it exits (one that must
+        refuse to start); raises subprocess.TimeoutExpired if it is still running after `timeout_s`."""
+        return self._children[name].wait(timeout_s)
+
     def _exited(self, name: str) -> bool:
         child = self._children.get(name)
         if child is not None:  # started by this object: ask the kernel directly

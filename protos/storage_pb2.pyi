@@ -71,14 +71,16 @@ class StorePostResponse(_message.Message):
     def __init__(self, created: _Optional[bool] = ..., state: _Optional[_Union[HotState, str]] = ..., existing_id: _Optional[int] = ...) -> None: ...
 
 class RemovePostRequest(_message.Message):
-    __slots__ = ("epoch", "author_key", "post_id")
+    __slots__ = ("epoch", "author_key", "post_id", "version")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
     POST_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     author_key: str
     post_id: int
-    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post_id: _Optional[int] = ...) -> None: ...
+    version: int
+    def __init__(self, epoch: _Optional[int] = ..., author_key: _Optional[str] = ..., post_id: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
 
 class RemovePostResponse(_message.Message):
     __slots__ = ("post",)
@@ -530,7 +532,7 @@ class NodeStatus(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[ReplicationStats, _Mapping]] = ..., disk_error: _Optional[str] = ...) -> None: ...
 
 class ReplicationStats(_message.Message):
-    __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down", "catching_up", "hints_expired", "clock_offset_ms", "max_clock_skew_ms", "writes_restamped")
+    __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down", "catching_up", "hints_expired", "clock_offset_ms", "max_clock_skew_ms", "writes_restamped", "tombstones_collected")
     class HintsByTargetEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -560,6 +562,7 @@ class ReplicationStats(_message.Message):
     CLOCK_OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_CLOCK_SKEW_MS_FIELD_NUMBER: _ClassVar[int]
     WRITES_RESTAMPED_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONES_COLLECTED_FIELD_NUMBER: _ClassVar[int]
     hints: int
     hints_by_target: _containers.ScalarMap[str, int]
     partitions_checked: int
@@ -575,7 +578,8 @@ class ReplicationStats(_message.Message):
     clock_offset_ms: _containers.ScalarMap[str, int]
     max_clock_skew_ms: int
     writes_restamped: int
-    def __init__(self, hints: _Optional[int] = ..., hints_by_target: _Optional[_Mapping[str, int]] = ..., partitions_checked: _Optional[int] = ..., partitions_out_of_sync: _Optional[int] = ..., last_repair_ms: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., repairing: _Optional[bool] = ..., hints_replayed: _Optional[int] = ..., quorum_failures: _Optional[int] = ..., peers_down: _Optional[_Iterable[str]] = ..., catching_up: _Optional[bool] = ..., hints_expired: _Optional[int] = ..., clock_offset_ms: _Optional[_Mapping[str, int]] = ..., max_clock_skew_ms: _Optional[int] = ..., writes_restamped: _Optional[int] = ...) -> None: ...
+    tombstones_collected: int
+    def __init__(self, hints: _Optional[int] = ..., hints_by_target: _Optional[_Mapping[str, int]] = ..., partitions_checked: _Optional[int] = ..., partitions_out_of_sync: _Optional[int] = ..., last_repair_ms: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., repairing: _Optional[bool] = ..., hints_replayed: _Optional[int] = ..., quorum_failures: _Optional[int] = ..., peers_down: _Optional[_Iterable[str]] = ..., catching_up: _Optional[bool] = ..., hints_expired: _Optional[int] = ..., clock_offset_ms: _Optional[_Mapping[str, int]] = ..., max_clock_skew_ms: _Optional[int] = ..., writes_restamped: _Optional[int] = ..., tombstones_collected: _Optional[int] = ...) -> None: ...
 
 class ReplicaWrite(_message.Message):
     __slots__ = ("method", "request")
@@ -658,12 +662,14 @@ class HeldDeliveriesResponse(_message.Message):
     def __init__(self, held: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class GetDigestsRequest(_message.Message):
-    __slots__ = ("epoch", "partitions")
+    __slots__ = ("epoch", "partitions", "in_sync_since_ms")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    IN_SYNC_SINCE_MS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     partitions: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[_Iterable[int]] = ...) -> None: ...
+    in_sync_since_ms: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, epoch: _Optional[int] = ..., partitions: _Optional[_Iterable[int]] = ..., in_sync_since_ms: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PartitionDigest(_message.Message):
     __slots__ = ("partition", "buckets")

@@ -27,9 +27,7 @@ class ClusterHandle:
         `map_aware=False`: every call through the router (tests of the router itself)."""
         token = self.local.secret if token is None else token
         ca_file = self.config.tls.ca_file if self.config.tls.enabled else ""
-        client = FeedClient(
-            self.router_address, timeout_s=timeout_s, token=token, ca_file=ca_file, map_aware=map_aware
-        )
+        client = FeedClient(self.router_address, timeout_s=timeout_s, token=token, ca_file=ca_file, map_aware=map_aware)
         self._clients.append(client)
         return client
 

@@ -265,3 +265,72 @@ def test_a_node_gone_for_good_is_removed_and_its_replicas_rebuilt_from_the_other
         assert all(len({tuple(digests[n][p]) for n in ("n1", "n2", "n3")}) == 1 for p in range(64))
     finally:
         handle.stop()
+
+
+def test_tombstones_are_collected_once_every_replica_has_them_and_what_they_deleted_stays_deleted(
+    tmp_path: Path,
+) -> None:
+    """gc_grace of seconds: n3 misses a delete and an unfollow (killed, its hints expired), a repair
+    brings them, the next collects every tombstone on every replica, and neither comes back."""
+    handle = start_cluster(
+        tmp_path,
+        partitions=16,
+        replication_factor=3,
+        replication={"repair_interval_s": 0, "gc_grace": "6s", "max_hint_age": "1s"},
+    )
+    try:
+        client = handle.client(timeout_s=10.0)
+        client.follow("ann", "bob")
+        client.follow("cat", "bob")
+        doomed, kept = client.post("bob", "doomed"), client.post("bob", "kept")
+        wait_settled(client)
+        handle.kill("n3")  # (a stopped node would still take the writes queued in its socket)
+        client.delete_post("bob", doomed.id)
+        assert client.unfollow("cat", "bob")
+        deleted_at = time.monotonic()
+        time.sleep(2.5)  # n3's hints expire: only a repair can tell it
+        handle.restart("n3")
+
+        def counts(family: str) -> dict[str, int]:
+            return {n.id: n.keys_by_family.get(family, 0) for n in client.cluster_status().nodes}
+
+        eventually(lambda: assert_all_healthy(client), timeout_s=30)
+        assert counts("post_tombstones") == {"n1": 1, "n2": 1, "n3": 0}
+
+        def repaired() -> None:  # every replica reached (the detectors may still doubt n3 a moment)
+            assert list(client.repair())[-1].done
+            assert counts("post_tombstones") == {"n1": 1, "n2": 1, "n3": 1}
+
+        eventually(repaired, timeout_s=30)
+        time.sleep(max(0.0, deleted_at + 6.5 - time.monotonic()))  # past gc_grace
+        assert list(client.repair())[-1].done  # collects on every replica
+        status = client.cluster_status()
+        assert {n.id: n.keys_by_family.get("post_tombstones", 0) for n in status.nodes} == {"n1": 0, "n2": 0, "n3": 0}
+        assert all(n.replication.tombstones_collected >= 3 for n in status.nodes)  # the post's, two dead edges
+        assert list(client.repair())[-1].out_of_sync == 0
+        for node in ("n1", "n2", "n3"):  # from each replica: nothing deleted is back
+            with FeedClient(handle.config.node(node).feed, timeout_s=10.0, map_aware=False) as direct:
+                assert [p.id for p in direct.iter_user_posts("bob")] == [kept.id]
+                assert direct.followers("bob").items == ["ann"]
+                assert "bob" not in direct.following("cat").items
+        digests = {n: node_digests(handle.config.node(n).address, 16, handle.local.secret) for n in ("n1", "n2", "n3")}
+        assert digests["n1"] == digests["n2"] == digests["n3"]
+
+        # A replica away longer than gc_grace: nothing is collected meanwhile, and it may not rejoin.
+        handle.kill("n3")
+        client.delete_post("bob", kept.id)
+        time.sleep(6.5)
+        list(client.repair())
+        assert counts("post_tombstones") == {"n1": 1, "n2": 1, "n3": 0}  # n3 is down: shown as 0
+        handle.local.start_process("n3")
+        assert handle.local.wait_exit("n3", timeout_s=30) == 2
+        log = handle.local.log_tail("n3", lines=5)
+        assert "longer than replication.gc_grace" in log and "feedring node remove n3 --dead" in log, log
+    finally:
+        handle.stop()
+
+
+
+def assert_all_healthy(client: FeedClient) -> None:
+    nodes = client.cluster_status().nodes
+    assert all(n.healthy and not n.replication.catching_up for n in nodes), [(n.id, n.healthy) for n in nodes]

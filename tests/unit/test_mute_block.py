@@ -200,8 +200,10 @@ class Model:
         def shown(author: str) -> bool:
             if author == reader:
                 return True
-            return (reader, author) in self.follows and (reader, author) not in self.mutes and not self.blocked(
-                reader, author
+            return (
+                (reader, author) in self.follows
+                and (reader, author) not in self.mutes
+                and not self.blocked(reader, author)
             )
 
         return sorted((i for i, a in self.posts.items() if shown(a)), reverse=True)

@@ -31,11 +31,7 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 
 def user_held_by(cluster: InmemCluster, node_id: str, *, held: bool, prefix: str = "u") -> str:
-    return next(
-        f"{prefix}{i}"
-        for i in range(10_000)
-        if (node_id in replicas(cluster, f"{prefix}{i}")) == held
-    )
+    return next(f"{prefix}{i}" for i in range(10_000) if (node_id in replicas(cluster, f"{prefix}{i}")) == held)
 
 
 def replicas(cluster: InmemCluster, key: str) -> tuple[str, ...]:

@@ -319,7 +319,7 @@ def test_merging_a_post_tombstone_removes_the_post_and_owes_its_retraction() -> 
     a, b = two_stores()
     for store in (a, b):
         store.posts.store_post("bob", post(1, "bob"))
-    a.posts.remove_post("bob", 1)
+    a.posts.remove_post("bob", 1, 1 << 16)
     merge_all(a, b)
     assert b.posts.read_posts("bob", 5) == [] and b.counters("bob").post_count == 0  # type: ignore[union-attr]
     pending = b.deliveries.pending(range(4), 10)
@@ -330,7 +330,7 @@ def test_merging_a_post_tombstone_removes_the_post_and_owes_its_retraction() -> 
 def test_merging_a_post_never_brings_back_one_deleted_here() -> None:
     a, b = two_stores()
     a.posts.store_post("bob", post(1, "bob"))
-    b.posts.remove_post("bob", 1)  # the delete reached b first
+    b.posts.remove_post("bob", 1, 1 << 16)  # the delete reached b first
     merge_all(a, b)
     assert b.posts.read_posts("bob", 5) == []
 

@@ -132,7 +132,7 @@ def test_edges_converge_whatever_order_their_writes_arrive_in() -> None:
 
 def test_a_delete_that_arrives_before_its_post_still_wins() -> None:
     feed = FeedStore(MemoryStore(), partitions=8, timeline_cap=10)
-    assert feed.posts.remove_post("bob", 42) is None
+    assert feed.posts.remove_post("bob", 42, 1 << 16) is None
     created, _, _ = feed.posts.store_post("bob", feed_pb2.Post(id=42, author="bob", text="late"))
     assert not created and feed.posts.read_posts("bob", 10) == []
 
