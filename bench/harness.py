@@ -137,9 +137,7 @@ async def _drive(job: Job) -> dict[str, list[float]]:
     return dict(latencies)
 
 
-async def _router_of_keys(
-    job: Job, entry: Any, channels: list[grpc.aio.Channel]
-) -> Callable[[str, int, bool], Any]:
+async def _router_of_keys(job: Job, entry: Any, channels: list[grpc.aio.Channel]) -> Callable[[str, int, bool], Any]:
     """Map-aware routing as FeedClient does it (client/routing.py): the routing map from `target`,
     then `CONNECTIONS_PER_PROCESS` connections to each node's Feed API; a call goes to the replica
     of its key that this process reads that key from (writes: the primary)."""

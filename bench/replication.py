@@ -40,9 +40,7 @@ def replication_cost(run_dir: Path, users: int, seconds: float, down_s: float, q
     return out
 
 
-def _one_cluster(
-    directory: Path, rf: int, users: int, seconds: float, down_s: float, quick: bool
-) -> dict[str, object]:
+def _one_cluster(directory: Path, rf: int, users: int, seconds: float, down_s: float, quick: bool) -> dict[str, object]:
     cluster = LocalCluster(scenarios.write_cluster_file(directory, 1_000_000, 8, [], replication_factor=rf))
     cluster.start(quiet=True)
     try:

@@ -79,6 +79,7 @@ class NodeHealth:
     delivery: DeliveryStats = field(default_factory=lambda: DeliveryStats())
     replication: ReplicationStats = field(default_factory=lambda: ReplicationStats())
     disk_error: str = ""  # the disk refused a write: the node serves reads, not writes
+    leveldb_cache_bytes: int = 0  # LevelDB's block cache and memtables (part of rss_bytes)
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,7 @@ def cluster_status_of(r: admin_pb2.ClusterStatus) -> ClusterStatus:
                     n.replication.tombstones_collected,
                 ),
                 n.disk_error,
+                n.leveldb_cache_bytes,
             )
             for n in r.nodes
         ],

@@ -42,6 +42,11 @@ def node_families(status: Callable[[], storage_pb2.NodeStatus], data_dir: Path) 
             "feedring_leveldb_bytes", "Size of the node's LevelDB files on disk", value=directory_bytes(data_dir)
         )
         yield GaugeMetricFamily(
+            "feedring_leveldb_cache_bytes",
+            "Memory LevelDB reports holding: its block cache (at most 32 MiB) and memtables",
+            value=s.leveldb_cache_bytes,
+        )
+        yield GaugeMetricFamily(
             "feedring_delivery_records", "Delivery records outstanding (fan-out backlog)", value=d.records
         )
         yield GaugeMetricFamily(

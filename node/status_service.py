@@ -63,6 +63,7 @@ class StatusServicer:
             delivery=self._delivery(percentiles),
             replication=self._replication(),
             disk_error=getattr(getattr(self.batches.store, "inner", None), "write_error", ""),
+            leveldb_cache_bytes=_cache_bytes(self.batches.store),
         )
 
     def _delivery(self, percentiles: bool) -> storage_pb2.DeliveryStats:
@@ -91,3 +92,10 @@ class StatusServicer:
         suspected = set(replicator.peers.health.suspected())
         stats.peers_down.extend(m.id for m in self.ownership.map.members if m.address in suspected)
         return stats
+
+
+def _cache_bytes(store: object) -> int:
+    """LevelDB's own memory (0 for the in-memory twin's store)."""
+    inner = getattr(store, "inner", store)
+    cache_bytes = getattr(inner, "cache_bytes", None)
+    return int(cache_bytes()) if cache_bytes is not None else 0

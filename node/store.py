@@ -162,6 +162,13 @@ class LevelDBStore:
     def snapshot(self) -> LevelDBSnapshot:
         return LevelDBSnapshot(self._db.snapshot())
 
+    def cache_bytes(self) -> int:
+        """The memory LevelDB reports holding: its block cache (up to lru_cache_size) and memtables.
+        Not counted by LevelDB: each open table's index and bloom filter (10 bits a key), which
+        grow with the data (bench/soak.py allows for them)."""
+        raw = self._db.get_property(b"leveldb.approximate-memory-usage")
+        return int(raw) if raw else 0
+
     def close(self) -> None:
         self._db.close()
 

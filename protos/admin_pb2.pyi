@@ -64,7 +64,7 @@ class GetRouterMapRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeHealth(_message.Message):
-    __slots__ = ("id", "address", "healthy", "error", "partitions", "keys_by_family", "requests_served", "rss_bytes", "delivery", "replication", "disk_error")
+    __slots__ = ("id", "address", "healthy", "error", "partitions", "keys_by_family", "requests_served", "rss_bytes", "delivery", "replication", "disk_error", "leveldb_cache_bytes")
     class KeysByFamilyEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class NodeHealth(_message.Message):
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FIELD_NUMBER: _ClassVar[int]
     DISK_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LEVELDB_CACHE_BYTES_FIELD_NUMBER: _ClassVar[int]
     id: str
     address: str
     healthy: bool
@@ -94,7 +95,8 @@ class NodeHealth(_message.Message):
     delivery: _storage_pb2.DeliveryStats
     replication: _storage_pb2.ReplicationStats
     disk_error: str
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., partitions: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[_storage_pb2.DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[_storage_pb2.ReplicationStats, _Mapping]] = ..., disk_error: _Optional[str] = ...) -> None: ...
+    leveldb_cache_bytes: int
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., partitions: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[_storage_pb2.DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[_storage_pb2.ReplicationStats, _Mapping]] = ..., disk_error: _Optional[str] = ..., leveldb_cache_bytes: _Optional[int] = ...) -> None: ...
 
 class HotUser(_message.Message):
     __slots__ = ("user", "state", "pinned", "follower_count")

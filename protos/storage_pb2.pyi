@@ -503,7 +503,7 @@ class GetNodeStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "epoch", "partitions_owned", "keys_by_family", "requests_served", "rss_bytes", "delivery", "replication", "disk_error")
+    __slots__ = ("node_id", "epoch", "partitions_owned", "keys_by_family", "requests_served", "rss_bytes", "delivery", "replication", "disk_error", "leveldb_cache_bytes")
     class KeysByFamilyEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -520,6 +520,7 @@ class NodeStatus(_message.Message):
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FIELD_NUMBER: _ClassVar[int]
     DISK_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LEVELDB_CACHE_BYTES_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     epoch: int
     partitions_owned: int
@@ -529,7 +530,8 @@ class NodeStatus(_message.Message):
     delivery: DeliveryStats
     replication: ReplicationStats
     disk_error: str
-    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[ReplicationStats, _Mapping]] = ..., disk_error: _Optional[str] = ...) -> None: ...
+    leveldb_cache_bytes: int
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[ReplicationStats, _Mapping]] = ..., disk_error: _Optional[str] = ..., leveldb_cache_bytes: _Optional[int] = ...) -> None: ...
 
 class ReplicationStats(_message.Message):
     __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down", "catching_up", "hints_expired", "clock_offset_ms", "max_clock_skew_ms", "writes_restamped", "tombstones_collected")

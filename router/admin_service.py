@@ -82,6 +82,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         health.delivery.CopyFrom(status.delivery)
         health.replication.CopyFrom(status.replication)
         health.disk_error = status.disk_error
+        health.leveldb_cache_bytes = status.leveldb_cache_bytes
         return health
 
     @grpc_errors_stream

@@ -45,3 +45,24 @@ def test_table_files_are_left_to_leveldb_and_short_series_are_not_judged() -> No
     rows = _rows(table_fds__n1=lambda t: t)  # LevelDB caps its open tables itself
     assert verdict(rows, warmup_s=300) == {}
     assert verdict(_rows(anon_mb__n1=lambda t: t)[:5], warmup_s=0) == {}
+
+
+def test_a_node_memory_that_grows_with_leveldb_passes_and_a_leak_beside_it_fails() -> None:
+    def leveldb_rows(leak_mb_per_min: float) -> list[dict[str, float]]:
+        def keys_m(t: float) -> float:
+            return 0.005 * t  # 18 M keys in the hour
+
+        def cache_mb(t: float) -> float:
+            return 32 * (1 - math.exp(-t / 900))  # the block cache fills up to its bound
+
+        return _rows(
+            keys_m__n1=keys_m,
+            leveldb_cache_mb__n1=cache_mb,
+            # The process itself (90 MB), LevelDB's caches, its tables' filters (1.25 bytes a key).
+            anon_mb__n1=lambda t: 90 + cache_mb(t) + keys_m(t) * 1.25 + leak_mb_per_min * t / 60,
+        )
+
+    held = verdict(leveldb_rows(0.0), warmup_s=300)
+    assert set(held) == {"unexplained_mb/n1"} and held["unexplained_mb/n1"]["bounded"], held
+    leaking = verdict(leveldb_rows(0.5), warmup_s=300)
+    assert not leaking["unexplained_mb/n1"]["bounded"], leaking
