@@ -100,16 +100,39 @@ class LevelDBStore:
                 bloom_filter_bits=10,
             )
         except plyvel.CorruptionError as exc:
-            raise StoreCorruptError(
-                f"node {self.name}: its LevelDB at {path} is corrupt ({_text(exc)}), so it will not start. "
-                f"Its data is on its replicas: remove it with `feedring node remove {self.name} --dead` "
-                "(the other replicas rebuild its copies), then add a node with an empty data_dir"
-            ) from exc
+            raise self._corrupt(_text(exc)) from exc
         except plyvel.IOError as exc:
             raise StoreLockedError(f"cannot open LevelDB at {path}: {_text(exc)}") from exc
+        damaged = self._damaged_tables()
+        if damaged:
+            self._db.close()
+            raise self._corrupt(f"table files missing or cut short: {', '.join(damaged[:5])}")
         # plyvel's own get, bound: the call every inbox insert makes three times. (Never `key in db`:
         # plyvel 1.5.1 answers False after scanning everything.)
         self.get: Callable[[bytes], bytes | None] = self._db.get
+
+    def _corrupt(self, what: str) -> StoreCorruptError:
+        return StoreCorruptError(
+            f"node {self.name}: its LevelDB at {self.path} is corrupt ({what}), so it will not start. "
+            f"Its data is on its replicas: remove it with `feedring node remove {self.name} --dead` "
+            "(the other replicas rebuild its copies), then add a node with an empty data_dir"
+        )
+
+    def _damaged_tables(self) -> list[str]:
+        """Table files whose size on disk is not the size LevelDB recorded for them. LevelDB opens a
+        store with a truncated table without complaint (a missing one it notices) and fails only the
+        reads that reach it, so every table is looked at once, at open (a stat each)."""
+        damaged = []
+        for line in (self._db.get_property(b"leveldb.sstables") or b"").decode().splitlines():
+            number, colon, rest = line.strip().partition(":")
+            if not colon or not number.isdigit():
+                continue  # a "--- level N ---" line
+            size = int(rest.split("[", 1)[0])
+            names = [self.path / f"{int(number):06d}{ext}" for ext in (".ldb", ".sst")]
+            found = next((p for p in names if p.exists()), None)
+            if found is None or found.stat().st_size != size:
+                damaged.append(names[0].name)
+        return damaged
 
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
         if self.write_error:

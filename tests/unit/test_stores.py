@@ -191,3 +191,19 @@ def test_a_replica_that_has_not_seen_the_follow_takes_the_post_and_a_later_unfol
     assert feed.inboxes.read("fan", 10) == []
     feed.inboxes.insert([post(2, "bob")], ["fan"])  # late copies stay out of sight
     assert feed.inboxes.read("fan", 10) == []
+
+
+def test_a_store_with_a_table_cut_short_refuses_to_open_and_says_what_to_do(tmp_path: Path) -> None:
+    """LevelDB opens such a store without complaint and fails only the reads that reach the table."""
+    store = LevelDBStore(tmp_path, "n2")
+    store.write([(b"k%06d" % i, b"v" * 100) for i in range(20_000)])
+    store._db.compact_range()  # into a table file
+    store.close()
+    table = next(tmp_path.glob("*.ldb"))
+    with open(table, "r+b") as f:
+        f.truncate(table.stat().st_size // 2)  # a disk that lost the end of a file
+    with pytest.raises(StoreCorruptError, match=rf"{table.name}.*node remove n2 --dead"):
+        LevelDBStore(tmp_path, "n2")
+    table.unlink()  # LevelDB finds a missing one itself
+    with pytest.raises(StoreCorruptError, match=r"missing files.*node remove n2 --dead"):
+        LevelDBStore(tmp_path, "n2")
