@@ -551,9 +551,11 @@ def plot_soak(r: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = r["soak"]["samples"]
+    from bench.soak import with_unexplained
+
+    rows = [with_unexplained(row) for row in r["soak"]["samples"]]
     panels = [
-        ("anon_mb/", "anonymous resident memory, MB"),
+        ("anon_mb/", "anonymous resident memory, MB (dashed: a node's less LevelDB's)"),
         ("mapped_mb/", "file-backed resident (LevelDB tables), MB"),
         ("disk_mb/", "LevelDB on disk, MB"),
         ("lag_p99_ms", "fan-out lag p99, ms"),
@@ -566,6 +568,10 @@ def plot_soak(r: dict[str, Any], path: Path) -> Path:
         for key in keys:
             points = [(row["t_s"] / 60, row[key]) for row in rows if key in row]
             axis.plot([p[0] for p in points], [p[1] for p in points], label=key.split("/")[-1] if "/" in key else None)
+        if prefix == "anon_mb/":  # what must level off on a node (bench/soak.py)
+            for key in sorted({k for row in rows for k in row if k.startswith("unexplained_mb/")}):
+                points = [(row["t_s"] / 60, row[key]) for row in rows if key in row]
+                axis.plot([p[0] for p in points], [p[1] for p in points], linestyle="--", linewidth=1)
         axis.set_title(title)
         axis.set_xlabel("minutes")
         if len(keys) > 1:

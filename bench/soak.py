@@ -37,7 +37,7 @@ from client.feed_client import ClusterStatus
 from node.metrics import directory_bytes
 from ops.local_cluster import LocalCluster
 
-__all__ = ["SoakSampler", "verdict", "soak", "SAMPLE_EVERY_S"]
+__all__ = ["SoakSampler", "verdict", "with_unexplained", "soak", "SAMPLE_EVERY_S", "TABLE_BYTES_PER_KEY"]
 
 SAMPLE_EVERY_S = 10.0
 LOAD_SHARE = 0.7  # of the stress capacity (issue #26: 70%)
@@ -153,7 +153,7 @@ def _series(rows: list[dict[str, float]], key: str) -> list[tuple[float, float]]
     return [(row["t_s"], row[key]) for row in rows if key in row]
 
 
-def _unexplained(row: dict[str, float]) -> dict[str, float]:
+def with_unexplained(row: dict[str, float]) -> dict[str, float]:
     """A node's anonymous memory less what LevelDB holds for its data (see the module's doc)."""
     out = dict(row)
     for key, anon in row.items():
@@ -169,7 +169,7 @@ _NOT_JUDGED = ("table_fds/", "leveldb_cache_mb/", "keys_m/")  # context for the 
 
 def verdict(rows: list[dict[str, float]], warmup_s: float) -> dict[str, dict[str, object]]:
     """For every sampled series: the figures the check used and whether it is bounded."""
-    steady = [_unexplained(row) for row in rows if row["t_s"] >= warmup_s]
+    steady = [with_unexplained(row) for row in rows if row["t_s"] >= warmup_s]
     explained = {k.partition("/")[2] for row in steady for k in row if k.startswith("unexplained_mb/")}
     keys = sorted(
         {
