@@ -78,7 +78,9 @@ class PeerHealth:
             peer.down_since = now
             log.warning("peer not answering address=%s", address)
         peer.failures += 1
-        peer.open_until = now + min(_FIRST_PAUSE_S * 2 ** (peer.failures - 1), _MAX_PAUSE_S)
+        # The exponent is capped: a peer down for thousands of calls overflowed the float (every read
+        # through this caller then failed INTERNAL).
+        peer.open_until = now + min(_FIRST_PAUSE_S * 2 ** min(peer.failures - 1, 16), _MAX_PAUSE_S)
 
     async def monitor(
         self, addresses: Callable[[], Iterable[str]], probe: Callable[[str], Awaitable[str]], every_s: float = 0.5
