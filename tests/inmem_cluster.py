@@ -21,7 +21,6 @@ from google.protobuf.message import Message
 
 from common.cluster_map import ClusterMap, initial_map
 from common.config import ClusterConfig, HotUsers, Limits, NodeConfig, Replication, RouterConfig
-from common.grpc_status import LAST_RESORT_KEY
 from common.local_transport import call_stream, call_unary, rpc_error
 from common.storage_client import StorageClient
 from feed.post_ids import PostIdGenerator
@@ -53,17 +52,9 @@ class InmemTransport:
         return handlers[method]
 
     async def unary(
-        self,
-        address: str,
-        method: str,
-        request: Message,
-        response: type[Resp],
-        timeout_s: float,
-        wait: bool,
-        last_resort: bool = False,
+        self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float, wait: bool
     ) -> Resp:
-        metadata = ((LAST_RESORT_KEY, "1"),) if last_resort else ()
-        reply = await call_unary(self._handler(address, method), _copy(request, type(request)), metadata)
+        reply = await call_unary(self._handler(address, method), _copy(request, type(request)))
         return _copy(reply, response)
 
     async def stream(
