@@ -258,7 +258,10 @@ def test_every_acknowledged_post_reaches_every_open_watcher_once_through_a_kill_
                 repeats = [p for p, n in Counter(got).items() if n > 1]
                 assert not repeats, f"stream {i} of {user} got {repeats[:3]} twice"
                 missing = wanted[user] - set(got)
-                assert not missing, f"stream {i} of {user} misses {len(missing)} posts, e.g. {sorted(missing)[:3]}"
+                assert not missing, (
+                    f"stream {i} of {user} misses {len(missing)} posts, e.g. {sorted(missing)[:3]}; "
+                    + _where_the_first_is(admin, user, min(missing), got)
+                )
                 # A post whose Post call failed may have been stored (its outcome is unknown): it
                 # may show, from a followee; nothing else may.
                 strangers = [
@@ -275,6 +278,17 @@ def test_every_acknowledged_post_reaches_every_open_watcher_once_through_a_kill_
         if watchers is not None:
             watchers.close()
         handle.stop()
+
+
+def _where_the_first_is(client: FeedClient, user: str, post_id: int, got: list[int]) -> str:
+    """For a failure message: is the missed post in the user's timeline now (a delivery lost, or a
+    stream that did not send it), and how late it would have landed for the stream's 30 s look-back."""
+    timeline = {p.id for p in client.timeline(user, page_size=200).items}
+    newer = [p for p in got if p > post_id]
+    return (
+        f"{post_id} is {'' if post_id in timeline else 'NOT '}in {user}'s timeline; "
+        f"the stream got {len(newer)} newer posts, the newest {(max(newer) - post_id) >> 22 if newer else 0} ms newer"
+    )
 
 
 def _assert(condition: bool) -> None:
