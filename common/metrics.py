@@ -5,6 +5,8 @@
 - `StateSnapshot` holds the metric families a process builds from its state (delivery backlog,
   hints, keys, ...). The event loop rebuilds them every second; the HTTP thread of prometheus-client
   only reads the latest list, so it never touches the loop's dicts while they change.
+- `key_caches()` reports the entries of the bounded caches of keys (they fill up to their bound as
+  new keys come: memory that grows for a while, then stops; the soak subtracts it).
 - `serve(address)` starts prometheus-client's HTTP server (/metrics) on the process's own port from
   cluster.toml; process RSS and CPU come with prometheus-client's default process collector.
 """
@@ -19,13 +21,16 @@ from typing import Any
 
 import grpc
 from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
-from prometheus_client.core import Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from common.partitioning import partition_of
 
 __all__ = [
     "MetricsInterceptor",
     "MetricsEndpoint",
     "StateSnapshot",
+    "key_caches",
     "serve",
     "RPC_CALLS",
     "RPC_SECONDS",
@@ -121,6 +126,18 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             grpc.stream_unary_rpc_method_handler if handler.request_streaming else grpc.unary_unary_rpc_method_handler
         )
         return make_unary(unary, handler.request_deserializer, handler.response_serializer)
+
+
+def key_caches(**others: int) -> Metric:
+    """Entries held by this process's bounded caches of keys: partition_of in every process, plus
+    `others` (name=entries)."""
+    family = GaugeMetricFamily(
+        "feedring_key_cache_entries", "Entries a bounded cache of keys holds (it fills to its bound)", labels=["cache"]
+    )
+    family.add_metric(["partition_of"], partition_of.cache_info().currsize)
+    for name, entries in others.items():
+        family.add_metric([name], entries)
+    return family
 
 
 class StateSnapshot(Collector):

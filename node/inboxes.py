@@ -76,6 +76,9 @@ class Inboxes:
         # A node delivers to the same followers post after post: their key prefixes are kept.
         self._prefixes = functools.lru_cache(maxsize=1 << 16)(self._consumer_prefix)
 
+    def cached_prefixes(self) -> int:
+        return self._prefixes.cache_info().currsize
+
     def _consumer_prefix(self, consumer: str) -> tuple[int, bytes]:
         part = self.partition(consumer)
         return part, keys.user_prefix(part, keys.INBOX, consumer)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from common.metrics import key_caches
 from protos import storage_pb2
 
 __all__ = ["node_families"]
@@ -26,9 +27,12 @@ def directory_bytes(path: Path) -> int:
     return total
 
 
-def node_families(status: Callable[[], storage_pb2.NodeStatus], data_dir: Path) -> Callable[[], Iterator[Metric]]:
+def node_families(
+    status: Callable[[], storage_pb2.NodeStatus], data_dir: Path, cached_prefixes: Callable[[], int] = lambda: 0
+) -> Callable[[], Iterator[Metric]]:
     def build() -> Iterator[Metric]:
         s = status()
+        yield key_caches(inbox_prefixes=cached_prefixes())
         d, r = s.delivery, s.replication
         yield GaugeMetricFamily("feedring_node_epoch", "Epoch of the cluster map this node holds", value=s.epoch)
         yield GaugeMetricFamily(

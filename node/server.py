@@ -68,7 +68,11 @@ class NodeServer:
         self.metrics = (
             metrics.MetricsEndpoint(
                 self.node.metrics_listen,
-                node_families(lambda: self.parts.status.status(percentiles=False), self.node.data_dir),
+                node_families(
+                    lambda: self.parts.status.status(percentiles=False),
+                    self.node.data_dir,
+                    lambda: self.parts.data.inboxes.cached_prefixes(),
+                ),
             )
             if self.node.metrics
             else None

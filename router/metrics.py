@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from common.metrics import key_caches
 from router.flows import RouterFlows
 
 __all__ = ["router_families"]
@@ -25,6 +26,7 @@ def router_families(flows: RouterFlows) -> Callable[[], Iterator[Metric]]:
             "feedring_hot_cache_misses", "Hot-post cache reads that went to the nodes", value=cache.misses
         )
         yield GaugeMetricFamily("feedring_hot_cache_entries", "Hot users whose posts are cached", value=len(cache))
+        yield key_caches()
         yield GaugeMetricFamily(
             "feedring_map_epoch", "Epoch of the cluster map this router routes by", value=flows.storage.map.epoch
         )

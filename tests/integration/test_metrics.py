@@ -44,6 +44,7 @@ def test_every_process_serves_metrics_whose_counters_move_with_traffic(cluster: 
                 "feedring_rpc_calls_total", method=method, code="OK"
             )
             assert grown >= 1, f"router counted no {method}"
+        assert router.total("feedring_key_cache_entries", cache="partition_of") >= 1
         assert router.total("feedring_rpc_seconds_count", method="GetTimeline") > old.total(
             "feedring_rpc_seconds_count", method="GetTimeline"
         )
@@ -55,6 +56,8 @@ def test_every_process_serves_metrics_whose_counters_move_with_traffic(cluster: 
             assert node.total("process_resident_memory_bytes") > 10e6
             assert node.has("feedring_delivery_records") and node.has("feedring_hints")
         # The state snapshot is rebuilt every second: the deliveries show up in a moment.
+        prefixes = sum(after[n].total("feedring_key_cache_entries", cache="inbox_prefixes") for n in ("n1", "n2", "n3"))
+        assert prefixes >= 5  # the fans' inboxes, on the nodes that delivered to them
         writes = sum(after[n].total("feedring_delivery_inbox_writes_total") for n in ("n1", "n2", "n3"))
         assert writes >= sum(before[n].total("feedring_delivery_inbox_writes_total") for n in ("n1", "n2", "n3")) + 5
         return after

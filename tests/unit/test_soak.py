@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import random
 
-from bench.soak import verdict
+from bench.soak import KEY_CACHE_BYTES, verdict
 
 
 def _rows(**series: object) -> list[dict[str, float]]:
@@ -66,3 +67,38 @@ def test_a_node_memory_that_grows_with_leveldb_passes_and_a_leak_beside_it_fails
     assert set(held) == {"unexplained_mb/n1"} and held["unexplained_mb/n1"]["bounded"], held
     leaking = verdict(leveldb_rows(0.5), warmup_s=300)
     assert not leaking["unexplained_mb/n1"]["bounded"], leaking
+
+
+def test_memory_that_wanders_passes_and_a_slow_leak_under_the_wander_fails() -> None:
+    """Compaction and buffers move memory by a few MB for minutes at a time: that is not growth.
+    A leak of 0.4 MB a minute (300 MB doubled in half a day) hidden under it is."""
+
+    def wandering(leak_mb_per_min: float) -> list[dict[str, float]]:
+        rng = random.Random(3)
+        level = [0.0]
+
+        def anon(t: float) -> float:
+            level[0] = 0.9 * level[0] + rng.gauss(0, 1.5)  # a wander that lasts a few samples
+            return 300 + 3 * math.sin(t / 400) + level[0] + leak_mb_per_min * t / 60
+
+        return _rows(anon_mb__w=anon)
+
+    steady = verdict(wandering(0.0), warmup_s=300)["anon_mb/w"]
+    assert steady["bounded"] and steady["growth_per_day_high"] > 0, steady  # it says how loose the bound is
+    leaking = verdict(wandering(0.4), warmup_s=300)["anon_mb/w"]
+    assert not leaking["bounded"], leaking
+
+
+def test_a_router_whose_key_cache_fills_passes_and_a_leak_beside_it_fails() -> None:
+    def router_rows(leak_mb_per_min: float) -> list[dict[str, float]]:
+        def entries_k(t: float) -> float:
+            return 65.536 * (1 - math.exp(-t / 1800))  # new keys keep coming for an hour
+
+        return _rows(
+            key_caches_k__r=entries_k,
+            anon_mb__r=lambda t: 30 + entries_k(t) * 1e3 * KEY_CACHE_BYTES / 2**20 + leak_mb_per_min * t / 60,
+        )
+
+    held = verdict(router_rows(0.0), warmup_s=300)
+    assert set(held) == {"unexplained_mb/r"} and held["unexplained_mb/r"]["bounded"], held
+    assert not verdict(router_rows(0.1), warmup_s=300)["unexplained_mb/r"]["bounded"]
