@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         hot_pinned = []  # the shipped configuration: no pinned hot users
 
-    cluster = LocalCluster(scenarios.write_cluster_file(run_dir, threshold, 8, hot_pinned))
+    cluster = LocalCluster(scenarios.write_cluster_file(run_dir, threshold, 8, hot_pinned, metrics=bool(args.soak)))
     cluster.start(quiet=True)
     try:
         with FeedClient(cluster.config.routers[0].address, timeout_s=120, token=cluster.secret) as client:

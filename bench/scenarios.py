@@ -35,6 +35,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _free_port_pair() -> int:
+    """A port free together with the next one (a router's 2 workers serve /metrics on port + i)."""
+    while True:
+        port = _free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 def write_cluster_file(
     directory: Path,
     threshold: int,
@@ -42,10 +54,13 @@ def write_cluster_file(
     hot_users: list[str],
     replication_factor: int = 3,
     extra: list[str] | None = None,
+    metrics: bool = False,
 ) -> Path:
     """The bench cluster: 3 nodes, each serving the Feed API too, and a router with 2 workers; three
     copies of each partition as shipped (2026-12-04 on: earlier runs' main figures were at one copy),
-    unless `replication_factor` says otherwise: one copy is measured beside it (bench/replication.py)."""
+    unless `replication_factor` says otherwise: one copy is measured beside it (bench/replication.py).
+    `metrics`: every process serves /metrics, as shipped (the soak reads it); the other phases run
+    without, as their earlier figures did."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
         "[cluster]",
@@ -63,8 +78,10 @@ def write_cluster_file(
     ]
     for i in range(1, 4):
         lines += ["[[nodes]]", f'id = "n{i}"', f'address = "127.0.0.1:{_free_port()}"', f'data_dir = "data/n{i}"']
-        lines += [f'feed = "127.0.0.1:{_free_port()}"', ""]  # its public Feed API (one-hop reads)
-    lines += ["[[routers]]", "id = 0", f'address = "127.0.0.1:{_free_port()}"', "workers = 2", ""]
+        lines += [f'feed = "127.0.0.1:{_free_port()}"']  # its public Feed API (one-hop reads)
+        lines += [f'metrics = "127.0.0.1:{_free_port()}"', ""] if metrics else [""]
+    lines += ["[[routers]]", "id = 0", f'address = "127.0.0.1:{_free_port()}"', "workers = 2"]
+    lines += [f'metrics = "127.0.0.1:{_free_port_pair()}"', ""] if metrics else [""]
     path = directory / "cluster.toml"
     path.write_text("\n".join(lines))
     return path
