@@ -89,6 +89,12 @@ class Unavailable(FeedringError):
     retriable = True
 
 
+class ReplicaBehind(Unavailable):
+    """A replica that may lack acknowledged writes (restarted and still receiving what it missed, or
+    its disk just back) refused a read: the caller reads another replica, and asks this one again,
+    as the last resort, only if no other answers (common/storage_client.py)."""
+
+
 class DeadlineExceeded(FeedringError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     retriable = True

@@ -23,10 +23,12 @@ from typing import Any, TypeVar
 
 import grpc
 
-from common.errors import BY_STATUS_CODE, FeedringError, WrongEpoch
+from common.errors import BY_STATUS_CODE, FeedringError, ReplicaBehind, WrongEpoch
 
 __all__ = [
     "EPOCH_METADATA_KEY",
+    "BEHIND_KEY",
+    "LAST_RESORT_KEY",
     "MAP_EPOCH_KEY",
     "RpcStatus",
     "grpc_errors",
@@ -45,6 +47,10 @@ EPOCH_METADATA_KEY = "feedring-epoch"
 # (feed/public_server.py, client/map_aware.py).
 MAP_EPOCH_KEY = "feedring-map-epoch"
 NO_RETRY_KEY = "grpc-retry-pushback-ms"  # negative: the client's retry policy stops (gRFC A6)
+# A replica that may lack writes refuses a read with this trailing key (ReplicaBehind); a caller
+# that found no other replica asks again with LAST_RESORT_KEY in its metadata, and is answered.
+BEHIND_KEY = "feedring-replica-behind"
+LAST_RESORT_KEY = "feedring-last-resort"
 
 R = TypeVar("R")
 
@@ -56,6 +62,8 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
     if isinstance(exc, FeedringError):
         if isinstance(exc, WrongEpoch):
             context.set_trailing_metadata(((EPOCH_METADATA_KEY, str(exc.epoch)),))
+        elif isinstance(exc, ReplicaBehind):
+            context.set_trailing_metadata(((BEHIND_KEY, "1"), (NO_RETRY_KEY, "-1")))
         elif exc.code == grpc.StatusCode.UNAVAILABLE:
             # Our own answer (e.g. a write short of its quorum), not a lost connection: a caller's
             # gRPC retry policy must not resend it (measured: three re-coordinated writes ate a
@@ -143,6 +151,8 @@ def error_for_status(status: RpcStatus) -> FeedringError:
         for key, value in status.trailing:
             if key == EPOCH_METADATA_KEY:
                 return WrongEpoch(status.details, int(value))
+    if status.code == grpc.StatusCode.UNAVAILABLE and any(key == BEHIND_KEY for key, _ in status.trailing):
+        return ReplicaBehind(status.details)
     cls = BY_STATUS_CODE.get(status.code)
     if cls is None:
         err = FeedringError(status.details or status.code.name)

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from common.grpc_status import LAST_RESORT_KEY
+
 __all__ = ["LocalFirstTransport", "LocalContext", "rpc_error", "call_unary", "call_stream"]
 
 Resp = TypeVar("Resp", bound=Message)
@@ -30,8 +32,12 @@ class _Aborted(grpc.aio.AbortError):
 class LocalContext:
     """The parts of grpc.aio.ServicerContext feedring's Storage handlers use."""
 
-    def __init__(self) -> None:
+    def __init__(self, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self.metadata = metadata  # what a channel's caller would have sent
         self.trailing: tuple[tuple[str, str], ...] = ()
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
 
     def set_trailing_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
         self.trailing = tuple(metadata)
@@ -45,10 +51,10 @@ def rpc_error(code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, st
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), details)
 
 
-async def call_unary(handler: Any, request: Message) -> Any:
+async def call_unary(handler: Any, request: Message, metadata: tuple[tuple[str, str], ...] = ()) -> Any:
     """Calls a unary handler in process; a refusal is raised as a channel's error."""
     try:
-        return await handler(request, LocalContext())
+        return await handler(request, LocalContext(metadata))
     except _Aborted as exc:
         raise rpc_error(exc.code, exc.details, exc.trailing) from None
 
@@ -72,13 +78,20 @@ class LocalFirstTransport:
         self._local[address] = handlers
 
     async def unary(
-        self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float, wait: bool
+        self,
+        address: str,
+        method: str,
+        request: Message,
+        response: type[Resp],
+        timeout_s: float,
+        wait: bool,
+        last_resort: bool = False,
     ) -> Resp:
         handlers = self._local.get(address)
         if handlers is None:
-            reply: Resp = await self.remote.unary(address, method, request, response, timeout_s, wait)
+            reply: Resp = await self.remote.unary(address, method, request, response, timeout_s, wait, last_resort)
             return reply
-        local: Resp = await call_unary(handlers[method], request)
+        local: Resp = await call_unary(handlers[method], request, ((LAST_RESORT_KEY, "1"),) if last_resort else ())
         return local
 
     async def stream(

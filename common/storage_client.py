@@ -33,8 +33,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common import security
 from common.cluster_map import ClusterMap
-from common.errors import DeadlineExceeded, FeedringError, Internal, Unavailable, WrongEpoch
-from common.grpc_status import RpcStatus, error_for_status, feedring_errors
+from common.errors import DeadlineExceeded, FeedringError, Internal, ReplicaBehind, Unavailable, WrongEpoch
+from common.grpc_status import LAST_RESORT_KEY, RpcStatus, error_for_status, feedring_errors
 from common.peer_health import PeerHealth
 from protos import cluster_pb2, storage_pb2
 
@@ -65,8 +65,16 @@ class Transport(Protocol):
     """How requests reach a node's Storage service. Errors are raised as grpc.RpcError."""
 
     async def unary(
-        self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float, wait: bool
-    ) -> Resp: ...
+        self,
+        address: str,
+        method: str,
+        request: Message,
+        response: type[Resp],
+        timeout_s: float,
+        wait: bool,
+        last_resort: bool = False,
+    ) -> Resp:
+        """`last_resort`: a read no other replica answered; one that may lack writes takes it anyway."""
 
     def stream(
         self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float | None
@@ -131,12 +139,20 @@ class GrpcTransport:
         return channel
 
     async def unary(
-        self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float, wait: bool
+        self,
+        address: str,
+        method: str,
+        request: Message,
+        response: type[Resp],
+        timeout_s: float,
+        wait: bool,
+        last_resort: bool = False,
     ) -> Resp:
         call = self._channel(address).unary_unary(
             f"/{SERVICE}/{method}", request_serializer=_serialize, response_deserializer=response.FromString
         )
-        reply: Resp = await call(request, timeout=timeout_s, wait_for_ready=wait, metadata=self._metadata)
+        metadata = (*(self._metadata or ()), (LAST_RESORT_KEY, "1")) if last_resort else self._metadata
+        reply: Resp = await call(request, timeout=timeout_s, wait_for_ready=wait, metadata=metadata)
         return reply
 
     async def stream(
@@ -196,6 +212,7 @@ class UnaryRpc(Generic[Req, Resp]):
         attempt_s = self.client.attempt_timeout_s if len(replicas) > 1 else None
         failures: list[FeedringError] = []
         answered = False
+        behind: list[str] = []  # replicas that may lack writes refused a read: the last resort
         for i, node_id in enumerate(replicas):
             if answered and not self.client.health.allows(self.client.address_of(node_id)):
                 # A live replica already said the others are out of its reach, and this one is
@@ -205,6 +222,9 @@ class UnaryRpc(Generic[Req, Resp]):
                 continue
             try:
                 return await self.on_node(node_id, request, timeout_s=attempt_s)
+            except ReplicaBehind as exc:
+                failures.append(exc)
+                behind.append(node_id)
             except AnsweredUnavailable as exc:
                 failures.append(exc)
                 answered = True
@@ -216,6 +236,11 @@ class UnaryRpc(Generic[Req, Resp]):
                 if exc.epoch != self.client.map.epoch or i == len(replicas) - 1:
                     raise
                 failures.append(exc)
+        for node_id in behind:  # nobody else answered: a replica a little behind beats no answer
+            try:
+                return await self.on_node(node_id, request, timeout_s=attempt_s, last_resort=True)
+            except FeedringError as exc:
+                failures.append(exc)
         if len(failures) == 1:
             raise failures[0]
         raise Unavailable(
@@ -224,14 +249,27 @@ class UnaryRpc(Generic[Req, Resp]):
         )
 
     async def on_node(
-        self, node_id: str, request: Req, *, timeout_s: float | None = None, wait_for_ready: bool = False
+        self,
+        node_id: str,
+        request: Req,
+        *,
+        timeout_s: float | None = None,
+        wait_for_ready: bool = False,
+        last_resort: bool = False,
     ) -> Resp:
         """To one member of the map."""
         try:
             address = self.client.map.address(node_id)
         except KeyError:
             raise WrongEpoch(f"node {node_id} is not in the map at epoch {self.client.map.epoch}", 0) from None
-        return await self.at(address, request, node_id=node_id, timeout_s=timeout_s, wait_for_ready=wait_for_ready)
+        return await self.at(
+            address,
+            request,
+            node_id=node_id,
+            timeout_s=timeout_s,
+            wait_for_ready=wait_for_ready,
+            last_resort=last_resort,
+        )
 
     async def at(
         self,
@@ -241,6 +279,7 @@ class UnaryRpc(Generic[Req, Resp]):
         node_id: str = "",
         timeout_s: float | None = None,
         wait_for_ready: bool = False,
+        last_resort: bool = False,
     ) -> Resp:
         """To the node at `address` (a node being added or removed may be in no routing table)."""
         client = self.client
@@ -250,8 +289,18 @@ class UnaryRpc(Generic[Req, Resp]):
         try:
             with feedring_errors(name):
                 reply = await client.transport.unary(
-                    address, self.name, request, self.response, timeout_s or client.timeout_s, wait_for_ready
+                    address,
+                    self.name,
+                    request,
+                    self.response,
+                    timeout_s or client.timeout_s,
+                    wait_for_ready,
+                    last_resort,
                 )
+        except ReplicaBehind:
+            client.health.succeeded(address)  # up, catching up: reads go to the others first from now
+            client.health.lagging.add(address)  # (until its health check says SERVING again)
+            raise
         except AnsweredUnavailable:
             client.health.succeeded(address)  # it answered: up, only short of its peers
             raise
@@ -439,6 +488,8 @@ class _NodeErrors:
         self.name = f"node {node_id} ({address})" if node_id else f"node at {address}"
 
     def __call__(self, status: RpcStatus) -> FeedringError | None:
+        if isinstance(err := error_for_status(status), ReplicaBehind):
+            return ReplicaBehind(f"{self.name} answered: {status.details}")
         if status.code == grpc.StatusCode.UNAVAILABLE and not status.from_channel:
             return AnsweredUnavailable(f"{self.name} answered: {status.details}")
         if status.code == grpc.StatusCode.UNAVAILABLE:

@@ -151,7 +151,14 @@ def build_node(
     status = StatusServicer(ownership, data.batches, delivery, reads_first, replicator, repairer, data.inboxes)
     handlers = handlers_of(
         STORAGE_SERVICE,
-        DataServicer(data, ownership, local, replicator, reads_first),
+        DataServicer(
+            data,
+            ownership,
+            local,
+            replicator,
+            reads_first,
+            behind=lambda: status.catching_up or bool(getattr(observed.inner, "write_error", "")),
+        ),
         MembershipServicer(ownership, mover, data.batches, records_written),
         RepairServicer(data, ownership, repairer, records_written),
         status,

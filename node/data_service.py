@@ -16,8 +16,8 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from common import post_bytes
-from common.errors import FeedringError, InvalidArgument
-from common.grpc_status import grpc_errors
+from common.errors import FeedringError, InvalidArgument, ReplicaBehind
+from common.grpc_status import LAST_RESORT_KEY, grpc_errors
 from node import keys
 from node.feed_store import FeedStore
 from node.local_writes import LocalWrites
@@ -56,11 +56,13 @@ class DataServicer:
         local: LocalWrites,
         replicator: Replicator,
         reads_first: ReadsFirst,
+        behind: Callable[[], bool] = lambda: False,
     ) -> None:
         self.data = data
         self.ownership = ownership
         self.local = local
         self.reads_first = reads_first  # told of every read, so fan-out stands back
+        self.behind = behind  # may lack acknowledged writes (restarted and catching up, or its disk back)
         for write in RPCS:
             setattr(self, write.name, _coordinated(replicator, write))
 
@@ -96,11 +98,22 @@ class DataServicer:
 
     # -- reads -----------------------------------------------------------------------------------
 
+    def _read_here(self, context: grpc.aio.ServicerContext) -> None:
+        """A replica that may lack a write a caller was told is done refuses reads, unless the caller
+        found no other replica that answers (it says so: the last resort). The caller learns the
+        refusal at once and reads another replica (common/storage_client.py); a health check would
+        tell it only at its next probe."""
+        if self.behind() and not any(key == LAST_RESORT_KEY for key, _ in context.invocation_metadata() or ()):
+            raise ReplicaBehind(
+                f"node {self.ownership.node_id} is catching up on writes it missed: read another replica"
+            )
+
     @grpc_errors
     async def ReadPosts(
         self, request: storage_pb2.ReadPostsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadPostsResponse:
         self.ownership.check_read(request.epoch, request.author_key, *request.more_keys)
+        self._read_here(context)
         self.reads_first.read_served()
         posts = self.data.posts.read_posts(request.author_key, request.limit, request.before_id, request.more_keys)
         return storage_pb2.ReadPostsResponse(posts=posts)
@@ -110,6 +123,7 @@ class DataServicer:
         self, request: storage_pb2.ReadInboxRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadInboxResponse:
         self.ownership.check_read(request.epoch, request.consumer)
+        self._read_here(context)
         self.reads_first.read_served()
         consumer, limit, before, after = request.consumer, request.limit, request.before_id, request.after_id
         hidden = self.data.relations.hidden_from(consumer)  # muted, blocked, blocking: never shown
@@ -137,6 +151,7 @@ class DataServicer:
         self, request: storage_pb2.ListEdgesRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListEdgesResponse:
         self.ownership.check_read(request.epoch, request.user_key, *request.more_keys)
+        self._read_here(context)
         family = _EDGE_FAMILIES.get(request.direction)
         if family is None:
             raise InvalidArgument("direction must be FOLLOWERS, FOLLOWING, MUTED or BLOCKED")
@@ -148,6 +163,7 @@ class DataServicer:
         self, request: storage_pb2.GetUserMetaRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.UserMeta:
         self.ownership.check_read(request.epoch, request.user_key, *request.post_keys)
+        self._read_here(context)
         counters = self.data.counters(request.user_key)
         salted_posts = sum(c.post_count for k in request.post_keys if (c := self.data.counters(k)))
         if counters is None:

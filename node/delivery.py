@@ -31,7 +31,7 @@ import logging
 import time
 
 from common import salting
-from common.errors import FeedringError, WrongEpoch
+from common.errors import FeedringError, ReplicaBehind, WrongEpoch
 from common.hot_state import HotState
 from common.storage_client import StorageClient
 from node import keys, writes
@@ -291,14 +291,26 @@ class DeliveryDriver:
         others = [n for n in self.peers.replicas_for(user_key) if n != self.node_id]
         if not others and skip_self:
             return []
+        behind: list[str] = []  # replicas catching up refused: asked again, as the last resort
         for node_id in others:
             try:
                 reply = await self.peers.list_edges.on_node(node_id, request, timeout_s=self.peers.attempt_timeout_s)
                 return list(reply.users)
+            except ReplicaBehind:
+                behind.append(node_id)
             except FeedringError as exc:
-                if not skip_self and node_id == others[-1]:
+                if not skip_self and node_id == others[-1] and not behind:
                     raise
                 log.debug("follower page from another replica failed node=%s error=%s", node_id, exc.message)
+        for node_id in behind:
+            try:
+                reply = await self.peers.list_edges.on_node(
+                    node_id, request, timeout_s=self.peers.attempt_timeout_s, last_resort=True
+                )
+                return list(reply.users)
+            except FeedringError:
+                if not skip_self and node_id == behind[-1]:
+                    raise
         return []
 
     async def _send(self, record: storage_pb2.Delivery, consumers: list[str]) -> None:

@@ -246,11 +246,14 @@ class NodeServer:
             raise PortInUseError(f"cannot listen on {self.node.listen}: address in use")
         parts = self.parts
         await asyncio.to_thread(parts.load)
+        # Behind until it knows better: reads that reach it from the first moment are refused
+        # (callers read another replica) unless no other answers.
+        parts.status.catching_up = self.config.replication_factor > 1
+        await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
         await parts.ownership.catch_up()  # down during a change: learn the newest map first
         parts.delivery.start()  # resumes every record a crash or restart left unfinished
         replicated = self.config.replication_factor > 1 and len(parts.ownership.map.members) > 1
-        await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         parts.status.catching_up = replicated
         if replicated:
             parts.peers.health.lagging.add(self.node.address)  # its own Feed reads go to the others meanwhile

@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from common.cluster_map import ClusterMap, initial_map
 from common.config import ClusterConfig, HotUsers, Limits, NodeConfig, Replication, RouterConfig
+from common.grpc_status import LAST_RESORT_KEY
 from common.local_transport import call_stream, call_unary, rpc_error
 from common.storage_client import StorageClient
 from feed.post_ids import PostIdGenerator
@@ -52,9 +53,17 @@ class InmemTransport:
         return handlers[method]
 
     async def unary(
-        self, address: str, method: str, request: Message, response: type[Resp], timeout_s: float, wait: bool
+        self,
+        address: str,
+        method: str,
+        request: Message,
+        response: type[Resp],
+        timeout_s: float,
+        wait: bool,
+        last_resort: bool = False,
     ) -> Resp:
-        reply = await call_unary(self._handler(address, method), _copy(request, type(request)))
+        metadata = ((LAST_RESORT_KEY, "1"),) if last_resort else ()
+        reply = await call_unary(self._handler(address, method), _copy(request, type(request)), metadata)
         return _copy(reply, response)
 
     async def stream(

@@ -334,3 +334,34 @@ def test_a_hint_for_a_page_of_inboxes_is_replayed_for_the_keys_its_target_keeps_
             assert [post_bytes.post_id(raw) for raw in node.data.inboxes.read(fan, 5)] == [post.id]
 
     run(scenario)
+
+
+def test_a_replica_catching_up_refuses_reads_unless_no_other_replica_answers() -> None:
+    """A replica that may lack acknowledged writes (restarted, hints still on their way) answers a
+    read only as the last resort: callers read the others, and it only when they are all down."""
+
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        reader = next(u for u in (f"r{i}" for i in range(1000)) if primary_of(cluster, u) == "n2")
+        await router.follows.follow(reader, "bob")
+        await router.posts.post("bob", "first")
+        await cluster.settle(router)
+        cluster.down("n2")
+        await router.posts.post("bob", "second")  # n2 misses it: its hints are dropped below
+        await cluster.settle(router)
+        for node in cluster.nodes.values():
+            for target in list(node.hints.counts):
+                node.hints.remove(target, [k for k, _ in node.hints.oldest(target, 10_000)])
+        cluster.up("n2")
+        await cluster.probe()
+        router.storage.health.succeeded("n2.mem:1")  # the router believes it up: it asks it first
+        cluster.nodes["n2"].status.catching_up = True  # as a restarted node is until caught up
+        assert await timeline(router, reader) == ["second", "first"]  # n2, its primary, sent it on
+        assert "n2.mem:1" in router.storage.health.lagging  # refused at once: the others first from now
+        cluster.down("n1")
+        cluster.down("n3")
+        assert await timeline(router, reader) == ["first"]  # the last resort: n2, a little behind
+        await cluster.close()
+
+    run(scenario)
