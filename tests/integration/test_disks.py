@@ -2,7 +2,9 @@
 names it and the cause, keeps serving reads, the cluster keeps acknowledging writes through the
 other replicas (Jepsen-style set check), and once space is back the node takes writes again by
 itself and catches up (its peers' hints, then a repair of what it coordinated while full). The
-disk is a size-limited tmpfs mounted as the node's data_dir (root only)."""
+disk is a size-limited tmpfs mounted as the node's data_dir (root only). A node whose LevelDB lost
+the end of a table file while it was down refuses to start, saying what to do, and doing it (a
+dead removal) loses nothing acknowledged."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from protos import admin_pb2, admin_pb2_grpc
 from tests.integration.conftest import ClusterHandle, start_cluster, wait_settled
 from tests.support import eventually, node_digests
 
@@ -82,6 +85,39 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_loses_nothing(
     digests = [node_digests(n.address, 32, secret) for n in handle.config.nodes]
     assert digests[0] == digests[1] == digests[2]  # the node that was full holds everything again
     eventually(lambda: _assert(set(after) <= {p.id for p in client.iter_timeline("reader", page_size=200)}), 20.0)
+
+
+def test_a_table_cut_short_while_the_node_was_down_keeps_it_from_starting_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    handle = start_cluster(tmp_path, nodes=4, partitions=32, replication={"repair_interval_s": 0})
+    try:
+        client = handle.client(timeout_s=10.0)
+        authors = [f"t{i}" for i in range(12)]
+        client.bulk_follow([("fan", a) for a in authors])
+        acked = {client.post(a, f"before {a}").id for a in authors}
+        wait_settled(client)
+        handle.restart("n4")  # opening the store writes its log into a table file
+        handle.kill("n4")
+        table = max((tmp_path / "data" / "n4").glob("*.ldb"), key=lambda p: p.stat().st_size)
+        with open(table, "r+b") as f:
+            f.truncate(table.stat().st_size // 2)  # a disk that lost the end of a file
+        acked |= {client.post(a, f"while down {a}").id for a in authors}  # (raises if any fails)
+        handle.local.start_process("n4")
+        assert handle.local.wait_exit("n4", timeout_s=30) == 2
+        said = handle.local.log_path("n4").read_text()
+        assert table.name in said and "feedring node remove n4 --dead" in said, said[-2000:]
+        with handle.client() as admin:  # what it said to do
+            request = admin_pb2.ChangeMembershipRequest(
+                kind=admin_pb2.ChangeMembershipRequest.REMOVE, node_id="n4", dead=True
+            )
+            progress = list(admin_pb2_grpc.AdminStub(admin.calls).ChangeMembership(request, timeout=120))
+        assert progress[-1].phase == "DONE", progress[-1].message
+        wait_settled(client)
+        assert {p.id for a in authors for p in client.iter_user_posts(a)} == acked
+        assert {p.id for p in client.iter_timeline("fan", page_size=200)} == acked
+    finally:
+        handle.stop()
 
 
 def _assert(condition: bool) -> None:
