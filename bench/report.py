@@ -555,7 +555,7 @@ def plot_soak(r: dict[str, Any], path: Path) -> Path:
 
     rows = [with_unexplained(row) for row in r["soak"]["samples"]]
     panels = [
-        ("anon_mb/", "anonymous resident memory, MB (dashed: a node's less LevelDB's)"),
+        ("anon_mb/", "anonymous resident memory, MB (dashed: less bounded caches, LevelDB on nodes)"),
         ("mapped_mb/", "file-backed resident (LevelDB tables), MB"),
         ("disk_mb/", "LevelDB on disk, MB"),
         ("lag_p99_ms", "fan-out lag p99, ms"),
@@ -568,7 +568,7 @@ def plot_soak(r: dict[str, Any], path: Path) -> Path:
         for key in keys:
             points = [(row["t_s"] / 60, row[key]) for row in rows if key in row]
             axis.plot([p[0] for p in points], [p[1] for p in points], label=key.split("/")[-1] if "/" in key else None)
-        if prefix == "anon_mb/":  # what must level off on a node (bench/soak.py)
+        if prefix == "anon_mb/":  # what must level off (bench/soak.py)
             for key in sorted({k for row in rows for k in row if k.startswith("unexplained_mb/")}):
                 points = [(row["t_s"] / 60, row[key]) for row in rows if key in row]
                 axis.plot([p[0] for p in points], [p[1] for p in points], linestyle="--", linewidth=1)

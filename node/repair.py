@@ -27,6 +27,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 
+from common.config import Replication
 from common.errors import FeedringError
 from common.storage_client import StorageClient
 from node import keys, tombstones
@@ -153,7 +154,7 @@ class Repairer:
     ) -> None:
         self.node_id = node_id
         # Which tombstones may go: a partition's pass that reached every replica counts (node/tombstones.py).
-        self.tombstones = gc or tombstones.Tombstones(10 * 86400.0)
+        self.tombstones = gc or tombstones.Tombstones(Replication.gc_grace_s)
         self.data = data
         self.peers = peers
         self.ownership = ownership
