@@ -5,7 +5,8 @@ up) or starts on a node itself (a delivery writing followers' inboxes). The coor
 write to its own store if it holds the keys, forwards it to every other replica — and to a node
 receiving the partition in a membership change — in parallel, and answers as soon as
 `write_quorum` replicas of every partition the write touches have it (only current replicas count
-towards the quorum; a pending one just gets the write). A replica that fails, times out, or that
+towards the quorum; a pending one just gets the write); a fan-out page, which is checkpointed as
+delivered when it returns, once every replica has it or has a durable hint here. A replica that fails, times out, or that
 the failure detector already believes down gets a durable hint on this node instead
 (node/hints.py), also for answers that arrive after the caller was answered. A write that cannot
 reach a quorum fails with UNAVAILABLE (or a wrong-owner answer, which makes the caller retry with a
@@ -218,6 +219,14 @@ class Replicator:
                 if outcome.error is None:
                     for part in counted[outcome.node_id]:
                         acks[part] += 1
+        if background and waiting:
+            # A fan-out page is checkpointed as done once this returns (node/delivery.py). Were this
+            # node killed with a forward still in flight, no hint would be left for that replica,
+            # and it would lack the page until a repair while the record says it is delivered. So
+            # every forward ends first: applied, or a durable hint kept (_forward). A delivery waits
+            # for its slowest live replica (one believed down is hinted at once); a caller never does.
+            done, waiting = await asyncio.wait(waiting)
+            outcomes.extend(task.result() for task in done)
         self._let_finish(waiting)  # answered already: the rest finish (or leave hints) on their own
 
         short = sorted(p for p in need if acks[p] < need[p])

@@ -13,7 +13,7 @@ import pytest
 from common import post_bytes
 from common.errors import Unavailable
 from feed.post_ids import created_at_ms
-from node import delivery_takeover, keys, repair
+from node import delivery_takeover, keys, repair, writes
 from node.feed_store import FeedStore
 from node.hints import HintLog
 from node.store import MemoryStore
@@ -362,6 +362,38 @@ def test_a_replica_catching_up_refuses_reads_unless_no_other_replica_answers() -
         cluster.down("n1")
         cluster.down("n3")
         assert await timeline(router, reader) == ["first"]  # the last resort: n2, a little behind
+        await cluster.close()
+
+    run(scenario)
+
+
+def test_a_fan_out_page_returns_only_once_every_replica_has_it_or_a_hint_is_kept() -> None:
+    """A delivery checkpoints a page as done when its write returns. Returning at the quorum would
+    leave the slowest replica's forward in flight: were the delivering node killed then, no hint
+    would be left and that replica would lack the page until a repair."""
+
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        driver, slow, down = "n1", "n2", "n3"
+        address = cluster.config.node(slow).address
+        apply_writes = cluster.transport.services[address]["ApplyWrites"]
+
+        async def slowly(request: object, context: object) -> object:
+            await asyncio.sleep(0.3)  # answers well after the quorum (n1 and n3) is reached
+            return await apply_writes(request, context)
+
+        cluster.transport.services[address]["ApplyWrites"] = slowly
+        post = feed_pb2.Post(id=1 << 22, author="bob", text="paged")
+        request = storage_pb2.InsertInboxRequest(posts=[post], consumers=["ann", "cat"])
+        await cluster.nodes[driver].replicator.write(writes.INSERT_INBOX, request)
+        assert [feed_pb2.Post.FromString(r).text for r in cluster.nodes[slow].data.inboxes.read("ann", 10)] == ["paged"]
+
+        cluster.down(down)  # believed down: hinted at once, not waited for
+        await cluster.probe()
+        request = storage_pb2.InsertInboxRequest(posts=[feed_pb2.Post(id=2 << 22, author="bob")], consumers=["ann"])
+        await cluster.nodes[driver].replicator.write(writes.INSERT_INBOX, request)
+        assert cluster.nodes[driver].hints.counts.get(down)
+        assert len(cluster.nodes[slow].data.inboxes.read("ann", 10)) == 2
         await cluster.close()
 
     run(scenario)
