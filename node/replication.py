@@ -6,9 +6,9 @@ write to its own store if it holds the keys, forwards it to every other replica 
 receiving the partition in a membership change — in parallel, and answers as soon as
 `write_quorum` replicas of every partition the write touches have it (only current replicas count
 towards the quorum; a pending one just gets the write); a fan-out page, which is checkpointed as
-delivered when it returns, once every replica has it or has a durable hint here. A replica that fails, times out, or that
-the failure detector already believes down gets a durable hint on this node instead
-(node/hints.py), also for answers that arrive after the caller was answered. A write that cannot
+delivered when it returns, once every replica has it or has a durable hint here. A replica that
+fails, times out, or that the failure detector already believes down gets a durable hint on this
+node instead (node/hints.py), also for answers that arrive after the caller was answered. A write that cannot
 reach a quorum fails with UNAVAILABLE (or a wrong-owner answer, which makes the caller retry with a
 newer map): it may still have reached some replicas, and hints and repair finish it — the caller
 sees an unknown outcome, never a lost acknowledged write.
