@@ -102,9 +102,10 @@ class DeliveryLog:
     def count(self) -> int:
         return max(self.batches.family_counts[keys.DELIVERIES], 0)
 
-    def oldest_age_s(self, partitions: Iterable[int]) -> float:
-        """Age of the oldest record in `partitions` (0 when there is none), for status."""
-        oldest = min(
+    def oldest_created_ms(self, partitions: Iterable[int]) -> int:
+        """When the oldest record in `partitions` was created (0 when there is none): a scan that
+        parses every record, so callers look rarely (node/delivery.py)."""
+        return min(
             (
                 Delivery.FromString(raw).created_at_ms
                 for part in partitions
@@ -112,7 +113,6 @@ class DeliveryLog:
             ),
             default=0,
         )
-        return max(_now_ms() - oldest, 0) / 1000 if oldest else 0.0
 
     def get(self, key: bytes) -> storage_pb2.Delivery | None:
         raw = self.store.get(key)

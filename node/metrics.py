@@ -55,7 +55,7 @@ def node_families(
         )
         yield GaugeMetricFamily(
             "feedring_delivery_oldest_age_seconds",
-            "Age of the oldest outstanding delivery record",
+            "Age of the oldest outstanding delivery record this node drives (looked up at most every 10 s)",
             value=d.oldest_age_s,
         )
         yield CounterMetricFamily(

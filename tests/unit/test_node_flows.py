@@ -417,3 +417,31 @@ def test_keys_parse_back_to_what_built_them() -> None:
     assert keys.hint_target_of(hint) == "n12" and keys.hint_sequence_of(hint) == 99 and keys.is_node_wide(hint)
     assert keys.registry_user_of(keys.registry_key(3, "ann")) == "ann"
     assert keys.meta_user_of(keys.meta_key(3, "ann#1")) == "ann#1"
+
+
+def test_the_oldest_delivery_age_is_looked_up_rarely_grows_with_the_clock_and_is_zero_once_nothing_is_owed() -> None:
+    """Status and the metrics snapshot ask every second; each look parses every record owed."""
+
+    async def scenario() -> None:
+        cluster = three_replicas()
+        driver = cluster.nodes[replicas_of(cluster, "bob")[0]]
+        await driver.delivery.stop()  # the record stays owed
+        await driver.replicator.write(
+            writes.STORE_POST, storage_pb2.StorePostRequest(author_key="bob", post=post(1, "bob"))
+        )
+        (key, record), *_ = driver.delivery.log.pending(driver.ownership.owned, 10)
+        record.created_at_ms -= 30_000  # owed for 30 s
+        driver.delivery.log.checkpoint(key, record)
+        looks = []
+        scan = driver.delivery.log.oldest_created_ms
+        driver.delivery.log.oldest_created_ms = lambda parts: looks.append(1) or scan(parts)  # type: ignore[method-assign]
+
+        first = driver.delivery.oldest_age_s()
+        await asyncio.sleep(0.05)
+        second = driver.delivery.oldest_age_s()
+        assert 30 <= first < second < 31 and len(looks) == 1
+        driver.delivery.log.finish(key)
+        assert driver.delivery.oldest_age_s() == 0.0
+        await cluster.close()
+
+    run(scenario)
