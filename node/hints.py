@@ -45,6 +45,9 @@ class HintLog:
         # (Cassandra bounds hints by time for the same reason: a node down for days).
         self.max_per_target = max_per_target
         self.counts: Counter[str] = Counter()
+        # Hints kept for a forward still in flight (node/replication.py): not replayed while it may
+        # still land; settled when it ends. After a restart none is in flight, and all replay.
+        self._provisional: set[bytes] = set()
         self._sequence = 0
         self.added = 0
         self.replayed = 0
@@ -59,7 +62,10 @@ class HintLog:
             self._sequence = max(self._sequence, keys.hint_sequence_of(key))
         self.counts = counts
 
-    def add(self, target: str, write: storage_pb2.ReplicaWrite) -> None:
+    def add(self, target: str, write: storage_pb2.ReplicaWrite, provisional: bool = False) -> bytes | None:
+        """Keeps `write` for `target`; returns its key (None: dropped at the limit). A `provisional`
+        hint stands for a forward still in flight: it is not replayed until settle() says the
+        forward failed (or this process restarts)."""
         if self.counts[target] >= self.max_per_target:
             self.dropped += 1
             if self.dropped % 10_000 == 1:
@@ -70,16 +76,29 @@ class HintLog:
                     self.max_per_target,
                     target,
                 )
-            return
+            return None
         self._sequence = max(self._sequence + 1, time.time_ns() // 1000)
-        self.store.write([(keys.hint_key(target, self._sequence), write.SerializeToString())])
+        key = keys.hint_key(target, self._sequence)
+        self.store.write([(key, write.SerializeToString())])
         self.counts[target] += 1
         self.added += 1
+        if provisional:
+            self._provisional.add(key)
+        return key
+
+    def settle(self, target: str, key: bytes, applied: bool) -> None:
+        """The forward a provisional hint stood for ended: applied, the hint goes; failed, it stays
+        as an ordinary hint and replays."""
+        self._provisional.discard(key)
+        if applied and self.store.get(key) is not None:  # expiry may have taken it meanwhile
+            self.remove(target, [key])
 
     def oldest(self, target: str, limit: int, max_bytes: int = 1 << 62) -> list[tuple[bytes, storage_pb2.ReplicaWrite]]:
         out: list[tuple[bytes, storage_pb2.ReplicaWrite]] = []
         size = 0
         for key, raw in self.store.scan(keys.hint_prefix(target)):
+            if key in self._provisional:
+                continue
             if out and size + len(raw) > max_bytes:
                 break
             out.append((key, storage_pb2.ReplicaWrite.FromString(raw)))
@@ -153,6 +172,8 @@ class HintReplayer:
             return
         while self.hints.counts.get(target) and self.peers.health.allows(member.address):
             batch = self.hints.oldest(target, _BATCH, _BATCH_BYTES)
+            if not batch:
+                return  # only provisional hints left: their forwards are still in flight
             request = storage_pb2.ApplyWritesRequest(writes=[w for _, w in batch], hinted=True)
             try:
                 reply = await self.peers.apply_writes.on_node(target, request, timeout_s=_REPLAY_TIMEOUT_S)
