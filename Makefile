@@ -41,7 +41,7 @@ status: install  ## processes of $(CONFIG), then the cluster's own view (feedrin
 	-$(VENV)/bin/feedring --config $(CONFIG) status
 
 test: install check-protos  ## the whole suite: unit + integration against real processes
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q --durations=20
 
 test-unit: install  ## unit tests only (seconds)
 	$(PY) -m pytest tests/unit -q
