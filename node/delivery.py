@@ -89,6 +89,7 @@ class DeliveryDriver:
         self._in_flight: dict[bytes, asyncio.Task[bool]] = {}  # record key -> its delivery
         self._retry_at: dict[bytes, tuple[float, int]] = {}  # record key -> (when, failures so far)
         self._task: asyncio.Task[None] | None = None
+        self._next_partition = 0  # where the next look for records starts (round the partitions)
         # The oldest record's creation time (ms), found by a scan at `_oldest_looked` (monotonic).
         self._oldest_created_ms = 0
         self._oldest_looked = -OLDEST_LOOK_EVERY_S
@@ -175,7 +176,9 @@ class DeliveryDriver:
         now = time.monotonic()
         limit = self.concurrency + len(self._retry_at)
         scanned = self._partitions & self.takeover.acting()
-        records = self.log.pending(scanned, limit)
+        # Round the partitions, from the one after the last record started: in plain key order a
+        # backlog's records in low partitions kept jumping ahead of older ones in high partitions.
+        records = self.log.pending(scanned, limit, from_partition=self._next_partition)
         if len(records) < limit:
             # Every record of these partitions is in hand, so only theirs remain (a record written
             # from now on adds its partition back through RecordsWritten), and only theirs can be retried.
@@ -191,6 +194,7 @@ class DeliveryDriver:
                 continue
             task = asyncio.create_task(self._deliver(key, record))
             self._in_flight[key] = task
+            self._next_partition = keys.partition_of_key(key) + 1
             free -= 1
             task.add_done_callback(functools.partial(self._finished, key))
 

@@ -80,10 +80,15 @@ class DeliveryLog:
     def key(self, author_key: str, post_id: int, kind: int) -> bytes:
         return keys.delivery_key(self.partition(author_key), author_key, post_id, kind)
 
-    def pending(self, partitions: Iterable[int], limit: int) -> list[tuple[bytes, storage_pb2.Delivery]]:
-        """Up to `limit` records of `partitions`, in key order."""
+    def pending(
+        self, partitions: Iterable[int], limit: int, from_partition: int = 0
+    ) -> list[tuple[bytes, storage_pb2.Delivery]]:
+        """Up to `limit` records of `partitions`, in key order from `from_partition` on, then
+        wrapping round to those before it."""
         out: list[tuple[bytes, storage_pb2.Delivery]] = []
-        for part in sorted(partitions):
+        ordered = sorted(partitions)
+        first = next((i for i, p in enumerate(ordered) if p >= from_partition), 0)
+        for part in ordered[first:] + ordered[:first]:
             for key, raw in self.store.scan(keys.family_prefix(part, keys.DELIVERIES)):
                 out.append((key, Delivery.FromString(raw)))
                 if len(out) >= limit:

@@ -445,3 +445,17 @@ def test_the_oldest_delivery_age_is_looked_up_rarely_grows_with_the_clock_and_is
         await cluster.close()
 
     run(scenario)
+
+
+def test_records_are_looked_for_round_the_partitions_so_none_waits_behind_newer_ones_in_lower_partitions() -> None:
+    store, _ = two_stores()
+    authors = {store.partition(f"u{i}"): f"u{i}" for i in range(40)}  # an author in each of the 4 partitions
+    for i, author in enumerate(authors.values()):
+        store.posts.store_post(author, post(i + 1, author))
+    parts = sorted(authors)
+    middle = parts[len(parts) // 2]
+    pending = store.deliveries.pending(parts, len(parts), from_partition=middle)
+    order = [keys.partition_of_key(k) for k, _ in pending]
+    assert order == [p for p in parts if p >= middle] + [p for p in parts if p < middle]
+    past_the_last = store.deliveries.pending(parts, 2, from_partition=parts[-1] + 1)
+    assert [keys.partition_of_key(k) for k, _ in past_the_last] == parts[:2]
