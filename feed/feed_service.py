@@ -133,15 +133,19 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
 
             async def abort() -> None:
                 # From a task of its own: the handler's is stuck in a write the reader does not take.
-                # The status needs no flow-control window, so the reader gets it; the write fails,
-                # and the stream's slot is given back.
+                # The stream's slot is given back first (the events are suspended at the event the
+                # reader did not take), so a reader told to resume finds it free; the status needs
+                # no flow-control window, so the reader gets it, and the write fails.
+                with contextlib.suppress(Exception):
+                    await events.aclose()
                 with contextlib.suppress(Exception):
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, details)
 
             aborts.add(task := asyncio.ensure_future(abort()))
             task.add_done_callback(aborts.discard)
 
-        async for event in self.watch.events(user, request.after_id, request.order_hold_ms):
+        events = self.watch.events(user, request.after_id, request.order_hold_ms)
+        async for event in events:
             timer = loop.call_later(self.limits.watch_stall_s, stalled)
             try:
                 yield event

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import heapq
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from common import post_bytes
 from common.post_bytes import IdAndPost
@@ -54,7 +54,7 @@ class TimelineWatch:
         self.timeline_cap = timeline_cap
         self.lookback = ids_in_ms(LOOKBACK_MS)
 
-    async def events(self, user: str, after_id: int, hold_ms: int = 0) -> AsyncIterator[feed_pb2.TimelineEvent]:
+    async def events(self, user: str, after_id: int, hold_ms: int = 0) -> AsyncGenerator[feed_pb2.TimelineEvent, None]:
         """`hold_ms` > 0: posts in strict id order, each held until its id is that old (_HoldBack)."""
         held = _HoldBack(hold_ms)
         with self.hub.stream(user) as wake:
