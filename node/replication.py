@@ -6,7 +6,8 @@ write to its own store if it holds the keys, forwards it to every other replica 
 receiving the partition in a membership change — in parallel, and answers as soon as
 `write_quorum` replicas of every partition the write touches have it (only current replicas count
 towards the quorum; a pending one just gets the write); a fan-out page, which is checkpointed as
-delivered when it returns, once every replica has it or has a durable hint here. A replica that
+delivered when it returns, also keeps a provisional durable hint here for each replica still
+writing it (node/hints.py). A replica that
 fails, times out, or that the failure detector already believes down gets a durable hint on this
 node instead (node/hints.py), also for answers that arrive after the caller was answered. A write that cannot
 reach a quorum fails with UNAVAILABLE (or a wrong-owner answer, which makes the caller retry with a
@@ -24,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
@@ -196,8 +197,9 @@ class Replicator:
         # Each replica once (this node is in `counted` already when it holds keys of the write).
         up_count = {p: sum(1 for n in {*counted, self.node_id} if p in counted[n] and n not in down) for p in need}
         tasks: dict[asyncio.Task[_Outcome[Resp]], str] = {}
+        sent: dict[str, storage_pb2.ReplicaWrite] = {}  # what each forward carries (a hint keeps the same)
         for node_id, node_keys in keys_by_node.items():
-            write = on_wire(node_keys)
+            write = sent[node_id] = on_wire(node_keys)
             if node_id in down and all(up_count[p] >= need[p] for p in counted[node_id]):
                 self._hint(node_id, write, "believed down")
                 continue
@@ -228,7 +230,7 @@ class Replicator:
             # durable hint now, provisional: not replayed while the forward may land, removed when it
             # does, kept when it fails (_forward). Waiting for the slowest replica instead cut the
             # soak's delivery rate below its post rate (2026-12-05).
-            waiting = await self._hint_in_flight(waiting, tasks, keys_by_node, on_wire)
+            waiting = await self._hint_in_flight(waiting, tasks, sent)
         self._let_finish(waiting)  # answered already: the rest finish (or leave hints) on their own
 
         short = sorted(p for p in need if acks[p] < need[p])
@@ -245,8 +247,7 @@ class Replicator:
         self,
         waiting: set[asyncio.Task[_Outcome[Resp]]],
         tasks: dict[asyncio.Task[_Outcome[Resp]], str],
-        keys_by_node: dict[str, list[str]],
-        on_wire: Callable[[list[str]], storage_pb2.ReplicaWrite],
+        sent: dict[str, storage_pb2.ReplicaWrite],
     ) -> set[asyncio.Task[_Outcome[Resp]]]:
         """Keeps a provisional hint for each forward in `waiting`; returns those still in flight
         once every other has one. A forward whose hint cannot be kept (the disk refuses, or the
@@ -255,7 +256,7 @@ class Replicator:
         for task in waiting:
             node_id = tasks[task]
             try:
-                key = self.hints.add(node_id, on_wire(keys_by_node[node_id]), provisional=True)
+                key = self.hints.add(node_id, sent[node_id], provisional=True)
             except DiskWriteError:
                 key = None
             if key is None:
