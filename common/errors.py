@@ -92,7 +92,19 @@ class Unavailable(FeedringError):
 class ReplicaBehind(Unavailable):
     """A replica that may lack acknowledged writes (restarted and still receiving what it missed, or
     its disk just back) refused a read: the caller reads another replica, and asks this one again,
-    as the last resort, only if no other answers (common/storage_client.py)."""
+    as the last resort, only if no other answers (common/storage_client.py). `complete_since_ms`:
+    the wall time since which it has every write sent to it (0: not said); of several such
+    replicas the one complete the longest has the most recent writes, a caller's own among them."""
+
+    def __init__(self, message: str, complete_since_ms: int = 0) -> None:
+        super().__init__(message)
+        self.complete_since_ms = complete_since_ms
+
+    @staticmethod
+    def least_behind_first(refusals: list[tuple[str, ReplicaBehind]]) -> list[str]:
+        """The node ids of (node id, refusal) pairs, the replica complete the longest first."""
+        ordered = sorted(refusals, key=lambda r: r[1].complete_since_ms or float("inf"))
+        return [node_id for node_id, _ in ordered]
 
 
 class DeadlineExceeded(FeedringError):

@@ -63,7 +63,7 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
         if isinstance(exc, WrongEpoch):
             context.set_trailing_metadata(((EPOCH_METADATA_KEY, str(exc.epoch)),))
         elif isinstance(exc, ReplicaBehind):
-            context.set_trailing_metadata(((BEHIND_KEY, "1"), (NO_RETRY_KEY, "-1")))
+            context.set_trailing_metadata(((BEHIND_KEY, str(exc.complete_since_ms)), (NO_RETRY_KEY, "-1")))
         elif exc.code == grpc.StatusCode.UNAVAILABLE:
             # Our own answer (e.g. a write short of its quorum), not a lost connection: a caller's
             # gRPC retry policy must not resend it (measured: three re-coordinated writes ate a
@@ -151,8 +151,10 @@ def error_for_status(status: RpcStatus) -> FeedringError:
         for key, value in status.trailing:
             if key == EPOCH_METADATA_KEY:
                 return WrongEpoch(status.details, int(value))
-    if status.code == grpc.StatusCode.UNAVAILABLE and any(key == BEHIND_KEY for key, _ in status.trailing):
-        return ReplicaBehind(status.details)
+    if status.code == grpc.StatusCode.UNAVAILABLE:
+        for key, value in status.trailing:
+            if key == BEHIND_KEY:
+                return ReplicaBehind(status.details, int(value) if value.isdigit() else 0)
     cls = BY_STATUS_CODE.get(status.code)
     if cls is None:
         err = FeedringError(status.details or status.code.name)

@@ -212,7 +212,7 @@ class UnaryRpc(Generic[Req, Resp]):
         attempt_s = self.client.attempt_timeout_s if len(replicas) > 1 else None
         failures: list[FeedringError] = []
         answered = False
-        behind: list[str] = []  # replicas that may lack writes refused a read: the last resort
+        behind: list[tuple[str, ReplicaBehind]] = []  # replicas that may lack writes refused: the last resort
         for i, node_id in enumerate(replicas):
             if answered and not self.client.health.allows(self.client.address_of(node_id)):
                 # A live replica already said the others are out of its reach, and this one is
@@ -224,7 +224,7 @@ class UnaryRpc(Generic[Req, Resp]):
                 return await self.on_node(node_id, request, timeout_s=attempt_s)
             except ReplicaBehind as exc:
                 failures.append(exc)
-                behind.append(node_id)
+                behind.append((node_id, exc))
             except AnsweredUnavailable as exc:
                 failures.append(exc)
                 answered = True
@@ -236,7 +236,8 @@ class UnaryRpc(Generic[Req, Resp]):
                 if exc.epoch != self.client.map.epoch or i == len(replicas) - 1:
                     raise
                 failures.append(exc)
-        for node_id in behind:  # nobody else answered: a replica a little behind beats no answer
+        # Nobody else answered: a replica a little behind beats no answer, the least behind first.
+        for node_id in ReplicaBehind.least_behind_first(behind):
             try:
                 return await self.on_node(node_id, request, timeout_s=attempt_s, last_resort=True)
             except FeedringError as exc:
@@ -489,7 +490,7 @@ class _NodeErrors:
 
     def __call__(self, status: RpcStatus) -> FeedringError | None:
         if isinstance(err := error_for_status(status), ReplicaBehind):
-            return ReplicaBehind(f"{self.name} answered: {status.details}")
+            return ReplicaBehind(f"{self.name} answered: {status.details}", err.complete_since_ms)
         if status.code == grpc.StatusCode.UNAVAILABLE and not status.from_channel:
             return AnsweredUnavailable(f"{self.name} answered: {status.details}")
         if status.code == grpc.StatusCode.UNAVAILABLE:

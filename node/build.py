@@ -157,7 +157,7 @@ def build_node(
             local,
             replicator,
             reads_first,
-            behind=lambda: status.catching_up or bool(getattr(observed.inner, "write_error", "")),
+            behind=lambda: status.behind_since_ms(bool(getattr(observed.inner, "write_error", ""))),
         ),
         MembershipServicer(ownership, mover, data.batches, records_written),
         RepairServicer(data, ownership, repairer, records_written),

@@ -56,13 +56,15 @@ class DataServicer:
         local: LocalWrites,
         replicator: Replicator,
         reads_first: ReadsFirst,
-        behind: Callable[[], bool] = lambda: False,
+        behind: Callable[[], int] = lambda: 0,
     ) -> None:
         self.data = data
         self.ownership = ownership
         self.local = local
         self.reads_first = reads_first  # told of every read, so fan-out stands back
-        self.behind = behind  # may lack acknowledged writes (restarted and catching up, or its disk back)
+        # 0, or the wall time (ms) before which it may lack acknowledged writes (restarted and
+        # catching up, or its disk back); now while its disk refuses writes.
+        self.behind = behind
         for write in RPCS:
             setattr(self, write.name, _coordinated(replicator, write))
 
@@ -103,9 +105,10 @@ class DataServicer:
         found no other replica that answers (it says so: the last resort). The caller learns the
         refusal at once and reads another replica (common/storage_client.py); a health check would
         tell it only at its next probe."""
-        if self.behind() and not any(key == LAST_RESORT_KEY for key, _ in context.invocation_metadata() or ()):
+        since_ms = self.behind()
+        if since_ms and not any(key == LAST_RESORT_KEY for key, _ in context.invocation_metadata() or ()):
             raise ReplicaBehind(
-                f"node {self.ownership.node_id} is catching up on writes it missed: read another replica"
+                f"node {self.ownership.node_id} is catching up on writes it missed: read another replica", since_ms
             )
 
     @grpc_errors

@@ -320,25 +320,26 @@ class DeliveryDriver:
         others = [n for n in self.peers.replicas_for(user_key) if n != self.node_id]
         if not others and skip_self:
             return []
-        behind: list[str] = []  # replicas catching up refused: asked again, as the last resort
+        behind: list[tuple[str, ReplicaBehind]] = []  # replicas catching up refused: the last resort
         for node_id in others:
             try:
                 reply = await self.peers.list_edges.on_node(node_id, request, timeout_s=self.peers.attempt_timeout_s)
                 return list(reply.users)
-            except ReplicaBehind:
-                behind.append(node_id)
+            except ReplicaBehind as exc:
+                behind.append((node_id, exc))
             except FeedringError as exc:
                 if not skip_self and node_id == others[-1] and not behind:
                     raise
                 log.debug("follower page from another replica failed node=%s error=%s", node_id, exc.message)
-        for node_id in behind:
+        last_resort = ReplicaBehind.least_behind_first(behind)
+        for node_id in last_resort:
             try:
                 reply = await self.peers.list_edges.on_node(
                     node_id, request, timeout_s=self.peers.attempt_timeout_s, last_resort=True
                 )
                 return list(reply.users)
             except FeedringError:
-                if not skip_self and node_id == behind[-1]:
+                if not skip_self and node_id == last_resort[-1]:
                     raise
         return []
 

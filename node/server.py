@@ -175,6 +175,7 @@ class NodeServer:
             log.warning("node %s: its disk takes writes again: catching up on what it missed", self.node.id)
             await self.parts.data.batches.recount_keys()  # the status counts, as at a start
             self.parts.delivery.disk_writable_again()
+            self.parts.status.complete_since_ms = int(time.time() * 1000)
             self.parts.status.catching_up = True
             await self._wait_for_hints(60.0)
             try:
@@ -251,6 +252,7 @@ class NodeServer:
         parts.status.catching_up = self.config.replication_factor > 1
         await self.health.set(READS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
+        parts.status.complete_since_ms = int(time.time() * 1000)  # every write from now reaches it
         await parts.ownership.catch_up()  # down during a change: learn the newest map first
         parts.delivery.start()  # resumes every record a crash or restart left unfinished
         replicated = self.config.replication_factor > 1 and len(parts.ownership.map.members) > 1

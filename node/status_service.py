@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from common.grpc_status import grpc_errors
@@ -38,6 +40,15 @@ class StatusServicer:
         self.repairer = repairer
         self.inboxes = inboxes
         self.catching_up = False  # restarted and not yet sent every hint its peers held for it
+        self.complete_since_ms = 0  # since when every write sent here was applied (its start, its disk's return)
+
+    def behind_since_ms(self, disk_refuses: bool) -> int:
+        """0 if this replica has every acknowledged write it was sent; else the wall time (ms) before
+        which it may lack some: since it was complete, or now while its disk refuses writes."""
+        now_ms = int(time.time() * 1000)
+        if disk_refuses:
+            return now_ms
+        return (self.complete_since_ms or now_ms) if self.catching_up else 0
 
     @grpc_errors
     async def GetNodeStatus(
