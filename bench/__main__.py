@@ -1,4 +1,4 @@
-"""python -m bench [--quick]: feedring's benchmark, with baselines measured in the same run.
+"""python -m bench [--quick | --smoke]: feedring's benchmark, with baselines measured in the same run.
 
 It starts its own cluster (3 nodes, a router with 2 workers) on free ports under bench/results/,
 loads the Reed College graph and a synthetic power-law graph with celebrity-scale follower counts,
@@ -19,6 +19,7 @@ from pathlib import Path
 from bench import fanout_load, floors, graphs, inactive_readers, replication, report, scenarios, soak, watch_latency
 from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import Mix, run_load, start_echo_server
+from bench.sizes import FULL, QUICK, SMOKE, Sizes
 from bench.stats import summary
 from client import FeedClient
 from ops.local_cluster import LocalCluster
@@ -38,11 +39,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="small graphs and short phases (about 6 minutes)")
-    parser.add_argument("--seconds", type=float, help="length of each load phase (default 20, quick 6)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the smallest run that still produces every figure (the test suite's; the figures mean nothing)",
+    )
+    parser.add_argument("--seconds", type=float, help="length of each load phase (default 20, quick 6, smoke 2)")
     parser.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
     parser.add_argument("--concurrency", type=int, default=16, help="calls in flight per client process (default 16)")
     parser.add_argument("--mix", default="0.90,0.08,0.02", help="read,post,follow shares (default 0.90,0.08,0.02)")
-    parser.add_argument("--users", type=int, help="synthetic users (default 50000, quick 5000)")
+    parser.add_argument("--users", type=int, help="synthetic users (default 50000, quick 5000, smoke 2000)")
     parser.add_argument("--seed", type=int, default=7, help="graph seed (default 7)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
     parser.add_argument(
@@ -75,16 +81,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    quick = args.quick
-    seconds = args.seconds or (6.0 if quick else 20.0)
-    users = args.users or (5_000 if quick else 50_000)
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
+    seconds = args.seconds or sizes.seconds
+    users = args.users or sizes.users
     read, post, follow = (float(x) for x in args.mix.split(","))
     mix = Mix(read, post, follow)
     # Follower-count classes; those above the hot threshold are hot (merged at read, not fanned out).
-    classes = (
-        {"10": 10, "1K": 1_000, "10K": 10_000} if quick else {"10": 10, "1K": 1_000, "100K": 100_000, "1M": 1_000_000}
-    )
-    threshold = 5_000 if quick else 10_000  # the default: the 100K and 1M classes are hot
+    classes = sizes.classes
+    threshold = sizes.hot_threshold
     hot_pinned = [f"pinned{i}" for i in range(20)]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = args.out / f"run-{stamp}"
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {_cores()} cores, {_memory_gib():.0f} GiB, "
         f"Python {platform.python_version()}",
-        "mode": "quick" if quick else "full",
+        "mode": sizes.name,
         "settings": {
             "seconds": seconds,
             "processes": args.processes,
@@ -106,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.soak:  # a soak measures the cluster against itself over time: no baselines
         print("baselines: raw plyvel batched puts, store floors, bare gRPC echo, two-hop bare relay ...", flush=True)
-        results["plyvel_puts_per_s"] = plyvel_batched_puts_per_second(100_000 if quick else 300_000)
+        results["plyvel_puts_per_s"] = plyvel_batched_puts_per_second(sizes.plyvel_puts)
         # A node's store work per inbox entry, apart from gRPC and the event loop (bench/floors.py).
-        results["store_floors"] = floors.store_floors(posts=3 if quick else 10)
+        results["store_floors"] = floors.store_floors(posts=sizes.floor_posts)
         echo_process, echo_target = start_echo_server()
         try:
             echo = run_load(echo_target, "echo", seconds, args.processes, args.concurrency)
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             echo_process.terminate()
         # Two bare hops (client -> relay -> echo), in rounds alternating with the echo: what a router ->
         # node read costs with no feedring code in it, the floor of the read targets (bench/floors.py).
-        results["relay_floor"] = floors.relay_floor(rounds=2 if quick else 3, seconds=2.0 if quick else 3.0)
+        results["relay_floor"] = floors.relay_floor(rounds=sizes.relay_rounds, seconds=sizes.relay_seconds)
     else:
         hot_pinned = []  # the shipped configuration: no pinned hot users
 
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 fans = ((f"vis{label}-fan{i}", f"vis{label}") for i in range(n))
                 graphs.load(client, fans, n, f"{label}-follower author")
             # Four authors just below the hot threshold, for the fan-out delivery rate.
-            fanout_followers = 2_000 if quick else 5_000
+            fanout_followers = sizes.fanout_followers
             fanout_authors = [f"fanout{i}" for i in range(4)]
             graphs.load(
                 client,
@@ -163,12 +167,12 @@ def main(argv: list[str] | None = None) -> int:
                 client.post(f"u{i}", f"seed post {i}")
             time.sleep(2)  # hot transitions of the big classes settle
             if args.stress:
-                results["stress"] = _stress(cluster, client, users, quick)
+                results["stress"] = _stress(cluster, client, users, sizes)
                 return _finish_stress(results, started, args.out, stamp)
             if args.soak:
                 post_rate = args.soak_rate
                 if post_rate is None:
-                    results["stress"] = _stress(cluster, client, users, quick)
+                    results["stress"] = _stress(cluster, client, users, sizes)
                     post_rate = soak.LOAD_SHARE * float(results["stress"]["capacity_posts_per_s"])  # type: ignore[index]
                 results["soak"] = soak.soak(cluster, client, users, args.soak, max(post_rate, 1.0))
                 return _finish_soak(results, started, args.out, stamp, not args.no_plot)
@@ -224,23 +228,31 @@ def main(argv: list[str] | None = None) -> int:
             )
 
             print("post ack by follower class, delivery ...", flush=True)
-            results["post_ack"] = scenarios.post_ack_by_class(client, classes, 30 if quick else 100)
+            results["post_ack"] = scenarios.post_ack_by_class(client, classes, sizes.samples)
             # Lag: one author and one of its followers; rate: 40 posts by the four fan-out authors.
             results["delivery"] = scenarios.delivery(
-                client, cluster, "fanout0", "ff0", fanout_authors * 10, fanout_followers, 20 if quick else 50
+                client,
+                cluster,
+                "fanout0",
+                "ff0",
+                fanout_authors * 10,
+                fanout_followers,
+                sizes.delivery_posts_per_author,
             )
             # A post visible in every follower's timeline: a 10-follower and a 200-follower author.
             results["visible"] = {
-                label: scenarios.visible_everywhere(client, f"vis{label}", [f"vis{label}-fan{i}" for i in range(n)], 20)
+                label: scenarios.visible_everywhere(
+                    client, f"vis{label}", [f"vis{label}-fan{i}" for i in range(n)], min(sizes.samples, 20)
+                )
                 for label, n in (("10", 10), ("200", 200))
             }
 
             print("watch streams: post ack -> seen by open watchers ...", flush=True)
             results["watch"] = watch_latency.watch_latency(
-                cluster, client, hot_pinned[-1], (100,) if quick else (100, 1000), 10 if quick else 20
+                cluster, client, hot_pinned[-1], sizes.watchers, sizes.watch_posts
             )
 
-            results["stress"] = _stress(cluster, client, users, quick)
+            results["stress"] = _stress(cluster, client, users, sizes)
 
             print("hot users ...", flush=True)
             for i, hot in enumerate(hot_pinned):
@@ -250,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
                     client.post(hot, f"hot {i}.{j}")
                     client.post(f"plain{i}", f"plain {i}.{j}")
             time.sleep(0.5)
-            results["hot_read"] = scenarios.timeline_read_with_hot_followees(client, "hotfan", "plainfan", 300)
-            results["burst"] = scenarios.burst(client, target, users, hot_pinned, min(seconds, 6))
+            results["hot_read"] = scenarios.timeline_read_with_hot_followees(
+                client, "hotfan", "plainfan", sizes.hot_reads
+            )
+            results["burst"] = scenarios.burst(client, target, users, hot_pinned, min(seconds, sizes.phase_s))
             results["nodes"] = scenarios.node_figures(client)
             # Memory must not grow with users and posts: compare after all the phases that added some.
             results["router_rss_mb"] = {
@@ -262,10 +276,11 @@ def main(argv: list[str] | None = None) -> int:
 
             print("salting spread (separate short clusters, S=8 and S=1) ...", flush=True)
             results["salting"] = {
-                f"S={s}": scenarios.salted_write_spread(run_dir / f"salt{s}", s, hot_pinned[:2], 300) for s in (8, 1)
+                f"S={s}": scenarios.salted_write_spread(run_dir / f"salt{s}", s, hot_pinned[:2], sizes.salting_posts)
+                for s in (8, 1)
             }
 
-            node_entries = args.node_entries if args.node_entries is not None else (0 if quick else 5_000_000)
+            node_entries = args.node_entries if args.node_entries is not None else sizes.node_entries
             if node_entries:
                 print(f"growing one node to {node_entries:,} entries for the memory figure ...", flush=True)
                 results["big_node"] = scenarios.grow_node_entries(
@@ -273,18 +288,18 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
             print("rebalancing: adding a fourth node under read load ...", flush=True)
-            results["rebalance"] = scenarios.rebalance(cluster, client, users, min(seconds, 6))
+            results["rebalance"] = scenarios.rebalance(cluster, client, users, min(seconds, sizes.phase_s))
     finally:
         cluster.stop(quiet=True)
 
     print("replication: the same load at replication_factor 1 and 3, and a restarted replica's catch-up ...")
     results["replication"] = replication.replication_cost(
-        run_dir / "replication", min(users, 5_000), min(seconds, 10), 8.0 if quick else 30.0, quick
+        run_dir / "replication", min(users, 5_000), min(seconds, 10), sizes
     )
 
     print("inactive readers: fan-out skipped for readers who went away, and their first read back ...")
     results["inactive"] = inactive_readers.inactive_readers(
-        run_dir / "inactive", min(users, 2_000 if quick else 5_000), args.seed, quick
+        run_dir / "inactive", min(users, 5_000 if sizes is FULL else 2_000), args.seed, sizes
     )
 
     results["elapsed_s"] = time.perf_counter() - started
@@ -310,16 +325,16 @@ def _memory_gib() -> float:
         return int(f.readline().split()[1]) / 2**20
 
 
-def _stress(cluster: LocalCluster, client: FeedClient, users: int, quick: bool) -> dict[str, object]:
+def _stress(cluster: LocalCluster, client: FeedClient, users: int, sizes: Sizes) -> dict[str, object]:
     print("stress: raising the post rate until fan-out lag p99 passes 5 s ...", flush=True)
     scenarios.wait_for_deliveries(client)
     return fanout_load.stress(
         cluster,
         client,
         users,
-        step_s=4.0 if quick else 8.0,
-        read_rate=50.0 if quick else 100.0,
-        post_rates=[5.0, 10.0, 20.0, 40.0, 80.0] if quick else [2.5, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 120.0, 160.0],
+        step_s=sizes.stress_step_s,
+        read_rate=sizes.stress_read_rate,
+        post_rates=list(sizes.stress_post_rates),
         processes=2,
     )
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from bench import graphs, scenarios
+from bench.sizes import Sizes
 from bench.stats import summary
 from client import FeedClient
 from ops.local_cluster import LocalCluster
@@ -28,8 +29,8 @@ RETURNING = 20  # returning readers per followee count
 REPLICAS = 3  # the bench cluster's replication factor (scenarios.write_cluster_file)
 
 
-def inactive_readers(directory: Path, users: int, seed: int, quick: bool) -> dict[str, object]:
-    away_s = 30.0 if quick else 45.0
+def inactive_readers(directory: Path, users: int, seed: int, sizes: Sizes) -> dict[str, object]:
+    away_s = sizes.inactive_after_s
     path = scenarios.write_cluster_file(
         directory, 10_000, 8, [], extra=["[fanout]", f"inactive_after = {away_s:g}", ""]
     )
@@ -37,12 +38,12 @@ def inactive_readers(directory: Path, users: int, seed: int, quick: bool) -> dic
     cluster.start(quiet=True)
     try:
         with FeedClient(cluster.config.routers[0].address, timeout_s=120, token=cluster.secret) as client:
-            return _run(client, users, seed, quick, away_s)
+            return _run(client, users, seed, sizes.inactive_posters, away_s)
     finally:
         cluster.stop(quiet=True)
 
 
-def _run(client: FeedClient, users: int, seed: int, quick: bool, away_s: float) -> dict[str, object]:
+def _run(client: FeedClient, users: int, seed: int, posts: int, away_s: float) -> dict[str, object]:
     rng = random.Random(seed)
     edges = graphs.synthetic_edges(users, seed)
     readers = sorted({follower for follower, _ in edges})
@@ -56,7 +57,7 @@ def _run(client: FeedClient, users: int, seed: int, quick: bool, away_s: float) 
     for author in authors:  # something for the returning readers to find
         client.post(author, f"{author} was here")
     scenarios.wait_for_deliveries(client)
-    posters = [f"u{rng.randrange(users)}" for _ in range(150 if quick else 400)]
+    posters = [f"u{rng.randrange(users)}" for _ in range(posts)]
 
     print("    posts while every reader is active ...", flush=True)
     everyone = _post_phase(client, posters)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench import graphs, scenarios
 from bench.harness import Mix, run_load
+from bench.sizes import Sizes
 from bench.stats import summary
 from client import FeedClient
 from ops.local_cluster import LocalCluster
@@ -23,11 +24,12 @@ from ops.local_cluster import LocalCluster
 __all__ = ["replication_cost"]
 
 
-def replication_cost(run_dir: Path, users: int, seconds: float, down_s: float, quick: bool) -> dict[str, object]:
+def replication_cost(run_dir: Path, users: int, seconds: float, sizes: Sizes) -> dict[str, object]:
     out: dict[str, object] = {}
     for rf in (1, 3):
         print(f"  replication_factor = {rf} ...", flush=True)
-        out[f"rf{rf}"] = _one_cluster(run_dir / f"rf{rf}", rf, users, seconds, down_s if rf > 1 else 0.0, quick)
+        down_s = sizes.replication_down_s if rf > 1 else 0.0
+        out[f"rf{rf}"] = _one_cluster(run_dir / f"rf{rf}", rf, users, seconds, down_s, sizes)
     one, three = out["rf1"], out["rf3"]
     assert isinstance(one, dict) and isinstance(three, dict)
     out["rf3_over_rf1"] = {
@@ -40,7 +42,9 @@ def replication_cost(run_dir: Path, users: int, seconds: float, down_s: float, q
     return out
 
 
-def _one_cluster(directory: Path, rf: int, users: int, seconds: float, down_s: float, quick: bool) -> dict[str, object]:
+def _one_cluster(
+    directory: Path, rf: int, users: int, seconds: float, down_s: float, sizes: Sizes
+) -> dict[str, object]:
     cluster = LocalCluster(scenarios.write_cluster_file(directory, 1_000_000, 8, [], replication_factor=rf))
     cluster.start(quiet=True)
     try:
@@ -52,7 +56,7 @@ def _one_cluster(directory: Path, rf: int, users: int, seconds: float, down_s: f
                 client, ((f"rf-fan{i}", "rf-author") for i in range(followers)), followers, "1K-follower author"
             )
             fanout_authors = [f"rf-fanout{i}" for i in range(4)]
-            each = 1_000 if quick else 2_500
+            each = sizes.replication_fanout_followers
             graphs.load(
                 client, ((f"rf-ff{i}", a) for a in fanout_authors for i in range(each)), 4 * each, "fan-out authors"
             )
@@ -65,7 +69,7 @@ def _one_cluster(directory: Path, rf: int, users: int, seconds: float, down_s: f
                 run_load(target, "feed", seconds, 2, 16, Mix(1, 0, 0), users, direct=True)["read"], seconds
             )
             acks = []
-            for i in range(30 if quick else 100):
+            for i in range(sizes.samples):
                 started = time.perf_counter()
                 client.post("rf-author", f"ack probe {i}")
                 acks.append(time.perf_counter() - started)

@@ -1,5 +1,5 @@
-"""`python -m bench --quick` runs end to end, so the benchmark never rots. Not a timed test: it
-asserts the figures exist and are sane, never that they are fast."""
+"""`python -m bench --smoke` (every phase at its smallest) runs end to end, so the benchmark never
+rots. Not a timed test: it asserts the figures exist and are sane, never that they are fast."""
 
 from __future__ import annotations
 
@@ -22,12 +22,8 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
             sys.executable,
             "-m",
             "bench",
-            "--quick",
+            "--smoke",
             "--no-plot",
-            "--seconds",
-            "3",
-            "--users",
-            "2000",
             "--out",
             str(tmp_path),
         ],
