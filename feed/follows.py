@@ -4,8 +4,10 @@ The order of steps is what keeps them safe against concurrent posts (node/feed_s
 node side):
 - Follow writes the follower-side edge first, so the follower's inbox accepts the followee's posts
   (and, for a hot followee, marks it merged-at-read); then the followee-side edge, which for a
-  normal followee also reads its newest posts in the same step; then backfills those. A concurrent
-  post is either in that read or sees the new follower when it fans out.
+  normal followee also reads its newest posts in the same step, on every replica of its quorum
+  (node/writes.py merges them: the coordinator alone may not have a post acknowledged a moment
+  before); then backfills those. A concurrent post is either in that read or sees the new follower
+  when it fans out.
 - Unfollow removes the followee-side edge first, so no new fan-out reaches the follower, then the
   follower-side edge together with the followee's posts in the inbox.
 A salted (once hot) followee's edges live on ``followee#salt(follower)``. The follower-side edge

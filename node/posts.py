@@ -152,6 +152,13 @@ class Posts:
         start = keys.post_key(part, keys.POSTS, author_key, before_id - 1) if before_id else None
         return newest_values(self.store, keys.user_prefix(part, keys.POSTS, author_key), limit, start)
 
+    def deleted_since(self, author_key: str, oldest_id: int) -> list[int]:
+        """The ids of the author's deleted posts (tombstones held) from `oldest_id` on."""
+        part = self.partition(author_key)
+        start = keys.post_key(part, keys.POST_TOMBSTONES, author_key, oldest_id)
+        prefix = keys.user_prefix(part, keys.POST_TOMBSTONES, author_key)
+        return [keys.post_id_of(key) for key in self.store.scan_keys(prefix, start=start)]
+
     # -- repair merge rules (node/repair.py) -----------------------------------------------------
 
     def merge_post(self, key: bytes, value: bytes) -> int:

@@ -263,16 +263,18 @@ class AddFollowerRequest(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., followee_key: _Optional[str] = ..., follower: _Optional[str] = ..., backfill_limit: _Optional[int] = ..., author: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class AddFollowerResponse(_message.Message):
-    __slots__ = ("created", "recent_posts", "state", "refused")
+    __slots__ = ("created", "recent_posts", "state", "refused", "deleted_ids")
     CREATED_FIELD_NUMBER: _ClassVar[int]
     RECENT_POSTS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REFUSED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_IDS_FIELD_NUMBER: _ClassVar[int]
     created: bool
     recent_posts: _containers.RepeatedCompositeFieldContainer[_feed_pb2.Post]
     state: HotState
     refused: Relation
-    def __init__(self, created: _Optional[bool] = ..., recent_posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., state: _Optional[_Union[HotState, str]] = ..., refused: _Optional[_Union[Relation, str]] = ...) -> None: ...
+    deleted_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, created: _Optional[bool] = ..., recent_posts: _Optional[_Iterable[_Union[_feed_pb2.Post, _Mapping]]] = ..., state: _Optional[_Union[HotState, str]] = ..., refused: _Optional[_Union[Relation, str]] = ..., deleted_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class RemoveFollowerRequest(_message.Message):
     __slots__ = ("epoch", "followee_key", "follower", "version")

@@ -402,6 +402,33 @@ def test_of_two_replicas_catching_up_the_last_resort_is_the_one_complete_the_lon
     run(scenario)
 
 
+def test_a_follow_backfills_the_quorums_newest_posts_not_its_coordinators_and_never_a_deleted_one() -> None:
+    """A follow's coordinator may be the replica of the author's partition a post has not reached
+    yet, and that post's delivery may have paged the followers before the follow: the backfill
+    comes from the whole quorum, less what any of it knows deleted."""
+
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        author = next(u for u in (f"a{i}" for i in range(1000)) if primary_of(cluster, u) == "n1")
+        old = await router.posts.post(author, "deleted while n3 was down")
+        await cluster.settle(router)
+        cluster.down("n3")
+        kept = await router.posts.post(author, "posted while n3 was down")
+        await router.posts.delete(author, old.id)
+        await cluster.settle(router)
+        for node in cluster.nodes.values():  # n3's copies still on their way
+            node.hints.remove("n3", [k for k, _ in node.hints.oldest("n3", 10_000)])
+        cluster.up("n3")
+        await cluster.probe()
+        request = storage_pb2.AddFollowerRequest(followee_key=author, follower="late", author=author, backfill_limit=50)
+        reply = await cluster.nodes["n3"].replicator.write(writes.ADD_FOLLOWER, request)
+        assert [p.id for p in reply.recent_posts] == [kept.id]
+        await cluster.close()
+
+    run(scenario)
+
+
 def test_a_fan_out_page_returns_at_its_quorum_with_a_durable_hint_for_a_replica_still_writing_it() -> None:
     """A delivery checkpoints a page as done when its write returns. Were the delivering node killed
     with the slowest replica's forward in flight and nothing kept for it, that replica would lack
