@@ -16,7 +16,7 @@ from ops.local_cluster import PROJECT_ROOT
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
+def test_the_smoke_benchmark_produces_every_figure(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable,
