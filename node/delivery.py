@@ -228,12 +228,18 @@ class DeliveryDriver:
             # Pipelined: the next page of followers is read while this one is written.
             next_page = asyncio.ensure_future(self._followers(record, record.after, self.page))
             try:
+                # A small author's followers, all on this node's copy, are written while another
+                # replica's list is read (the time a post takes to show: measured 3.5 of ~7 ms at
+                # idle); that list then only adds a follow this copy missed.
+                early = set(await self._early_followers(record))
                 while part in self.ownership.owned:
                     page = await next_page
                     if len(page) == self.page:
                         next_page = asyncio.ensure_future(self._followers(record, page[-1], self.page))
-                    if page:
-                        await self._send(record, page)
+                    rest = [c for c in page if c not in early] if early else page
+                    early = set()
+                    if rest:
+                        await self._send(record, rest)
                     if len(page) < self.page:
                         if part in self.ownership.owned:
                             await self._finish(key, record)
@@ -293,6 +299,17 @@ class DeliveryDriver:
     async def _author_state(self, author: str) -> HotState:
         meta = await self.peers.get_user_meta.by_key(author, storage_pb2.GetUserMetaRequest(user_key=author))
         return HotState(meta.state) if meta.found else HotState.NORMAL
+
+    async def _early_followers(self, record: storage_pb2.Delivery) -> list[str]:
+        """Writes the first page from this node's own copy of the edges when it is the author's
+        whole list there (shorter than a page, a home key only); returns the followers written."""
+        if record.after or record.salted or self.peers.map.partition(record.author) not in self.ownership.owned:
+            return []
+        followers = self.data.graph.list_edges(keys.FOLLOWERS, record.author, "", self.page)
+        if not followers or len(followers) >= self.page:
+            return []
+        await self._send(record, followers)
+        return followers
 
     async def _followers(self, record: storage_pb2.Delivery, after: str, limit: int) -> list[str]:
         """The next `limit` followers after `after`, in byte order, over every key of the author.

@@ -429,6 +429,35 @@ def test_a_follow_backfills_the_quorums_newest_posts_not_its_coordinators_and_ne
     run(scenario)
 
 
+def test_a_small_authors_post_reaches_a_follower_only_another_replica_has_after_the_drivers_own_list() -> None:
+    """The driver writes the followers on its own copy at once, while another replica's list is
+    read; a follow its copy missed (down then, its hint lost) still gets the post from that list."""
+
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        author = next(u for u in (f"a{i}" for i in range(1000)) if primary_of(cluster, u) == "n1")
+        for fan in ("fan1", "fan2"):
+            await router.follows.follow(fan, author)
+        await cluster.settle(router)
+        cluster.down("n1")
+        await router.follows.follow("fan3", author)  # n1, the driver, misses this edge
+        await cluster.settle(router)
+        for node in cluster.nodes.values():
+            node.hints.remove("n1", [k for k, _ in node.hints.oldest("n1", 10_000)])
+        cluster.up("n1")
+        await cluster.probe()
+        assert cluster.nodes["n1"].data.graph.list_edges(keys.FOLLOWERS, author, "", 10) == ["fan1", "fan2"]
+        post = await router.posts.post(author, "hello")
+        await cluster.settle(router)
+        for fan in ("fan1", "fan2", "fan3"):
+            assert await timeline(router, fan) == ["hello"], fan
+        assert post.id
+        await cluster.close()
+
+    run(scenario)
+
+
 def test_a_fan_out_page_returns_at_its_quorum_with_a_durable_hint_for_a_replica_still_writing_it() -> None:
     """A delivery checkpoints a page as done when its write returns. Were the delivering node killed
     with the slowest replica's forward in flight and nothing kept for it, that replica would lack
