@@ -175,6 +175,9 @@ class GrpcTransport:
         await asyncio.gather(*(c.close() for c in channels), return_exceptions=True)
 
 
+_READS_PREFERRING_THIS_NODE = frozenset({"ReadPosts", "ReadInbox", "ListEdges", "GetUserMeta"})
+
+
 class UnaryRpc(Generic[Req, Resp]):
     """One unary Storage RPC, bound to a client."""
 
@@ -186,6 +189,12 @@ class UnaryRpc(Generic[Req, Resp]):
         self.response = response
         # The caller's epoch goes into `epoch`, unless the request's `epoch` means something else.
         self._stamps_epoch = stamp_epoch and "epoch" in request.DESCRIPTOR.fields_by_name
+        # A node reads its own copy first; a write goes to the key's primary first, which then
+        # coordinates it and is in its quorum: what a write did to a key other than the one the
+        # caller named (a follow's followee side) is read back at once from the primary (CI: a node
+        # coordinating an unfollow's followee side itself left the primary out of the quorum, and
+        # the followers list read there still showed the unfollowed reader).
+        self._read_here_first = name in _READS_PREFERRING_THIS_NODE
 
     async def by_key(self, key: str, request: Req) -> Resp:
         """To a replica of `key`'s partition: the first one believed up (the primary, normally),
@@ -207,7 +216,7 @@ class UnaryRpc(Generic[Req, Resp]):
         raise AssertionError("unreachable")
 
     async def _any_replica(self, key: str, request: Req) -> Resp:
-        replicas = self.client.replicas_for(key)
+        replicas = self.client.replicas_for(key, self._read_here_first)
         # With other replicas to fall over to, one attempt may not take the whole deadline.
         attempt_s = self.client.attempt_timeout_s if len(replicas) > 1 else None
         failures: list[FeedringError] = []
@@ -394,16 +403,16 @@ class StorageClient:
 
     # -- placement -------------------------------------------------------------------------------
 
-    def replicas_for(self, key: str) -> list[str]:
+    def replicas_for(self, key: str, this_node_first: bool = True) -> list[str]:
         """The key's replicas in the order to try them: those believed up first, in table order
-        (sorting is stable)."""
+        (sorting is stable); this node itself first among them unless `this_node_first` is False."""
         replicas = self.map.replicas(self.map.partition(key))
         if len(replicas) == 1:
             return list(replicas)
         # Up and caught up first (this node itself before the others); then up but catching up after
         # a restart; then the rest.
         rank = {
-            n: (not self.health.allows(a), a in self.health.lagging, n != self.prefer)
+            n: (not self.health.allows(a), a in self.health.lagging, this_node_first and n != self.prefer)
             for n in replicas
             for a in [self.address_of(n)]
         }
