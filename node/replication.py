@@ -94,6 +94,11 @@ class Replicator:
         # Forwards answered after their caller, with the provisional hint kept for each (hints.py).
         self._provisional: dict[asyncio.Task[Any], bytes] = {}
 
+    @property
+    def forwards_in_flight(self) -> int:
+        """Forwards still on their way after their write was answered (each lands or leaves a hint)."""
+        return len(self._background)
+
     def quorum(self, replicas: int) -> int:
         """Acks a partition with `replicas` current replicas needs (a majority unless configured)."""
         return min(self.write_quorum or replicas // 2 + 1, replicas)

@@ -96,6 +96,7 @@ class StatusServicer:
         stats.hints_replayed = hints.replayed
         stats.hints_expired = hints.expired
         stats.quorum_failures = replicator.quorum_failures
+        stats.forwards_in_flight = replicator.forwards_in_flight
         stats.writes_restamped = replicator.restamped
         stats.tombstones_collected = self.repairer.data.tombstones_collected
         stats.clock_offset_ms.update(replicator.clock_skew.offsets_ms())

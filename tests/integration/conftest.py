@@ -54,17 +54,23 @@ class ClusterHandle:
 
 
 def wait_settled(client: FeedClient, timeout_s: float = 60.0) -> None:
-    """Until every node is up, owes no deliveries and holds no hints: what replicas missed has reached them
-    (reads go to one replica, so a replica still catching up can answer a little behind)."""
+    """Until every node is up, owes no deliveries, holds no hints and has no forward of an answered write
+    still on its way: what replicas missed has reached them (reads go to one replica, so a replica still
+    catching up can answer a little behind). A forward to a peer cut off a moment ago waits out its
+    deadline before it becomes a hint: "no hints" alone was seen while replicas still differed."""
 
     def settled() -> None:
         nodes = client.cluster_status().nodes
         busy = [
-            (n.id, n.healthy, n.delivery.records, n.replication.hints, n.replication.catching_up)
+            (n.id, n.healthy, n.delivery.records, n.replication.hints, n.replication.forwards_in_flight)
             for n in nodes
-            if not n.healthy or n.delivery.records or n.replication.hints or n.replication.catching_up
+            if not n.healthy
+            or n.delivery.records
+            or n.replication.hints
+            or n.replication.forwards_in_flight
+            or n.replication.catching_up
         ]
-        assert not busy, f"not settled (node, healthy, records, hints, catching up): {busy}"
+        assert not busy, f"not settled (node, healthy, records, hints, forwards in flight): {busy}"
 
     eventually(settled, timeout_s=timeout_s, interval_s=0.25)
 
