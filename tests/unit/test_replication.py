@@ -48,6 +48,29 @@ def primary_of(cluster: InmemCluster, key: str) -> str:
     return node.ownership.map.primary(node.data.partition(key))
 
 
+def lose_hints(cluster: InmemCluster, target: str | None = None) -> None:
+    """Every hint held for `target` (for anyone: None) is lost, as with its holder's disk."""
+    for node in cluster.nodes.values():
+        for held_for in [target] if target else list(node.hints.counts):
+            node.hints.remove(held_for, [k for k, _ in node.hints.oldest(held_for, 10_000)])
+
+
+async def reader_whose_primary_missed_a_post(cluster: InmemCluster, router: RouterFlows) -> str:
+    """A follower of bob whose inbox's primary, n2, was down for bob's "second" post (after "first")
+    and is up again with its hints lost."""
+    reader = next(u for u in (f"r{i}" for i in range(1000)) if primary_of(cluster, u) == "n2")
+    await router.follows.follow(reader, "bob")
+    await router.posts.post("bob", "first")
+    await cluster.settle(router)
+    cluster.down("n2")
+    await router.posts.post("bob", "second")
+    await cluster.settle(router)
+    lose_hints(cluster)
+    cluster.up("n2")
+    await cluster.probe()
+    return reader
+
+
 def test_every_write_lands_on_every_replica() -> None:
     async def scenario() -> None:
         cluster = replicated_cluster()
@@ -152,9 +175,7 @@ def test_repair_copies_what_a_replica_missed_and_never_resurrects_a_delete_or_an
         await router.posts.post("bob", "fresh")
         await router.follows.follow("dan", "bob")
         await cluster.settle(router)
-        for node in cluster.nodes.values():  # the hints are lost: only repair can help now
-            for target in list(node.hints.counts):
-                node.hints.remove(target, [k for k, _ in node.hints.oldest(target, 10_000)])
+        lose_hints(cluster)  # only repair can help now
         cluster.up("n3")
         await cluster.probe()
         repaired = [p async for p in cluster.nodes["n1"].repairer.repair(list(range(16)))]
@@ -344,18 +365,7 @@ def test_a_replica_catching_up_refuses_reads_unless_no_other_replica_answers() -
     async def scenario() -> None:
         cluster = replicated_cluster()
         router = cluster.router()
-        reader = next(u for u in (f"r{i}" for i in range(1000)) if primary_of(cluster, u) == "n2")
-        await router.follows.follow(reader, "bob")
-        await router.posts.post("bob", "first")
-        await cluster.settle(router)
-        cluster.down("n2")
-        await router.posts.post("bob", "second")  # n2 misses it: its hints are dropped below
-        await cluster.settle(router)
-        for node in cluster.nodes.values():
-            for target in list(node.hints.counts):
-                node.hints.remove(target, [k for k, _ in node.hints.oldest(target, 10_000)])
-        cluster.up("n2")
-        await cluster.probe()
+        reader = await reader_whose_primary_missed_a_post(cluster, router)
         router.storage.health.succeeded("n2.mem:1")  # the router believes it up: it asks it first
         cluster.nodes["n2"].status.catching_up = True  # as a restarted node is until caught up
         assert await timeline(router, reader) == ["second", "first"]  # n2, its primary, sent it on
@@ -377,18 +387,7 @@ def test_of_two_replicas_catching_up_the_last_resort_is_the_one_complete_the_lon
     async def scenario() -> None:
         cluster = replicated_cluster()
         router = cluster.router()
-        reader = next(u for u in (f"r{i}" for i in range(1000)) if primary_of(cluster, u) == "n2")
-        await router.follows.follow(reader, "bob")
-        await router.posts.post("bob", "first")
-        await cluster.settle(router)
-        cluster.down("n2")
-        await router.posts.post("bob", "second")  # n2 misses it: its hints are dropped below
-        await cluster.settle(router)
-        for node in cluster.nodes.values():
-            for target in list(node.hints.counts):
-                node.hints.remove(target, [k for k, _ in node.hints.oldest(target, 10_000)])
-        cluster.up("n2")
-        await cluster.probe()
+        reader = await reader_whose_primary_missed_a_post(cluster, router)
         now_ms = int(time.time() * 1000)
         for node_id, up_s in (("n2", 1), ("n3", 60)):  # n2 restarted a second ago; n3 up for a minute
             cluster.nodes[node_id].status.catching_up = True
@@ -417,8 +416,7 @@ def test_a_follow_backfills_the_quorums_newest_posts_not_its_coordinators_and_ne
         kept = await router.posts.post(author, "posted while n3 was down")
         await router.posts.delete(author, old.id)
         await cluster.settle(router)
-        for node in cluster.nodes.values():  # n3's copies still on their way
-            node.hints.remove("n3", [k for k, _ in node.hints.oldest("n3", 10_000)])
+        lose_hints(cluster, "n3")  # n3's copies still on their way
         cluster.up("n3")
         await cluster.probe()
         request = storage_pb2.AddFollowerRequest(followee_key=author, follower="late", author=author, backfill_limit=50)
@@ -443,8 +441,7 @@ def test_a_small_authors_post_reaches_a_follower_only_another_replica_has_after_
         cluster.down("n1")
         await router.follows.follow("fan3", author)  # n1, the driver, misses this edge
         await cluster.settle(router)
-        for node in cluster.nodes.values():
-            node.hints.remove("n1", [k for k, _ in node.hints.oldest("n1", 10_000)])
+        lose_hints(cluster, "n1")
         cluster.up("n1")
         await cluster.probe()
         assert cluster.nodes["n1"].data.graph.list_edges(keys.FOLLOWERS, author, "", 10) == ["fan1", "fan2"]
