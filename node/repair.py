@@ -25,7 +25,7 @@ import itertools
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 
 from common.config import Replication
 from common.errors import FeedringError
@@ -37,7 +37,17 @@ from node.ownership import Ownership
 from node.reads_first import ReadsFirst
 from protos import storage_pb2
 
-__all__ = ["BUCKETS", "digests", "digests_and_size", "digests_in_slices", "read_buckets", "merge", "Repairer"]
+__all__ = [
+    "BUCKETS",
+    "digests",
+    "digests_and_size",
+    "digests_in_slices",
+    "read_buckets",
+    "merge",
+    "holds_data",
+    "missed_nothing",
+    "Repairer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +150,23 @@ def merge(data: FeedStore, entries: Iterable[tuple[bytes, bytes]]) -> int:
     return changed
 
 
+# What every node writes at its start, from cluster.toml: its pinned hot users' registry entries and
+# user records. Any post, follow or relation writes some other family too.
+_WRITTEN_AT_START = {keys.FAMILY_NAMES[keys.HOT_REGISTRY], keys.FAMILY_NAMES[keys.META]}
+
+
+def holds_data(keys_by_family: Mapping[str, int]) -> bool:
+    """Whether a store's key counts (status' keys_by_family) show any data a node could have missed."""
+    return any(count for family, count in keys_by_family.items() if family not in _WRITTEN_AT_START)
+
+
+def missed_nothing(started_empty: bool, peers: list[str], peers_had_data: dict[str, bool]) -> bool:
+    """Whether a starting node can have missed no write: it held no data, and every peer answered
+    (after this node began taking writes) that it held none either. A peer that did not answer, or
+    held data, may hold what this node lacks (a disk replaced, a node down while the others wrote)."""
+    return started_empty and all(peers_had_data.get(peer) is False for peer in peers)
+
+
 class Repairer:
     def __init__(
         self,
@@ -163,16 +190,29 @@ class Repairer:
         self.max_keys_per_second = max_keys_per_second
         self.stats = storage_pb2.ReplicationStats()
         self._lock = asyncio.Lock()  # one repair at a time on a node
+        self._startup_pass = True  # until the node learns it missed nothing (skip_startup_pass)
 
     # -- the background pass ---------------------------------------------------------------------
+
+    def skip_startup_pass(self) -> None:
+        """This node missed no write: its store and every peer's held no data when it started (a new
+        cluster). A pass then would only compare replicas that took every write, while the first
+        load arrives: on a cluster loaded with millions of keys, that was most of every node's CPU
+        for minutes (the bench's read and delivery phases ran beside it)."""
+        self._startup_pass = False
 
     async def run(self, first_after_s: float = 60.0) -> None:
         """A minute after a start, a pass over every partition held (catching up on what hints did not
         bring: hints replay within seconds, so this backstop waits rather than compete with the
-        burst of traffic a restart meets); then, every `interval_s`, one over the partitions this
-        node is first replica of."""
+        burst of traffic a restart meets), unless the node missed nothing (skip_startup_pass);
+        then, every `interval_s`, one over the partitions this node is first replica of."""
         await asyncio.sleep(first_after_s)
-        everything = True
+        everything = self._startup_pass
+        if not everything:
+            log.info("no start-up repair pass node=%s: it and its peers started with no data", self.node_id)
+            if self.interval_s <= 0:
+                return
+            await asyncio.sleep(self.interval_s)
         while True:
             cluster_map, owned = self.peers.map, self.ownership.owned
             mine = sorted(owned if everything else (p for p in owned if cluster_map.primary(p) == self.node_id))

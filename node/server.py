@@ -29,6 +29,7 @@ from node import heartbeat, keys
 from node.build import STORAGE_SERVICE, build_node
 from node.feed_api import feed_flows
 from node.metrics import node_families
+from node.repair import holds_data, missed_nothing
 from node.store import DiskWriteError, LevelDBStore, StoreCorruptError, StoreLockedError
 from protos import storage_pb2
 
@@ -97,15 +98,18 @@ class NodeServer:
             raise RuntimeError(f"node {node_id} is not in {config.path}: give its --address to start it as a new node")
         return NodeConfig(id=node_id, address=address, data_dir=config.nodes[0].data_dir.parent / node_id, feed=feed)
 
-    async def _catch_up_on_writes(self, replicated: bool, most_s: float = 60.0) -> None:
+    async def _catch_up_on_writes(self, replicated: bool, started_empty: bool, most_s: float = 60.0) -> None:
         """A (re)started replica may have missed writes while it was down: until every peer has
         answered that it holds no more hints for it, its reads health service says NOT_SERVING, so
         callers read from the other replicas (they still write here). A peer that does not answer
         may hold hints it cannot send: after `most_s`, a repair with the peers that do answer
         brings what they have (a write acknowledged by that peer and another reached the other)
-        before reads come here, so a caller's own acknowledged write is never read missing."""
+        before reads come here, so a caller's own acknowledged write is never read missing.
+        A node that started with no data while every peer had none either (a new cluster) missed
+        nothing: its start-up repair pass is skipped."""
         started = time.monotonic()
-        if replicated and not await self._wait_for_hints(most_s):
+        peers_had_data: dict[str, bool] = {}
+        if replicated and not await self._wait_for_hints(most_s, peers_had_data):
             log.warning(
                 "peers holding hints did not answer node=%s: repairing from the others before serving reads",
                 self.node.id,
@@ -116,14 +120,18 @@ class NodeServer:
             except Exception:  # serve anyway: the background repair passes try again
                 log.exception("repair before serving reads failed node=%s", self.node.id)
         await self._serve_reads()
+        peers = [m.id for m in self.parts.peers.map.members if m.id != self.node.id] if replicated else []
+        if missed_nothing(started_empty, peers, peers_had_data):
+            self.parts.repairer.skip_startup_pass()
         if replicated:
             log.info(
                 "caught up on writes missed while down node=%s after=%.1fs", self.node.id, time.monotonic() - started
             )
 
-    async def _wait_for_hints(self, most_s: float) -> bool:
+    async def _wait_for_hints(self, most_s: float, had_data: dict[str, bool] | None = None) -> bool:
         """Until every peer answers that it holds no hint for this node (True), or `most_s` passed
-        with some peer silent or still holding some (False)."""
+        with some peer silent or still holding some (False). `had_data`: filled with whether each
+        peer held any data at its first answer."""
         started = time.monotonic()
         while True:
             held, answered, peers = 0, 0, 0
@@ -139,6 +147,8 @@ class NodeServer:
                     continue
                 answered += 1
                 held += status.replication.hints_by_target.get(self.node.id, 0)
+                if had_data is not None:
+                    had_data.setdefault(member.id, holds_data(status.keys_by_family))
             if answered == peers and not held:
                 return True
             if time.monotonic() - started >= most_s:
@@ -247,6 +257,7 @@ class NodeServer:
             raise PortInUseError(f"cannot listen on {self.node.listen}: address in use")
         parts = self.parts
         await asyncio.to_thread(parts.load)
+        started_empty = not holds_data(parts.status.keys_by_family())
         # Behind until it knows better: reads that reach it from the first moment are refused
         # (callers read another replica) unless no other answers.
         parts.status.catching_up = self.config.replication_factor > 1
@@ -262,7 +273,7 @@ class NodeServer:
         if self.node.feed:
             await self._serve_feed()
         self._background = [
-            asyncio.create_task(self._catch_up_on_writes(replicated)),
+            asyncio.create_task(self._catch_up_on_writes(replicated, started_empty)),
             asyncio.create_task(parts.replayer.run()),
             asyncio.create_task(parts.repairer.run()),
             asyncio.create_task(parts.trimmer.run()),

@@ -56,6 +56,14 @@ class StatusServicer:
     ) -> storage_pb2.NodeStatus:
         return self.status()
 
+    def keys_by_family(self) -> dict[str, int]:
+        # Counts are kept as keys come and go; one can dip below zero for a moment while a
+        # transfer's raw copy is not yet recounted.
+        return {
+            keys.FAMILY_NAMES.get(family, repr(family)): max(count, 0)
+            for family, count in sorted(self.batches.family_counts.items())
+        }
+
     def status(self, percentiles: bool = True) -> storage_pb2.NodeStatus:
         """`percentiles` False: without the lag percentiles, which cost a sort (the metrics snapshot)."""
         ownership = self.ownership
@@ -63,12 +71,7 @@ class StatusServicer:
             node_id=ownership.node_id,
             epoch=ownership.map.epoch,
             partitions_owned=len(ownership.owned),
-            # Counts are kept as keys come and go; one can dip below zero for a moment while a
-            # transfer's raw copy is not yet recounted.
-            keys_by_family={
-                keys.FAMILY_NAMES.get(family, repr(family)): max(count, 0)
-                for family, count in sorted(self.batches.family_counts.items())
-            },
+            keys_by_family=self.keys_by_family(),
             requests_served=ownership.requests_served,
             rss_bytes=rss_bytes(),
             delivery=self._delivery(percentiles),

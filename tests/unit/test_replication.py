@@ -195,6 +195,33 @@ def test_repair_copies_what_a_replica_missed_and_never_resurrects_a_delete_or_an
     run(scenario)
 
 
+def test_a_node_that_started_with_nothing_beside_empty_peers_skips_its_startup_repair_and_a_restarted_one_runs_it() -> (
+    None
+):
+    # What the node decides at start (node/server.py): its own store empty, every peer's first answer.
+    assert repair.missed_nothing(True, ["n2", "n3"], {"n2": False, "n3": False})
+    assert not repair.missed_nothing(False, ["n2", "n3"], {"n2": False, "n3": False})  # a restart
+    assert not repair.missed_nothing(True, ["n2", "n3"], {"n2": False, "n3": True})  # a replaced disk
+    assert not repair.missed_nothing(True, ["n2", "n3"], {"n2": False})  # n3 never answered
+    assert not repair.holds_data({"users": 20, "hot_registry": 20})  # cluster.toml's pinned hot users
+    assert repair.holds_data({"users": 20, "hot_registry": 20, "followers": 1})
+
+    async def scenario() -> None:
+        cluster = replicated_cluster()  # repair_interval_s=0: run() makes its start-up pass, then returns
+        router = cluster.router()
+        await router.posts.post("bob", "hello")
+        await cluster.settle(router)
+        skipped, restarted = cluster.nodes["n1"].repairer, cluster.nodes["n2"].repairer
+        skipped.skip_startup_pass()
+        await skipped.run(first_after_s=0)
+        await restarted.run(first_after_s=0)
+        assert skipped.stats.last_repair_ms == 0 and skipped.stats.partitions_checked == 0
+        assert restarted.stats.last_repair_ms > 0 and restarted.stats.partitions_checked == 16
+        await cluster.close()
+
+    run(scenario)
+
+
 async def _fans_of_bob(router: RouterFlows, count: int = 30) -> list[str]:
     fans = [f"fan{i}" for i in range(count)]
     for fan in fans:
