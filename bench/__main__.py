@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             # Give the synthetic users something to read.
             for i in range(300):
                 client.post(f"u{i}", f"seed post {i}")
-            time.sleep(2)  # hot transitions of the big classes settle
+            # The big classes' moves to merge-at-read (a 1M-follower author's takes minutes) finish first.
+            results["hot_transitions_s"] = scenarios.wait_for_hot_transitions(client)
             if args.stress:
                 results["stress"] = _stress(cluster, client, users, sizes)
                 return _finish_stress(results, started, args.out, stamp)

@@ -338,6 +338,11 @@ def print_table(r: dict[str, Any]) -> None:
             if "store_floors" in r
             else []
         ),
+        *(
+            [("hot-user moves to merge-at-read after the load, waited for", f"{r['hot_transitions_s']:.1f} s")]
+            if "hot_transitions_s" in r
+            else []
+        ),
         ("timeline reads QPS: mixed workload, read-only", f"{w['read']['qps']:,.0f}, {r['read_only']['qps']:,.0f}"),
         ("post acks/s in the mixed workload, p50", f"{w['post']['qps']:,.0f}, {w['post']['p50_ms']:.1f} ms"),
         (

@@ -20,6 +20,7 @@ __all__ = [
     "write_cluster_file",
     "post_ack_by_class",
     "wait_for_deliveries",
+    "wait_for_hot_transitions",
     "delivery",
     "timeline_read_with_hot_followees",
     "burst",
@@ -99,6 +100,27 @@ def wait_for_deliveries(client: FeedClient, timeout_s: float = 300.0) -> float:
     if waited >= timeout_s:
         print(f"    deliveries still owed after {timeout_s:.0f} s; the next phase starts with them", flush=True)
     return waited
+
+
+def wait_for_hot_transitions(client: FeedClient, timeout_s: float = 900.0) -> float:
+    """Waits until no user is moving to or from merge-at-read (MIGRATING, COOLING): a 1M-follower
+    author's move marks a million inbox records on every replica, minutes of work that the phases
+    after the load would otherwise measure beside their own. Returns the seconds waited."""
+    started = time.perf_counter()
+    deadline = started + timeout_s
+    shown = ""
+    while time.perf_counter() < deadline:
+        moving = [h for h in client.cluster_status().hot_registry if h.state in ("MIGRATING", "COOLING")]
+        if not moving:
+            break
+        now = ", ".join(f"{h.user} {h.state.lower()} ({h.follower_count:,} followers)" for h in moving)
+        if now != shown:
+            print(f"    waiting for hot-user transitions: {now}", flush=True)
+            shown = now
+        time.sleep(1.0)
+    else:
+        print(f"    hot-user transitions still running after {timeout_s:.0f} s; the next phase starts with them")
+    return time.perf_counter() - started
 
 
 def post_ack_by_class(client: FeedClient, classes: dict[str, int], posts: int) -> dict[str, dict[str, float]]:
