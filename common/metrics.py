@@ -1,7 +1,7 @@
 """Prometheus metrics every feedring process serves: its RPCs, and a snapshot of its own state.
 
-- `MetricsInterceptor` counts and times every RPC the process answers, by service, method and status
-  code (a refused call included: it is the outermost interceptor).
+- `MethodMetrics` counts and times every RPC the process answers, by service, method and status
+  code (a refused call included: common/call_guards.py times a call before anything refuses it).
 - `StateSnapshot` holds the metric families a process builds from its state (delivery backlog,
   hints, keys, ...). The event loop rebuilds them every second; the HTTP thread of prometheus-client
   only reads the latest list, so it never touches the loop's dicts while they change.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from common.partitioning import partition_of
 
 __all__ = [
-    "MetricsInterceptor",
+    "MethodMetrics",
     "MetricsEndpoint",
     "StateSnapshot",
     "key_caches",
@@ -57,75 +57,24 @@ def _names(full_method: str) -> tuple[str, str]:
     return service or "unknown", method or full_method
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every call. Wraps the handler's behaviour, keeping its (de)serializers."""
+class MethodMetrics:
+    """The counters and histogram of one method's calls (common/call_guards.py times each call)."""
 
-    def __init__(self) -> None:
-        # Per method: its histogram child and its counter children by code (a label lookup per
-        # call costs more than the observation itself).
-        self._by_method: dict[str, tuple[Any, dict[Any, Any]]] = {}
+    def __init__(self, full_method: str) -> None:
+        self.labels = _names(full_method)
+        self.seconds = RPC_SECONDS.labels(*self.labels)  # a label lookup per call costs more than the observation
+        self._calls: dict[Any, Any] = {}
 
-    def _children(self, full_method: str) -> tuple[Any, dict[Any, Any]]:
-        found = self._by_method.get(full_method)
-        if found is None:
-            found = self._by_method[full_method] = (RPC_SECONDS.labels(*_names(full_method)), {})
-        return found
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        seconds, calls = self._children(handler_call_details.method)
-
-        def done(started: float, context: grpc.aio.ServicerContext, failed: bool) -> None:
-            seconds.observe(time.perf_counter() - started)
-            code = context.code()
-            if code is None:
-                code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
-            counter = calls.get(code)
-            if counter is None:
-                name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-                counter = calls[code] = RPC_CALLS.labels(*_names(handler_call_details.method), name)
-            counter.inc()
-
-        if handler.response_streaming:
-            inner_stream = handler.stream_stream if handler.request_streaming else handler.unary_stream
-
-            async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                started, failed = time.perf_counter(), True
-                try:
-                    async for item in inner_stream(request, context):
-                        yield item
-                    failed = False
-                finally:
-                    done(started, context, failed)
-
-            make = (
-                grpc.stream_stream_rpc_method_handler
-                if handler.request_streaming
-                else grpc.unary_stream_rpc_method_handler
-            )
-            return make(streaming, handler.request_deserializer, handler.response_serializer)
-
-        inner = handler.stream_unary if handler.request_streaming else handler.unary_unary
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started, failed = time.perf_counter(), True
-            try:
-                reply = await inner(request, context)
-                failed = False
-                return reply
-            finally:
-                done(started, context, failed)
-
-        make_unary = (
-            grpc.stream_unary_rpc_method_handler if handler.request_streaming else grpc.unary_unary_rpc_method_handler
-        )
-        return make_unary(unary, handler.request_deserializer, handler.response_serializer)
+    def done(self, started: float, context: grpc.aio.ServicerContext, failed: bool) -> None:
+        self.seconds.observe(time.perf_counter() - started)
+        code = context.code()
+        if code is None:
+            code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+        counter = self._calls.get(code)
+        if counter is None:
+            name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+            counter = self._calls[code] = RPC_CALLS.labels(*self.labels, name)
+        counter.inc()
 
 
 def key_caches(**others: int) -> Metric:

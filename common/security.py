@@ -15,16 +15,13 @@ token on Admin or Storage: PERMISSION_DENIED. Tokens are compared in constant ti
 from __future__ import annotations
 
 import hmac
-import logging
 import os
 import secrets
 import stat
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import grpc
 
 from common.config import ClusterConfig, ConfigError
 from common.errors import FeedringError, PermissionDenied, Unauthenticated
@@ -33,7 +30,6 @@ __all__ = [
     "SECRET_ENV",
     "TOKENS_ENV",
     "CLIENT_TOKEN_ENV",
-    "AuthInterceptor",
     "Credentials",
     "bearer",
     "cluster_secret",
@@ -48,7 +44,6 @@ CLIENT_TOKEN_ENV = "FEEDRING_TOKEN"  # what the CLI and FeedClient send, when se
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _FEED_PREFIX = "/feedring.v1.Feed/"
 _SCHEME = "bearer "
-log = logging.getLogger("security")
 
 
 def bearer(token: str) -> tuple[tuple[str, str]]:
@@ -111,13 +106,15 @@ class Credentials:
     client_tokens: frozenset[str]
     feed_requires_token: bool
 
+    def open_to_all(self, method: str) -> bool:
+        """True if `method` needs no credentials (health, reflection; Feed unless feed_requires_token)."""
+        return method.startswith(_OPEN_PREFIXES) or (method.startswith(_FEED_PREFIX) and not self.feed_requires_token)
+
     def check(self, method: str, metadata: Iterable[tuple[str, Any]] | None) -> FeedringError | None:
         """None if the call may go on, else the error to refuse it with."""
-        if method.startswith(_OPEN_PREFIXES):
+        if self.open_to_all(method):
             return None
         feed = method.startswith(_FEED_PREFIX)
-        if feed and not self.feed_requires_token:
-            return None
         token = _token(metadata)
         if token is None:
             need = "a client token or the cluster secret" if feed else "the cluster secret"
@@ -145,42 +142,3 @@ def _token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
 
 def _equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses calls whose credentials `credentials.check` rejects, before any handler runs."""
-
-    def __init__(self, credentials: Credentials) -> None:
-        self.credentials = credentials
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = handler_call_details.method
-        refusal = self.credentials.check(method, handler_call_details.invocation_metadata)
-        handler = await continuation(handler_call_details)
-        if refusal is None or handler is None:
-            return handler
-        log.warning("refused %s: %s", method, refusal.code.name)
-        return _refusing(handler, refusal)
-
-
-def _refusing(handler: grpc.RpcMethodHandler, refusal: FeedringError) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that answers `refusal` without reading the request."""
-
-    async def unary(_request: object, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(refusal.code, refusal.message)
-
-    async def streaming(_request: object, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(refusal.code, refusal.message)
-        yield  # pragma: no cover - makes this an async generator
-
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(streaming)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(unary)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(streaming)
-    return grpc.unary_unary_rpc_method_handler(unary)

@@ -19,6 +19,8 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
+from common.call_guards import GuardedServer
+
 __all__ = ["add_service", "add_unary_servicer", "handlers_of"]
 
 
@@ -41,8 +43,11 @@ def handlers_of(service: ServiceDescriptor, *servicers: Any) -> dict[str, Any]:
     return handlers
 
 
-def add_service(server: grpc.aio.Server, service: ServiceDescriptor, handlers: Mapping[str, Any]) -> None:
-    """Registers `service` on `server`: each method answered by `handlers[name](request, context)`."""
+def add_service(
+    server: GuardedServer | grpc.aio.Server, service: ServiceDescriptor, handlers: Mapping[str, Any]
+) -> None:
+    """Registers `service` on `server` (behind its call guards): each method answered by
+    `handlers[name](request, context)`."""
     rpc_handlers = {}
     for method in service.methods:
         if method.client_streaming:
@@ -56,6 +61,6 @@ def add_service(server: grpc.aio.Server, service: ServiceDescriptor, handlers: M
     server.add_registered_method_handlers(service.full_name, rpc_handlers)
 
 
-def add_unary_servicer(servicer: Any, service: ServiceDescriptor, server: grpc.aio.Server) -> None:
+def add_unary_servicer(servicer: Any, service: ServiceDescriptor, server: GuardedServer | grpc.aio.Server) -> None:
     """Registers every method of `service` on `server`, served by `servicer`."""
     add_service(server, service, handlers_of(service, servicer))

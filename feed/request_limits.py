@@ -8,7 +8,7 @@ bound.
   measured, a client that opens streams before it has the server's settings gets them reset
   (UNAVAILABLE, REFUSED_STREAM), a less clear answer for no gain in memory. Worst case held in requests:
   max_concurrent_rpcs x MAX_REQUEST_BYTES (1,024 x 256 KiB = 256 MiB), typically kilobytes.
-- Per method, `RequestSizeInterceptor` refuses a request bigger than its method's limit with
+- Per method, the call guards (common/call_guards.py) refuse a request bigger than its method's limit with
   RESOURCE_EXHAUSTED naming both sizes, before decoding it: a BulkFollow chunk up to
   MAX_REQUEST_BYTES (FeedClient splits bigger loads); anything else a few ids and a page token.
   A Post may be as big as any request: a text over limits.post_max_bytes is the user's mistake
@@ -17,18 +17,14 @@ bound.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
-
 from common.config import ClusterConfig
-from common.errors import ResourceExhausted
 from common.server_options import pending_calls_options
 
 __all__ = [
     "MAX_REQUEST_BYTES",
-    "RequestSizeInterceptor",
+    "method_sizes",
     "method_limits",
     "server_options",
 ]
@@ -60,56 +56,7 @@ def method_limits(config: ClusterConfig) -> dict[str, tuple[int, str]]:
     }
 
 
-class _Oversized:
-    """What the size-checking deserializer hands on instead of a decoded request."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-
-class RequestSizeInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses a unary request over its method's limit with RESOURCE_EXHAUSTED, without decoding it."""
-
-    def __init__(self, limits: dict[str, tuple[int, str]]) -> None:
-        self.limits = limits
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming or handler.request_deserializer is None:
-            return handler
-        full_method = handler_call_details.method
-        limit, why = self.limits.get(full_method, (SMALL_REQUEST_BYTES, "it carries only ids and a page token"))
-        decode = handler.request_deserializer
-
-        def deserialize(raw: bytes) -> Any:
-            return _Oversized(len(raw)) if len(raw) > limit else decode(raw)
-
-        def refuse(request: _Oversized) -> ResourceExhausted:
-            name = full_method.rsplit("/", 1)[-1]
-            return ResourceExhausted(f"{name} request is {request.size:,} bytes; at most {limit:,} are accepted: {why}")
-
-        if handler.response_streaming:
-            inner_stream = handler.unary_stream
-
-            async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                if isinstance(request, _Oversized):
-                    refusal = refuse(request)
-                    await context.abort(refusal.code, refusal.message)
-                async for item in inner_stream(request, context):
-                    yield item
-
-            return grpc.unary_stream_rpc_method_handler(streaming, deserialize, handler.response_serializer)
-
-        inner = handler.unary_unary
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if isinstance(request, _Oversized):
-                refusal = refuse(request)
-                await context.abort(refusal.code, refusal.message)
-            return await inner(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(unary, deserialize, handler.response_serializer)
+def method_sizes(config: ClusterConfig) -> tuple[dict[str, tuple[int, str]], tuple[int, str]]:
+    """The per-method limits and the default for every other method (common/call_guards.py checks
+    them, before decoding a request)."""
+    return method_limits(config), (SMALL_REQUEST_BYTES, "it carries only ids and a page token")

@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from common import metrics, security, tls
+from common.call_guards import CallGuards, GuardedServer
 from common.config import ClusterConfig, NodeConfig
 from common.errors import FeedringError
 from common.server_options import pending_calls_options
@@ -231,11 +232,7 @@ class NodeServer:
 
     async def start(self) -> int:
         # so_reuseport off: two nodes silently sharing a port would split a partition's traffic.
-        interceptors: list[grpc.aio.ServerInterceptor] = [security.AuthInterceptor(self.credentials)]
-        if self.metrics is not None:
-            interceptors.insert(0, metrics.MetricsInterceptor())  # outermost: refused calls count too
         self.server = grpc.aio.server(
-            interceptors=interceptors,
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 64 << 20),
@@ -243,8 +240,10 @@ class NodeServer:
                 *pending_calls_options(),  # a burst of fan-out batches must not be cancelled
             ],
         )
-        add_service(self.server, STORAGE_SERVICE, self.parts.handlers)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        # Storage calls need the cluster secret (common/security.py); health checks are open.
+        guarded = GuardedServer(self.server, CallGuards(self.credentials, metrics=self.metrics is not None))
+        add_service(guarded, STORAGE_SERVICE, self.parts.handlers)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, guarded)
         try:
             port = (
                 self.server.add_secure_port(self.node.listen, self.tls)
@@ -306,10 +305,11 @@ class NodeServer:
         self.feed_flows = feed_flows(self.config, self.parts)
         await self.feed_flows.hot.start()
         ownership = self.parts.ownership
-        self.feed_server = public_server(
+        public = public_server(
             self.config, self.credentials, with_metrics=self.metrics is not None, map_epoch=lambda: ownership.map.epoch
         )
-        add_feed(self.feed_server, self.feed_flows.feed_service(), self.feed_health)
+        add_feed(public, self.feed_flows.feed_service(), self.feed_health)
+        self.feed_server = public.server
         feed_tls = (
             tls.server_credentials(self.config, self.node.id, require_client_auth=False)
             if self.config.tls.enabled

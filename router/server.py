@@ -64,15 +64,16 @@ class RouterServer:
 
         metrics_address = self.router.metrics_listen(self.worker)
         storage = self.storage
-        self.server = public_server(
+        public = public_server(
             self.config,
             self.credentials,
             with_metrics=bool(metrics_address),
             reuse_port=self.reuse_port,
             map_epoch=lambda: storage.map.epoch,
         )
-        add_feed(self.server, self.feed_service, self.health, ADMIN_SERVICE.full_name)
-        admin_pb2_grpc.add_AdminServicer_to_server(self.admin_service, self.server)
+        add_feed(public, self.feed_service, self.health, ADMIN_SERVICE.full_name)
+        admin_pb2_grpc.add_AdminServicer_to_server(self.admin_service, public)
+        self.server = public.server
         port = listen(self.server, self.router.listen, self.tls)
         await self.server.start()
         await serving(self.health, ADMIN_SERVICE.full_name)
