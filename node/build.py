@@ -69,9 +69,11 @@ class Node:
     handlers: dict[str, Any]  # feedring.v1.Storage: method name -> handler(request, context)
 
     def load(self) -> None:
-        """Reads what a previous run left: keys per family, hints held (a scan each: run it in a thread)."""
+        """Reads what a previous run left: keys per family, hints held, who has mutes, blocks or a
+        hot registry entry (a scan each: run it in a thread, before serving)."""
         self.data.batches.count_keys()
         self.hints.load()
+        self.data.sparse.load(self.store, self.data.partitions)
 
 
 def build_node(
@@ -94,6 +96,7 @@ def build_node(
         config.limits.timeline_cap,
         HotPolicy(config.hot.follower_threshold, config.hot.cooldown_ratio),
         inactive_after_ms=int(config.fanout.inactive_after_s * 1000),
+        sparse=observed.sparse,
     )
     cluster_map = load_map(observed, config, node_id)
     local_first = LocalFirstTransport(transport)

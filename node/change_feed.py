@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from node import keys
+from node.sparse_families import SparseFamilies
 from node.store import Snapshot, Store
 
 __all__ = ["ChangeFeed", "Subscription", "ObservedStore", "Change"]
@@ -74,6 +75,7 @@ class ObservedStore:
     def __init__(self, inner: Store, changes: ChangeFeed) -> None:
         self.inner = inner
         self.changes = changes
+        self.sparse = SparseFamilies()  # sees every put before it is written
         self.get = inner.get  # the hottest call of all: no extra Python frame
 
     def rebind(self) -> None:
@@ -81,16 +83,17 @@ class ObservedStore:
         self.get = self.inner.get
 
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
+        puts = self.sparse.noted(puts)
         if not self.changes.subscribed:  # the common case: no partition is moving
             self.inner.write(puts, deletes)
             return
-        puts, deletes = list(puts), list(deletes)
+        deletes = list(deletes)
         self.inner.write(puts, deletes)
         self.changes.publish(puts, deletes)
 
     def write_unpublished(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
         """A write that is not a change of the partition (a transfer applying what it receives)."""
-        self.inner.write(puts, deletes)
+        self.inner.write(self.sparse.noted(puts), deletes)
 
     def scan(
         self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False

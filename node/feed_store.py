@@ -31,6 +31,7 @@ from node.inboxes import Inboxes, TimelineListener
 from node.posts import Posts
 from node.readers import Readers
 from node.relations import Relations
+from node.sparse_families import SparseFamilies
 from node.store import Store
 from node.versioned import is_alive
 
@@ -48,16 +49,20 @@ class FeedStore:
         timeline_cap: int,
         hot_policy: HotPolicy | None = None,
         inactive_after_ms: int = 0,
+        sparse: SparseFamilies | None = None,
     ) -> None:
         self.store = store
+        # Who has mutes, blocks or a registry entry at all (node/sparse_families.py); a store that
+        # is not a node's ObservedStore gets one never loaded: it answers "maybe" to everything.
+        self.sparse = sparse or SparseFamilies()
         self.partitions = partitions
         self.clock = VersionClock()  # versions of edges and registry entries written here
         self.batches = Batches(store)
-        self.registry = HotRegistry(self.batches, self.partition, self.clock, hot_policy or HotPolicy())
+        self.registry = HotRegistry(self.batches, self.partition, self.clock, hot_policy or HotPolicy(), self.sparse)
         self.posts = Posts(self.batches, self.partition, self.registry)
         self.readers = Readers(self.batches, self.partition, inactive_after_ms)
         self.inboxes = Inboxes(self.batches, self.partition, timeline_cap, self.readers.inactive)
-        self.relations = Relations(self.batches, self.partition, self.clock)
+        self.relations = Relations(self.batches, self.partition, self.clock, self.sparse)
         self.graph = FollowGraph(
             self.batches,
             self.partition,

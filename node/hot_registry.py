@@ -17,6 +17,7 @@ from common.hot_state import HotPolicy, HotState, HotUser
 from common.versions import VersionClock
 from node import keys
 from node.batch import SALT_COUNT, Batch, Batches
+from node.sparse_families import SparseFamilies
 from node.versioned import read_registry, registry_value
 
 __all__ = ["HotRegistry"]
@@ -31,8 +32,10 @@ class HotRegistry:
         partition: Callable[[str], int],
         clock: VersionClock,
         policy: HotPolicy,
+        sparse: SparseFamilies,
     ) -> None:
         self.batches = batches
+        self.sparse = sparse  # who has a registry entry at all
         self.store = batches.store
         self.partition = partition
         self.clock = clock
@@ -51,6 +54,8 @@ class HotRegistry:
         return HotState(entry.state), entry.pinned
 
     def state(self, user: str) -> HotState:
+        if not self.sparse.may_have(keys.HOT_REGISTRY, user):
+            return HotState.NORMAL  # no entry: what state_in would say, without a store read
         return self.state_in(self.batches.new(), self.partition(user), user)[0]
 
     def _set(self, batch: Batch, part: int, user: str, state: HotState, pinned: bool, version: int = 0) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from common.versions import VersionClock
 from node import keys
 from node.batch import Batch, Batches
+from node.sparse_families import SparseFamilies
 from node.versioned import is_alive, read_edge, set_edge
 from protos import storage_pb2
 
@@ -33,8 +34,11 @@ FAMILY_OF = {
 
 
 class Relations:
-    def __init__(self, batches: Batches, partition: Callable[[str], int], clock: VersionClock) -> None:
+    def __init__(
+        self, batches: Batches, partition: Callable[[str], int], clock: VersionClock, sparse: SparseFamilies
+    ) -> None:
         self.batches = batches
+        self.sparse = sparse
         self.store = batches.store
         self.partition = partition
         self.clock = clock
@@ -53,6 +57,8 @@ class Relations:
         part = self.partition(user)
         hidden: set[bytes] = set()
         for family in keys.RELATIONS:
+            if not self.sparse.may_have(family, user):
+                continue  # the common case: nobody this user muted, blocked or was blocked by
             prefix = keys.user_prefix(part, family, user)
             hidden.update(key[len(prefix) :] for key, raw in self.store.scan(prefix) if is_alive(raw))
         return hidden
