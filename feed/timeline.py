@@ -57,23 +57,38 @@ class TimelineReader:
         hot = list(inbox.hot_followees)
         if not hot and not inbox.own_posts_salted:
             return list(inbox.posts), hot
-        reads = [self.recent_posts(a, limit, before_id) for a in inbox.hot_followees]
+        # Hot followees' posts from the cache where it can tell, in this same step (the common
+        # case: no task, no await); the rest are read at once, concurrently.
+        merged = [with_ids(inbox.posts)]
+        reads = []
+        for author in hot:
+            entry = self.cache.get(author)  # counts one hit or one miss
+            cached = entry.below(before_id, limit) if entry is not None else None
+            if cached is not None:
+                merged.append(cached)
+            else:
+                reads.append(self._read_recent(author, limit, before_id, entry))
         if inbox.own_posts_salted:
             reads.append(self._own_salted_posts(user, limit, before_id))
-        merged = await asyncio.gather(*reads)
+        if reads:
+            merged += await asyncio.gather(*reads)
         if after_id:
             merged = [[p for p in posts if p[0] > after_id] for posts in merged]
-        return merge_newest([with_ids(inbox.posts), *merged], limit), hot
+        return merge_newest(merged, limit), hot
 
     async def recent_posts(self, author: str, limit: int, before_id: int) -> list[IdAndPost]:
         """A hot author's newest `limit` posts below `before_id`, from the cache when it can tell."""
-        entry = self.cache.get(author)  # counts one hit or one miss
+        entry = self.cache.get(author)
+        cached = entry.below(before_id, limit) if entry is not None else None
+        return cached if cached is not None else await self._read_recent(author, limit, before_id, entry)
+
+    async def _read_recent(self, author: str, limit: int, before_id: int, entry: CachedPosts | None) -> list[IdAndPost]:
+        """What the cache could not tell: a missing `entry` is loaded first; deeper than the
+        cache holds, the salts are read directly."""
         if entry is None:
-            entry = await self._load(author)
-        cached = entry.below(before_id, limit)
-        if cached is not None:
-            return cached
-        # Deeper than the cache holds: read the salts directly.
+            cached = (await self._load(author)).below(before_id, limit)
+            if cached is not None:
+                return cached
         return with_ids(await self.reads.raw_posts(author, HotState.HOT, limit, before_id))
 
     async def _own_salted_posts(self, user: str, limit: int, before_id: int) -> list[IdAndPost]:
