@@ -50,8 +50,9 @@ def test_while_reads_arrive_fanout_takes_at_most_its_share() -> None:
         await _background(rf, 20, 0.002)
         elapsed = time.perf_counter() - started
         task.cancel()
-        # At a 25% share every slice is followed by three times its length in pauses.
-        assert rf.paused_s >= 3 * rf.background_s * 0.9
+        # At a 25% share every slice owes three times its length in pauses, taken before the next
+        # slice: 19 of the 20 are taken here (the last is owed to whatever slice comes next).
+        assert rf.paused_s >= 3 * rf.background_s * 19 / 20 * 0.9
         assert rf.background_s >= 0.04
         assert elapsed >= (rf.background_s + rf.paused_s) * 0.9
         assert reads_served > 20  # the reader ran in the pauses
@@ -69,13 +70,37 @@ def test_the_share_grows_with_the_age_of_the_post_being_delivered() -> None:
         rf.read_served()
         async with rf.slice(age_s=5.0):
             _busy(0.002)
-        assert rf.paused_s == 0.0
         rf.read_served()
         async with rf.slice(age_s=0.0):
             _busy(0.002)
+        assert rf.paused_s == 0.0  # the old post's slice owed nothing
+        rf.read_served()
+        async with rf.slice(age_s=0.0):  # waits out what the fresh post's slice owed
+            pass
         assert rf.paused_s > 0.0
 
     asyncio.run(main())
+
+
+def test_a_slice_owes_its_pause_to_the_next_slice_not_to_the_write_that_ran_it() -> None:
+    """A post to a few followers is one slice: it answers at once even while reads arrive."""
+
+    async def main() -> tuple[float, float]:
+        rf = ReadsFirst(share=0.25)
+        rf.read_served()
+        started = time.perf_counter()
+        async with rf.slice():
+            _busy(0.004)
+        alone = time.perf_counter() - started
+        rf.read_served()
+        started = time.perf_counter()
+        async with rf.slice():
+            pass
+        return alone, time.perf_counter() - started
+
+    alone, next_slice = asyncio.run(main())
+    assert alone < 0.004 + 0.006  # not followed by its 12 ms pause
+    assert next_slice >= 0.012 * 0.9  # the pause is taken here: three times the slice at a 25% share
 
 
 def test_concurrent_background_work_takes_one_slice_at_a_time() -> None:
