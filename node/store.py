@@ -80,9 +80,6 @@ class DiskWriteError(Unavailable):
     writes go to the other replicas (a coordinator keeps a hint for this one)."""
 
 
-WRITE_BUFFER_BYTES = 64 << 20
-
-
 class LevelDBStore:
     def __init__(self, path: Path, name: str = "") -> None:
         self.path = path
@@ -98,11 +95,6 @@ class LevelDBStore:
                 str(path),
                 create_if_missing=True,
                 lru_cache_size=32 << 20,
-                # LevelDB's 4 MiB default memtable flushes a small table every few thousand writes:
-                # in a store of millions of keys, compactions then stall writers (measured with
-                # plyvel, 500-put batches of random inbox keys into 3M keys: 4 MiB 115-390K puts/s,
-                # 64 MiB 300-400K/s). Memory: up to two memtables (one being flushed) per node.
-                write_buffer_size=WRITE_BUFFER_BYTES,
                 # Most reads behind an inbox insert miss (no tombstone, no entry yet): a bloom filter
                 # answers those without reading a block (measured: ~15% less per entry at 2M keys).
                 bloom_filter_bits=10,
