@@ -107,16 +107,16 @@ class DeliveryLog:
     def count(self) -> int:
         return max(self.batches.family_counts[keys.DELIVERIES], 0)
 
-    def oldest_created_ms(self, partitions: Iterable[int]) -> int:
-        """When the oldest record in `partitions` was created (0 when there is none): a scan that
-        parses every record, so callers look rarely (node/delivery.py)."""
+    def oldest(self, partitions: Iterable[int]) -> tuple[int, bytes] | None:
+        """When the oldest record in `partitions` was created (ms) and its key, or None when there is
+        none: a scan that parses every record, so callers look rarely (node/delivery.py)."""
         return min(
             (
-                Delivery.FromString(raw).created_at_ms
+                (Delivery.FromString(raw).created_at_ms, key)
                 for part in partitions
-                for _, raw in self.store.scan(keys.family_prefix(part, keys.DELIVERIES))
+                for key, raw in self.store.scan(keys.family_prefix(part, keys.DELIVERIES))
             ),
-            default=0,
+            default=None,
         )
 
     def get(self, key: bytes) -> storage_pb2.Delivery | None:

@@ -420,7 +420,8 @@ def test_keys_parse_back_to_what_built_them() -> None:
 
 
 def test_the_oldest_delivery_age_is_looked_up_rarely_grows_with_the_clock_and_is_zero_once_nothing_is_owed() -> None:
-    """Status and the metrics snapshot ask every second; each look parses every record owed."""
+    """Status and the metrics snapshot ask every second; each look parses every record owed. Once
+    the record found is done, the next ask looks again: a younger record owed does not read as old."""
 
     async def scenario() -> None:
         cluster = three_replicas()
@@ -432,15 +433,21 @@ def test_the_oldest_delivery_age_is_looked_up_rarely_grows_with_the_clock_and_is
         (key, record), *_ = driver.delivery.log.pending(driver.ownership.owned, 10)
         record.created_at_ms -= 30_000  # owed for 30 s
         driver.delivery.log.checkpoint(key, record)
+        await driver.replicator.write(
+            writes.STORE_POST, storage_pb2.StorePostRequest(author_key="bob", post=post(2, "bob"))
+        )  # a second record, fresh
         looks = []
-        scan = driver.delivery.log.oldest_created_ms
-        driver.delivery.log.oldest_created_ms = lambda parts: looks.append(1) or scan(parts)  # type: ignore[method-assign]
+        scan = driver.delivery.log.oldest
+        driver.delivery.log.oldest = lambda parts: looks.append(1) or scan(parts)  # type: ignore[method-assign]
 
         first = driver.delivery.oldest_age_s()
         await asyncio.sleep(0.05)
         second = driver.delivery.oldest_age_s()
         assert 30 <= first < second < 31 and len(looks) == 1
         driver.delivery.log.finish(key)
+        assert driver.delivery.oldest_age_s() < 5 and len(looks) == 2  # the fresh one's age, looked up again
+        for pending_key, _ in driver.delivery.log.pending(driver.ownership.owned, 10):
+            driver.delivery.log.finish(pending_key)
         assert driver.delivery.oldest_age_s() == 0.0
         await cluster.close()
 
