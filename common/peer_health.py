@@ -44,6 +44,10 @@ class PeerHealth:
         # them): asked for reads only when no other replica answers.
         self.lagging: set[str] = set()
 
+    def all_well(self) -> bool:
+        """No peer has failed a call or a probe since it last answered, and none is catching up."""
+        return not self._peers and not self.lagging
+
     def allows(self, address: str) -> bool:
         """Whether a call to `address` should be tried now (its breaker is closed or due a probe)."""
         peer = self._peers.get(address)

@@ -34,7 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from common import security
 from common.cluster_map import ClusterMap
 from common.errors import DeadlineExceeded, FeedringError, Internal, ReplicaBehind, Unavailable, WrongEpoch
-from common.grpc_status import LAST_RESORT_KEY, RpcStatus, error_for_status, feedring_errors
+from common.grpc_status import LAST_RESORT_KEY, RpcStatus, error_for_status, feedring_errors, status_of
 from common.peer_health import PeerHealth
 from protos import cluster_pb2, storage_pb2
 
@@ -295,28 +295,26 @@ class UnaryRpc(Generic[Req, Resp]):
         client = self.client
         if self._stamps_epoch:
             setattr(request, "epoch", client.map.epoch)  # noqa: B010 (not every request type has it)
-        name = _NodeErrors(node_id, address)
         try:
-            with feedring_errors(name):
-                reply = await client.transport.unary(
-                    address,
-                    self.name,
-                    request,
-                    self.response,
-                    timeout_s or client.timeout_s,
-                    wait_for_ready,
-                    last_resort,
-                )
-        except ReplicaBehind:
-            client.health.succeeded(address)  # up, catching up: reads go to the others first from now
-            client.health.lagging.add(address)  # (until its health check says SERVING again)
-            raise
-        except AnsweredUnavailable:
-            client.health.succeeded(address)  # it answered: up, only short of its peers
-            raise
-        except (Unavailable, DeadlineExceeded):
-            client.health.failed(address)
-            raise
+            reply = await client.transport.unary(
+                address,
+                self.name,
+                request,
+                self.response,
+                timeout_s or client.timeout_s,
+                wait_for_ready,
+                last_resort,
+            )
+        except grpc.RpcError as exc:
+            error = _NodeErrors(node_id, address).error(status_of(exc))
+            if isinstance(error, ReplicaBehind):
+                client.health.succeeded(address)  # up, catching up: reads go to the others first from now
+                client.health.lagging.add(address)  # (until its health check says SERVING again)
+            elif isinstance(error, AnsweredUnavailable):
+                client.health.succeeded(address)  # it answered: up, only short of its peers
+            elif isinstance(error, (Unavailable, DeadlineExceeded)):
+                client.health.failed(address)
+            raise error from exc
         client.health.succeeded(address)
         return reply
 
@@ -409,6 +407,10 @@ class StorageClient:
         replicas = self.map.replicas(self.map.partition(key))
         if len(replicas) == 1:
             return list(replicas)
+        if self.health.all_well():  # the common case, without ranking: table order, this node first
+            if this_node_first and self.prefer in replicas and replicas[0] != self.prefer:
+                return [self.prefer, *(n for n in replicas if n != self.prefer)]
+            return list(replicas)
         # Up and caught up first (this node itself before the others); then up but catching up after
         # a restart; then the rest.
         rank = {
@@ -496,6 +498,10 @@ class _NodeErrors:
 
     def __init__(self, node_id: str, address: str) -> None:
         self.name = f"node {node_id} ({address})" if node_id else f"node at {address}"
+
+    def error(self, status: RpcStatus) -> FeedringError:
+        """The error a failed call's status stands for, naming the node."""
+        return self(status) or error_for_status(status)
 
     def __call__(self, status: RpcStatus) -> FeedringError | None:
         if isinstance(err := error_for_status(status), ReplicaBehind):
