@@ -449,6 +449,20 @@ def test_the_oldest_delivery_age_is_looked_up_rarely_grows_with_the_clock_and_is
         for pending_key, _ in driver.delivery.log.pending(driver.ownership.owned, 10):
             driver.delivery.log.finish(pending_key)
         assert driver.delivery.oldest_age_s() == 0.0
+        # A look that found none, then a record owed: it is looked for again, not read as 0.
+        driver.delivery.log.count = lambda: 1  # type: ignore[method-assign]  (a standby copy, say)
+        assert driver.delivery.oldest_age_s() == 0.0
+        await driver.replicator.write(
+            writes.STORE_POST, storage_pb2.StorePostRequest(author_key="bob", post=post(3, "bob"))
+        )
+        (key3, record3), *_ = driver.delivery.log.pending(driver.ownership.owned, 10)
+        record3.created_at_ms -= 20_000
+        driver.delivery.log.checkpoint(key3, record3)
+        for _ in range(100):  # within the looks' 1% of the time: 100x the last look's cost
+            if driver.delivery.oldest_age_s() >= 20:
+                break
+            await asyncio.sleep(0.01)
+        assert 20 <= driver.delivery.oldest_age_s() < 21 and len(looks) < 10
         await cluster.close()
 
     run(scenario)
