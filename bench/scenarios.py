@@ -30,22 +30,45 @@ __all__ = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
+class _Ports:
+    """Free loopback ports, each different: every probe socket stays bound until all are chosen
+    (a port probed and released can be handed out again at once: a router once got a node's Feed
+    port, and every Admin call of that bench phase was answered by the node)."""
+
+    def __init__(self) -> None:
+        self._held: list[socket.socket] = []
+
+    def one(self) -> int:
+        s = socket.socket()
         s.bind(("127.0.0.1", 0))
+        self._held.append(s)
         return int(s.getsockname()[1])
 
-
-def _free_port_pair() -> int:
-    """A port free together with the next one (a router's 2 workers serve /metrics on port + i)."""
-    while True:
-        port = _free_port()
-        with socket.socket() as s:
+    def pair(self) -> int:
+        """A port free together with the next one (a router's 2 workers serve /metrics on port + i)."""
+        while True:
+            port = self.one()
+            s = socket.socket()
             try:
                 s.bind(("127.0.0.1", port + 1))
             except OSError:
+                s.close()
                 continue
-        return port
+            self._held.append(s)
+            return port
+
+    def release(self) -> None:
+        for s in self._held:
+            s.close()
+        self._held.clear()
+
+
+def _free_port() -> int:
+    ports = _Ports()
+    try:
+        return ports.one()
+    finally:
+        ports.release()
 
 
 def write_cluster_file(
@@ -77,12 +100,16 @@ def write_cluster_file(
         "",
         *(extra or []),  # more sections (bench/inactive_readers.py: [fanout])
     ]
-    for i in range(1, 4):
-        lines += ["[[nodes]]", f'id = "n{i}"', f'address = "127.0.0.1:{_free_port()}"', f'data_dir = "data/n{i}"']
-        lines += [f'feed = "127.0.0.1:{_free_port()}"']  # its public Feed API (one-hop reads)
-        lines += [f'metrics = "127.0.0.1:{_free_port()}"', ""] if metrics else [""]
-    lines += ["[[routers]]", "id = 0", f'address = "127.0.0.1:{_free_port()}"', "workers = 2"]
-    lines += [f'metrics = "127.0.0.1:{_free_port_pair()}"', ""] if metrics else [""]
+    ports = _Ports()
+    try:
+        for i in range(1, 4):
+            lines += ["[[nodes]]", f'id = "n{i}"', f'address = "127.0.0.1:{ports.one()}"', f'data_dir = "data/n{i}"']
+            lines += [f'feed = "127.0.0.1:{ports.one()}"']  # its public Feed API (one-hop reads)
+            lines += [f'metrics = "127.0.0.1:{ports.one()}"', ""] if metrics else [""]
+        lines += ["[[routers]]", "id = 0", f'address = "127.0.0.1:{ports.one()}"', "workers = 2"]
+        lines += [f'metrics = "127.0.0.1:{ports.pair()}"', ""] if metrics else [""]
+    finally:
+        ports.release()
     path = directory / "cluster.toml"
     path.write_text("\n".join(lines))
     return path

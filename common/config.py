@@ -303,6 +303,7 @@ def load(path: str | Path) -> ClusterConfig:
     if len(set(metrics)) != len(metrics):
         twice = sorted({m for m in metrics if metrics.count(m) > 1})
         raise ConfigError(f"{path}: metrics address {twice[0]} is used twice (router worker i serves on port + i)")
+    _distinct_listeners(path, nodes, routers)
 
     lim = _Reader(path, _table(path, raw, "limits"), "limits.")
     limits = Limits(
@@ -453,6 +454,28 @@ def _router(path: Path, index: int, table: dict[str, Any]) -> RouterConfig:
         raise r.fail("metrics_bind", "needs `metrics`, the address /metrics is scraped at")
     r.check_unknown()
     return router
+
+
+def _distinct_listeners(path: Path, nodes: tuple[NodeConfig, ...], routers: tuple[RouterConfig, ...]) -> None:
+    """No two servers of the cluster are reached at one address (advertised: processes on separate
+    hosts may all bind 0.0.0.0:7101). A router given a node's port starts anyway when the node is
+    up (its bind fails, the node answers health checks there), and its callers are answered by the
+    node: "Method not found" for every Admin call."""
+    owners: dict[str, str] = {}
+    listeners = [(f"nodes {n.id} address", n.address) for n in nodes]
+    listeners += [(f"nodes {n.id} feed", n.feed) for n in nodes if n.feed]
+    listeners += [(f"nodes {n.id} metrics", n.metrics) for n in nodes if n.metrics]
+    listeners += [(f"routers {r.id} address", r.address) for r in routers]
+    listeners += [
+        (f"routers {r.id} worker {w} metrics", r.metrics_address(w))
+        for r in routers
+        if r.metrics
+        for w in range(r.workers)
+    ]
+    for owner, address in listeners:
+        if address in owners and owners[address] != owner:
+            raise ConfigError(f"{path}: {owner} and {owners[address]} are both at {address}")
+        owners[address] = owner
 
 
 def _unique(path: Path, array: str, key: str, values: list[str]) -> None:

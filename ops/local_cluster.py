@@ -37,6 +37,9 @@ class ClusterStartError(RuntimeError):
     pass
 
 
+_SERVICE_OF = {"node": "feedring.v1.Storage", "router": "feedring.v1.Admin"}
+
+
 @dataclass(frozen=True)
 class Process:
     name: str  # "n1" or "router-0"
@@ -200,7 +203,9 @@ class LocalCluster:
     def _wait_healthy(self, procs: list[Process], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         for proc in procs:
-            while not self.healthy(proc.address):
+            # The service it alone serves: another process answering at its address (a port
+            # clash; a router's bind then fails) does not pass for it.
+            while not self.healthy(proc.address, service=_SERVICE_OF[proc.module]):
                 if self._exited(proc.name):
                     raise ClusterStartError(
                         f"{proc.name} exited during start-up; last lines of {self.log_path(proc.name)}:\n"
@@ -224,7 +229,7 @@ class LocalCluster:
             return child.poll() is not None
         return self.pid(name) is None
 
-    def healthy(self, address: str, timeout_s: float = 0.5) -> bool:
+    def healthy(self, address: str, timeout_s: float = 0.5, service: str = "") -> bool:
         # With TLS, a node only talks to holders of a cluster certificate: tooling presents `ops`.
         channel = (
             grpc.secure_channel(address, tls.peer_credentials(self.config, tls.OPS))
@@ -234,7 +239,7 @@ class LocalCluster:
         with channel:
             try:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
+                    health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
                 )
             except grpc.RpcError:
                 return False

@@ -99,3 +99,17 @@ def test_inactive_after_defaults_to_two_weeks_and_refuses_nonsense(tmp_path: Pat
     assert load(write(tmp_path, MINIMAL)).fanout.inactive_after_s == 14 * 86400
     with pytest.raises(ConfigError, match='fanout.inactive_after must be seconds or a duration such as "90s"'):
         load(write(tmp_path, MINIMAL + '[fanout]\ninactive_after = "two weeks"\n'))
+
+
+def test_two_servers_at_one_address_are_refused_though_many_may_bind_one_port(tmp_path: Path) -> None:
+    """A router given a node's Feed port starts anyway while the node is up, and its callers are
+    answered by the node; on separate hosts, every node binding 0.0.0.0:7101 is fine."""
+    clash = MINIMAL.replace('7101"', '7101"\nfeed = "127.0.0.1:7100"')
+    with pytest.raises(ConfigError, match=r"routers 0 address and nodes n1 feed are both at 127\.0\.0\.1:7100"):
+        load(write(tmp_path, clash))
+    two_hosts = (
+        '[[nodes]]\nid = "n1"\naddress = "10.0.0.1:7101"\nbind = "0.0.0.0:7101"\n'
+        '[[nodes]]\nid = "n2"\naddress = "10.0.0.2:7101"\nbind = "0.0.0.0:7101"\n'
+        '[[routers]]\nid = 0\naddress = "10.0.0.3:7100"\n'
+    )
+    assert [n.listen for n in load(write(tmp_path, two_hosts)).nodes] == ["0.0.0.0:7101", "0.0.0.0:7101"]
