@@ -40,6 +40,8 @@ class ClusterHandle:
 
     def start(self) -> None:
         self.local.start(quiet=True)
+        wait_formed(self.client())
+
 
     def stop(self) -> None:
         for client in self._clients:
@@ -73,6 +75,26 @@ def wait_settled(client: FeedClient, timeout_s: float = 60.0) -> None:
         assert not busy, f"not settled (node, healthy, records, hints, forwards in flight): {busy}"
 
     eventually(settled, timeout_s=timeout_s, interval_s=0.25)
+
+
+def wait_formed(client: FeedClient, timeout_s: float = 30.0) -> None:
+    """Until every node serves, has caught up, and believes no peer down. In a new cluster's first
+    moments a node can believe a peer that started after it is down: it keeps that peer's writes as
+    hints, while the peer, caught up on what it knew of, serves reads; a read that reaches it
+    there (the other replicas still catching up) misses an acknowledged write until the hints are
+    replayed, within a second (a CLI post then `posts` read "(no posts)" in ~1 of 4 runs). The
+    window is described in docs/failures.md; tests start once it has closed."""
+
+    def formed() -> None:
+        nodes = client.cluster_status().nodes
+        waiting = [
+            (n.id, n.healthy, n.replication.catching_up, list(n.replication.peers_down))
+            for n in nodes
+            if not n.healthy or n.replication.catching_up or n.replication.peers_down
+        ]
+        assert not waiting, f"cluster not formed (node, healthy, catching up, peers down): {waiting}"
+
+    eventually(formed, timeout_s=timeout_s, interval_s=0.1)
 
 
 def start_cluster(directory: Path, **kwargs: object) -> ClusterHandle:
