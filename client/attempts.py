@@ -33,7 +33,14 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 class MapState:
-    def __init__(self, entry: str, timeout_s: float, attempt_timeout_s: float, metadata: Metadata = ()) -> None:
+    def __init__(
+        self,
+        entry: str,
+        timeout_s: float,
+        attempt_timeout_s: float,
+        metadata: Metadata = (),
+        spread_reads: bool = True,
+    ) -> None:
         self.entry = entry  # the address the client was given: asked for the map, and the last resort
         self.timeout_s = timeout_s
         self.attempt_timeout_s = min(attempt_timeout_s, timeout_s)
@@ -42,6 +49,9 @@ class MapState:
         self.routing: RoutingTable | None = None
         self._fetched_at = 0.0
         self._spread = Spread()
+        # False: every call starts at the key's primary, which coordinated (and applied) every write
+        # acknowledged on it: what another client just wrote is read back (a one-shot CLI command).
+        self.spread_reads = spread_reads
         self._wrote: dict[str, tuple[str, float]] = {}  # key -> (replica that took the write, when)
 
     # -- the map ---------------------------------------------------------------------------------
@@ -69,7 +79,11 @@ class MapState:
 
     def attempts(self, method: str, key: str) -> Attempts:
         read = method in READS
-        replicas = self._spread.order(key, self.routing.replicas(key), method in SPREAD_READS) if self.routing else []
+        replicas = (
+            self._spread.order(key, self.routing.replicas(key), self.spread_reads and method in SPREAD_READS)
+            if self.routing
+            else []
+        )
         if read:
             replicas = self._after_own_write(key, replicas)
         healthy = [a for a in replicas if self.health.allows(a)]

@@ -332,8 +332,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT_S
     try:
+        # One command, one client: reads start at each key's primary, so a post made by the last
+        # command reads back at once (a spread read may reach the replica still taking it).
         with FeedClient(
-            address, timeout_s=timeout, token=credentials(args) or "", ca_file=ca_file(args) or ""
+            address,
+            timeout_s=timeout,
+            token=credentials(args) or "",
+            ca_file=ca_file(args) or "",
+            spread_reads=False,
         ) as client:
             code: int = args.run(client, args)
             return code

@@ -90,6 +90,7 @@ class FeedClient:
         ca_file: str | Path | None = None,
         map_aware: bool = True,
         attempt_timeout_s: float = 2.0,
+        spread_reads: bool = True,
     ) -> None:
         self.address = address
         self.timeout_s = timeout_s
@@ -110,7 +111,15 @@ class FeedClient:
         self._closed = False
         self._streams: set[grpc.Future] = set()  # open watch streams, cancelled by close()
         self.routed = (
-            MapAwareCalls(address, self._feed, token, Path(ca_file) if ca_file else None, timeout_s, attempt_timeout_s)
+            MapAwareCalls(
+                address,
+                self._feed,
+                token,
+                Path(ca_file) if ca_file else None,
+                timeout_s,
+                attempt_timeout_s,
+                spread_reads,
+            )
             if map_aware and self._own_channel
             else None
         )

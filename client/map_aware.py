@@ -47,8 +47,9 @@ class MapAwareCalls:
         ca_file: Path | None,
         timeout_s: float,
         attempt_timeout_s: float,
+        spread_reads: bool = True,
     ) -> None:
-        self.state = MapState(entry, timeout_s, attempt_timeout_s)
+        self.state = MapState(entry, timeout_s, attempt_timeout_s, spread_reads=spread_reads)
         self._entry_stub = entry_stub
         self._token = token
         self._ca_file = ca_file

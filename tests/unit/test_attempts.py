@@ -122,3 +122,10 @@ def test_an_older_map_never_replaces_a_newer_one() -> None:
 def test_no_map_sends_everything_to_the_entry_address() -> None:
     state = MapState(ENTRY, 5.0, 2.0)
     assert state.attempts("GetTimeline", "alice").targets == [ENTRY]
+
+
+def test_a_client_that_does_not_spread_reads_starts_every_timeline_at_the_primary() -> None:
+    # A one-shot command (the CLI): what the last command wrote is on the primary once acknowledged.
+    state = _state()
+    state.spread_reads = False
+    assert {state.attempts("GetTimeline", f"user{i}").targets[0] for i in range(60)} == {A}
