@@ -35,15 +35,21 @@ class FakeClient:
     def __init__(self) -> None:
         self.address = ""
         self.timeout_s = 0.0
+        self.spread_reads = True
         self.calls: list[tuple[Any, ...]] = []
         self.pages: dict[str, Page[Any]] = {"": Page([], "")}  # page_token -> page
         self.error: Exception | None = None
         self.closed = False
 
     def __call__(
-        self, address: str, timeout_s: float = 5.0, token: str | None = None, ca_file: str | None = None
+        self,
+        address: str,
+        timeout_s: float = 5.0,
+        token: str | None = None,
+        ca_file: str | None = None,
+        spread_reads: bool = True,
     ) -> FakeClient:  # the constructor
-        self.address, self.timeout_s, self.token = address, timeout_s, token
+        self.address, self.timeout_s, self.token, self.spread_reads = address, timeout_s, token, spread_reads
         return self
 
     def __enter__(self) -> FakeClient:
@@ -166,6 +172,7 @@ def test_router_comes_from_the_flag_first(
     monkeypatch.setenv(cli.ROUTER_ENV, "10.0.0.2:7100")
     assert run(capsys, "--router", "10.0.0.1:7100", "user", "bob")[0] == 0
     assert fake.address == "10.0.0.1:7100"
+    assert fake.spread_reads is False  # one command, one client: reads from each key's primary
 
 
 def test_router_comes_from_the_environment_before_the_cluster_file(
