@@ -47,50 +47,7 @@ class CallGuards:
 
     def wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """`handler` with the guards in front of it."""
-        if handler.request_streaming:
-            return self._wrap_request_stream(full_method, handler)
         return _Guarded(self, full_method, handler).handler()
-
-    def _wrap_request_stream(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        """A client-streaming method (reflection's): credentials and metrics; gRPC decodes."""
-        check = None if self.credentials.open_to_all(full_method) else self.credentials.check
-        counted = MethodMetrics(full_method) if self.metrics else None
-        inner = handler.stream_stream if handler.response_streaming else handler.stream_unary
-
-        async def refused(context: grpc.aio.ServicerContext) -> None:
-            if check is not None and (refusal := check(full_method, context.invocation_metadata())) is not None:
-                log.warning("refused %s: %s", full_method, refusal.code.name)
-                await context.abort(refusal.code, refusal.message)
-
-        if handler.response_streaming:
-
-            async def streams(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                started, failed = time.perf_counter(), True
-                try:
-                    await refused(context)
-                    async for item in inner(requests, context):
-                        yield item
-                    failed = False
-                finally:
-                    if counted is not None:
-                        counted.done(started, context, failed)
-
-            return grpc.stream_stream_rpc_method_handler(
-                streams, handler.request_deserializer, handler.response_serializer
-            )
-
-        async def unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            started, failed = time.perf_counter(), True
-            try:
-                await refused(context)
-                reply = await inner(requests, context)
-                failed = False
-                return reply
-            finally:
-                if counted is not None:
-                    counted.done(started, context, failed)
-
-        return grpc.stream_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
 
 
 class _Refusal:
@@ -101,28 +58,33 @@ class _Refusal:
 
 
 class _Guarded:
-    """One unary-request method behind its guards: what applies to it is decided here, once."""
+    """One method behind its guards: what applies to it is decided here, once. A unary request is
+    decoded here; a stream of requests (reflection's) is decoded by gRPC, and only its credentials
+    are checked."""
 
     def __init__(self, guards: CallGuards, full_method: str, handler: grpc.RpcMethodHandler) -> None:
         self.full_method = full_method
         self.handler_in = handler
         self.check = None if guards.credentials.open_to_all(full_method) else guards.credentials.check
         self.metrics = MethodMetrics(full_method) if guards.metrics else None
+        self.streamed = handler.request_streaming
         self.decode = handler.request_deserializer or (lambda raw: raw)
         self.limit: tuple[int, str] | None = None
-        if guards.sizes is not None:
+        if guards.sizes is not None and not self.streamed:
             limits, default = guards.sizes
             self.limit = limits.get(full_method, default)
         # The epoch note is for unary calls (a stream's client learns the map from its next call).
-        self.map_epoch = guards.map_epoch if not handler.response_streaming else None
+        self.map_epoch = guards.map_epoch if not (handler.response_streaming or self.streamed) else None
 
-    def _admit(self, raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-        """The decoded request, or the _Refusal to end the call with (not a coroutine: the common
-        case awaits nothing)."""
+    def _admit(self, raw: Any, context: grpc.aio.ServicerContext) -> Any:
+        """The decoded request (a stream's request iterator, as it is), or the _Refusal to end the
+        call with (not a coroutine: the common case awaits nothing)."""
         metadata = context.invocation_metadata() if self.check or self.map_epoch else ()
         if self.check is not None and (refusal := self.check(self.full_method, metadata)) is not None:
             log.warning("refused %s: %s", self.full_method, refusal.code.name)
             return _Refusal(refusal.code, refusal.message)
+        if self.streamed:
+            return raw
         name = self.full_method.rsplit("/", 1)[-1]
         if self.limit is not None and len(raw) > self.limit[0]:
             limit, why = self.limit
@@ -138,12 +100,13 @@ class _Guarded:
             return _Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {name} request")
 
     def handler(self) -> grpc.RpcMethodHandler:
-        admit, metrics = self._admit, self.metrics
-        handler = self.handler_in
+        admit, metrics, handler = self._admit, self.metrics, self.handler_in
+        # gRPC decodes a stream of requests; a unary request comes as bytes, decoded by _admit.
+        decode = handler.request_deserializer if self.streamed else None
         if handler.response_streaming:
-            inner_stream = handler.unary_stream
+            inner_stream = handler.stream_stream if self.streamed else handler.unary_stream
 
-            async def streaming(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async def streaming(raw: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 started, failed = time.perf_counter(), True
                 try:
                     request = admit(raw, context)
@@ -156,11 +119,12 @@ class _Guarded:
                     if metrics is not None:
                         metrics.done(started, context, failed)
 
-            return grpc.unary_stream_rpc_method_handler(streaming, None, handler.response_serializer)
+            make = grpc.stream_stream_rpc_method_handler if self.streamed else grpc.unary_stream_rpc_method_handler
+            return make(streaming, decode, handler.response_serializer)
 
-        inner = handler.unary_unary
+        inner = handler.stream_unary if self.streamed else handler.unary_unary
 
-        async def unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        async def unary(raw: Any, context: grpc.aio.ServicerContext) -> Any:
             started, failed = time.perf_counter(), True
             try:
                 request = admit(raw, context)
@@ -173,7 +137,8 @@ class _Guarded:
                 if metrics is not None:
                     metrics.done(started, context, failed)
 
-        return grpc.unary_unary_rpc_method_handler(unary, None, handler.response_serializer)
+        make_unary = grpc.stream_unary_rpc_method_handler if self.streamed else grpc.unary_unary_rpc_method_handler
+        return make_unary(unary, decode, handler.response_serializer)
 
 
 def _note_epoch(
