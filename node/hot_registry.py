@@ -129,7 +129,8 @@ class HotRegistry:
 
     def list_hot_users(self, partitions: Iterable[int]) -> list[HotUser]:
         """Every registry entry of `partitions`. Every router polls every node twice a second, and a
-        scan costs one LevelDB seek per partition, so the answer is kept until a write touches the
+        scan costs one LevelDB seek per partition, so only partitions that may hold an entry are
+        scanned (node/sparse_families.py), and the answer is kept until a write touches the
         registry (follower counts in it may lag by up to _HOT_LIST_MAX_AGE_S)."""
         parts = frozenset(partitions)
         generation, cached = self.generation, self._hot_list
@@ -137,7 +138,7 @@ class HotRegistry:
         if cached is not None and fresh and cached[:2] == (generation, parts):
             return cached[3]
         entries = []
-        for part in sorted(parts):
+        for part in self.sparse.partitions_of(keys.HOT_REGISTRY, parts):
             for key, raw in self.store.scan(keys.registry_prefix(part)):
                 user = keys.registry_user_of(key)
                 entry = read_registry(raw)

@@ -27,6 +27,7 @@ _FAMILY_BYTES = frozenset(f[0] for f in SPARSE)
 class SparseFamilies:
     def __init__(self) -> None:
         self._users: dict[bytes, set[bytes]] = {family: set() for family in SPARSE}
+        self._partitions: dict[bytes, set[int]] = {family: set() for family in SPARSE}
         self.loaded = False
 
     def noted(self, puts: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -36,6 +37,7 @@ class SparseFamilies:
         for key, _ in puts:
             if len(key) > 2 and key[2] in _FAMILY_BYTES and not keys.is_node_wide(key):
                 self._users[key[2:3]].add(keys.user_of(key))
+                self._partitions[key[2:3]].add(keys.partition_of_key(key))
         return puts
 
     def load(self, store: Store, partitions: int) -> None:
@@ -46,11 +48,18 @@ class SparseFamilies:
                 users = self._users[family]
                 for key in store.scan_keys(prefix):
                     users.add(keys.user_of(key))
+                    self._partitions[family].add(part)
         self.loaded = True
 
     def may_have(self, family: bytes, user: str) -> bool:
         """False only if the user has no key in `family` (SPARSE) on this node."""
         return not self.loaded or user.encode("utf-8") in self._users[family]
+
+    def partitions_of(self, family: bytes, partitions: Iterable[int]) -> list[int]:
+        """Those of `partitions` that may hold a `family` key (all of them until `load`)."""
+        if not self.loaded:
+            return sorted(partitions)
+        return sorted(set(partitions) & self._partitions[family])
 
     def users(self) -> int:
         return sum(len(users) for users in self._users.values())

@@ -70,3 +70,23 @@ def test_after_a_restart_the_start_up_scan_finds_what_the_last_run_wrote() -> No
     assert restarted.registry.state("jo") is HotState.HOT
     assert not restarted.sparse.may_have(keys.HOT_REGISTRY, "hal")
     assert restarted.registry.state("hal") is HotState.NORMAL
+
+
+def test_the_hot_list_reads_only_partitions_holding_an_entry_and_misses_none() -> None:
+    inner = MemoryStore()
+    data = feed_store(inner)
+    users = ["kai", "lu", "max"]
+    for user in users:
+        data.registry.set_state(user, HotState.HOT, pin=True)
+    everywhere = range(PARTITIONS)
+    holding = sorted({data.partition(u) for u in users})
+    assert data.sparse.partitions_of(keys.HOT_REGISTRY, everywhere) == holding
+    assert sorted(h.user for h in data.registry.list_hot_users(everywhere)) == users
+    # After a restart, from the start-up scan (before it, every partition is read).
+    restarted = feed_store(inner, loaded=False)
+    assert restarted.sparse.partitions_of(keys.HOT_REGISTRY, everywhere) == list(everywhere)
+    restarted.sparse.load(restarted.store, PARTITIONS)
+    assert restarted.sparse.partitions_of(keys.HOT_REGISTRY, everywhere) == holding
+    assert sorted(h.user for h in restarted.registry.list_hot_users(everywhere)) == users
+    # Only the partitions asked about: a node lists what it owns.
+    assert restarted.sparse.partitions_of(keys.HOT_REGISTRY, holding[:1]) == holding[:1]
