@@ -50,6 +50,7 @@ class Takeover:
         self._acting: tuple[tuple[int, tuple[str, ...]], frozenset[int]] | None = None
         self._orphans_checked = 0.0
         self._orphan_check: asyncio.Task[None] | None = None
+        self._orphan_scan: asyncio.Task[list[Record]] | None = None  # its store scan, in a thread
         self._adopted: set[bytes] = set()  # keys of old records of standby partitions to drive here
 
     def acting(self) -> frozenset[int]:
@@ -94,12 +95,29 @@ class Takeover:
         ORPHAN_AFTER_S are checked with that replica (in the background) before this node drives them."""
         if time.monotonic() - self._orphans_checked < ORPHAN_CHECK_EVERY_S:
             return
+        if self._orphan_check is not None and not self._orphan_check.done():
+            return
         self._orphans_checked = time.monotonic()
-        standby = self.ownership.owned - self.acting()
+        self._orphan_check = asyncio.create_task(self._look_and_check(self.ownership.owned - self.acting()))
+
+    async def _look_and_check(self, standby: frozenset[int]) -> None:
+        # The scan runs in a thread: it seeks every standby partition's records and parses them, and
+        # on the event loop it held reads back (measured on a loaded node: among its longest stalls,
+        # the deletion markers of finished records making each seek dearer).
+        self._orphan_scan = asyncio.ensure_future(asyncio.to_thread(self.records.pending, standby, 10_000))
+        records = await asyncio.shield(self._orphan_scan)  # a stop waits the thread out (stop())
         cutoff_ms = time.time() * 1000 - ORPHAN_AFTER_S * 1000
-        old = [(k, r) for k, r in self.records.pending(standby, 10_000) if 0 < r.created_at_ms < cutoff_ms]
-        if old and (self._orphan_check is None or self._orphan_check.done()):
-            self._orphan_check = asyncio.create_task(self._check_orphans(old[:1000]))
+        old = [(k, r) for k, r in records if 0 < r.created_at_ms < cutoff_ms]
+        if old:
+            await self._check_orphans(old[:1000])
+
+    async def stop(self) -> None:
+        """Ends the orphan check, and waits for a scan still running in its thread: the store closes next."""
+        if self._orphan_check is not None:
+            self._orphan_check.cancel()
+            await asyncio.gather(self._orphan_check, return_exceptions=True)
+        if self._orphan_scan is not None:
+            await asyncio.wait({self._orphan_scan})
 
     def adopted(self) -> list[Record]:
         """The adopted records still on disk (a record finished or replaced meanwhile is forgotten)."""
