@@ -2,7 +2,10 @@
 the hot registry (H). A timeline read asks here before it looks in the store: for almost every
 reader the answer is no, and the read skips three relation scans and a registry get (measured on
 a node's store with cold caches, as a read between gRPC calls finds them: the three scans took
-~40 us of a ~125 us inbox read).
+~40 us of a ~125 us inbox read). A listing of the hot registry likewise seeks only the partitions
+that may hold an entry: every feed layer polls every node's list twice a second, and a seek into
+each of 1,024 partitions was among the longest stalls (over 15 ms) of a loaded node's event loop,
+measured under the bench's open-loop workload.
 
 The answer may be a false yes, never a false no. A user is added when any write puts a key of
 theirs in one of these families (every write of a node goes through its ObservedStore: batches,
