@@ -115,17 +115,16 @@ class DeliveryDriver:
 
     def oldest_age_s(self) -> float:
         """Age of the oldest record this node drives, as of the last look, which runs at most every
-        OLDEST_LOOK_EVERY_S (and at most 1% of the time). A look parses every record; status and
-        the metrics snapshot ask each second, so a backlog made every look dearer (6% of a node's
-        CPU, measured with 1,500 records owed), and on the event loop one held reads back for tens of
-        milliseconds on a loaded node (deletion markers of finished records slow each seek; among
-        its longest stalls, measured): it runs in a thread, and this answers from the last one. Between looks the age grows with the
-        clock, as long as the record found is still owed (a point read); once it is done, or when
-        the last look found none while records are owed now, a look starts at once (within the
-        1%). Before, a finished record's age stood for up to OLDEST_LOOK_EVERY_S, which a backlog
-        of fresh records kept reading as many seconds old (the bench's stress steps ended on one at
-        6.7 s while the lag p99 was 0.8 s), and a look made between two records read 0 for as long
-        while hundreds piled up."""
+        OLDEST_LOOK_EVERY_S (and at most 1% of the time). A look parses every record; status and the metrics
+        snapshot ask each second, so a backlog made every look dearer (6% of a node's CPU, measured with 1,500
+        records owed), and on the event loop one held reads back for tens of milliseconds on a loaded node
+        (deletion markers of finished records slow each seek; among its longest stalls, measured): it runs in a
+        thread, and this answers from the last one. Between looks the age grows with the clock, as long as the
+        record found is still owed (a point read); once it is done, or when the last look found none while
+        records are owed now, a look starts at once (within the 1%). Before, a finished record's age stood for
+        up to OLDEST_LOOK_EVERY_S, which a backlog of fresh records kept reading as many seconds old (the
+        bench's stress steps ended on one at 6.7 s while the lag p99 was 0.8 s), and a look made between two
+        records read 0 for as long while hundreds piled up."""
         if not self.log.count():
             self._oldest_created_ms, self._oldest_key = 0, b""
             return 0.0
