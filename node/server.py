@@ -21,6 +21,7 @@ from common import metrics, security, tls
 from common.call_guards import CallGuards, GuardedServer
 from common.config import ClusterConfig, NodeConfig
 from common.errors import FeedringError
+from common.loop_watch import LoopWatch
 from common.server_options import pending_calls_options
 from common.service_handlers import add_service
 from common.storage_client import READS_SERVICE, GrpcTransport
@@ -67,6 +68,7 @@ class NodeServer:
             raise
         self.parts = build_node(config, node_id, self.node.address, self.store, transport)
         self._background: list[asyncio.Task[None]] = []
+        self.loop_watch = LoopWatch(f"node {node_id}")  # what holds the event loop, when anything does
         self.metrics = (
             metrics.MetricsEndpoint(
                 self.node.metrics_listen,
@@ -283,6 +285,7 @@ class NodeServer:
         ]
         if self.metrics is not None:
             self.metrics.start()
+        self.loop_watch.start()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("feedring.v1.Storage", health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -339,6 +342,7 @@ class NodeServer:
         await self.parts.peers.close()
         if self.metrics is not None:
             await self.metrics.stop()
+        await self.loop_watch.stop()
         self.parts.store.close()
         log.info("node stopped node=%s", self.node.id)
 

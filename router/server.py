@@ -12,6 +12,7 @@ from grpc_health.v1 import health
 from common import metrics, security, tls
 from common.cluster_map import initial_map
 from common.config import ClusterConfig
+from common.loop_watch import LoopWatch
 from common.storage_client import StorageClient
 from feed.post_ids import PostIdGenerator, generator_id
 from feed.public_server import add_feed, listen, public_server, serving
@@ -43,6 +44,7 @@ class RouterServer:
         self._refresher: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
         self.metrics: metrics.MetricsEndpoint | None = None
+        self.loop_watch = LoopWatch(f"router {self.router.id}/{self.worker}")
 
     async def start(self) -> int:
         # Channels belong to the running loop: everything gRPC is created here, not in __init__.
@@ -88,6 +90,7 @@ class RouterServer:
         if metrics_address:
             self.metrics = metrics.MetricsEndpoint(metrics_address, router_families(self.flows))
             self.metrics.start()
+        self.loop_watch.start()
         log.info(
             "router serving router=%d worker=%d address=%s epoch=%d nodes=%d",
             self.router.id,
@@ -118,6 +121,7 @@ class RouterServer:
             await self.server.stop(grace)
         await self.flows.hot.stop()
         await self.storage.close()
+        await self.loop_watch.stop()
         log.info("router stopped router=%d worker=%d", self.router.id, self.worker)
 
     async def run_until_signalled(self) -> None:
