@@ -95,7 +95,7 @@ class DeliveryDriver:
         self._oldest_key = b""
         self._oldest_looked = -OLDEST_LOOK_EVERY_S
         self._oldest_look_cost_s = 0.0
-        self._oldest_look: asyncio.Task[None] | None = None  # a look in flight (its scan in a thread)
+        self._oldest_look: asyncio.Task[None] | None = None  # a look in flight (a scan in slices)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -108,23 +108,26 @@ class DeliveryDriver:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.takeover.stop()
-        await self.oldest_looked()  # its thread reads the store, which closes next
+        if self._oldest_look is not None:
+            self._oldest_look.cancel()
+        await self.oldest_looked()
 
     def stats(self, percentiles: bool = True) -> storage_pb2.DeliveryStats:
         return self.metrics.stats(self.log.count(), self.oldest_age_s(), percentiles)
 
     def oldest_age_s(self) -> float:
         """Age of the oldest record this node drives, as of the last look, which runs at most every
-        OLDEST_LOOK_EVERY_S (and at most 1% of the time). A look parses every record; status and the metrics
-        snapshot ask each second, so a backlog made every look dearer (6% of a node's CPU, measured with 1,500
-        records owed), and on the event loop one held reads back for tens of milliseconds on a loaded node
-        (deletion markers of finished records slow each seek; among its longest stalls, measured): it runs in a
-        thread, and this answers from the last one. Between looks the age grows with the clock, as long as the
-        record found is still owed (a point read); once it is done, or when the last look found none while
-        records are owed now, a look starts at once (within the 1%). Before, a finished record's age stood for
-        up to OLDEST_LOOK_EVERY_S, which a backlog of fresh records kept reading as many seconds old (the
-        bench's stress steps ended on one at 6.7 s while the lag p99 was 0.8 s), and a look made between two
-        records read 0 for as long while hundreds piled up."""
+        OLDEST_LOOK_EVERY_S (and at most 1% of the time). A look parses every record; status and the
+        metrics snapshot ask each second, so a backlog made every look dearer (6% of a node's CPU,
+        measured with 1,500 records owed), and on the event loop one held reads back for tens of
+        milliseconds on a loaded node (deletion markers of finished records slow each seek; among its
+        longest stalls, measured): it runs apart, in slices (node/delivery_log.py), and this answers
+        from the last one. Between looks the age grows with the clock, as long as the record found is
+        still owed (a point read); once it is done, or when the last look found none while records are
+        owed now, a look starts at once (within the 1%). Before, a finished record's age stood for up to
+        OLDEST_LOOK_EVERY_S, which a backlog of fresh records kept reading as many seconds old (the
+        bench's stress steps ended on one at 6.7 s while the lag p99 was 0.8 s), and a look made between
+        two records read 0 for as long while hundreds piled up."""
         if not self.log.count():
             self._oldest_created_ms, self._oldest_key = 0, b""
             return 0.0
@@ -143,14 +146,13 @@ class DeliveryDriver:
     async def _look_for_oldest(self) -> None:
         partitions = self._partitions if self._partitions is not None else self.takeover.acting()
         started = time.monotonic()
-        # Shielded: a stop waits for the thread (oldest_looked), which a cancel would not stop.
-        found = await asyncio.shield(asyncio.to_thread(self.log.oldest, frozenset(partitions)))
+        found = await self.log.oldest(frozenset(partitions))
         self._oldest_created_ms, self._oldest_key = found or (0, b"")
         self._oldest_looked = time.monotonic()
         self._oldest_look_cost_s = self._oldest_looked - started
 
     async def oldest_looked(self) -> None:
-        """Waits for the look in flight, if one is (tests; a stop)."""
+        """Waits for the look in flight, if one is."""
         if self._oldest_look is not None:
             await asyncio.gather(self._oldest_look, return_exceptions=True)
 

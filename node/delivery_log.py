@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 
 from node import keys
 from node.batch import Batches
@@ -24,6 +24,9 @@ Delivery = storage_pb2.Delivery
 INSERT = Delivery.INSERT
 RETRACT = Delivery.RETRACT
 COUNT = Delivery.COUNT
+
+
+SCAN_SLICE_S = 0.002  # a look over every partition's records yields the loop this often
 
 
 def _now_ms() -> int:
@@ -107,17 +110,31 @@ class DeliveryLog:
     def count(self) -> int:
         return max(self.batches.family_counts[keys.DELIVERIES], 0)
 
-    def oldest(self, partitions: Iterable[int]) -> tuple[int, bytes] | None:
+    async def records_in_slices(
+        self, partitions: Iterable[int], slice_s: float = SCAN_SLICE_S
+    ) -> AsyncGenerator[tuple[bytes, storage_pb2.Delivery], None]:
+        """Every record of `partitions`, yielding the event loop after each `slice_s` of scanning:
+        for the looks that range over every partition a node holds (the oldest record, orphans).
+        Each seek steps over the deletion markers finished records leave, so in one step such a
+        look held a loaded node's loop for tens of ms (its longest stalls, measured). On the loop,
+        not in a thread: a thread parsing records would hold the GIL against the loop's store calls
+        (each releases it, then waits up to the 5 ms switch interval to have it back)."""
+        until = time.monotonic() + slice_s
+        for part in sorted(partitions):
+            for key, raw in self.store.scan(keys.family_prefix(part, keys.DELIVERIES)):
+                yield key, Delivery.FromString(raw)
+            if time.monotonic() >= until:
+                await asyncio.sleep(0)
+                until = time.monotonic() + slice_s
+
+    async def oldest(self, partitions: Iterable[int]) -> tuple[int, bytes] | None:
         """When the oldest record in `partitions` was created (ms) and its key, or None when there is
         none: a scan that parses every record, so callers look rarely (node/delivery.py)."""
-        return min(
-            (
-                (Delivery.FromString(raw).created_at_ms, key)
-                for part in partitions
-                for key, raw in self.store.scan(keys.family_prefix(part, keys.DELIVERIES))
-            ),
-            default=None,
-        )
+        found: tuple[int, bytes] | None = None
+        async for key, record in self.records_in_slices(partitions):
+            if found is None or (record.created_at_ms, key) < found:
+                found = (record.created_at_ms, key)
+        return found
 
     def get(self, key: bytes) -> storage_pb2.Delivery | None:
         raw = self.store.get(key)

@@ -12,6 +12,7 @@ twice does no harm.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -50,7 +51,6 @@ class Takeover:
         self._acting: tuple[tuple[int, tuple[str, ...]], frozenset[int]] | None = None
         self._orphans_checked = 0.0
         self._orphan_check: asyncio.Task[None] | None = None
-        self._orphan_scan: asyncio.Task[list[Record]] | None = None  # its store scan, in a thread
         self._adopted: set[bytes] = set()  # keys of old records of standby partitions to drive here
 
     def acting(self) -> frozenset[int]:
@@ -101,23 +101,23 @@ class Takeover:
         self._orphan_check = asyncio.create_task(self._look_and_check(self.ownership.owned - self.acting()))
 
     async def _look_and_check(self, standby: frozenset[int]) -> None:
-        # The scan runs in a thread: it seeks every standby partition's records and parses them, and
-        # on the event loop it held reads back (measured on a loaded node: among its longest stalls,
-        # the deletion markers of finished records making each seek dearer).
-        self._orphan_scan = asyncio.ensure_future(asyncio.to_thread(self.records.pending, standby, 10_000))
-        records = await asyncio.shield(self._orphan_scan)  # a stop waits the thread out (stop())
+        # In slices (node/delivery_log.py): it seeks every standby partition's records and parses
+        # them, and in one step it held a loaded node's event loop among its longest stalls.
         cutoff_ms = time.time() * 1000 - ORPHAN_AFTER_S * 1000
-        old = [(k, r) for k, r in records if 0 < r.created_at_ms < cutoff_ms]
+        old = []
+        async with contextlib.aclosing(self.records.records_in_slices(standby)) as records:
+            async for key, record in records:
+                if 0 < record.created_at_ms < cutoff_ms:
+                    old.append((key, record))
+                    if len(old) >= 1000:
+                        break
         if old:
             await self._check_orphans(old[:1000])
 
     async def stop(self) -> None:
-        """Ends the orphan check, and waits for a scan still running in its thread: the store closes next."""
         if self._orphan_check is not None:
             self._orphan_check.cancel()
             await asyncio.gather(self._orphan_check, return_exceptions=True)
-        if self._orphan_scan is not None:
-            await asyncio.wait({self._orphan_scan})
 
     def adopted(self) -> list[Record]:
         """The adopted records still on disk (a record finished or replaced meanwhile is forgotten)."""
