@@ -151,6 +151,13 @@ class DeliveryDriver:
         self._oldest_looked = time.monotonic()
         self._oldest_look_cost_s = self._oldest_looked - started
 
+    async def oldest_age_settled(self) -> float:
+        """oldest_age_s, except that an ask that starts a look waits for it: what status reports
+        (the metrics snapshot, every second, answers from the last look without waiting)."""
+        self.oldest_age_s()
+        await self.oldest_looked()
+        return self.oldest_age_s()
+
     async def oldest_looked(self) -> None:
         """Waits for the look in flight, if one is."""
         if self._oldest_look is not None:

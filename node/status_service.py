@@ -54,6 +54,7 @@ class StatusServicer:
     async def GetNodeStatus(
         self, request: storage_pb2.GetNodeStatusRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.NodeStatus:
+        await self.delivery.oldest_age_settled()  # an ask that starts a look waits for its answer
         return self.status()
 
     def keys_by_family(self) -> dict[str, int]:

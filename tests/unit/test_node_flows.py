@@ -420,9 +420,9 @@ def test_keys_parse_back_to_what_built_them() -> None:
 
 
 def test_the_oldest_delivery_age_is_looked_up_rarely_grows_with_the_clock_and_is_zero_once_nothing_is_owed() -> None:
-    """Status and the metrics snapshot ask every second; each look parses every record owed, in a
-    thread (an ask answers from the last look). Once the record found is done, the next ask looks
-    again: a younger record owed does not read as old."""
+    """Status and the metrics snapshot ask every second; each look parses every record owed, apart
+    (an ask answers from the last look; status waits for the look it starts). Once the record
+    found is done, the next ask looks again: a younger record owed does not read as old."""
 
     async def scenario() -> None:
         cluster = three_replicas()
@@ -442,10 +442,8 @@ def test_the_oldest_delivery_age_is_looked_up_rarely_grows_with_the_clock_and_is
         driver.delivery.log.oldest = lambda parts: looks.append(1) or scan(parts)  # type: ignore[method-assign]
 
         async def asked() -> float:
-            """An ask, and its answer once the look it started (in a thread) has landed."""
-            driver.delivery.oldest_age_s()
-            await driver.delivery.oldest_looked()
-            return driver.delivery.oldest_age_s()
+            """What status reports: an ask, answered once the look it started has landed."""
+            return await driver.delivery.oldest_age_settled()
 
         assert driver.delivery.oldest_age_s() == 0.0  # nothing looked at yet: the look runs apart
         first = await asked()
