@@ -112,7 +112,7 @@ class Takeover:
                     if len(old) >= 1000:
                         break
         if old:
-            await self._check_orphans(old[:1000])
+            await self._check_orphans(old)
 
     async def stop(self) -> None:
         if self._orphan_check is not None:

@@ -48,9 +48,9 @@ class SparseFamilies:
         for part in range(partitions):
             for family in SPARSE:
                 prefix = keys.family_prefix(part, family)
-                users = self._users[family]
-                for key in store.scan_keys(prefix):
-                    users.add(keys.user_of(key))
+                found = {keys.user_of(key) for key in store.scan_keys(prefix)}
+                if found:
+                    self._users[family] |= found
                     self._partitions[family].add(part)
         self.loaded = True
 
