@@ -162,25 +162,23 @@ class LevelDBStore:
     def scan(
         self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
-        with self._iterator(prefix, start, reverse, True) as it:
-            for key, value in it:
-                if not key.startswith(prefix):
-                    return
-                yield key, value
+        # LevelDB's own iterator, bounded to the prefix: no Python step per key (a timeline read
+        # walks a few of these; closed when dropped, as a generator holding it would be).
+        it: Iterator[tuple[bytes, bytes]] = self._iterator(prefix, start, reverse, True)
+        return it
 
     def scan_keys(self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False) -> Iterator[bytes]:
-        with self._iterator(prefix, start, reverse, False) as it:
-            for key in it:
-                if not key.startswith(prefix):
-                    return
-                yield key
+        it: Iterator[bytes] = self._iterator(prefix, start, reverse, False)
+        return it
 
     def _iterator(self, prefix: bytes, start: bytes | None, reverse: bool, values: bool) -> plyvel.Iterator:
+        """Over the keys starting with `prefix` only, from `start` (inclusive) when given."""
         if start is None:
             return self._db.iterator(prefix=prefix, reverse=reverse, include_value=values)
+        end = _prefix_end(prefix)
         if reverse:
-            return self._db.iterator(start=prefix, stop=start + b"\x00", reverse=True, include_value=values)
-        return self._db.iterator(start=start, stop=_prefix_end(prefix), include_value=values)
+            return self._db.iterator(start=prefix, stop=min(start + b"\x00", end), reverse=True, include_value=values)
+        return self._db.iterator(start=max(start, prefix), stop=end, include_value=values)
 
     def snapshot(self) -> LevelDBSnapshot:
         return LevelDBSnapshot(self._db.snapshot())

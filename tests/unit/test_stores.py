@@ -29,6 +29,9 @@ def test_scan_respects_prefix_boundaries_and_start(store: Store) -> None:
     assert [k for k, _ in store.scan(b"ann\x00", reverse=True)] == [b"ann\x00c", b"ann\x00b", b"ann\x00a"]
     assert [k for k, _ in store.scan(b"ann\x00", start=b"ann\x00b")] == [b"ann\x00b", b"ann\x00c"]
     assert [k for k, _ in store.scan(b"ann\x00", start=b"ann\x00b", reverse=True)] == [b"ann\x00b", b"ann\x00a"]
+    # A start outside the prefix never reaches past it.
+    assert [k for k, _ in store.scan(b"ann\x00", start=b"anz", reverse=True)] == [b"ann\x00c", b"ann\x00b", b"ann\x00a"]
+    assert [k for k in store.scan_keys(b"ann\x00", start=b"a")] == [b"ann\x00a", b"ann\x00b", b"ann\x00c"]
     store.write((), [b"ann\x00b"])
     assert store.get(b"ann\x00b") is None and store.get(b"ann\x00a") == b"v"
 
