@@ -13,6 +13,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -82,17 +83,18 @@ async def _drive(job: Job) -> dict[str, list[float]]:
                         reader = rng.choice(job.readers)
                     else:
                         reader = f"u{_zipf_index(rng, job.users)}"
-                    stub = route(reader, connection, True) if route else stub
-                    await stub.GetTimeline(feed_pb2.GetTimelineRequest(user=reader), timeout=5)
+                    stub, sending = route(reader, connection, True) if route else (stub, nullcontext())
+                    with sending:
+                        await stub.GetTimeline(feed_pb2.GetTimelineRequest(user=reader), timeout=5)
                     name = "read"
                 elif roll < job.mix.read + job.mix.post:
                     author = f"u{_zipf_index(rng, job.users)}"
-                    stub = route(author, connection, False) if route else stub
+                    stub = route(author, connection, False)[0] if route else stub
                     await stub.Post(feed_pb2.PostRequest(author=author, text="bench " * 8), timeout=5)
                     name = "post"
                 else:
                     a, b = f"u{rng.randrange(job.users)}", f"u{_zipf_index(rng, job.users)}"
-                    stub = route(a, connection, False) if route else stub
+                    stub = route(a, connection, False)[0] if route else stub
                     if a != b:
                         if rng.random() < 0.5:
                             await stub.Follow(feed_pb2.FollowRequest(follower=a, followee=b), timeout=5)
@@ -137,10 +139,13 @@ async def _drive(job: Job) -> dict[str, list[float]]:
     return dict(latencies)
 
 
-async def _router_of_keys(job: Job, entry: Any, channels: list[grpc.aio.Channel]) -> Callable[[str, int, bool], Any]:
+async def _router_of_keys(
+    job: Job, entry: Any, channels: list[grpc.aio.Channel]
+) -> Callable[[str, int, bool], tuple[Any, AbstractContextManager[None]]]:
     """Map-aware routing as FeedClient does it (client/routing.py): the routing map from `target`,
-    then `CONNECTIONS_PER_PROCESS` connections to each node's Feed API; a call goes to the replica
-    of its key that this process reads that key from (writes: the primary)."""
+    then `CONNECTIONS_PER_PROCESS` connections to each node's Feed API; a read goes to the replica
+    FeedClient would send it to, a write to the primary. Returns the stub and a context to send
+    the call in (it counts the call outstanding there, as FeedClient does)."""
     from client.routing import RoutingTable, Spread
     from protos import feed_pb2, feed_pb2_grpc
 
@@ -152,10 +157,10 @@ async def _router_of_keys(job: Job, entry: Any, channels: list[grpc.aio.Channel]
         channels.extend(node_channels)
         by_address[address] = [feed_pb2_grpc.FeedStub(c) for c in node_channels]
 
-    def route(key: str, connection: int, read: bool) -> Any:
+    def route(key: str, connection: int, read: bool) -> tuple[Any, AbstractContextManager[None]]:
         address = spread.order(key, table.replicas(key), read)[0]
         node_stubs = by_address[address]
-        return node_stubs[connection % len(node_stubs)]
+        return node_stubs[connection % len(node_stubs)], spread.sending(address)
 
     return route
 

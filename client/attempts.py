@@ -141,17 +141,31 @@ class Attempts:
         self._deadline = time.monotonic() + state.timeout_s
         self._last = False
         self._unanswered = False  # an attempt that may have been applied without our hearing of it
+        self._sending: str | None = None  # the attempt outstanding, counted in the spread's load
 
     def __iter__(self) -> Iterator[tuple[str, float, Metadata]]:
-        for i, address in enumerate(self.targets):
-            left = self._deadline - time.monotonic()
-            self._last = i == len(self.targets) - 1 or left <= 0
-            timeout = left if self._last else min(self._state.attempt_timeout_s, left)
-            yield address, max(timeout, 0.001), self.metadata
-            if self._last:
-                return
+        try:
+            for i, address in enumerate(self.targets):
+                left = self._deadline - time.monotonic()
+                self._last = i == len(self.targets) - 1 or left <= 0
+                timeout = left if self._last else min(self._state.attempt_timeout_s, left)
+                self._state._spread.started(address)
+                self._sending = address
+                yield address, max(timeout, 0.001), self.metadata
+                self._ended()
+                if self._last:
+                    return
+        finally:
+            self._ended()  # a caller that stopped asking: cancelled, or gave up on an error
+
+    def _ended(self) -> None:
+        """The attempt under way (if any) is no longer outstanding: its address's load drops."""
+        if self._sending is not None:
+            self._state._spread.ended(self._sending)
+            self._sending = None
 
     def answered(self, address: str, trailing: Sequence[tuple[str, Any]] | None) -> None:
+        self._ended()
         state = self._state
         state.health.succeeded(address)
         if self.method not in READS:
@@ -163,6 +177,7 @@ class Attempts:
         """Whether the call is settled after all: a DeletePost whose earlier, unanswered attempt
         deleted the post. Otherwise returns False to go on to the next target, or raises `exc` when
         it is not a failure to fail over on, or this was the last target."""
+        self._ended()
         code = status_of(exc).code
         if self.method == "DeletePost" and code == grpc.StatusCode.NOT_FOUND and self._unanswered:
             return True

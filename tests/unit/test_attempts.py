@@ -32,11 +32,20 @@ def test_a_write_tries_the_replicas_in_map_order_then_the_entry_address() -> Non
     assert attempts.metadata == (("authorization", "Bearer t"), (MAP_EPOCH_KEY, "7"))
 
 
-def test_reads_of_a_key_stick_to_one_replica_and_different_keys_spread() -> None:
+def test_timeline_reads_one_at_a_time_stick_to_one_replica_and_clients_spread() -> None:
     state = _state()
-    firsts = {state.attempts("GetTimeline", f"user{i}").targets[0] for i in range(60)}
-    assert firsts == {A, B, C}
+    assert len({state.attempts("GetTimeline", f"user{i}").targets[0] for i in range(60)}) == 1
+    assert {_state().attempts("GetTimeline", "user1").targets[0] for _ in range(60)} == {A, B, C}
+
+
+def test_timeline_reads_beside_a_call_in_flight_spread_by_key() -> None:
+    state = _state()
+    in_flight = iter(state.attempts("GetTimeline", "user0"))
+    next(in_flight)  # sent, not answered yet
+    assert {state.attempts("GetTimeline", f"user{i}").targets[0] for i in range(60)} == {A, B, C}
     assert len({state.attempts("GetTimeline", "user1").targets[0] for _ in range(10)}) == 1
+    del in_flight  # its caller stopped waiting: nothing is outstanding any more
+    assert not state._spread.busy
 
 
 def test_reads_other_than_timelines_start_at_the_primary_whatever_the_client() -> None:
