@@ -160,7 +160,7 @@ async def _router_of_keys(
     def route(key: str, connection: int, read: bool) -> tuple[Any, AbstractContextManager[None]]:
         address = spread.order(key, table.replicas(key), read)[0]
         node_stubs = by_address[address]
-        return node_stubs[connection % len(node_stubs)], spread.sending(address)
+        return node_stubs[connection % len(node_stubs)], spread.sending()
 
     return route
 

@@ -141,7 +141,7 @@ class Attempts:
         self._deadline = time.monotonic() + state.timeout_s
         self._last = False
         self._unanswered = False  # an attempt that may have been applied without our hearing of it
-        self._sending: str | None = None  # the attempt outstanding, counted in the spread's load
+        self._sending = False  # an attempt outstanding, counted by the spread
 
     def __iter__(self) -> Iterator[tuple[str, float, Metadata]]:
         try:
@@ -149,8 +149,8 @@ class Attempts:
                 left = self._deadline - time.monotonic()
                 self._last = i == len(self.targets) - 1 or left <= 0
                 timeout = left if self._last else min(self._state.attempt_timeout_s, left)
-                self._state._spread.started(address)
-                self._sending = address
+                self._state._spread.started()
+                self._sending = True
                 yield address, max(timeout, 0.001), self.metadata
                 self._ended()
                 if self._last:
@@ -159,10 +159,10 @@ class Attempts:
             self._ended()  # a caller that stopped asking: cancelled, or gave up on an error
 
     def _ended(self) -> None:
-        """The attempt under way (if any) is no longer outstanding: its address's load drops."""
-        if self._sending is not None:
-            self._state._spread.ended(self._sending)
-            self._sending = None
+        """The attempt under way (if any) is no longer outstanding."""
+        if self._sending:
+            self._state._spread.ended()
+            self._sending = False
 
     def answered(self, address: str, trailing: Sequence[tuple[str, Any]] | None) -> None:
         self._ended()

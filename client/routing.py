@@ -26,7 +26,6 @@ from __future__ import annotations
 import random
 import threading
 import zlib
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,7 +99,7 @@ class Spread:
 
     def __init__(self, salt: int | None = None) -> None:
         self.salt = random.getrandbits(32) if salt is None else salt
-        self.busy: Counter[str] = Counter()  # address -> this client's calls outstanding there
+        self.outstanding = 0  # this client's calls sent and not answered yet
         self._rank: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -110,30 +109,28 @@ class Spread:
         other calls as given."""
         if not spread or len(replicas) < 2:
             return replicas
-        if not self.busy:
+        if not self.outstanding:
             return sorted(replicas, key=self._rank_of)
         start = zlib.crc32(key.encode("utf-8"), self.salt) % len(replicas)
         return replicas[start:] + replicas[:start]
 
-    def started(self, address: str) -> None:
-        """A call to `address` is outstanding (until ended())."""
+    def started(self) -> None:
+        """A call was sent (until ended())."""
         with self._lock:
-            self.busy[address] += 1
+            self.outstanding += 1
 
-    def ended(self, address: str) -> None:
+    def ended(self) -> None:
         with self._lock:
-            self.busy[address] -= 1
-            if self.busy[address] <= 0:
-                del self.busy[address]
+            self.outstanding -= 1
 
     @contextmanager
-    def sending(self, address: str) -> Iterator[None]:
-        """A call outstanding at `address` while the block runs."""
-        self.started(address)
+    def sending(self) -> Iterator[None]:
+        """A call outstanding while the block runs."""
+        self.started()
         try:
             yield
         finally:
-            self.ended(address)
+            self.ended()
 
     def _rank_of(self, address: str) -> int:
         rank = self._rank.get(address)

@@ -45,7 +45,28 @@ def test_timeline_reads_beside_a_call_in_flight_spread_by_key() -> None:
     assert {state.attempts("GetTimeline", f"user{i}").targets[0] for i in range(60)} == {A, B, C}
     assert len({state.attempts("GetTimeline", "user1").targets[0] for _ in range(10)}) == 1
     del in_flight  # its caller stopped waiting: nothing is outstanding any more
-    assert not state._spread.busy
+    assert not state._spread.outstanding
+
+
+def test_a_call_counts_as_outstanding_until_it_ends_however_it_ends() -> None:
+    state = _state()
+    answered = state.attempts("GetTimeline", "alice")
+    for address, _, _ in answered:
+        assert state._spread.outstanding == 1
+        answered.answered(address, ())
+        assert state._spread.outstanding == 0
+        break
+    failing = state.attempts("GetTimeline", "alice")
+    tried = []
+    for address, _, _ in failing:
+        tried.append(address)
+        assert state._spread.outstanding == 1
+        if len(tried) == 1:
+            assert failing.failed(address, _error(grpc.StatusCode.UNAVAILABLE)) is False
+            assert state._spread.outstanding == 0
+            continue
+        break  # the caller stops asking (cancelled): closing the iteration ends the attempt
+    assert len(tried) == 2 and state._spread.outstanding == 0
 
 
 def test_reads_other_than_timelines_start_at_the_primary_whatever_the_client() -> None:

@@ -142,7 +142,7 @@ def test_the_routing_table_sends_each_call_to_a_replica_of_its_key() -> None:
         expected = [feed_addresses[n] for n in cluster_map.replicas(cluster_map.partition(key))]
         assert table.replicas(key) == expected
     spread = Spread(salt=1)
-    spread.started(table.replicas("user0")[0])  # a call in flight: reads spread by key
+    spread.started()  # a call in flight: reads spread by key
     firsts = {spread.order(f"user{i}", table.replicas(f"user{i}"), spread=True)[0] for i in range(50)}
     assert len(firsts) == 3  # reads of different keys spread over every node
     assert spread.order("user1", table.replicas("user1"), True) == spread.order("user1", table.replicas("user1"), True)
@@ -159,36 +159,6 @@ def test_a_client_with_nothing_in_flight_reads_from_the_node_it_prefers() -> Non
     # Other clients prefer other nodes.
     assert {Spread(salt=s).order("alice", replicas, spread=True)[0] for s in range(30)} == set(replicas)
     # A call in flight: reads spread by key; once it ended, back to the preferred node.
-    with spread.sending(preferred):
+    with spread.sending():
         assert {spread.order(f"user{i}", replicas, spread=True)[0] for i in range(30)} == set(replicas)
-    assert not spread.busy and spread.order("bob", replicas, spread=True)[0] == preferred
-
-
-def test_a_calls_attempts_count_it_outstanding_until_it_ends_however_it_ends() -> None:
-    import grpc
-
-    from client.attempts import MapState
-    from common.local_transport import rpc_error
-
-    seeded = initial_map(make_config(nodes=3, partitions=8, replication_factor=3))
-    cluster_map = replace(seeded, members=tuple(replace(m, feed_address=f"{m.id}.feed:1") for m in seeded.members))
-    state = MapState("router:1", timeout_s=5.0, attempt_timeout_s=1.0)
-    state.fetched(routing_map(cluster_map))
-    busy = state._spread.busy
-    answered = state.attempts("GetTimeline", "alice")
-    for address, _, _ in answered:
-        assert busy[address] == 1
-        answered.answered(address, ())
-        assert not busy
-        break
-    failing = state.attempts("GetTimeline", "alice")
-    seen = []
-    for address, _, _ in failing:
-        seen.append(address)
-        assert sum(busy.values()) == 1 and busy[address] == 1
-        if len(seen) == 1:
-            assert failing.failed(address, rpc_error(grpc.StatusCode.UNAVAILABLE, "down")) is False
-            assert not busy
-            continue
-        break  # the caller stops asking (cancelled): closing the iteration ends the attempt
-    assert not busy
+    assert not spread.outstanding and spread.order("bob", replicas, spread=True)[0] == preferred
