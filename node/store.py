@@ -80,9 +80,6 @@ class DiskWriteError(Unavailable):
     writes go to the other replicas (a coordinator keeps a hint for this one)."""
 
 
-WRITE_BUFFER_BYTES = 16 << 20
-
-
 class LevelDBStore:
     def __init__(self, path: Path, name: str = "") -> None:
         self.path = path
@@ -98,13 +95,6 @@ class LevelDBStore:
                 str(path),
                 create_if_missing=True,
                 lru_cache_size=32 << 20,
-                # LevelDB flushes its memtable to a level-0 table at this size (default 4 MB).
-                # Fan-out's inbox writes are spread over every partition, so each flush overlaps
-                # every table below it and compactions rewrote ~25-30x what was written (measured
-                # from a loaded node's LOG). At 16 MB, delivery on a store loaded like the bench's:
-                # 36,000 -> 46,000 and 26,400 -> 36,000 entries/s in two bursts, compaction CPU per
-                # entry 18 -> 9 and 24 -> 17 us; costs up to 2 x 12 MB more memory per node.
-                write_buffer_size=WRITE_BUFFER_BYTES,
                 # Most reads behind an inbox insert miss (no tombstone, no entry yet): a bloom filter
                 # answers those without reading a block (measured: ~15% less per entry at 2M keys).
                 bloom_filter_bits=10,
