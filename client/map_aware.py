@@ -4,9 +4,10 @@ AsyncFeedClient); this module sends it over blocking channels.
 
 The client fetches the routing map (feed.proto's GetRoutingMap) from the address it was given (a
 router or a node) and then sends each Feed call to a replica of the key that decides it
-(client/routing.py), spreading reads over the replicas by key. A replica that does not answer (refused,
-reset, silent past the attempt deadline, or cancelling the call as it shuts down: a killed, stopped
-or restarting process) is skipped for a while
+(client/routing.py), spreading timeline reads over the replicas (by key while it has calls in
+flight, else to the node it prefers). A replica that does not answer (refused, reset, silent past
+the attempt deadline, or cancelling the call as it shuts down: a killed, stopped or restarting
+process) is skipped for a while
 (common/peer_health.py's circuit breaker) and the call goes to the next replica, then to the address
 the client was given. Reads of a key this client wrote in the last READ_YOUR_WRITES_S go first to the
 replica that took the write (it coordinated the write and applied it before answering; another
