@@ -89,17 +89,19 @@ async def _drive(job: Job) -> dict[str, list[float]]:
                     name = "read"
                 elif roll < job.mix.read + job.mix.post:
                     author = f"u{_zipf_index(rng, job.users)}"
-                    stub = route(author, connection, False)[0] if route else stub
-                    await stub.Post(feed_pb2.PostRequest(author=author, text="bench " * 8), timeout=5)
+                    stub, sending = route(author, connection, False) if route else (stub, nullcontext())
+                    with sending:
+                        await stub.Post(feed_pb2.PostRequest(author=author, text="bench " * 8), timeout=5)
                     name = "post"
                 else:
                     a, b = f"u{rng.randrange(job.users)}", f"u{_zipf_index(rng, job.users)}"
-                    stub = route(a, connection, False)[0] if route else stub
+                    stub, sending = route(a, connection, False) if route else (stub, nullcontext())
                     if a != b:
-                        if rng.random() < 0.5:
-                            await stub.Follow(feed_pb2.FollowRequest(follower=a, followee=b), timeout=5)
-                        else:
-                            await stub.Unfollow(feed_pb2.UnfollowRequest(follower=a, followee=b), timeout=5)
+                        with sending:
+                            if rng.random() < 0.5:
+                                await stub.Follow(feed_pb2.FollowRequest(follower=a, followee=b), timeout=5)
+                            else:
+                                await stub.Unfollow(feed_pb2.UnfollowRequest(follower=a, followee=b), timeout=5)
                     name = "follow"
             latencies[name].append(time.perf_counter() - now)
             latencies[name + "_at"].append(now - started)
@@ -145,7 +147,8 @@ async def _router_of_keys(
     """Map-aware routing as FeedClient does it (client/routing.py): the routing map from `target`,
     then `CONNECTIONS_PER_PROCESS` connections to each node's Feed API; a read goes to the replica
     FeedClient would send it to, a write to the primary. Returns the stub and a context to send
-    the call in (it counts the call outstanding there, as FeedClient does)."""
+    the call in: every call counts as outstanding while it runs, as in FeedClient, so a read beside
+    a write in flight spreads by key as FeedClient's would."""
     from client.routing import RoutingTable, Spread
     from protos import feed_pb2, feed_pb2_grpc
 
