@@ -55,7 +55,9 @@ FULL = Sizes(
     watchers=(100, 1000),
     stress_step_s=8.0,
     stress_read_rate=100.0,
-    stress_post_rates=(2.5, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 120.0, 160.0),
+    # Steps of 5 from 10 to 50 (the target is 45): with a step from 20 straight to 40, any
+    # capacity in between was reported as 20.
+    stress_post_rates=(2.5, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0, 80.0, 120.0, 160.0),
     phase_s=6.0,
     hot_reads=300,
     salting_posts=300,
@@ -83,7 +85,7 @@ QUICK = Sizes(
     watchers=(100,),
     stress_step_s=4.0,
     stress_read_rate=50.0,
-    stress_post_rates=(5.0, 10.0, 20.0, 40.0, 80.0),
+    stress_post_rates=(5.0, 10.0, 20.0, 30.0, 40.0, 60.0, 80.0),
     phase_s=6.0,
     hot_reads=300,
     salting_posts=300,
