@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -392,6 +393,9 @@ def _timeline(client: FeedClient, args: argparse.Namespace) -> int:
     newest = max((p.id for p in page.items), default=0)
     if not args.json:
         _console().print(f"[dim]-- new posts in {escape(args.user)}'s timeline as they arrive; Ctrl-C stops --[/dim]")
+    # Ctrl-C stops it, as it says, even when started with SIGINT ignored (a script's background
+    # job inherits that, and Python then raises no KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for event in client.watch_timeline(args.user, after_id=newest, removals=True, order_hold_ms=args.in_order):
             _show_event(args, event)
