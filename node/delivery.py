@@ -19,8 +19,9 @@ which received it with the partition. Inbox writes are idempotent (keyed by post
 against late copies), so work done twice shows nothing twice.
 
 Bounded: records wait on disk, and the driver holds at most `concurrency` records in memory, each
-with at most `pages_in_flight` pages of followers being written and one more being read. Reads keep their turn: delivery is ordinary asyncio work between
-requests, and receiving nodes apply big batches in slices (node/local_writes.py).
+with at most `pages_in_flight` pages of followers being written and one more being read. Reads keep
+their turn: delivery is ordinary asyncio work between requests, and receiving nodes apply big
+batches in slices (node/local_writes.py).
 """
 
 from __future__ import annotations
