@@ -284,7 +284,7 @@ class DeliveryDriver:
                         pages.start(self._send(record, rest), page[-1])
                     while pages and (pages.full() or last_page):
                         record.after = await pages.oldest_landed()
-                        if pages or not last_page:
+                        if pages or not last_page:  # the last page of all is recorded by _finish
                             with contextlib.suppress(DiskWriteError):  # a full disk: the progress is in memory
                                 self.log.checkpoint(key, record)
                     if last_page:
