@@ -16,7 +16,18 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout_load, floors, graphs, inactive_readers, replication, report, scenarios, soak, watch_latency
+from bench import (
+    fanout_load,
+    floors,
+    graphs,
+    inactive_readers,
+    replication,
+    report,
+    scenarios,
+    soak,
+    visibility,
+    watch_latency,
+)
 from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import Mix, run_load, start_echo_server
 from bench.sizes import FULL, QUICK, SMOKE, Sizes
@@ -25,6 +36,7 @@ from client import FeedClient
 from ops.local_cluster import LocalCluster
 
 RESULTS = Path(__file__).resolve().parent / "results"
+VISIBLE = (("10", 10), ("200", 200))  # the visibility probes: (label, followers)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -144,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 load_rates[f"c{label}"] = graphs.load(
                     client, graphs.celebrity_edges(f"c{followers}", followers), followers, f"{label}-follower author"
                 )
-            for label, n in () if only_load else (("10", 10), ("200", 200)):  # the visibility probes' authors
+            for label, n in () if only_load else VISIBLE:  # the visibility probes' authors
                 fans = ((f"vis{label}-fan{i}", f"vis{label}") for i in range(n))
                 graphs.load(client, fans, n, f"{label}-follower author")
             # Four authors just below the hot threshold, for the fan-out delivery rate.
@@ -240,12 +252,17 @@ def main(argv: list[str] | None = None) -> int:
                 fanout_followers,
                 sizes.delivery_posts_per_author,
             )
-            # A post visible in every follower's timeline: a 10-follower and a 200-follower author.
+            # A post visible in every follower's timeline: a 10-follower and a 200-follower author,
+            # each follower polling its own timeline (bench/visibility.py); the earlier method beside.
+            scenarios.wait_for_deliveries(client)
+            visible_to = {label: (f"vis{label}", [f"vis{label}-fan{i}" for i in range(n)]) for label, n in VISIBLE}
             results["visible"] = {
-                label: scenarios.visible_everywhere(
-                    client, f"vis{label}", [f"vis{label}-fan{i}" for i in range(n)], min(sizes.samples, 20)
-                )
-                for label, n in (("10", 10), ("200", 200))
+                label: visibility.by_followers(target, cluster.secret, author, fans, min(sizes.samples, 20))
+                for label, (author, fans) in visible_to.items()
+            }
+            results["visible_thread_pool"] = {
+                label: visibility.thread_pool(client, author, fans, min(sizes.samples, 20))
+                for label, (author, fans) in visible_to.items()
             }
 
             print("watch streams: post ack -> seen by open watchers ...", flush=True)

@@ -395,9 +395,22 @@ def print_table(r: dict[str, Any]) -> None:
         *(
             (
                 f"post visible in all {label} followers' timelines: p50 / p99",
-                f"{v['p50_ms']:.1f} / {v['p99_ms']:.1f} ms",
+                f"{v['p50_ms']:.1f} / {v['p99_ms']:.1f} ms"
+                + (
+                    f" (the pollers alone, a round of reads: {v['poll_round_p50_ms']:.1f} ms p50)"
+                    if "poll_round_p50_ms" in v
+                    else ""
+                )
+                + (f", {v['unseen']:.0f} never seen" if v.get("unseen") else ""),
             )
             for label, v in r.get("visible", {}).items()
+        ),
+        *(
+            (
+                f"same, {label} followers polled in rounds by a thread pool (the method up to 2026-12-06)",
+                f"{v['p50_ms']:.1f} / {v['p99_ms']:.1f} ms",
+            )
+            for label, v in r.get("visible_thread_pool", {}).items()
         ),
         *(
             (

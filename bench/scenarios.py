@@ -26,7 +26,6 @@ __all__ = [
     "burst",
     "rebalance",
     "node_figures",
-    "visible_everywhere",
 ]
 
 
@@ -219,24 +218,6 @@ def delivery(
         # All nodes' CPU (user + system) over the burst, per inbox entry written on one replica.
         "node_cpu_us_per_entry": cpu / max(written * rf, 1) * 1e6,
     }
-
-
-def visible_everywhere(client: FeedClient, author: str, fans: list[str], posts: int) -> dict[str, float]:
-    """Post acknowledged -> in every follower's timeline: each follower polled by its own reader
-    thread (map-aware, as an app's clients would read), `posts` posts one after another."""
-    lags = []
-    with ThreadPoolExecutor(min(len(fans), 32)) as readers:
-        for i in range(posts):
-            post = client.post(author, f"visibility probe {i}")
-            acked = time.perf_counter()
-            pending = list(fans)
-            newest = [post]
-            while pending and time.perf_counter() - acked < 10:
-                seen = readers.map(lambda f, n=newest: client.timeline(f, page_size=1).items[:1] == n, pending)
-                pending = [f for f, ok in zip(pending, seen, strict=True) if not ok]
-            lags.append(time.perf_counter() - acked)
-            time.sleep(0.02)
-    return {**summary(lags), "followers": float(len(fans))}
 
 
 def _wait_until_quiet(count: Callable[[], int], timeout_s: float = 120.0) -> None:

@@ -44,6 +44,9 @@ def test_the_smoke_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert r["plain_readers"] > 0 and r["read_only_plain"]["qps"] > 0 and r["read_single_plain"]["p50_ms"] > 0
     assert set(r["post_ack"]) == {"10", "1K", "10K"} and r["post_ack"]["10K"]["hot"] == 1.0
     assert r["delivery"]["inbox_entries_per_s"] > 0 and r["delivery"]["lag_p50_ms"] > 0
+    for method in ("visible", "visible_thread_pool"):  # every follower saw every probe post
+        assert set(r[method]) == {"10", "200"}, method
+        assert all(v.get("unseen", 0) == 0 and 0 < v["p50_ms"] <= v["p99_ms"] < 10_000 for v in r[method].values())
     for label in ("plain N=100", "hot N=100"):  # every watcher saw every post
         watch = r["watch"][label]
         assert watch["missed"] == 0 and 0 < watch["p50_ms"] <= watch["p99_ms"], (label, watch)
