@@ -100,6 +100,7 @@ class ReplicationStats:
     writes_restamped: int = 0  # versioned writes stamped again above a replica's newer version
     tombstones_collected: int = 0  # post tombstones and dead edges collected since start (gc_grace)
     forwards_in_flight: int = 0  # answered writes still on their way to a replica (each lands or leaves a hint)
+    in_flight_hints_by_target: dict[str, int] = field(default_factory=dict)  # of hints_by_target: forwards on their way
 
     def clock_skewed(self) -> dict[str, int]:
         """The peers whose clock is further off than max_clock_skew, and by how much."""
@@ -240,6 +241,7 @@ def cluster_status_of(r: admin_pb2.ClusterStatus) -> ClusterStatus:
                     n.replication.writes_restamped,
                     n.replication.tombstones_collected,
                     n.replication.forwards_in_flight,
+                    dict(n.replication.in_flight_hints_by_target),
                 ),
                 n.disk_error,
                 n.leveldb_cache_bytes,

@@ -139,6 +139,7 @@ def build_node(
         records_written,
         config.hot.salt_buckets,
         page=delivery_page,
+        catching_up=lambda: status.catching_up,
     )
     repairer = Repairer(
         node_id,

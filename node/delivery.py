@@ -31,6 +31,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Callable
 
 from common import salting
 from common.errors import FeedringError, ReplicaBehind, WrongEpoch
@@ -68,6 +69,7 @@ class DeliveryDriver:
         concurrency: int = 4,
         pages_in_flight: int = 4,
         max_attempts: int = 6,
+        catching_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self.node_id = node_id
         self.data = data
@@ -82,7 +84,7 @@ class DeliveryDriver:
         self.pages_in_flight = pages_in_flight  # per record (node/pages_in_flight.py)
         self.max_attempts = max_attempts
         self.metrics = DeliveryMetrics()
-        self.takeover = Takeover(node_id, peers, ownership, data.deliveries, records_written)
+        self.takeover = Takeover(node_id, peers, ownership, data.deliveries, records_written, catching_up)
         # Partitions that may hold records, so a pass looks only there: scanning every owned
         # partition's D range costs a LevelDB seek each, and deleted records leave deletion markers
         # that seeks must skip (measured: ~200 ms a pass on a node of 5M keys). None: not known yet.

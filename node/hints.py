@@ -140,6 +140,10 @@ class HintLog:
         self.expired += gone
         return gone
 
+    def in_flight_by_target(self) -> Counter[str]:
+        """Of `counts`: the provisional hints, each standing for a forward still on its way."""
+        return Counter(keys.hint_target_of(key) for key in self._provisional)
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

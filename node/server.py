@@ -30,6 +30,7 @@ from feed.public_server import add_feed, listen, public_server, serving
 from node import heartbeat, keys
 from node.build import STORAGE_SERVICE, build_node
 from node.feed_api import feed_flows
+from node.hint_drain import HintDrain, Verdict
 from node.metrics import node_families
 from node.repair import holds_data, missed_nothing
 from node.store import DiskWriteError, LevelDBStore, StoreCorruptError, StoreLockedError
@@ -101,22 +102,19 @@ class NodeServer:
             raise RuntimeError(f"node {node_id} is not in {config.path}: give its --address to start it as a new node")
         return NodeConfig(id=node_id, address=address, data_dir=config.nodes[0].data_dir.parent / node_id, feed=feed)
 
-    async def _catch_up_on_writes(self, replicated: bool, started_empty: bool, most_s: float = 60.0) -> None:
+    async def _catch_up_on_writes(self, replicated: bool, started_empty: bool, patience_s: float = 60.0) -> None:
         """A (re)started replica may have missed writes while it was down: until every peer has
         answered that it holds no more hints for it, its reads health service says NOT_SERVING, so
         callers read from the other replicas (they still write here). A peer that does not answer
-        may hold hints it cannot send: after `most_s`, a repair with the peers that do answer
-        brings what they have (a write acknowledged by that peer and another reached the other)
-        before reads come here, so a caller's own acknowledged write is never read missing.
+        may hold hints it cannot send: after `patience_s` (longer while every peer answers and the
+        hints keep falling: node/hint_drain.py), a repair with the peers that do answer brings
+        what they have (a write acknowledged by that peer and another reached the other) before
+        reads come here, so a caller's own acknowledged write is never read missing.
         A node that started with no data while every peer had none either (a new cluster) missed
         nothing: its start-up repair pass is skipped."""
         started = time.monotonic()
         peers_had_data: dict[str, bool] = {}
-        if replicated and not await self._wait_for_hints(most_s, peers_had_data):
-            log.warning(
-                "peers holding hints did not answer node=%s: repairing from the others before serving reads",
-                self.node.id,
-            )
+        if replicated and not await self._wait_for_hints(patience_s, peers_had_data):
             try:
                 async for _ in self.parts.repairer.repair(sorted(self.parts.ownership.owned)):
                     pass
@@ -131,11 +129,12 @@ class NodeServer:
                 "caught up on writes missed while down node=%s after=%.1fs", self.node.id, time.monotonic() - started
             )
 
-    async def _wait_for_hints(self, most_s: float, had_data: dict[str, bool] | None = None) -> bool:
-        """Until every peer answers that it holds no hint for this node (True), or `most_s` passed
-        with some peer silent or still holding some (False). `had_data`: filled with whether each
-        peer held any data at its first answer."""
-        started = time.monotonic()
+    async def _wait_for_hints(self, patience_s: float, had_data: dict[str, bool] | None = None) -> bool:
+        """Until every peer answers that it holds no hint for this node (True), or node/hint_drain.py
+        says to stop waiting and repair instead (False, logged with why). `had_data`: filled with
+        whether each peer held any data at its first answer."""
+        drain = HintDrain(time.monotonic(), patience_s)
+        told = 0.0
         while True:
             held, answered, peers = 0, 0, 0
             for member in self.parts.peers.map.members:
@@ -149,13 +148,32 @@ class NodeServer:
                 except FeedringError:
                     continue
                 answered += 1
-                held += status.replication.hints_by_target.get(self.node.id, 0)
+                # Not the hints kept for forwards still on their way here: writes arriving now, not
+                # missed ones. While deliveries run, a catching-up node is the slowest replica, so
+                # nearly every page to it left one: they held the count at ~300 for good (measured).
+                replication = status.replication
+                held += replication.hints_by_target.get(self.node.id, 0)
+                held -= replication.in_flight_hints_by_target.get(self.node.id, 0)
                 if had_data is not None:
                     had_data.setdefault(member.id, holds_data(status.keys_by_family))
-            if answered == peers and not held:
+            now = time.monotonic()
+            verdict = drain.observe(now, answered == peers, held)
+            if verdict is Verdict.DRAINED:
                 return True
-            if time.monotonic() - started >= most_s:
+            if verdict is Verdict.REPAIR:
+                log.warning(
+                    "node %s: %s: repairing from the peers that answer before serving reads", self.node.id, drain.why
+                )
                 return False
+            if now - drain.started >= patience_s and now - told >= 10.0:
+                told = now
+                log.info(
+                    "node %s: waiting for hints: %d held by %d of %d peers answering",
+                    self.node.id,
+                    held,
+                    answered,
+                    peers,
+                )
             await asyncio.sleep(0.5)
 
     async def _serve_reads(self) -> None:

@@ -97,6 +97,7 @@ class StatusServicer:
         hints = replicator.hints
         stats.hints = hints.total
         stats.hints_by_target.update(hints.counts)
+        stats.in_flight_hints_by_target.update(hints.in_flight_by_target())
         stats.hints_replayed = hints.replayed
         stats.hints_expired = hints.expired
         stats.quorum_failures = replicator.quorum_failures

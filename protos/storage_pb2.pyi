@@ -536,7 +536,7 @@ class NodeStatus(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., partitions_owned: _Optional[int] = ..., keys_by_family: _Optional[_Mapping[str, int]] = ..., requests_served: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., delivery: _Optional[_Union[DeliveryStats, _Mapping]] = ..., replication: _Optional[_Union[ReplicationStats, _Mapping]] = ..., disk_error: _Optional[str] = ..., leveldb_cache_bytes: _Optional[int] = ...) -> None: ...
 
 class ReplicationStats(_message.Message):
-    __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down", "catching_up", "hints_expired", "clock_offset_ms", "max_clock_skew_ms", "writes_restamped", "tombstones_collected", "forwards_in_flight")
+    __slots__ = ("hints", "hints_by_target", "partitions_checked", "partitions_out_of_sync", "last_repair_ms", "keys_repaired", "repairing", "hints_replayed", "quorum_failures", "peers_down", "catching_up", "hints_expired", "clock_offset_ms", "max_clock_skew_ms", "writes_restamped", "tombstones_collected", "forwards_in_flight", "in_flight_hints_by_target")
     class HintsByTargetEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -545,6 +545,13 @@ class ReplicationStats(_message.Message):
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     class ClockOffsetMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class InFlightHintsByTargetEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -568,6 +575,7 @@ class ReplicationStats(_message.Message):
     WRITES_RESTAMPED_FIELD_NUMBER: _ClassVar[int]
     TOMBSTONES_COLLECTED_FIELD_NUMBER: _ClassVar[int]
     FORWARDS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_HINTS_BY_TARGET_FIELD_NUMBER: _ClassVar[int]
     hints: int
     hints_by_target: _containers.ScalarMap[str, int]
     partitions_checked: int
@@ -585,7 +593,8 @@ class ReplicationStats(_message.Message):
     writes_restamped: int
     tombstones_collected: int
     forwards_in_flight: int
-    def __init__(self, hints: _Optional[int] = ..., hints_by_target: _Optional[_Mapping[str, int]] = ..., partitions_checked: _Optional[int] = ..., partitions_out_of_sync: _Optional[int] = ..., last_repair_ms: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., repairing: _Optional[bool] = ..., hints_replayed: _Optional[int] = ..., quorum_failures: _Optional[int] = ..., peers_down: _Optional[_Iterable[str]] = ..., catching_up: _Optional[bool] = ..., hints_expired: _Optional[int] = ..., clock_offset_ms: _Optional[_Mapping[str, int]] = ..., max_clock_skew_ms: _Optional[int] = ..., writes_restamped: _Optional[int] = ..., tombstones_collected: _Optional[int] = ..., forwards_in_flight: _Optional[int] = ...) -> None: ...
+    in_flight_hints_by_target: _containers.ScalarMap[str, int]
+    def __init__(self, hints: _Optional[int] = ..., hints_by_target: _Optional[_Mapping[str, int]] = ..., partitions_checked: _Optional[int] = ..., partitions_out_of_sync: _Optional[int] = ..., last_repair_ms: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., repairing: _Optional[bool] = ..., hints_replayed: _Optional[int] = ..., quorum_failures: _Optional[int] = ..., peers_down: _Optional[_Iterable[str]] = ..., catching_up: _Optional[bool] = ..., hints_expired: _Optional[int] = ..., clock_offset_ms: _Optional[_Mapping[str, int]] = ..., max_clock_skew_ms: _Optional[int] = ..., writes_restamped: _Optional[int] = ..., tombstones_collected: _Optional[int] = ..., forwards_in_flight: _Optional[int] = ..., in_flight_hints_by_target: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ReplicaWrite(_message.Message):
     __slots__ = ("method", "request")

@@ -293,6 +293,42 @@ def test_a_record_only_the_last_replica_holds_is_delivered_when_the_primary_stay
     run(scenario)
 
 
+def test_a_replica_catching_up_adopts_no_record_until_it_has_caught_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A restarted replica receives, among its peers' hints, records the driver finished while it
+    # was down, their finishing notes queued behind them: it must not deliver them all again.
+    monkeypatch.setattr(delivery_takeover, "ORPHAN_AFTER_S", 0.0)
+    monkeypatch.setattr(delivery_takeover, "ORPHAN_CHECK_EVERY_S", 0.0)
+
+    async def scenario() -> None:
+        cluster = replicated_cluster()
+        router = cluster.router()
+        fans = await _fans_of_bob(router)
+        some_node = next(iter(cluster.nodes.values()))
+        primary, second, last = some_node.ownership.map.replicas(some_node.data.partition("bob"))
+        for node_id in (primary, second):
+            await cluster.nodes[node_id].delivery.stop()
+        cluster.nodes[last].status.catching_up = True  # restarted: its peers' hints bring the record
+        await router.posts.post("bob", "finished while the last replica was away")
+        for node_id in (primary, second):  # the driver finished it; the note has not reached `last`
+            log = cluster.nodes[node_id].delivery.log
+            for key, _ in log.pending(set(range(cluster.config.partitions)), 10):
+                log.finish(key)
+        cluster.nodes[last].records_written.note(())
+        await asyncio.sleep(0.3)
+        assert [await timeline(router, fan) for fan in fans] == [[]] * len(fans)  # not adopted
+        cluster.nodes[last].status.catching_up = False  # caught up, the note still lost: now it is
+        cluster.nodes[last].records_written.note(())
+        deadline = asyncio.get_running_loop().time() + 5
+        while [await timeline(router, fan) for fan in fans] != [["finished while the last replica was away"]] * len(
+            fans
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "the record was never adopted"
+            await asyncio.sleep(0.05)
+        await cluster.close()
+
+    run(scenario)
+
+
 def test_hints_are_kept_across_a_restart_and_bounded_per_target() -> None:
     store = MemoryStore()
     hints = HintLog(store, max_per_target=3)
@@ -502,6 +538,8 @@ def test_a_fan_out_page_returns_at_its_quorum_with_a_durable_hint_for_a_replica_
         request = storage_pb2.InsertInboxRequest(posts=[feed_pb2.Post(id=1 << 22, author="bob")], consumers=["ann"])
         await asyncio.wait_for(cluster.nodes[driver].replicator.write(writes.INSERT_INBOX, request), 1.0)
         assert cluster.nodes[driver].hints.counts == {slow: 1}
+        # Status tells it apart from a missed write (a restarted node does not wait for it).
+        assert cluster.nodes[driver].status.status().replication.in_flight_hints_by_target == {slow: 1}
         await cluster.nodes[driver].replayer.replay(slow)  # in flight: not replayed beside it
         assert cluster.nodes[slow].data.inboxes.read("ann", 10) == []
         release.set()  # the forward lands: its hint goes
@@ -518,6 +556,7 @@ def test_a_fan_out_page_returns_at_its_quorum_with_a_durable_hint_for_a_replica_
         cluster.restart(driver)
         cluster.transport.services[address]["ApplyWrites"] = apply_writes
         assert cluster.nodes[driver].hints.counts == {slow: 1}  # on disk: the new process replays it
+        assert cluster.nodes[driver].status.status().replication.in_flight_hints_by_target == {}  # missed now
         await cluster.replay_hints()
         assert cluster.nodes[driver].hints.counts == {}
         assert len(cluster.nodes[slow].data.inboxes.read("ann", 10)) == 2
