@@ -9,6 +9,7 @@ rebalancing, replication and inactive-reader scenarios, and writes a table, benc
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import sys
@@ -93,6 +94,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.no_plot and importlib.util.find_spec("matplotlib") is None:
+        # Said now, not after a 20-minute run (whose JSON would still be written, without its plot).
+        print(
+            "the plot needs matplotlib: pip install -e '.[bench]' (make bench does), or pass --no-plot",
+            file=sys.stderr,
+        )
+        return 2
     sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     seconds = args.seconds or sizes.seconds
     users = args.users or sizes.users
