@@ -229,6 +229,27 @@ async def _fans_of_bob(router: RouterFlows, count: int = 30) -> list[str]:
     return fans
 
 
+def _bobs_replicas(cluster: InmemCluster) -> list[str]:
+    """bob's partition's replicas, primary first."""
+    some_node = next(iter(cluster.nodes.values()))
+    return list(some_node.ownership.map.replicas(some_node.data.partition("bob")))
+
+
+def _finish_records_on(cluster: InmemCluster, node_id: str) -> None:
+    """`node_id` finishes every record it holds (its word does not reach the other replicas)."""
+    log = cluster.nodes[node_id].delivery.log
+    for key, _ in log.pending(set(range(cluster.config.partitions)), 10):
+        log.finish(key)
+
+
+async def _until_fans_see(router: RouterFlows, fans: list[str], text: str, failure: str) -> None:
+    """Until every fan's timeline is the one post `text` (5 s at most, else `failure`)."""
+    deadline = asyncio.get_running_loop().time() + 5
+    while [await timeline(router, fan) for fan in fans] != [[text]] * len(fans):
+        assert asyncio.get_running_loop().time() < deadline, failure
+        await asyncio.sleep(0.05)
+
+
 def test_a_replica_takes_over_the_deliveries_of_a_primary_that_stays_down(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(delivery_takeover, "TAKEOVER_AFTER_S", 0.0)
 
@@ -273,21 +294,15 @@ def test_a_record_only_the_last_replica_holds_is_delivered_when_the_primary_stay
         cluster = replicated_cluster()
         router = cluster.router()
         fans = await _fans_of_bob(router)
-        some_node = next(iter(cluster.nodes.values()))
-        primary, second, last = some_node.ownership.map.replicas(some_node.data.partition("bob"))
+        primary, second, last = _bobs_replicas(cluster)
         await cluster.nodes[primary].delivery.stop()
         await router.posts.post("bob", "only the last replica knows")
-        second_log = cluster.nodes[second].delivery.log
-        for key, _ in second_log.pending(set(range(cluster.config.partitions)), 10):
-            second_log.finish(key)
+        _finish_records_on(cluster, second)
         assert [cluster.nodes[n].delivery.log.count() for n in (primary, second, last)] == [1, 0, 1]
         cluster.down(primary)
         await cluster.probe()
         await asyncio.sleep(0.01)
-        deadline = asyncio.get_running_loop().time() + 5
-        while [await timeline(router, fan) for fan in fans] != [["only the last replica knows"]] * len(fans):
-            assert asyncio.get_running_loop().time() < deadline, "the last replica never drove the record"
-            await asyncio.sleep(0.05)
+        await _until_fans_see(router, fans, "only the last replica knows", "the last replica never drove the record")
         await cluster.close()
 
     run(scenario)
@@ -303,27 +318,19 @@ def test_a_replica_catching_up_adopts_no_record_until_it_has_caught_up(monkeypat
         cluster = replicated_cluster()
         router = cluster.router()
         fans = await _fans_of_bob(router)
-        some_node = next(iter(cluster.nodes.values()))
-        primary, second, last = some_node.ownership.map.replicas(some_node.data.partition("bob"))
+        primary, second, last = _bobs_replicas(cluster)
         for node_id in (primary, second):
             await cluster.nodes[node_id].delivery.stop()
         cluster.nodes[last].status.catching_up = True  # restarted: its peers' hints bring the record
         await router.posts.post("bob", "finished while the last replica was away")
         for node_id in (primary, second):  # the driver finished it; the note has not reached `last`
-            log = cluster.nodes[node_id].delivery.log
-            for key, _ in log.pending(set(range(cluster.config.partitions)), 10):
-                log.finish(key)
+            _finish_records_on(cluster, node_id)
         cluster.nodes[last].records_written.note(())
         await asyncio.sleep(0.3)
         assert [await timeline(router, fan) for fan in fans] == [[]] * len(fans)  # not adopted
         cluster.nodes[last].status.catching_up = False  # caught up, the note still lost: now it is
         cluster.nodes[last].records_written.note(())
-        deadline = asyncio.get_running_loop().time() + 5
-        while [await timeline(router, fan) for fan in fans] != [["finished while the last replica was away"]] * len(
-            fans
-        ):
-            assert asyncio.get_running_loop().time() < deadline, "the record was never adopted"
-            await asyncio.sleep(0.05)
+        await _until_fans_see(router, fans, "finished while the last replica was away", "the record was never adopted")
         await cluster.close()
 
     run(scenario)
