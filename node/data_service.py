@@ -15,11 +15,11 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from common import post_bytes
 from common.errors import FeedringError, InvalidArgument, ReplicaBehind
 from common.grpc_status import LAST_RESORT_KEY, grpc_errors
 from node import keys
 from node.feed_store import FeedStore
+from node.inboxes import merge_keyed
 from node.local_writes import LocalWrites
 from node.ownership import Ownership
 from node.reads_first import ReadsFirst
@@ -130,7 +130,7 @@ class DataServicer:
         self.reads_first.read_served()
         consumer, limit, before, after = request.consumer, request.limit, request.before_id, request.after_id
         hidden = self.data.relations.hidden_from(consumer)  # muted, blocked, blocking: never shown
-        posts = self.data.inboxes.read(consumer, limit, before, after, hidden)
+        entries = self.data.inboxes.read_keyed(consumer, limit, before, after, hidden)
         hot_followees = self.data.graph.merged_at_read(consumer)  # the same step: nothing falls between
         if hidden:
             hot_followees = [a for a in hot_followees if a.encode("utf-8") not in hidden]
@@ -138,15 +138,16 @@ class DataServicer:
         last_read = self.data.readers.last_read(consumer)
         if last_read is not None:
             reply.last_read_ms, reply.rebuilding = last_read
+        own: list[tuple[bytes, bytes]] = []
         if self.data.registry.state(consumer).salted:
             reply.own_posts_salted = True
         else:
             # The consumer's own posts: its home key is in this same partition, one more local scan.
-            own = self.data.posts.read_posts(consumer, limit, before)
-            own = [raw for raw in own if post_bytes.post_id(raw) > after]
-            if own:
-                posts = post_bytes.merge_newest([post_bytes.with_ids(posts), post_bytes.with_ids(own)], limit)
-        reply.posts.extend(posts)
+            own = self.data.posts.newest_keyed(consumer, limit, before)
+            if after:
+                floor = keys.encoded_post_id(after)
+                own = [(token, raw) for token, raw in own if token > floor]
+        reply.posts.extend(merge_keyed(entries, own, limit))
         return reply
 
     @grpc_errors

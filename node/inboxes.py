@@ -144,6 +144,13 @@ class Inboxes:
         """The newest `limit` visible entries below `before_id` (0: from the newest) and above
         `after_id` (0: down to the oldest), as stored, never past the `timeline_cap` newest visible
         ones. `hidden` authors' entries (muted, blocked: node/relations.py) are not visible."""
+        return [raw for _, raw in self.read_keyed(consumer, limit, before_id, after_id, hidden)]
+
+    def read_keyed(
+        self, consumer: str, limit: int, before_id: int = 0, after_id: int = 0, hidden: set[bytes] | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """As read(), each entry with its post id as its key encodes it (keys.encoded_post_id:
+        big-endian, so the bytes order as the ids do): merged with other posts without decoding."""
         part, prefix = self._prefixes(consumer)
         plen = len(prefix)
         room, start, marks = self.timeline_cap, None, set(hidden or ())
@@ -159,7 +166,7 @@ class Inboxes:
         want = min(limit, room)
         if want <= 0:
             return []
-        out: list[bytes] = []
+        out: list[tuple[bytes, bytes]] = []
         floor = keys.encoded_post_id(after_id) if after_id else b""
         # _newest_first's rule, in line: this loop is most of a timeline read.
         entry_len, tombstoned = plen + 8, b""
@@ -173,7 +180,7 @@ class Inboxes:
                 else:
                     tombstoned = token
             elif token != tombstoned and not (marks and post_bytes.author_bytes(raw) in marks):
-                out.append(raw)
+                out.append((token, raw))
                 if len(out) >= want:
                     break
         if want == room and len(out) == want:
@@ -223,6 +230,23 @@ class Inboxes:
             self.batches.write_blind(keys.INBOX, [(key, value)], counted=0)  # its edge merges beside it
             return 1
         return self.insert([feed_pb2.Post.FromString(value)], [consumer])
+
+
+def merge_keyed(first: list[tuple[bytes, bytes]], second: list[tuple[bytes, bytes]], limit: int) -> list[bytes]:
+    """Two newest-first lists of (encoded post id, post) merged into at most `limit` posts, a post
+    in both once. The ids are compared as their big-endian bytes: no post is decoded."""
+    if not second:
+        return [raw for _, raw in first[:limit]]
+    out: list[bytes] = []
+    last = None
+    # Sorting the two runs is one merge in C (timsort); a pair compares by id first.
+    for token, raw in sorted(first + second, reverse=True):
+        if token != last:
+            out.append(raw)
+            last = token
+            if len(out) >= limit:
+                break
+    return out
 
 
 def _newest_first(items: Iterable[Item], prefix_len: int, marks: set[bytes]) -> Iterator[tuple[bytes, bytes, int]]:

@@ -141,6 +141,18 @@ class Posts:
             for stream in streams:
                 stream.close()
 
+    def newest_keyed(self, author_key: str, limit: int, before_id: int = 0) -> list[tuple[bytes, bytes]]:
+        """The author's newest `limit` posts below `before_id` under this one key, each with its
+        post id as its key encodes it (node/inboxes.py's read_keyed pairs them the same way)."""
+        part = self.partition(author_key)
+        start = keys.post_key(part, keys.POSTS, author_key, before_id - 1) if before_id else None
+        out = []
+        for key, raw in self.store.scan(keys.user_prefix(part, keys.POSTS, author_key), start=start, reverse=True):
+            out.append((key[-8:], raw))
+            if len(out) >= limit:
+                break
+        return out
+
     def _scan_newest(self, author_key: str, before_id: int) -> Generator[bytes, None, None]:
         part = self.partition(author_key)
         start = keys.post_key(part, keys.POSTS, author_key, before_id - 1) if before_id else None

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from node import keys, repair, writes
 from node.feed_store import FeedStore
 from node.inbox_trim import InboxTrimmer
-from node.inboxes import TRIM_EVERY, logical_view
+from node.inboxes import TRIM_EVERY, logical_view, merge_keyed
 from node.reads_first import ReadsFirst
 from node.store import MemoryStore
 from node.store_format import FORMAT, StoreFormatError, ensure_current
@@ -216,3 +216,18 @@ def test_any_interleaving_reads_as_the_model_says(ops: list[tuple[str, str, obje
                 hidden[who] = {p for p in hidden[who] if p >= window[-1]}
     for consumer in CONSUMERS:
         assert timeline(feed, consumer) == visible(consumer), consumer
+
+
+@given(
+    st.sets(st.integers(1, 2**40), max_size=30),
+    st.sets(st.integers(1, 2**40), max_size=30),
+    st.integers(1, 40),
+)
+def test_a_read_merges_inbox_and_own_posts_by_their_keys_newest_first_each_once(
+    inbox: set[int], own: set[int], limit: int
+) -> None:
+    def keyed(ids: set[int]) -> list[tuple[bytes, bytes]]:
+        return [(keys.encoded_post_id(i), post(i).SerializeToString()) for i in sorted(ids, reverse=True)]
+
+    merged = [feed_pb2.Post.FromString(raw).id for raw in merge_keyed(keyed(inbox), keyed(own), limit)]
+    assert merged == sorted(inbox | own, reverse=True)[:limit]
