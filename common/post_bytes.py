@@ -9,7 +9,9 @@ then its author).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -19,6 +21,8 @@ __all__ = ["post_id", "author_bytes", "decode", "encode", "IdAndPost", "with_ids
 
 _parse_post = feed_pb2.Post.FromString
 IdAndPost = tuple[int, bytes]  # a post's id and its encoding: merged on every read, never re-encoded
+Id = TypeVar("Id", int, bytes)
+_id_of = itemgetter(0)
 
 
 def post_id(raw_post: bytes) -> int:
@@ -64,19 +68,16 @@ def with_ids(raws: Iterable[bytes]) -> list[IdAndPost]:
     return [(post_id(raw), raw) for raw in raws]
 
 
-def merge_newest(streams: list[list[IdAndPost]], limit: int) -> list[bytes]:
+def merge_newest(streams: Sequence[Sequence[tuple[Id, bytes]]], limit: int) -> list[bytes]:
     """Merges newest-first lists of (id, encoded post) into encoded posts, without repeated ids, at
-    most `limit` long."""
+    most `limit` long. An id is an int, or its big-endian bytes as a node's keys hold it (node/keys.py):
+    they order alike, so a node merges by its keys without decoding a post."""
     out: list[bytes] = []
     last_id = None
-    for an_id, raw in heapq.merge(*streams, key=_newest_first):
+    for an_id, raw in heapq.merge(*streams, key=_id_of, reverse=True):
         if an_id != last_id:
             out.append(raw)
             last_id = an_id
             if len(out) >= limit:
                 break
     return out
-
-
-def _newest_first(entry: IdAndPost) -> int:
-    return -entry[0]

@@ -15,11 +15,11 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from common import post_bytes
 from common.errors import FeedringError, InvalidArgument, ReplicaBehind
 from common.grpc_status import LAST_RESORT_KEY, grpc_errors
 from node import keys
 from node.feed_store import FeedStore
-from node.inboxes import merge_keyed
 from node.local_writes import LocalWrites
 from node.ownership import Ownership
 from node.reads_first import ReadsFirst
@@ -147,7 +147,7 @@ class DataServicer:
             if after:
                 floor = keys.encoded_post_id(after)
                 own = [(token, raw) for token, raw in own if token > floor]
-        reply.posts.extend(merge_keyed(entries, own, limit))
+        reply.posts.extend(post_bytes.merge_newest([entries, own], limit))
         return reply
 
     @grpc_errors

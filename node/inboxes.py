@@ -232,23 +232,6 @@ class Inboxes:
         return self.insert([feed_pb2.Post.FromString(value)], [consumer])
 
 
-def merge_keyed(first: list[tuple[bytes, bytes]], second: list[tuple[bytes, bytes]], limit: int) -> list[bytes]:
-    """Two newest-first lists of (encoded post id, post) merged into at most `limit` posts, a post
-    in both once. The ids are compared as their big-endian bytes: no post is decoded."""
-    if not second:
-        return [raw for _, raw in first[:limit]]
-    out: list[bytes] = []
-    last = None
-    # Sorting the two runs is one merge in C (timsort); a pair compares by id first.
-    for token, raw in sorted(first + second, reverse=True):
-        if token != last:
-            out.append(raw)
-            last = token
-            if len(out) >= limit:
-                break
-    return out
-
-
 def _newest_first(items: Iterable[Item], prefix_len: int, marks: set[bytes]) -> Iterator[tuple[bytes, bytes, int]]:
     """One inbox's keys newest first (from its top, or from within it with `marks` already read),
     each with 1 if a reader sees it: an entry not hidden by its tombstone or an unfollow mark.

@@ -21,7 +21,6 @@ from node import delivery_log, keys
 from node.batch import Batch, Batches
 from node.hot_registry import HotRegistry
 from node.inboxes import TimelineListener, nobody_listens
-from node.store import newest_values
 from node.tombstones import tombstone_value, tombstone_version
 from protos import feed_pb2
 
@@ -160,9 +159,7 @@ class Posts:
             yield raw
 
     def _newest(self, author_key: str, limit: int, before_id: int) -> list[bytes]:
-        part = self.partition(author_key)
-        start = keys.post_key(part, keys.POSTS, author_key, before_id - 1) if before_id else None
-        return newest_values(self.store, keys.user_prefix(part, keys.POSTS, author_key), limit, start)
+        return [raw for _, raw in self.newest_keyed(author_key, limit, before_id)]
 
     def deleted_since(self, author_key: str, oldest_id: int) -> list[int]:
         """The ids of the author's deleted posts (tombstones held) from `oldest_id` on."""

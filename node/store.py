@@ -23,7 +23,6 @@ __all__ = [
     "StoreLockedError",
     "StoreCorruptError",
     "DiskWriteError",
-    "newest_values",
 ]
 
 
@@ -265,17 +264,6 @@ def _text(exc: Exception) -> str:
     """plyvel's message (bytes from LevelDB) as text."""
     arg = exc.args[0] if exc.args else exc
     return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
-
-
-def newest_values(store: Store, prefix: bytes, limit: int, start: bytes | None = None) -> list[bytes]:
-    """Up to `limit` values under `prefix`, from the greatest key (at most `start`) down: with keys
-    ending in big-endian post ids, the newest posts first."""
-    out = []
-    for _, raw in store.scan(prefix, start=start, reverse=True):
-        out.append(raw)
-        if len(out) >= limit:
-            break
-    return out
 
 
 def _prefix_end(prefix: bytes) -> bytes:

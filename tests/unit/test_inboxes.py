@@ -11,10 +11,11 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common import post_bytes
 from node import keys, repair, writes
 from node.feed_store import FeedStore
 from node.inbox_trim import InboxTrimmer
-from node.inboxes import TRIM_EVERY, logical_view, merge_keyed
+from node.inboxes import TRIM_EVERY, logical_view
 from node.reads_first import ReadsFirst
 from node.store import MemoryStore
 from node.store_format import FORMAT, StoreFormatError, ensure_current
@@ -229,5 +230,5 @@ def test_a_read_merges_inbox_and_own_posts_by_their_keys_newest_first_each_once(
     def keyed(ids: set[int]) -> list[tuple[bytes, bytes]]:
         return [(keys.encoded_post_id(i), post(i).SerializeToString()) for i in sorted(ids, reverse=True)]
 
-    merged = [feed_pb2.Post.FromString(raw).id for raw in merge_keyed(keyed(inbox), keyed(own), limit)]
+    merged = [feed_pb2.Post.FromString(raw).id for raw in post_bytes.merge_newest([keyed(inbox), keyed(own)], limit)]
     assert merged == sorted(inbox | own, reverse=True)[:limit]
