@@ -14,6 +14,7 @@ from typing import Protocol
 import plyvel
 
 from common.errors import Unavailable
+from node.idle_compaction import open_with_idle_compaction
 
 __all__ = [
     "Store",
@@ -90,7 +91,7 @@ class LevelDBStore:
     def _open(self) -> None:
         path = self.path
         try:
-            self._db = plyvel.DB(
+            self._db = open_with_idle_compaction(
                 str(path),
                 create_if_missing=True,
                 lru_cache_size=32 << 20,

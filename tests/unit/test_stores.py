@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +53,39 @@ def test_one_process_one_database(tmp_path: Path) -> None:
             LevelDBStore(tmp_path / "db")
     finally:
         first.close()
+
+
+_THREAD_POLICIES = """
+import os, sys, threading
+from pathlib import Path
+from node.store import LevelDBStore
+store = LevelDBStore(Path(sys.argv[1]))
+for i in range(64):  # enough to flush a memtable or two: compaction has run
+    store.write([(os.urandom(16), os.urandom(128)) for _ in range(1000)])
+python = {t.native_id for t in threading.enumerate()}
+for tid in os.listdir("/proc/self/task"):
+    stat = open(f"/proc/self/task/{tid}/stat").read()
+    name, fields = stat.split("(", 1)[1].split(")")[0], stat.rsplit(")", 1)[1].split()
+    print("python" if int(tid) in python else "native", int(tid) == os.getpid(), fields[38], name)
+store.close()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_leveldb_compacts_at_idle_priority_and_the_node_thread_does_not(tmp_path: Path) -> None:
+    # A fresh process: LevelDB starts its one compaction thread at the first compaction it schedules.
+    out = subprocess.run(
+        [sys.executable, "-c", _THREAD_POLICIES, str(tmp_path / "db")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split("\n")
+    threads = [line.split() for line in out if line]
+    main = [policy for kind, is_main, policy, _ in threads if is_main == "True"]
+    unnamed_native = [policy for kind, is_main, policy, name in threads if kind == "native" and name == "python"]
+    assert main == [str(os.SCHED_OTHER)]
+    assert unnamed_native == [str(os.SCHED_IDLE)]  # LevelDB's (gRPC names its threads; none here)
 
 
 def post(post_id: int, author: str) -> feed_pb2.Post:
