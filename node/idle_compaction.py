@@ -46,17 +46,18 @@ def open_with_idle_compaction(path: str, **options: Any) -> plyvel.DB:
         except OSError as exc:
             log.info("LevelDB compaction keeps the normal CPU priority (SCHED_IDLE refused: %s)", exc)
         try:
-            db = plyvel.DB(path, **options)
-            opened.append(db)
-            db.compact_range(start=_ABOVE_EVERY_KEY, stop=_ABOVE_EVERY_KEY)
+            opened.append(plyvel.DB(path, **options))
         except BaseException as exc:  # raised in the caller's thread below
             failed.append(exc)
+            return
+        try:
+            opened[0].compact_range(start=_ABOVE_EVERY_KEY, stop=_ABOVE_EVERY_KEY)
+        except plyvel.Error as exc:  # the store is open: only the priority is lost
+            log.warning("LevelDB compaction may run at the normal CPU priority (the first flush failed: %s)", exc)
 
     thread = threading.Thread(target=open_idle, name="leveldb-open")
     thread.start()
     thread.join()
     if failed:
-        if opened:
-            opened[0].close()
         raise failed[0]
     return opened[0]
