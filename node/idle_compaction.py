@@ -2,9 +2,9 @@
 
 LevelDB compacts in one background thread per process, started by its default Env at the first
 compaction it schedules. On a loaded node that thread burns as much CPU as the node's event loop,
-in bursts of 0.6-0.85 of a core: with three nodes on two cores, their bursts together fill the
-machine, and the loops wait for a core (measured: the open-loop phase's read p99 windows of 100-400 ms
-lined up with them, the loops at 0.1-0.3 of a core meanwhile; docs/performance.md, session 23).
+in bursts of 0.3-0.85 of a core: with three nodes on two cores, their bursts together fill the
+machine, and the loops wait for a core (measured: the open-loop phase's read p99 windows of 100-300 ms
+lined up with them, the loops at 0.05-0.3 of a core meanwhile; docs/performance.md, session 23).
 
 On Linux a thread's scheduling policy passes to the threads it starts. So the store is opened, and
 its first compaction scheduled, from a short-lived thread running under SCHED_IDLE: LevelDB's
