@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.soak:  # a soak measures the cluster against itself over time: no baselines
         print("baselines: raw plyvel batched puts, store floors, bare gRPC echo, two-hop bare relay ...", flush=True)
         results["plyvel_puts_per_s"] = plyvel_batched_puts_per_second(sizes.plyvel_puts)
+        # LevelDB's default (snappy blocks), the baseline of every run before 2026-12-06 12:00.
+        results["plyvel_puts_per_s_snappy"] = plyvel_batched_puts_per_second(sizes.plyvel_puts, compression="snappy")
         # A node's store work per inbox entry, apart from gRPC and the event loop (bench/floors.py).
         results["store_floors"] = floors.store_floors(posts=sizes.floor_posts)
         echo_process, echo_target = start_echo_server()

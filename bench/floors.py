@@ -44,7 +44,7 @@ _PAGE = 500
 
 
 def _minimal_edge_checked(directory: Path, consumers: list[str], posts: int, value: bytes) -> float:
-    db = plyvel.DB(str(directory), create_if_missing=True, bloom_filter_bits=10)
+    db = plyvel.DB(str(directory), create_if_missing=True, bloom_filter_bits=10, compression=None)  # as a node
     with db.write_batch() as wb:
         for c in consumers:
             wb.put(b"G" + c.encode() + b"\x00author", b"\x01")

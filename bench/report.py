@@ -328,6 +328,11 @@ def print_table(r: dict[str, Any]) -> None:
         ),
         ("raw plyvel batched puts/s", f"{r['plyvel_puts_per_s']:,.0f}"),
         *(
+            [("the same with snappy blocks (LevelDB's default)", f"{r['plyvel_puts_per_s_snappy']:,.0f}")]
+            if "plyvel_puts_per_s_snappy" in r
+            else []
+        ),
+        *(
             [
                 (
                     "store only, per inbox entry: minimal edge-checked insert / FeedStore.insert_inbox",

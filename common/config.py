@@ -19,6 +19,8 @@ __all__ = [
     "NodeConfig",
     "RouterConfig",
     "Limits",
+    "Storage",
+    "COMPRESSIONS",
     "HotUsers",
     "ClusterConfig",
     "load",
@@ -136,6 +138,13 @@ class Replication:
 
 
 @dataclass(frozen=True)
+class Storage:
+    # How a node's LevelDB stores its table blocks: "none" or "snappy". Compressing costs most of
+    # compaction's CPU (measured: 5.7 against 1.6 us per inbox entry) for ~20% less disk.
+    compression: str = "none"
+
+
+@dataclass(frozen=True)
 class Security:
     # Paths are resolved by load() (default: in run_dir); these defaults serve configs built in tests.
     secret_file: Path = Path("cluster.secret")  # the cluster secret; $FEEDRING_CLUSTER_SECRET overrides it
@@ -164,6 +173,7 @@ class ClusterConfig:
     hot: HotUsers = field(default_factory=HotUsers)
     replication: Replication = field(default_factory=Replication)
     fanout: Fanout = field(default_factory=Fanout)
+    storage: Storage = field(default_factory=Storage)
     security: Security = field(default_factory=Security)
     tls: Tls = field(default_factory=Tls)
 
@@ -182,6 +192,7 @@ class ClusterConfig:
 
 
 _REQUIRED = object()
+COMPRESSIONS = ("none", "snappy")  # storage.compression: LevelDB's block compressions
 _UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -272,7 +283,18 @@ def load(path: str | Path) -> ClusterConfig:
     base = path.resolve().parent
 
     top = _Reader(path, raw, "")
-    for key in ("cluster", "limits", "hot_users", "replication", "fanout", "security", "tls", "nodes", "routers"):
+    for key in (
+        "cluster",
+        "limits",
+        "hot_users",
+        "replication",
+        "fanout",
+        "storage",
+        "security",
+        "tls",
+        "nodes",
+        "routers",
+    ):
         top.used.add(key)
     top.check_unknown()
 
@@ -363,6 +385,13 @@ def load(path: str | Path) -> ClusterConfig:
     fanout = Fanout(inactive_after_s=fan.duration("inactive_after", 14 * 86400.0))
     fan.check_unknown()
 
+    sto = _Reader(path, _table(path, raw, "storage"), "storage.")
+    compression = sto.text("compression", "none")
+    if compression not in COMPRESSIONS:
+        raise sto.fail("compression", f"must be one of {', '.join(map(repr, COMPRESSIONS))} (got {compression!r})")
+    storage = Storage(compression=compression)
+    sto.check_unknown()
+
     sec = _Reader(path, _table(path, raw, "security"), "security.")
     feed_requires_token = sec._get("feed_requires_token", False)
     if not isinstance(feed_requires_token, bool):
@@ -395,6 +424,7 @@ def load(path: str | Path) -> ClusterConfig:
         hot=hot_users,
         replication=replication,
         fanout=fanout,
+        storage=storage,
         security=security,
         tls=tls,
     )

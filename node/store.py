@@ -81,8 +81,11 @@ class DiskWriteError(Unavailable):
 
 
 class LevelDBStore:
-    def __init__(self, path: Path, name: str = "") -> None:
+    def __init__(self, path: Path, name: str = "", compression: str = "none") -> None:
         self.path = path
+        # LevelDB marks each block with how it was written: a store reopened with another setting
+        # reads its old blocks as they are and writes new ones the new way.
+        self.compression = None if compression == "none" else compression
         self.name = name or str(path)  # the node id, in messages
         self.write_error = ""  # the disk's last refusal (LevelDB refuses every write after one)
         path.mkdir(parents=True, exist_ok=True)
@@ -98,6 +101,9 @@ class LevelDBStore:
                 # Most reads behind an inbox insert miss (no tombstone, no entry yet): a bloom filter
                 # answers those without reading a block (measured: ~15% less per entry at 2M keys).
                 bloom_filter_bits=10,
+                # Uncompressed blocks (storage.compression, common/config.py): snappy took most of
+                # compaction's CPU, and compaction most of a loaded node's (docs/performance.md).
+                compression=self.compression,
             )
         except plyvel.CorruptionError as exc:
             raise self._corrupt(_text(exc)) from exc

@@ -47,6 +47,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         ("[replication]\nreplica_timeout = 1\n" + MINIMAL, "replication.replica_timeout"),
         ("[hot_users]\ncooldown_ratio = 1.5\n" + MINIMAL, "hot_users.cooldown_ratio"),
         ("[hot_users]\nusers = [1]\n" + MINIMAL, "hot_users.users"),
+        ('[storage]\ncompression = "zstd"\n' + MINIMAL, "storage.compression must be one of 'none', 'snappy'"),
         (MINIMAL + '[[nodes]]\nid = "n1"\naddress = "127.0.0.1:7102"\n', "nodes[1].id 'n1' is used twice"),
         (MINIMAL + '[[nodes]]\nid = "n2"\naddress = "nowhere"\n', "nodes[1].address"),
         ('[[routers]]\nid = 0\naddress = "127.0.0.1:7100"\n', "nodes must list"),
@@ -113,3 +114,8 @@ def test_two_servers_at_one_address_are_refused_though_many_may_bind_one_port(tm
         '[[routers]]\nid = 0\naddress = "10.0.0.3:7100"\n'
     )
     assert [n.listen for n in load(write(tmp_path, two_hosts)).nodes] == ["0.0.0.0:7101", "0.0.0.0:7101"]
+
+
+def test_blocks_are_stored_uncompressed_unless_snappy_is_asked_for(tmp_path: Path) -> None:
+    assert load(write(tmp_path, MINIMAL)).storage.compression == "none"
+    assert load(write(tmp_path, '[storage]\ncompression = "snappy"\n' + MINIMAL)).storage.compression == "snappy"

@@ -88,6 +88,17 @@ def test_leveldb_compacts_at_idle_priority_and_the_node_thread_does_not(tmp_path
     assert unnamed_native == [str(os.SCHED_IDLE)]  # LevelDB's (gRPC names its threads; none here)
 
 
+@pytest.mark.parametrize(("compression", "stored_as_written"), [("none", True), ("snappy", False)])
+def test_table_blocks_are_compressed_only_when_asked(tmp_path: Path, compression: str, stored_as_written: bool) -> None:
+    value = b"a post that says the same thing again and again " * 40
+    store = LevelDBStore(tmp_path, "n1", compression)
+    store.write([(b"key%d" % i, value) for i in range(50)])
+    store.close()
+    LevelDBStore(tmp_path, "n1", compression).close()  # reopening writes the log's writes into a table
+    tables = b"".join(p.read_bytes() for p in tmp_path.glob("*.ldb"))
+    assert tables and (value in tables) == stored_as_written
+
+
 def post(post_id: int, author: str) -> feed_pb2.Post:
     return feed_pb2.Post(id=post_id, author=author, text=f"{author} #{post_id}")
 
