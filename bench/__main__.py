@@ -31,6 +31,7 @@ from bench import (
 )
 from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import Mix, run_load, start_echo_server
+from bench.processes import server_pids
 from bench.sizes import FULL, QUICK, SMOKE, Sizes
 from bench.stats import summary
 from client import FeedClient
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             if node_entries:
                 print(f"growing one node to {node_entries:,} entries for the memory figure ...", flush=True)
                 results["big_node"] = scenarios.grow_node_entries(
-                    client, node_entries, {n.id: n.data_dir for n in cluster.config.nodes}
+                    client, node_entries, {n.id: n.data_dir for n in cluster.config.nodes}, server_pids(cluster)
                 )
 
             print("rebalancing: adding a fourth node under read load ...", flush=True)

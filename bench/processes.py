@@ -6,7 +6,7 @@ import os
 
 from ops.local_cluster import LocalCluster
 
-__all__ = ["cpu_seconds", "server_pids"]
+__all__ = ["cpu_seconds", "resident_bytes", "server_pids"]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -15,6 +15,22 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def resident_bytes(pid: int) -> tuple[int, int]:
+    """(anonymous, file-backed) resident memory. LevelDB maps its table files into memory, so a
+    node's file-backed part grows with its data (and the kernel reclaims it when memory is short);
+    a leak shows in the anonymous part."""
+    anon = mapped = 0
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) * 1024
+            elif line.startswith("RssFile:"):
+                mapped = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return anon, mapped
 
 
 def server_pids(cluster: LocalCluster) -> dict[str, int]:

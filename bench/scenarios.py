@@ -375,11 +375,14 @@ def node_figures(client: FeedClient) -> dict[str, object]:
 
 
 def grow_node_entries(
-    client: FeedClient, target_entries: int, data_dirs: dict[str, Path], batch: int = 50_000
+    client: FeedClient, target_entries: int, data_dirs: dict[str, Path], pids: dict[str, int], batch: int = 50_000
 ) -> dict[str, float]:
     """Bulk-loads follows of fresh hot users until one node holds `target_entries` keys, then reads
-    that node's RSS and LevelDB size: the memory and disk a node needs for a given amount of data."""
+    that node's RSS and LevelDB size: the memory and disk a node needs for a given amount of data.
+    The RSS is split as the soak splits it: anonymous, and file-backed (LevelDB's table files, which
+    it maps into memory; the kernel takes those pages back when memory is short)."""
     from bench.graphs import load
+    from bench.processes import resident_bytes
     from node.metrics import directory_bytes
 
     started = time.perf_counter()
@@ -393,10 +396,13 @@ def grow_node_entries(
         edges = ((f"filler{round_}x{i}", f"bulky{round_ % 20}") for i in range(500_000))
         load(client, edges, 500_000, f"filler round {round_} ({entries:,} entries on {fullest.id})", batch)
         round_ += 1
+    anon, mapped = resident_bytes(pids[fullest.id]) if fullest.id in pids else (0, 0)
     return {
         "node": fullest.id,  # type: ignore[dict-item]
         "entries": float(entries),
         "rss_mb": fullest.rss_bytes / 2**20,
+        "rss_anon_mb": anon / 2**20,
+        "rss_file_mb": mapped / 2**20,
         "disk_bytes": float(directory_bytes(data_dirs[fullest.id])),  # mostly follow edges, compressed
         "seconds": time.perf_counter() - started,
     }

@@ -36,7 +36,7 @@ from scipy.stats import theilslopes
 
 from bench import fanout_load, scenarios
 from bench.harness import Mix, run_load
-from bench.processes import server_pids
+from bench.processes import resident_bytes, server_pids
 from bench.sampling import PeriodicSampler
 from bench.stats import summary
 from client import FeedClient, top
@@ -58,22 +58,6 @@ TABLE_BYTES_PER_KEY = 2.0
 # tracemalloc for 65,536 keys like "user12345", plus the allocator's share.
 KEY_CACHE_BYTES = 256.0
 BLOCK_S = 120.0  # memory is judged on medians of 2-minute blocks (compaction and buffers make it jumpy)
-
-
-def resident_bytes(pid: int) -> tuple[int, int]:
-    """(anonymous, file-backed) resident memory. LevelDB maps its table files into memory, so a
-    node's file-backed part grows with its data (and the kernel reclaims it when memory is short);
-    a leak shows in the anonymous part."""
-    anon = mapped = 0
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("RssAnon:"):
-                anon = int(line.split()[1]) * 1024
-            elif line.startswith("RssFile:"):
-                mapped = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return anon, mapped
 
 
 def open_fds(pid: int) -> tuple[int, int]:
