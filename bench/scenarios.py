@@ -396,13 +396,15 @@ def grow_node_entries(
         edges = ((f"filler{round_}x{i}", f"bulky{round_ % 20}") for i in range(500_000))
         load(client, edges, 500_000, f"filler round {round_} ({entries:,} entries on {fullest.id})", batch)
         round_ += 1
-    anon, mapped = resident_bytes(pids[fullest.id]) if fullest.id in pids else (0, 0)
+    split: dict[str, float] = {}
+    if fullest.id in pids:
+        anon, mapped = resident_bytes(pids[fullest.id])
+        split = {"rss_anon_mb": anon / 2**20, "rss_file_mb": mapped / 2**20}
     return {
         "node": fullest.id,  # type: ignore[dict-item]
         "entries": float(entries),
         "rss_mb": fullest.rss_bytes / 2**20,
-        "rss_anon_mb": anon / 2**20,
-        "rss_file_mb": mapped / 2**20,
-        "disk_bytes": float(directory_bytes(data_dirs[fullest.id])),  # mostly follow edges, compressed
+        **split,
+        "disk_bytes": float(directory_bytes(data_dirs[fullest.id])),  # its LevelDB directory
         "seconds": time.perf_counter() - started,
     }
