@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from common import post_bytes
 from node import keys, repair, writes
 from node.feed_store import FeedStore
 from node.inbox_trim import InboxTrimmer
-from node.inboxes import TRIM_EVERY, logical_view
+from node.inboxes import TOMBSTONE_GRACE_S, TRIM_EVERY, logical_view
 from node.reads_first import ReadsFirst
 from node.store import MemoryStore
 from node.store_format import FORMAT, StoreFormatError, ensure_current
@@ -232,3 +233,30 @@ def test_a_read_merges_inbox_and_own_posts_by_their_keys_newest_first_each_once(
 
     merged = [feed_pb2.Post.FromString(raw).id for raw in post_bytes.merge_newest([keyed(inbox), keyed(own)], limit)]
     assert merged == sorted(inbox | own, reverse=True)[:limit]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["deliver", "delete"]), st.integers(1, 3 * CAP)), max_size=6 * CAP),
+    st.booleans(),
+)
+def test_trimming_an_inbox_without_marks_by_its_keys_alone_deletes_what_the_full_rule_does(
+    ops: list[tuple[str, int]], tombstones_expired: bool
+) -> None:
+    """trim reads keys only where no unfollow mark may hide an entry; it must pick the same keys as
+    the rule that reads every value (these tiny post ids are decades old: past their grace now,
+    not at time 0)."""
+    feed = store()
+    for kind, p in ops:
+        if kind == "deliver":
+            feed.inboxes.insert([post(p)], ["fan"])
+        else:
+            feed.inboxes.remove(p, ["fan"])
+    part = feed.partition("fan")
+    prefix = keys.user_prefix(part, keys.INBOX, "fan")
+    now_ms = int(time.time() * 1000) if tombstones_expired else 0
+    expired_ms = now_ms - TOMBSTONE_GRACE_S * 1000
+    by_keys = feed.inboxes._past_cap(list(feed.store.scan_keys(prefix)), len(prefix), expired_ms)
+    by_values = feed.inboxes._past_cap_with_marks(prefix, expired_ms)
+    assert by_keys == by_values
+    assert feed.inboxes.trim(part, "fan", now_ms) == len(by_values)
