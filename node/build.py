@@ -39,6 +39,7 @@ from node.repair_service import RepairServicer
 from node.replication import Replicator
 from node.status_service import StatusServicer
 from node.store import Store
+from node.timeline_cache import TimelineCache
 from node.tombstones import Tombstones
 from node.transfer import PartitionMover
 from protos import storage_pb2
@@ -88,7 +89,11 @@ def build_node(
     """A node at `address` over `store`, reaching its peers through `transport` and itself in
     process. Its map is the one stored in `store` (or seeded from `config`). Nothing runs yet: the
     caller starts the loops it wants."""
-    observed = store if isinstance(store, ObservedStore) else ObservedStore(store, ChangeFeed())
+    observed = (
+        store
+        if isinstance(store, ObservedStore)
+        else ObservedStore(store, ChangeFeed(), TimelineCache(config.storage.timeline_cache))
+    )
     store_format.ensure_current(observed, config.partitions)  # an older layout is migrated first
     data = FeedStore(
         observed,
@@ -162,6 +167,7 @@ def build_node(
             replicator,
             reads_first,
             behind=lambda: status.behind_since_ms(bool(getattr(observed.inner, "write_error", ""))),
+            timeline_cache=observed.timeline_cache,
         ),
         MembershipServicer(ownership, mover, data.batches, records_written),
         RepairServicer(data, ownership, repairer, records_written),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from node import keys
 from node.sparse_families import SparseFamilies
 from node.store import Snapshot, Store
+from node.timeline_cache import TimelineCache
 
 __all__ = ["ChangeFeed", "Subscription", "ObservedStore", "Change"]
 
@@ -70,12 +71,14 @@ class ChangeFeed:
 
 
 class ObservedStore:
-    """A Store whose writes are published to a ChangeFeed after they are applied."""
+    """A Store whose writes are published to a ChangeFeed after they are applied, and which tells
+    the timeline cache what each write may change before it is applied."""
 
-    def __init__(self, inner: Store, changes: ChangeFeed) -> None:
+    def __init__(self, inner: Store, changes: ChangeFeed, timeline_cache: TimelineCache | None = None) -> None:
         self.inner = inner
         self.changes = changes
         self.sparse = SparseFamilies()  # sees every put before it is written
+        self.timeline_cache = timeline_cache if timeline_cache is not None else TimelineCache(0)
         self.get = inner.get  # the hottest call of all: no extra Python frame
 
     def rebind(self) -> None:
@@ -84,6 +87,9 @@ class ObservedStore:
 
     def write(self, puts: Iterable[tuple[bytes, bytes]] = (), deletes: Iterable[bytes] = ()) -> None:
         puts = self.sparse.noted(puts)
+        if len(self.timeline_cache):
+            deletes = deletes if isinstance(deletes, (list, tuple)) else list(deletes)
+            self.timeline_cache.forget(puts, deletes)
         if not self.changes.subscribed:  # the common case: no partition is moving
             self.inner.write(puts, deletes)
             return
@@ -92,8 +98,13 @@ class ObservedStore:
         self.changes.publish(puts, deletes)
 
     def write_unpublished(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
-        """A write that is not a change of the partition (a transfer applying what it receives)."""
-        self.inner.write(self.sparse.noted(puts), deletes)
+        """A write that is not a change of the partition (a transfer applying what it receives, or
+        dropping a partition: either may run in a worker thread, so the whole cache goes)."""
+        self.timeline_cache.clear()
+        try:
+            self.inner.write(self.sparse.noted(puts), deletes)
+        finally:
+            self.timeline_cache.clear()
 
     def scan(
         self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False

@@ -24,6 +24,7 @@ from node.local_writes import LocalWrites
 from node.ownership import Ownership
 from node.reads_first import ReadsFirst
 from node.replication import Replicator
+from node.timeline_cache import TimelineCache
 from node.writes import RPCS, ReplicatedWrite, by_name
 from protos import storage_pb2
 
@@ -57,8 +58,10 @@ class DataServicer:
         replicator: Replicator,
         reads_first: ReadsFirst,
         behind: Callable[[], int] = lambda: 0,
+        timeline_cache: TimelineCache | None = None,
     ) -> None:
         self.data = data
+        self.timeline_cache = timeline_cache if timeline_cache is not None else TimelineCache(0)
         self.ownership = ownership
         self.local = local
         self.reads_first = reads_first  # told of every read, so fan-out stands back
@@ -128,6 +131,19 @@ class DataServicer:
         self.ownership.check_read(request.epoch, request.consumer)
         self._read_here(context)
         self.reads_first.read_served()
+        if request.before_id or request.after_id:
+            return self._read_inbox(request)
+        # A first page: most reads, and the same few readers again and again (node/timeline_cache.py).
+        cache, consumer = self.timeline_cache, request.consumer.encode("utf-8")
+        reply = cache.get(consumer, request.limit)
+        if reply is None:
+            generation = cache.generation
+            reply = self._read_inbox(request)
+            cache.put(consumer, request.limit, reply, generation)
+        return reply
+
+    def _read_inbox(self, request: storage_pb2.ReadInboxRequest) -> storage_pb2.ReadInboxResponse:
+        """The reply built from the store: nothing in it but what the store holds now."""
         consumer, limit, before, after = request.consumer, request.limit, request.before_id, request.after_id
         hidden = self.data.relations.hidden_from(consumer)  # muted, blocked, blocking: never shown
         entries = self.data.inboxes.read_keyed(consumer, limit, before, after, hidden)
@@ -147,7 +163,7 @@ class DataServicer:
             if after:
                 floor = keys.encoded_post_id(after)
                 own = [(token, raw) for token, raw in own if token > floor]
-        reply.posts.extend(post_bytes.merge_newest([entries, own], limit))
+        reply.posts.extend(post_bytes.merge_newest([entries, own], limit) if own else [raw for _, raw in entries])
         return reply
 
     @grpc_errors

@@ -10,6 +10,7 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from common.metrics import key_caches
+from node.timeline_cache import TimelineCache
 from protos import storage_pb2
 
 __all__ = ["node_families"]
@@ -28,11 +29,24 @@ def directory_bytes(path: Path) -> int:
 
 
 def node_families(
-    status: Callable[[], storage_pb2.NodeStatus], data_dir: Path, cached_prefixes: Callable[[], int] = lambda: 0
+    status: Callable[[], storage_pb2.NodeStatus],
+    data_dir: Path,
+    cached_prefixes: Callable[[], int] = lambda: 0,
+    timeline_cache: TimelineCache | None = None,
 ) -> Callable[[], Iterator[Metric]]:
     def build() -> Iterator[Metric]:
         s = status()
         yield key_caches(inbox_prefixes=cached_prefixes())
+        if timeline_cache is not None:
+            yield GaugeMetricFamily(
+                "feedring_timeline_cache_pages", "Timelines' first pages kept in memory", value=len(timeline_cache)
+            )
+            yield CounterMetricFamily(
+                "feedring_timeline_cache_hits", "First-page reads answered from memory", value=timeline_cache.hits
+            )
+            yield CounterMetricFamily(
+                "feedring_timeline_cache_misses", "First-page reads built from the store", value=timeline_cache.misses
+            )
         d, r = s.delivery, s.replication
         yield GaugeMetricFamily("feedring_node_epoch", "Epoch of the cluster map this node holds", value=s.epoch)
         yield GaugeMetricFamily(

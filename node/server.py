@@ -77,6 +77,7 @@ class NodeServer:
                     lambda: self.parts.status.status(percentiles=False),
                     self.node.data_dir,
                     lambda: self.parts.data.inboxes.cached_prefixes(),
+                    self.parts.store.timeline_cache,
                 ),
             )
             if self.node.metrics

@@ -28,6 +28,7 @@ from feed.post_ids import PostIdGenerator
 from node.build import Node, build_node
 from node.change_feed import ChangeFeed, ObservedStore
 from node.store import MemoryStore
+from node.timeline_cache import TimelineCache
 from router.flows import RouterFlows
 
 __all__ = ["InmemTransport", "InmemCluster", "make_config", "build_inmem_node"]
@@ -103,7 +104,7 @@ def build_inmem_node(
     config: ClusterConfig, node_id: str, transport: InmemTransport, store: ObservedStore | None = None
 ) -> Node:
     """One node, at <id>.mem:1: the real node wiring over an in-memory store (a restart passes the old one)."""
-    store = store or ObservedStore(MemoryStore(), ChangeFeed())
+    store = store or ObservedStore(MemoryStore(), ChangeFeed(), TimelineCache(config.storage.timeline_cache))
     node = build_node(config, node_id, f"{node_id}.mem:1", store, transport, delivery_page=16)
     node.load()
     return node

@@ -60,6 +60,15 @@ def test_every_process_serves_metrics_whose_counters_move_with_traffic(cluster: 
         assert prefixes >= 5  # the fans' inboxes, on the nodes that delivered to them
         writes = sum(after[n].total("feedring_delivery_inbox_writes_total") for n in ("n1", "n2", "n3"))
         assert writes >= sum(before[n].total("feedring_delivery_inbox_writes_total") for n in ("n1", "n2", "n3")) + 5
+
+        def first_pages(scrapes: dict[str, top.Scrape]) -> float:  # each fan's timeline read, from memory or not
+            return sum(
+                scrapes[n].total(f"feedring_timeline_cache_{kind}_total")
+                for n in ("n1", "n2", "n3")
+                for kind in ("hits", "misses")
+            )
+
+        assert first_pages(after) >= first_pages(before) + 5
         return after
 
     eventually(moved, timeout_s=5.0, interval_s=0.3)

@@ -48,6 +48,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         ("[hot_users]\ncooldown_ratio = 1.5\n" + MINIMAL, "hot_users.cooldown_ratio"),
         ("[hot_users]\nusers = [1]\n" + MINIMAL, "hot_users.users"),
         ('[storage]\ncompression = "zstd"\n' + MINIMAL, "storage.compression must be one of 'none', 'snappy'"),
+        ("[storage]\ntimeline_cache = -1\n" + MINIMAL, "storage.timeline_cache must be an integer from 0"),
         (MINIMAL + '[[nodes]]\nid = "n1"\naddress = "127.0.0.1:7102"\n', "nodes[1].id 'n1' is used twice"),
         (MINIMAL + '[[nodes]]\nid = "n2"\naddress = "nowhere"\n', "nodes[1].address"),
         ('[[routers]]\nid = 0\naddress = "127.0.0.1:7100"\n', "nodes must list"),
@@ -119,3 +120,8 @@ def test_two_servers_at_one_address_are_refused_though_many_may_bind_one_port(tm
 def test_blocks_are_stored_uncompressed_unless_snappy_is_asked_for(tmp_path: Path) -> None:
     assert load(write(tmp_path, MINIMAL)).storage.compression == "none"
     assert load(write(tmp_path, '[storage]\ncompression = "snappy"\n' + MINIMAL)).storage.compression == "snappy"
+
+
+def test_a_node_keeps_4096_first_pages_unless_told_otherwise(tmp_path: Path) -> None:
+    assert load(write(tmp_path, MINIMAL)).storage.timeline_cache == 4096
+    assert load(write(tmp_path, "[storage]\ntimeline_cache = 0\n" + MINIMAL)).storage.timeline_cache == 0
