@@ -22,6 +22,7 @@ __all__ = [
     "Storage",
     "COMPRESSIONS",
     "HotUsers",
+    "MAX_SALT_BUCKETS",
     "ClusterConfig",
     "load",
 ]
@@ -29,6 +30,9 @@ __all__ = [
 
 class ConfigError(ValueError):
     """cluster.toml is missing, unreadable or invalid; the message names the key."""
+
+
+MAX_SALT_BUCKETS = 256  # a hot user's posts and followers spread over at most this many keys
 
 
 @dataclass(frozen=True)
@@ -356,7 +360,7 @@ def load(path: str | Path) -> ClusterConfig:
         users=tuple(users),
         follower_threshold=hot.integer("follower_threshold", 10_000, minimum=1),
         cooldown_ratio=hot.number("cooldown_ratio", 0.8, 0.0, 1.0),
-        salt_buckets=hot.integer("salt_buckets", 8, minimum=1, maximum=256),
+        salt_buckets=hot.integer("salt_buckets", 8, minimum=1, maximum=MAX_SALT_BUCKETS),
         cache_max_entries=hot.integer("cache_max_entries", 1000, minimum=1),
         cache_posts_per_user=hot.integer("cache_posts_per_user", 200, minimum=1),
         cache_ttl_ms=hot.integer("cache_ttl_ms", 1000, minimum=0),

@@ -14,6 +14,7 @@ from feed.feed_service import FeedServicer
 from feed.follows import Follows
 from feed.hot_cache import HotPostCache
 from feed.hot_users import HotUsers
+from feed.merged_pages import MergedPages
 from feed.post_ids import PostIds
 from feed.posts import Posts
 from feed.reader_activity import ReaderActivity
@@ -42,12 +43,16 @@ class FeedFlows:
     @staticmethod
     def build(config: ClusterConfig, storage: StorageClient, ids: PostIds, hears_writes: bool = False) -> FeedFlows:
         """`hears_writes`: a node, whose writes wake the watch streams of the users they touch
-        (it calls flows.watch.hub.changed), rather than a router, whose streams read on a timer."""
+        (it calls flows.watch.hub.changed), rather than a router, whose streams read on a timer.
+        A node also keeps readers' first pages as merged with hot users' posts (its own replies come
+        back as the same objects while unchanged: feed/merged_pages.py); a router keeps none."""
         hot_conf = config.hot
         reads = SaltedReads(storage, hot_conf.salt_buckets)
         hot = HotUsers(config, storage, reads)
         cache = HotPostCache(hot_conf.cache_max_entries, hot_conf.cache_posts_per_user, hot_conf.cache_ttl_ms)
-        timeline = TimelineReader(storage, reads, cache, ReaderActivity(config, storage, reads, hot))
+        activity = ReaderActivity(config, storage, reads, hot)
+        merged = MergedPages(config.storage.timeline_cache if hears_writes else 0)
+        timeline = TimelineReader(storage, reads, cache, activity, merged)
         hub = WatchHub(config.limits.max_watch_streams, hears_writes)
         follows = Follows(config, storage, hot, reads)
         return FeedFlows(

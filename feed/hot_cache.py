@@ -68,7 +68,13 @@ class HotPostCache:
         """Caches an author's newest posts (encoded); returns the entry (usable even with a zero TTL)."""
         posts = [(post_bytes.post_id(raw), raw) for raw in newest_first[: self.posts_per_user]]
         complete = complete and len(posts) == len(newest_first)
-        entry = self._entries[author] = CachedPosts(posts, complete, self._clock())
+        entry = self._entries.get(author)
+        if entry is not None and entry.complete == complete and entry.posts == posts:
+            # Reloaded unchanged (every TTL): the same entry, fresh again, so the timeline pages
+            # merged from it are still given as they are (feed/merged_pages.py).
+            entry.fetched_at = self._clock()
+        else:
+            entry = self._entries[author] = CachedPosts(posts, complete, self._clock())
         self._entries.move_to_end(author)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -79,11 +85,11 @@ class HotPostCache:
         entry = self._entries.get(post.author)
         if entry is None or any(p[0] == post.id for p in entry.posts):
             return
-        entry.posts.insert(0, (post.id, post.SerializeToString()))
-        entry.posts.sort(key=lambda p: p[0], reverse=True)
-        if len(entry.posts) > self.posts_per_user:
-            del entry.posts[self.posts_per_user :]
-            entry.complete = False
+        # A new entry, not a changed one: a timeline page merged from the old entry is kept by the
+        # entry's identity (feed/merged_pages.py).
+        posts = sorted([(post.id, post.SerializeToString()), *entry.posts], key=lambda p: p[0], reverse=True)
+        complete = entry.complete and len(posts) <= self.posts_per_user
+        self._entries[post.author] = CachedPosts(posts[: self.posts_per_user], complete, entry.fetched_at)
 
     def remove_post(self, author: str, post_id: int) -> None:
         """A delete through this router: the entry may now hold too few posts, so drop it."""

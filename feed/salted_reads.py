@@ -17,7 +17,15 @@ from common.hot_state import HotState
 from common.storage_client import StorageClient
 from protos import feed_pb2, storage_pb2
 
-__all__ = ["SaltedReads"]
+__all__ = ["SaltedReads", "newest_of"]
+
+
+def newest_of(replies: list[storage_pb2.ReadPostsResponse], limit: int) -> list[bytes]:
+    """The newest `limit` posts of the nodes' replies, each newest first."""
+    if len(replies) == 1:
+        return list(replies[0].posts)
+    merged = heapq.merge(*(list(r.posts) for r in replies), key=lambda raw: -post_bytes.post_id(raw))
+    return list(merged)[:limit]
 
 
 class SaltedReads:
@@ -36,22 +44,27 @@ class SaltedReads:
     async def newest_over(self, author_keys: list[str], limit: int, before_id: int = 0) -> list[bytes]:
         """The newest `limit` posts below `before_id` over any author keys (one author's, or every
         author a returning reader follows: feed/reader_activity.py), encoded."""
-        groups = self.storage.group_by_node(author_keys)
-        replies = await asyncio.gather(
-            *(
-                self.storage.read_posts.by_key(
-                    group[0],
-                    storage_pb2.ReadPostsRequest(
-                        author_key=group[0], more_keys=group[1:], limit=limit, before_id=before_id
-                    ),
-                )
-                for group in groups.values()
+        return newest_of(await self.post_replies(author_keys, limit, before_id), limit)
+
+    async def post_replies(
+        self, author_keys: list[str], limit: int, before_id: int = 0
+    ) -> list[storage_pb2.ReadPostsResponse]:
+        """The nodes' replies to the read of `author_keys`, one per node (newest_of merges them).
+        A node answers a first page from memory, as the same reply object each time it is unchanged
+        (node/timeline_cache.py): the timeline's merged pages rely on that (feed/merged_pages.py)."""
+        groups = list(self.storage.group_by_node(author_keys).values())
+        reads = [
+            self.storage.read_posts.by_key(
+                group[0],
+                storage_pb2.ReadPostsRequest(
+                    author_key=group[0], more_keys=group[1:], limit=limit, before_id=before_id
+                ),
             )
-        )
-        if len(replies) == 1:
-            return list(replies[0].posts)
-        merged = heapq.merge(*(list(r.posts) for r in replies), key=lambda raw: -post_bytes.post_id(raw))
-        return list(merged)[:limit]
+            for group in groups
+        ]
+        if len(reads) == 1:  # the common case on a node holding every key: no task to schedule
+            return [await reads[0]]
+        return list(await asyncio.gather(*reads))
 
     async def followers(
         self, user: str, state: HotState, after: str, limit: int, salted_only: bool = False

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 
+from common import salting
 from common.hot_state import HotState
 from common.post_bytes import IdAndPost, merge_newest, with_ids
 from common.storage_client import StorageClient
 from feed.hot_cache import CachedPosts, HotPostCache
+from feed.merged_pages import MergedPages
 from feed.reader_activity import ReaderActivity
-from feed.salted_reads import SaltedReads
+from feed.salted_reads import SaltedReads, newest_of
 from protos import storage_pb2
 
 __all__ = ["TimelineReader"]
@@ -28,12 +30,18 @@ __all__ = ["TimelineReader"]
 
 class TimelineReader:
     def __init__(
-        self, storage: StorageClient, reads: SaltedReads, cache: HotPostCache, activity: ReaderActivity
+        self,
+        storage: StorageClient,
+        reads: SaltedReads,
+        cache: HotPostCache,
+        activity: ReaderActivity,
+        merged: MergedPages | None = None,
     ) -> None:
         self.storage = storage
         self.activity = activity  # readers who went away: their first read rebuilds the inbox
         self.reads = reads
         self.cache = cache
+        self.merged = merged if merged is not None else MergedPages(0)  # first pages as merged (a node's)
         self._loading: dict[str, asyncio.Task[CachedPosts]] = {}
 
     async def read(self, user: str, limit: int, before_id: int, after_id: int = 0) -> list[bytes]:
@@ -59,22 +67,38 @@ class TimelineReader:
             return list(inbox.posts), hot
         # Hot followees' posts from the cache where it can tell, in this same step (the common
         # case: no task, no await); the rest are read at once, concurrently.
-        merged = [with_ids(inbox.posts)]
+        sources: list[object] = [inbox]  # what the page is merged from (feed/merged_pages.py)
+        merged = []
         reads = []
         for author in hot:
             entry = self.cache.get(author)  # counts one hit or one miss
             cached = entry.below(before_id, limit) if entry is not None else None
             if cached is not None:
+                sources.append(entry)
                 merged.append(cached)
             else:
                 reads.append(self._read_recent(author, limit, before_id, entry))
+        own: list[storage_pb2.ReadPostsResponse] = []
         if inbox.own_posts_salted:
-            reads.append(self._own_salted_posts(user, limit, before_id))
+            # Not from the hot-post cache, which a post made through another process updates only
+            # after its TTL (the author expects its own post at once).
+            own_keys = salting.keys_of(user, HotState.HOT, self.reads.buckets)
+            own = await self.reads.post_replies(own_keys, limit, before_id)
+            sources += own
+        first_page = not before_id and not after_id and not reads
+        if first_page and (page := self.merged.get(user, limit, sources)) is not None:
+            return page, hot
+        merged.insert(0, with_ids(inbox.posts))  # first: of a post in two lists, the inbox's copy is kept
+        if own:
+            merged.append(with_ids(newest_of(own, limit)))
         if reads:
             merged += await asyncio.gather(*reads)
         if after_id:
             merged = [[p for p in posts if p[0] > after_id] for posts in merged]
-        return merge_newest(merged, limit), hot
+        page = merge_newest(merged, limit)
+        if first_page:
+            self.merged.put(user, limit, sources, page)
+        return page, hot
 
     async def recent_posts(self, author: str, limit: int, before_id: int) -> list[IdAndPost]:
         """A hot author's newest `limit` posts below `before_id`, from the cache when it can tell."""
@@ -90,11 +114,6 @@ class TimelineReader:
             if cached is not None:
                 return cached
         return with_ids(await self.reads.raw_posts(author, HotState.HOT, limit, before_id))
-
-    async def _own_salted_posts(self, user: str, limit: int, before_id: int) -> list[IdAndPost]:
-        """The reader's own posts over its home and salted keys; not from the cache, which a post
-        made through another process updates only after its TTL (the author expects it at once)."""
-        return with_ids(await self.reads.raw_posts(user, HotState.HOT, limit, before_id))
 
     async def _load(self, author: str) -> CachedPosts:
         """Reads an author's newest posts into the cache; concurrent misses share one read."""

@@ -16,6 +16,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from common import post_bytes
+from common.config import MAX_SALT_BUCKETS
 from common.errors import FeedringError, InvalidArgument, ReplicaBehind
 from common.grpc_status import LAST_RESORT_KEY, grpc_errors
 from node import keys
@@ -121,6 +122,20 @@ class DataServicer:
         self.ownership.check_read(request.epoch, request.author_key, *request.more_keys)
         self._read_here(context)
         self.reads_first.read_served()
+        if request.before_id or len(request.more_keys) > MAX_SALT_BUCKETS:
+            return self._read_posts(request)  # deeper pages; a returning reader's rebuild (many authors)
+        # A first page of one author: a hot reader's own posts on each of its timeline reads, a hot
+        # author's on each reload of a coordinator's hot-post cache (node/timeline_cache.py).
+        cache, author_keys = self.timeline_cache, (request.author_key, *request.more_keys)
+        reply = cache.get_posts(author_keys, request.limit)
+        if reply is None:
+            generation = cache.generation
+            reply = self._read_posts(request)
+            cache.put_posts(author_keys, request.limit, reply, generation)
+        return reply
+
+    def _read_posts(self, request: storage_pb2.ReadPostsRequest) -> storage_pb2.ReadPostsResponse:
+        """The reply built from the store."""
         posts = self.data.posts.read_posts(request.author_key, request.limit, request.before_id, request.more_keys)
         return storage_pb2.ReadPostsResponse(posts=posts)
 

@@ -79,3 +79,18 @@ def test_local_delete_drops_the_entry_and_unknown_authors_are_ignored() -> None:
     assert cache.get("stranger") is None
     cache.remove_post("star", 1)
     assert cache.get("star") is None
+
+
+def test_an_entry_is_replaced_when_it_changes_and_kept_when_reloaded_unchanged() -> None:
+    """A timeline page merged from an entry is kept by the entry's identity (feed/merged_pages.py):
+    a change must make a new entry, and an unchanged reload must not."""
+    clock = Clock()
+    cache = HotPostCache(max_entries=10, posts_per_user=3, ttl_ms=500, clock=clock)
+    first = cache.put("star", [raw(2), raw(1)], complete=True)
+    clock.now = 0.6  # expired: reloaded with the same posts
+    assert cache.get("star") is None
+    assert cache.put("star", [raw(2), raw(1)], complete=True) is first and cache.get("star") is first
+    cache.add_post(post(3))
+    added = cache.get("star")
+    assert added is not first and ids(added.posts) == [3, 2, 1] and ids(first.posts) == [2, 1]  # type: ignore[union-attr]
+    assert cache.put("star", [raw(4), raw(3), raw(2)], complete=True) is not added

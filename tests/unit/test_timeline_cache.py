@@ -29,6 +29,7 @@ operation = st.one_of(
     st.tuples(st.just("block"), user, user),
     st.tuples(st.just("unblock"), user, user),
     st.tuples(st.just("read"), user, st.sampled_from(["1", "3"])),
+    st.tuples(st.just("crowd"), user, user),  # five fans follow at once: past the hot threshold
 )
 
 
@@ -41,9 +42,10 @@ def servicer_of(node: object) -> DataServicer:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(operation, min_size=1, max_size=30))
 def test_a_cached_first_page_is_what_the_store_holds_after_any_writes(ops: list[tuple[str, str, str]]) -> None:
-    """Follows (past the hot threshold too), unfollows, posts, deletes, mutes and blocks, with
-    reads of every reader between them that fill the cache; after each step, every node's cached
-    first page of every reader equals the page built from its store."""
+    """Follows (past the hot threshold too: a hot reader's own posts are a kept page), unfollows,
+    posts, deletes, mutes and blocks, with reads of every reader between them that fill the cache;
+    after each step, every node's cached first page of every reader (and of every author's posts)
+    equals the page built from its store."""
 
     async def scenario() -> None:
         cluster = InmemCluster(make_config(replication_factor=3, **HOT))
@@ -66,6 +68,10 @@ def test_a_cached_first_page_is_what_the_store_holds_after_any_writes(ops: list[
                         await router.relations.block(who, other)
                     elif kind == "unblock" and who != other:
                         await router.relations.unblock(who, other)
+                    elif kind == "crowd":
+                        for fan in USERS[3:]:
+                            if fan != who:
+                                await router.follows.follow(fan, who)
                     elif kind == "read":
                         await router.timeline.read(who, int(other), 0)
                 except Exception as exc:  # a refused call (a follow across a block) writes nothing
@@ -81,6 +87,13 @@ def test_a_cached_first_page_is_what_the_store_holds_after_any_writes(ops: list[
                             if cached is not None:
                                 assert cached == servicer._read_inbox(request), (kind, who, other, reader, limit)
                                 compared += 1
+                    for page, (limit, kept) in list(servicer.timeline_cache._pages.items()):
+                        if isinstance(page, tuple):  # an author's first page of posts (a hot reader's own)
+                            author_keys = page[1]
+                            request = storage_pb2.ReadPostsRequest(
+                                author_key=author_keys[0], more_keys=author_keys[1:], limit=limit
+                            )
+                            assert kept == servicer._read_posts(request), (kind, who, other, author_keys)
                 if step:
                     assert compared  # every reader's page was cached by the reads after the step before
                 for reader in USERS:
@@ -187,6 +200,46 @@ def test_reads_are_answered_from_the_cache_until_a_write_changes_the_page() -> N
     asyncio.run(scenario())
 
 
+def test_a_hot_readers_own_posts_are_read_from_memory_until_a_post_or_delete_changes_them() -> None:
+    """A hot reader's own posts are spread over its salted keys; each timeline read merges them
+    (ReadPosts over all the keys). The page is kept, and a post or a delete under any of the keys
+    forgets it."""
+
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(replication_factor=3, **HOT))
+        router = cluster.router()
+        caches = [servicer_of(n).timeline_cache for n in cluster.nodes.values()]
+
+        async def own_posts() -> list[int]:
+            from common import post_bytes
+
+            return [p.id for p in post_bytes.decode(await router.timeline.read("ann", 20, 0))]
+
+        def posts_pages() -> int:
+            return sum(isinstance(page, tuple) for c in caches for page in c._pages)
+
+        try:
+            for i in range(5):
+                await router.follows.follow(f"fan{i}", "ann")
+            await cluster.settle(router)
+            first = (await router.posts.post("ann", "one")).id
+            second = (await router.posts.post("ann", "two")).id
+            await cluster.settle(router)
+            assert await own_posts() == [second, first]
+            assert posts_pages() >= 1  # the merge over ann's keys is kept
+            hits = sum(c.hits for c in caches)
+            assert await own_posts() == [second, first]
+            assert sum(c.hits for c in caches) >= hits + 2  # her timeline page and her posts' page
+            third = (await router.posts.post("ann", "three")).id
+            assert await own_posts() == [third, second, first]  # at once: the post forgot the page
+            await router.posts.delete("ann", second)
+            assert await own_posts() == [third, first]
+        finally:
+            await cluster.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_write_from_another_thread_empties_the_cache_and_a_page_read_during_it_is_not_kept() -> None:
     cache = TimelineCache(8)
     store = ObservedStore(MemoryStore(), ChangeFeed(), cache)
@@ -211,6 +264,15 @@ def test_the_cache_keeps_at_most_its_capacity_and_drops_the_least_recently_read(
     cache.put(b"c", 21, pages[b"c"], 0)
     assert len(cache) == 2 and cache.get(b"b", 21) is None and cache.get(b"a", 21) is pages[b"a"]
     assert cache.get(b"a", 5) is None  # another page size is another read
+    authors = {k: storage_pb2.ReadPostsResponse(posts=[k.encode()]) for k in ("x", "y")}
+    cache.put_posts(("x", "x#0", "x#1"), 9, authors["x"], 0)  # evicts c
+    cache.put_posts(("y",), 9, authors["y"], 0)  # evicts a
+    assert cache.get_posts(("x", "x#0", "x#1"), 9) is authors["x"] and cache.get(b"c", 21) is None
+    cache.forget([(b"\x00\x01Px#1\x00" + b"\x00" * 8, b"p")], [])  # a post under one of x's keys
+    assert cache.get_posts(("x", "x#0", "x#1"), 9) is None and cache.get_posts(("y",), 9) is authors["y"]
+    cache.put(b"a", 21, pages[b"a"], 0)
+    cache.put(b"b", 21, pages[b"b"], 0)  # evicts y: its keys leave the index with it
+    assert len(cache) == 2 and not cache._posts_pages_of
     off = TimelineCache(0)
     off.put(b"a", 21, pages[b"a"], 0)
     assert len(off) == 0
