@@ -78,25 +78,26 @@ class TimelineReader:
                 merged.append(cached)
             else:
                 reads.append(self._read_recent(author, limit, before_id, entry))
-        own: list[storage_pb2.ReadPostsResponse] = []
-        if inbox.own_posts_salted:
-            # Not from the hot-post cache, which a post made through another process updates only
-            # after its TTL (the author expects its own post at once).
-            own_keys = salting.keys_of(user, HotState.HOT, self.reads.buckets)
-            own = await self.reads.post_replies(own_keys, limit, before_id)
-            sources += own
-        first_page = not before_id and not after_id and not reads
-        if first_page and (page := self.merged.get(user, limit, sources)) is not None:
-            return page, hot
-        merged.insert(0, with_ids(inbox.posts))  # first: of a post in two lists, the inbox's copy is kept
-        if own:
-            merged.append(with_ids(newest_of(own, limit)))
-        if reads:
+        # The reader's own posts, if it was ever hot: not from the hot-post cache, which a post made
+        # through another process updates only after its TTL (the author expects it at once).
+        own_keys = salting.keys_of(user, HotState.HOT, self.reads.buckets) if inbox.own_posts_salted else []
+        if reads or before_id or after_id:
+            # Not a first page from cached sources: read what is missing, all at once, and merge.
+            if own_keys:
+                reads.append(self._own_posts(own_keys, limit, before_id))
+            merged.insert(0, with_ids(inbox.posts))  # first: of a post in two lists, the inbox's is kept
             merged += await asyncio.gather(*reads)
-        if after_id:
-            merged = [[p for p in posts if p[0] > after_id] for posts in merged]
-        page = merge_newest(merged, limit)
-        if first_page:
+            if after_id:
+                merged = [[p for p in posts if p[0] > after_id] for posts in merged]
+            return merge_newest(merged, limit), hot
+        own = await self.reads.post_replies(own_keys, limit) if own_keys else []
+        sources += own
+        page = self.merged.get(user, limit, sources)
+        if page is None:
+            merged.insert(0, with_ids(inbox.posts))
+            if own:
+                merged.append(with_ids(newest_of(own, limit)))
+            page = merge_newest(merged, limit)
             self.merged.put(user, limit, sources, page)
         return page, hot
 
@@ -114,6 +115,9 @@ class TimelineReader:
             if cached is not None:
                 return cached
         return with_ids(await self.reads.raw_posts(author, HotState.HOT, limit, before_id))
+
+    async def _own_posts(self, own_keys: list[str], limit: int, before_id: int) -> list[IdAndPost]:
+        return with_ids(newest_of(await self.reads.post_replies(own_keys, limit, before_id), limit))
 
     async def _load(self, author: str) -> CachedPosts:
         """Reads an author's newest posts into the cache; concurrent misses share one read."""
