@@ -25,7 +25,7 @@ from node.local_writes import LocalWrites
 from node.ownership import Ownership
 from node.reads_first import ReadsFirst
 from node.replication import Replicator
-from node.timeline_cache import TimelineCache
+from node.timeline_cache import TimelineCache, posts_page
 from node.writes import RPCS, ReplicatedWrite, by_name
 from protos import storage_pb2
 
@@ -126,13 +126,8 @@ class DataServicer:
             return self._read_posts(request)  # deeper pages; a returning reader's rebuild (many authors)
         # A first page of one author: a hot reader's own posts on each of its timeline reads, a hot
         # author's on each reload of a coordinator's hot-post cache (node/timeline_cache.py).
-        cache, author_keys = self.timeline_cache, (request.author_key, *request.more_keys)
-        reply = cache.get_posts(author_keys, request.limit)
-        if reply is None:
-            generation = cache.generation
-            reply = self._read_posts(request)
-            cache.put_posts(author_keys, request.limit, reply, generation)
-        return reply
+        page = posts_page((request.author_key, *request.more_keys))
+        return self.timeline_cache.first_page(page, request.limit, lambda: self._read_posts(request))
 
     def _read_posts(self, request: storage_pb2.ReadPostsRequest) -> storage_pb2.ReadPostsResponse:
         """The reply built from the store."""
@@ -149,13 +144,8 @@ class DataServicer:
         if request.before_id or request.after_id:
             return self._read_inbox(request)
         # A first page: most reads, and the same few readers again and again (node/timeline_cache.py).
-        cache, consumer = self.timeline_cache, request.consumer.encode("utf-8")
-        reply = cache.get(consumer, request.limit)
-        if reply is None:
-            generation = cache.generation
-            reply = self._read_inbox(request)
-            cache.put(consumer, request.limit, reply, generation)
-        return reply
+        page = request.consumer.encode("utf-8")
+        return self.timeline_cache.first_page(page, request.limit, lambda: self._read_inbox(request))
 
     def _read_inbox(self, request: storage_pb2.ReadInboxRequest) -> storage_pb2.ReadInboxResponse:
         """The reply built from the store: nothing in it but what the store holds now."""

@@ -24,14 +24,17 @@ page is kept under the keys it read, and a write of a post under any one of them
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar, cast
 
 from google.protobuf.message import Message
 
 from node import keys
 from protos import storage_pb2
 
-__all__ = ["TimelineCache", "READ_FAMILIES"]
+__all__ = ["TimelineCache", "READ_FAMILIES", "posts_page"]
+
+Reply = TypeVar("Reply", bound=Message)
 
 # Every family a first-page ReadInbox reads (node/data_service.py): a write to one forgets the page.
 READ_FAMILIES = (
@@ -45,6 +48,12 @@ READ_FAMILIES = (
     keys.ACTIVITY,
 )
 _FAMILY_BYTES = frozenset(f[0] for f in READ_FAMILIES)
+
+
+def posts_page(author_keys: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The cache's name for an author's first page of posts over these keys (a timeline's page is
+    named by its consumer's encoded id)."""
+    return ("P", author_keys)
 
 
 class TimelineCache:
@@ -72,9 +81,20 @@ class TimelineCache:
         it was read (the generation it was read at has moved)."""
         self._put(consumer, limit, reply, generation)
 
+    def first_page(self, page: Hashable, limit: int, build: Callable[[], Reply]) -> Reply:
+        """The reply kept for `page` (a consumer's encoded id, or posts_page(author keys)) of
+        `limit` entries, or the one `build` makes from the store now, kept for next time."""
+        kept = self._get(page, limit)
+        if kept is not None:
+            return cast(Reply, kept)
+        generation = self.generation
+        reply = build()
+        self._put(page, limit, reply, generation)
+        return reply
+
     def get_posts(self, author_keys: tuple[str, ...], limit: int) -> storage_pb2.ReadPostsResponse | None:
         """The reply kept for the newest `limit` posts over these author keys, if any (counted)."""
-        reply = self._get(("P", author_keys), limit)
+        reply = self._get(posts_page(author_keys), limit)
         assert reply is None or isinstance(reply, storage_pb2.ReadPostsResponse)
         return reply
 
@@ -82,10 +102,7 @@ class TimelineCache:
         self, author_keys: tuple[str, ...], limit: int, reply: storage_pb2.ReadPostsResponse, generation: int
     ) -> None:
         """As put(), for an author's first page of posts over `author_keys`."""
-        page = ("P", author_keys)
-        if self._put(page, limit, reply, generation):
-            for key in author_keys:
-                self._posts_pages_of.setdefault(key.encode("utf-8"), set()).add(page)
+        self._put(posts_page(author_keys), limit, reply, generation)
 
     def _get(self, page: Hashable, limit: int) -> Message | None:
         kept = self._pages.get(page)
@@ -96,14 +113,16 @@ class TimelineCache:
         self.hits += 1
         return kept[1]
 
-    def _put(self, page: Hashable, limit: int, reply: Message, generation: int) -> bool:
+    def _put(self, page: Hashable, limit: int, reply: Message, generation: int) -> None:
         if not self.capacity or generation != self.generation:
-            return False
+            return
+        if isinstance(page, tuple):  # an author's page: indexed under each key it read
+            for key in page[1]:
+                self._posts_pages_of.setdefault(key.encode("utf-8"), set()).add(page)
         self._pages[page] = (limit, reply)
         self._pages.move_to_end(page)
         if len(self._pages) > self.capacity:
             self._drop(self._pages.popitem(last=False)[0])
-        return True
 
     def _drop(self, page: Hashable) -> None:
         """What an evicted page leaves in the index of authors' pages."""
