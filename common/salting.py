@@ -15,7 +15,17 @@ from collections.abc import Iterable
 from common.hot_state import HotState
 from common.partitioning import partition_of
 
-__all__ = ["salted_key", "salted_keys", "post_key", "follower_key", "keys_of", "home_of", "merge_users"]
+__all__ = [
+    "salted_key",
+    "salted_keys",
+    "post_key",
+    "post_salt",
+    "request_salt",
+    "follower_key",
+    "keys_of",
+    "home_of",
+    "merge_users",
+]
 
 _SEPARATOR = "#"
 
@@ -34,9 +44,20 @@ def _salt_of(member: str, buckets: int) -> int:
     return partition_of(member, buckets)
 
 
+def post_salt(post_id: int, buckets: int) -> int:
+    return _salt_of(str(post_id), buckets)
+
+
 def post_key(author: str, post_id: int, buckets: int) -> str:
     """The salted key a hot author's post is stored under."""
-    return salted_key(author, _salt_of(str(post_id), buckets))
+    return salted_key(author, post_salt(post_id, buckets))
+
+
+def request_salt(request_id: str, buckets: int) -> int:
+    """The salt of every attempt of one post request: each attempt gets a new post id, chosen with
+    this salt (feed/posts.py), so a retry lands on the key that holds the first attempt's request
+    record and is stored once."""
+    return _salt_of(request_id, buckets)
 
 
 def follower_key(followee: str, follower: str, buckets: int) -> str:

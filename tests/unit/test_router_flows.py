@@ -199,6 +199,33 @@ def test_a_hot_authors_post_lands_on_its_salted_key_and_a_fresh_router_learns_th
     run(scenario)
 
 
+def test_a_hot_authors_post_retried_elsewhere_is_stored_once_and_deletes() -> None:
+    # A client retrying through another router or node sends the same request id; that coordinator
+    # gives the post a new id. Salting by the id alone put 3 in 4 retries (4 buckets) on another
+    # key, where no record of the request was: the celebrity's post showed twice.
+    async def scenario() -> None:
+        cluster = InmemCluster(make_config(replication_factor=3, **HOT))
+        router = cluster.router()
+        fans = await make_star_hot(cluster, router)
+        firsts = []
+        for i in range(12):
+            first = await router.posts.post("star", f"once {i}", request_id=f"req-{i}")
+            elsewhere = cluster.router()
+            await elsewhere.hot.refresh()
+            assert elsewhere.hot.state("star") is HotState.HOT
+            again = await elsewhere.posts.post("star", f"once {i}", request_id=f"req-{i}")
+            assert again.id == first.id, i
+            firsts.append(first)
+        assert await texts(router, fans[0]) == [f"once {i}" for i in reversed(range(12))]
+        buckets = {salting.post_key("star", p.id, HOT["salt_buckets"]) for p in firsts}
+        assert len(buckets) > 1  # still spread over the salted keys
+        await router.posts.delete("star", firsts[3].id)
+        assert "once 3" not in await texts(router, fans[0])
+        await cluster.close()
+
+    run(scenario)
+
+
 def test_timeline_pages_are_exact_across_the_inbox_and_two_hot_authors() -> None:
     async def scenario() -> None:
         cluster = InmemCluster(make_config(**HOT))
