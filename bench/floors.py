@@ -34,6 +34,7 @@ import plyvel
 from bench.baselines import plyvel_batched_puts_per_second
 from bench.harness import run_load, start_echo_server
 from bench.stats import summary
+from common.config import Storage
 from node.feed_store import FeedStore
 from node.store import LevelDBStore
 from protos import feed_pb2
@@ -44,7 +45,15 @@ _PAGE = 500
 
 
 def _minimal_edge_checked(directory: Path, consumers: list[str], posts: int, value: bytes) -> float:
-    db = plyvel.DB(str(directory), create_if_missing=True, bloom_filter_bits=10, compression=None)  # as a node
+    storage = Storage()  # LevelDB opened as a node opens it
+    db = plyvel.DB(
+        str(directory),
+        create_if_missing=True,
+        bloom_filter_bits=10,
+        compression=None,
+        write_buffer_size=storage.write_buffer_mb << 20,
+        max_file_size=storage.table_file_mb << 20,
+    )
     with db.write_batch() as wb:
         for c in consumers:
             wb.put(b"G" + c.encode() + b"\x00author", b"\x01")

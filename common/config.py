@@ -149,6 +149,12 @@ class Storage:
     # Readers whose first timeline page a node keeps in memory (node/timeline_cache.py): ~5 KB each
     # at the default page size; 0 turns the cache off.
     timeline_cache: int = 4096
+    # LevelDB's memtable (MiB; each node's is drawn within +-25% of it, so replicas taking the same
+    # writes do not flush and compact at the same moment) and table file size (MiB). LevelDB's 4 and
+    # 2 MiB made a growing store of inboxes compact itself to a crawl: 2 GB of blind inserts took
+    # ~2.2x as long (docs/performance.md). A node holds up to two memtables (one being written out).
+    write_buffer_mb: int = 32
+    table_file_mb: int = 32
 
 
 @dataclass(frozen=True)
@@ -396,7 +402,12 @@ def load(path: str | Path) -> ClusterConfig:
     compression = sto.text("compression", "none")
     if compression not in COMPRESSIONS:
         raise sto.fail("compression", f"must be one of {', '.join(map(repr, COMPRESSIONS))} (got {compression!r})")
-    storage = Storage(compression=compression, timeline_cache=sto.integer("timeline_cache", 4096, maximum=1_000_000))
+    storage = Storage(
+        compression=compression,
+        timeline_cache=sto.integer("timeline_cache", 4096, maximum=1_000_000),
+        write_buffer_mb=sto.integer("write_buffer_mb", 32, minimum=1, maximum=1024),
+        table_file_mb=sto.integer("table_file_mb", 32, minimum=1, maximum=1024),
+    )
     sto.check_unknown()
 
     sec = _Reader(path, _table(path, raw, "security"), "security.")

@@ -59,7 +59,13 @@ class NodeServer:
         transport = GrpcTransport(
             self.credentials.secret, tls.peer_credentials(config, node_id) if config.tls.enabled else None
         )
-        self.store = LevelDBStore(self.node.data_dir, node_id, config.storage.compression)
+        self.store = LevelDBStore(
+            self.node.data_dir,
+            node_id,
+            config.storage.compression,
+            config.storage.write_buffer_mb,
+            config.storage.table_file_mb,
+        )
         try:  # away longer than gc_grace: its old data could bring deleted data back
             heartbeat.check_not_away_too_long(
                 self.store, node_id, str(self.node.data_dir), config.replication.gc_grace_s

@@ -7,6 +7,7 @@ so that is all ``Store`` offers. ``MemoryStore`` exists for fast unit tests of t
 from __future__ import annotations
 
 import bisect
+import random
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -81,8 +82,14 @@ class DiskWriteError(Unavailable):
 
 
 class LevelDBStore:
-    def __init__(self, path: Path, name: str = "", compression: str = "none") -> None:
+    def __init__(
+        self, path: Path, name: str = "", compression: str = "none", write_buffer_mb: int = 32, table_file_mb: int = 32
+    ) -> None:
         self.path = path
+        # Within +-25% of the setting, drawn at each open (Riak's way): the three replicas of the
+        # shipped cluster take the same writes, and equal memtables filled and flushed together.
+        self.write_buffer_bytes = int(write_buffer_mb * (1 << 20) * random.uniform(0.75, 1.25))
+        self.table_file_bytes = table_file_mb << 20
         # LevelDB marks each block with how it was written: a store reopened with another setting
         # reads its old blocks as they are and writes new ones the new way.
         self.compression = None if compression == "none" else compression
@@ -104,6 +111,10 @@ class LevelDBStore:
                 # Uncompressed blocks (storage.compression, common/config.py): snappy took most of
                 # compaction's CPU, and compaction most of a loaded node's (docs/performance.md).
                 compression=self.compression,
+                # A bigger memtable and tables than LevelDB's 4 and 2 MiB (storage.write_buffer_mb,
+                # common/config.py): fewer, larger level-0 tables, each merged into level 1 once.
+                write_buffer_size=self.write_buffer_bytes,
+                max_file_size=self.table_file_bytes,
             )
         except plyvel.CorruptionError as exc:
             raise self._corrupt(_text(exc)) from exc

@@ -49,6 +49,8 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         ("[hot_users]\nusers = [1]\n" + MINIMAL, "hot_users.users"),
         ('[storage]\ncompression = "zstd"\n' + MINIMAL, "storage.compression must be one of 'none', 'snappy'"),
         ("[storage]\ntimeline_cache = -1\n" + MINIMAL, "storage.timeline_cache must be an integer from 0"),
+        ("[storage]\nwrite_buffer_mb = 0\n" + MINIMAL, "storage.write_buffer_mb must be an integer from 1 to 1024"),
+        ("[storage]\ntable_file_mb = 4096\n" + MINIMAL, "storage.table_file_mb must be an integer from 1 to 1024"),
         (MINIMAL + '[[nodes]]\nid = "n1"\naddress = "127.0.0.1:7102"\n', "nodes[1].id 'n1' is used twice"),
         (MINIMAL + '[[nodes]]\nid = "n2"\naddress = "nowhere"\n', "nodes[1].address"),
         ('[[routers]]\nid = 0\naddress = "127.0.0.1:7100"\n', "nodes must list"),
@@ -125,3 +127,10 @@ def test_blocks_are_stored_uncompressed_unless_snappy_is_asked_for(tmp_path: Pat
 def test_a_node_keeps_4096_first_pages_unless_told_otherwise(tmp_path: Path) -> None:
     assert load(write(tmp_path, MINIMAL)).storage.timeline_cache == 4096
     assert load(write(tmp_path, "[storage]\ntimeline_cache = 0\n" + MINIMAL)).storage.timeline_cache == 0
+
+
+def test_leveldb_gets_32_mib_memtables_and_tables_unless_told_otherwise(tmp_path: Path) -> None:
+    storage = load(write(tmp_path, MINIMAL)).storage
+    assert (storage.write_buffer_mb, storage.table_file_mb) == (32, 32)
+    storage = load(write(tmp_path, "[storage]\nwrite_buffer_mb = 8\ntable_file_mb = 4\n" + MINIMAL)).storage
+    assert (storage.write_buffer_mb, storage.table_file_mb) == (8, 4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -97,6 +98,21 @@ def test_table_blocks_are_compressed_only_when_asked(tmp_path: Path, compression
     LevelDBStore(tmp_path, "n1", compression).close()  # reopening writes the log's writes into a table
     tables = b"".join(p.read_bytes() for p in tmp_path.glob("*.ldb"))
     assert tables and (value in tables) == stored_as_written
+
+
+@pytest.mark.parametrize(("write_buffer_mb", "flushed"), [(1, True), (32, False)])
+def test_the_memtable_takes_its_configured_size(tmp_path: Path, write_buffer_mb: int, flushed: bool) -> None:
+    # 8 MiB written: a 1 MiB memtable is written out to level-0 tables as it fills; a 32 MiB one
+    # (the default) holds it all, in memory and in its log.
+    store = LevelDBStore(tmp_path, "n1", write_buffer_mb=write_buffer_mb)
+    mib = 1 << 20
+    assert 0.75 * write_buffer_mb * mib <= store.write_buffer_bytes <= 1.25 * write_buffer_mb * mib
+    rng = random.Random(7)
+    for start in range(0, 8192, 512):
+        store.write([(b"key%06d" % i, rng.randbytes(1024)) for i in range(start, start + 512)])
+    tables = list(tmp_path.glob("*.ldb"))
+    store.close()
+    assert len(tables) >= 4 if flushed else not tables, tables
 
 
 def post(post_id: int, author: str) -> feed_pb2.Post:
