@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help install cluster certs netcluster netcluster-stop node stop status test test-unit test-integration lint deploy-check protos check-protos bench bench-quick bench-stress soak clean
+.PHONY: help install cluster certs netcluster netcluster-stop node stop status test test-unit test-integration lint deploy-check protos check-protos bench bench-quick bench-stress store-growth soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 20
@@ -76,6 +76,9 @@ bench-quick: install  ## a short benchmark run (about 6 minutes)
 bench-stress: install  ## only the stress phase: the post rate the cluster sustains (about 12 minutes)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench --stress
+
+store-growth: install  ## LevelDB's own memtable/table sizes against feedring's as a node's store grows to 2 GB (about 5 minutes)
+	$(PY) -m bench.store_growth
 
 SECONDS ?= 3600
 soak: install  ## SECONDS (default 3600) of load at 70% of the stress capacity; fails if memory, fds, disk or lag grow without bound

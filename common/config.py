@@ -150,9 +150,9 @@ class Storage:
     # at the default page size; 0 turns the cache off.
     timeline_cache: int = 4096
     # LevelDB's memtable (MiB; each node's is drawn within +-25% of it, so replicas taking the same
-    # writes do not flush and compact at the same moment) and table file size (MiB). LevelDB's 4 and
-    # 2 MiB made a growing store of inboxes compact itself to a crawl: 2 GB of blind inserts took
-    # ~2.2x as long (docs/performance.md). A node holds up to two memtables (one being written out).
+    # writes do not flush and compact at the same moment) and table file size (MiB). With LevelDB's 4
+    # and 2 MiB, a growing store of inboxes spent itself on compaction: blind inserts took 3.5x as
+    # long to fill 1.6 GB (docs/performance.md). A node holds up to two memtables (one being written out).
     write_buffer_mb: int = 32
     table_file_mb: int = 32
 
