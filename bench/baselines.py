@@ -15,7 +15,7 @@ __all__ = ["plyvel_batched_puts_per_second"]
 def plyvel_batched_puts_per_second(keys: int = 300_000, batch: int = 1000, compression: str | None = None) -> float:
     """Raw LevelDB write rate: 60-byte keys, 200-byte values, batches of `batch`, like inbox entries;
     blocks uncompressed by default, and memtable and tables of a node's sizes (storage.compression,
-    storage.write_buffer_mb and table_file_mb: from 2026-12-06 20:20 on; LevelDB's 4 and 2 MiB before)."""
+    storage.write_buffer_mb and table_file_mb)."""
     storage = Storage()
     with tempfile.TemporaryDirectory() as directory:
         db = plyvel.DB(

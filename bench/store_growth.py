@@ -5,8 +5,10 @@ store (node/feed_store.py over node/store.py, LevelDB compacting at idle priorit
 takes blind inbox inserts (posts to two pages of 500 random followers among 50,000 users), eight
 timeline reads of 20 per post, and the lazy trim, until it holds `--gb` on disk. Two busy writers on
 two cores leave compaction only what a loaded node leaves it. Printed per half gigabyte: entries/s,
-read p50 / p99, level-0 tables and tables in all; written to bench/results/<time>-store-growth.json.
-It is how storage.write_buffer_mb and table_file_mb were chosen (docs/performance.md, 2026-12-06).
+read p50 / p99, a page's write p99 and longest (LevelDB holds a write back while its compaction
+catches up: on a node, that holds the event loop), level-0 tables and tables in all; written to
+bench/results/<time>-store-growth.json. How storage.write_buffer_mb and table_file_mb were weighed
+(docs/performance.md, 2026-12-06).
 """
 
 from __future__ import annotations
@@ -50,12 +52,15 @@ async def _grow(
     text = "bench " * 8
     post_id, written, next_mark = 1 << 40, 0, 0.5
     started = last_at = time.perf_counter()
-    last_written, reads, rows = 0, [], []
+    last_written, reads, writes, rows = 0, [], [], []
     while True:
         post_id += 1
         post = feed_pb2.Post(id=post_id, author=f"a{rng.randrange(5000)}", text=text, created_at_ms=1)
         for _ in range(2):
-            written += feed.inboxes.insert([post], rng.sample(users, PAGE))
+            page = rng.sample(users, PAGE)
+            at = time.perf_counter()
+            written += feed.inboxes.insert([post], page)
+            writes.append(time.perf_counter() - at)  # LevelDB blocks a write while it catches up
         for _ in range(8):  # readers drawn Zipf-like by rank, as the bench's
             reader = users[min(int(USERS ** rng.random()) - 1, USERS - 1)]
             at = time.perf_counter()
@@ -77,13 +82,15 @@ async def _grow(
                 "entries_per_s": (written - last_written) / (now - last_at),
                 "read_p50_ms": reads[len(reads) // 2] * 1e3,
                 "read_p99_ms": reads[int(len(reads) * 0.99)] * 1e3,
+                "write_p99_ms": sorted(writes)[int(len(writes) * 0.99)] * 1e3,
+                "write_max_ms": max(writes) * 1e3,
                 "level0_tables": float(store._db.get_property(b"leveldb.num-files-at-level0") or b"0"),
                 "tables": float(sum(1 for f in directory.iterdir() if f.suffix == ".ldb")),
                 "elapsed_s": now - started,
                 "at": time.time(),
             }
         )
-        last_at, last_written, reads, next_mark = now, written, [], size_gb + 0.5
+        last_at, last_written, reads, writes, next_mark = now, written, [], [], size_gb + 0.5
         if size_gb >= gb:
             break
     store.close()
@@ -130,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             print(
                 f"  {r['gb']:5.2f} GB at {r['elapsed_s']:5.0f} s: {r['entries_per_s']:9,.0f} entries/s, read p50 "
-                f"{r['read_p50_ms']:.3f} / p99 {r['read_p99_ms']:.3f} ms, level 0 {r['level0_tables']:.0f}, "
+                f"{r['read_p50_ms']:.3f} / p99 {r['read_p99_ms']:.3f} ms, a page's write p99 {r['write_p99_ms']:.1f} / "
+                f"max {r['write_max_ms']:.0f} ms, level 0 {r['level0_tables']:.0f}, "
                 f"tables {r['tables']:.0f}" + (" (alone by then)" if r["alone"] else "")
             )
     args.out.mkdir(parents=True, exist_ok=True)

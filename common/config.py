@@ -150,11 +150,13 @@ class Storage:
     # at the default page size; 0 turns the cache off.
     timeline_cache: int = 4096
     # LevelDB's memtable (MiB; each node's is drawn within +-25% of it, so replicas taking the same
-    # writes do not flush and compact at the same moment) and table file size (MiB). With LevelDB's 4
-    # and 2 MiB, a growing store of inboxes spent itself on compaction: blind inserts took 3.5x as
-    # long to fill 1.6 GB (docs/performance.md). A node holds up to two memtables (one being written out).
-    write_buffer_mb: int = 32
-    table_file_mb: int = 32
+    # writes do not flush at the same moment) and table file size (MiB): LevelDB's own 4 and 2. A
+    # store alone fills faster with 32 and 32 (python -m bench.store_growth: 3.5x to 1.6 GB), but in
+    # the shipped cluster on two cores every latency got several times worse (docs/performance.md,
+    # 2026-12-06 20:05; not traced: one 32 MB table outgrows LevelDB's fixed 10 MB level 1, so its
+    # compaction may never rest).
+    write_buffer_mb: int = 4
+    table_file_mb: int = 2
 
 
 @dataclass(frozen=True)
@@ -405,8 +407,8 @@ def load(path: str | Path) -> ClusterConfig:
     storage = Storage(
         compression=compression,
         timeline_cache=sto.integer("timeline_cache", 4096, maximum=1_000_000),
-        write_buffer_mb=sto.integer("write_buffer_mb", 32, minimum=1, maximum=1024),
-        table_file_mb=sto.integer("table_file_mb", 32, minimum=1, maximum=1024),
+        write_buffer_mb=sto.integer("write_buffer_mb", 4, minimum=1, maximum=1024),
+        table_file_mb=sto.integer("table_file_mb", 2, minimum=1, maximum=1024),
     )
     sto.check_unknown()
 

@@ -83,7 +83,7 @@ class DiskWriteError(Unavailable):
 
 class LevelDBStore:
     def __init__(
-        self, path: Path, name: str = "", compression: str = "none", write_buffer_mb: int = 32, table_file_mb: int = 32
+        self, path: Path, name: str = "", compression: str = "none", write_buffer_mb: int = 4, table_file_mb: int = 2
     ) -> None:
         self.path = path
         # Within +-25% of the setting, drawn at each open (Riak's way): the three replicas of the
@@ -111,8 +111,8 @@ class LevelDBStore:
                 # Uncompressed blocks (storage.compression, common/config.py): snappy took most of
                 # compaction's CPU, and compaction most of a loaded node's (docs/performance.md).
                 compression=self.compression,
-                # A bigger memtable and tables than LevelDB's 4 and 2 MiB (storage.write_buffer_mb,
-                # common/config.py): fewer, larger level-0 tables, each merged into level 1 once.
+                # storage.write_buffer_mb and table_file_mb (common/config.py): LevelDB's own sizes
+                # unless the cluster file says otherwise.
                 write_buffer_size=self.write_buffer_bytes,
                 max_file_size=self.table_file_bytes,
             )

@@ -129,8 +129,8 @@ def test_a_node_keeps_4096_first_pages_unless_told_otherwise(tmp_path: Path) -> 
     assert load(write(tmp_path, "[storage]\ntimeline_cache = 0\n" + MINIMAL)).storage.timeline_cache == 0
 
 
-def test_leveldb_gets_32_mib_memtables_and_tables_unless_told_otherwise(tmp_path: Path) -> None:
+def test_leveldb_gets_its_own_memtable_and_table_sizes_unless_told_otherwise(tmp_path: Path) -> None:
     storage = load(write(tmp_path, MINIMAL)).storage
-    assert (storage.write_buffer_mb, storage.table_file_mb) == (32, 32)
+    assert (storage.write_buffer_mb, storage.table_file_mb) == (4, 2)
     storage = load(write(tmp_path, "[storage]\nwrite_buffer_mb = 8\ntable_file_mb = 4\n" + MINIMAL)).storage
     assert (storage.write_buffer_mb, storage.table_file_mb) == (8, 4)

@@ -103,7 +103,7 @@ def test_table_blocks_are_compressed_only_when_asked(tmp_path: Path, compression
 @pytest.mark.parametrize(("write_buffer_mb", "flushed"), [(1, True), (32, False)])
 def test_the_memtable_takes_its_configured_size(tmp_path: Path, write_buffer_mb: int, flushed: bool) -> None:
     # 8 MiB written: a 1 MiB memtable is written out to level-0 tables as it fills; a 32 MiB one
-    # (the default) holds it all, in memory and in its log.
+    # holds it all, in memory and in its log.
     store = LevelDBStore(tmp_path, "n1", write_buffer_mb=write_buffer_mb)
     mib = 1 << 20
     assert 0.75 * write_buffer_mb * mib <= store.write_buffer_bytes <= 1.25 * write_buffer_mb * mib
