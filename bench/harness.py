@@ -67,6 +67,7 @@ async def _drive(job: Job) -> dict[str, list[float]]:
     echoes = [c.unary_unary(ECHO_METHOD) for c in channels]
     route = await _router_of_keys(job, stubs[0], channels) if job.direct else None
     started = time.perf_counter()
+    latencies["started_wall"].append(time.time())  # offsets ("<op>_at") are from here: the caller may line them up
     deadline = started + job.seconds
 
     async def op(now: float, connection: int) -> None:
