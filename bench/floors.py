@@ -31,10 +31,9 @@ from pathlib import Path
 
 import plyvel
 
-from bench.baselines import plyvel_batched_puts_per_second
+from bench.baselines import node_table_sizes, plyvel_batched_puts_per_second
 from bench.harness import run_load, start_echo_server
 from bench.stats import summary
-from common.config import Storage
 from node.feed_store import FeedStore
 from node.store import LevelDBStore
 from protos import feed_pb2
@@ -45,14 +44,8 @@ _PAGE = 500
 
 
 def _minimal_edge_checked(directory: Path, consumers: list[str], posts: int, value: bytes) -> float:
-    storage = Storage()  # LevelDB opened as a node opens it
-    db = plyvel.DB(
-        str(directory),
-        create_if_missing=True,
-        bloom_filter_bits=10,
-        compression=None,
-        write_buffer_size=storage.write_buffer_mb << 20,
-        max_file_size=storage.table_file_mb << 20,
+    db = plyvel.DB(  # as a node opens it
+        str(directory), create_if_missing=True, bloom_filter_bits=10, compression=None, **node_table_sizes()
     )
     with db.write_batch() as wb:
         for c in consumers:

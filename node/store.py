@@ -14,6 +14,7 @@ from typing import Protocol
 
 import plyvel
 
+from common.config import Storage
 from common.errors import Unavailable
 from node.idle_compaction import open_with_idle_compaction
 
@@ -83,11 +84,16 @@ class DiskWriteError(Unavailable):
 
 class LevelDBStore:
     def __init__(
-        self, path: Path, name: str = "", compression: str = "none", write_buffer_mb: int = 4, table_file_mb: int = 2
+        self,
+        path: Path,
+        name: str = "",
+        compression: str = "none",
+        write_buffer_mb: int = Storage.write_buffer_mb,
+        table_file_mb: int = Storage.table_file_mb,
     ) -> None:
         self.path = path
         # Within +-25% of the setting, drawn at each open (Riak's way): the three replicas of the
-        # shipped cluster take the same writes, and equal memtables filled and flushed together.
+        # shipped cluster take the same writes, and equal memtables would fill and flush together.
         self.write_buffer_bytes = int(write_buffer_mb * (1 << 20) * random.uniform(0.75, 1.25))
         self.table_file_bytes = table_file_mb << 20
         # LevelDB marks each block with how it was written: a store reopened with another setting
