@@ -42,6 +42,7 @@ from node.delivery_log import COUNT, INSERT, Delivery, RecordsWritten
 from node.delivery_stats import DeliveryMetrics
 from node.delivery_takeover import Takeover
 from node.feed_store import FeedStore
+from node.finish_notes import FinishNotes
 from node.ownership import Ownership
 from node.pages_in_flight import PagesInFlight
 from node.replication import Replicator
@@ -85,6 +86,7 @@ class DeliveryDriver:
         self.max_attempts = max_attempts
         self.metrics = DeliveryMetrics()
         self.takeover = Takeover(node_id, peers, ownership, data.deliveries, records_written, catching_up)
+        self.finish_notes = FinishNotes(replicator)  # the other replicas are told a moment later, together
         # Partitions that may hold records, so a pass looks only there: scanning every owned
         # partition's D range costs a LevelDB seek each, and deleted records leave deletion markers
         # that seeks must skip (measured: ~200 ms a pass on a node of 5M keys). None: not known yet.
@@ -115,6 +117,7 @@ class DeliveryDriver:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.takeover.stop()
+        await self.finish_notes.close()
         if self._oldest_look is not None:
             self._oldest_look.cancel()
         await self.oldest_looked()
@@ -265,7 +268,7 @@ class DeliveryDriver:
                 await self._report_count(key, record)
                 return True
             if record.unless_hot and await self._author_state(record.author) is HotState.HOT:
-                await self._finish(key, record)  # still hot: followers merge the post at read time
+                self._finish(key, record)  # still hot: followers merge the post at read time
                 return True
             # Pipelined: the next page of followers is read while pages before it are written.
             next_page = asyncio.ensure_future(self._followers(record, record.after, self.page))
@@ -291,7 +294,7 @@ class DeliveryDriver:
                                 self.log.checkpoint(key, record)
                     if last_page:
                         if part in self.ownership.owned:
-                            await self._finish(key, record)
+                            self._finish(key, record)
                             self.metrics.finished(record)
                         return True
                 return True  # moved away with its partition: the new owner resumes it
@@ -326,25 +329,22 @@ class DeliveryDriver:
             version=counters.edge_version if counters else record.version,
         )
         await self.peers.report_follower_count.by_key(record.author, report)
-        await self._finish(key, record, up_to_version=report.version)  # unless a newer change rewrote it
+        self._finish(key, record, up_to_version=report.version)  # unless a newer change rewrote it
 
-    async def _finish(self, key: bytes, record: storage_pb2.Delivery, up_to_version: int = 0) -> None:
-        """Removes the record here and on the partition's other replicas (which would otherwise take
-        it over one day); a replica that misses the word gets it as a hint. A disk that refuses
-        the removal here leaves the record for after a restart (delivered again: idempotent), and
-        until then this process remembers not to start it again."""
+    def _finish(self, key: bytes, record: storage_pb2.Delivery, up_to_version: int = 0) -> None:
+        """Removes the record here, and within a moment on the partition's other replicas (which
+        would otherwise take it over one day; node/finish_notes.py); a replica that misses the word
+        gets it as a hint. A disk that refuses the removal here leaves the record for after a
+        restart (delivered again: idempotent), and until then this process remembers not to start
+        it again."""
         try:
             self.log.finish(key, up_to_version or None)
         except DiskWriteError:
             self._done_unrecorded[key] = up_to_version
         author_key, post_id, kind = keys.delivery_parts(key)
-        done = storage_pb2.FinishedDelivery(
-            author_key=author_key, post_id=post_id, kind=kind, up_to_version=up_to_version
+        self.finish_notes.add(
+            storage_pb2.FinishedDelivery(author_key=author_key, post_id=post_id, kind=kind, up_to_version=up_to_version)
         )
-        try:
-            await self.replicator.write(writes.FINISH_DELIVERIES, storage_pb2.FinishDeliveriesRequest(finished=[done]))
-        except FeedringError as exc:
-            log.debug("delivery finish not acknowledged by a quorum key=%r error=%s", key, exc.message)
 
     async def _author_state(self, author: str) -> HotState:
         meta = await self.peers.get_user_meta.by_key(author, storage_pb2.GetUserMetaRequest(user_key=author))

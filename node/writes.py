@@ -412,12 +412,20 @@ def _finish_deliveries(data: FeedStore, r: pb.FinishDeliveriesRequest) -> pb.Fin
     return pb.FinishDeliveriesResponse(removed=removed)
 
 
-# The node driving a delivery tells the partition's other replicas it is done (not an RPC of its own).
+def _finished_of(request: pb.FinishDeliveriesRequest, keep: set[str]) -> pb.FinishDeliveriesRequest:
+    out = pb.FinishDeliveriesRequest(epoch=request.epoch)
+    out.finished.extend(f for f in request.finished if f.author_key in keep)
+    return out
+
+
+# The node driving deliveries tells the partition's other replicas which it finished, many at once
+# (node/finish_notes.py; not an RPC of its own).
 FINISH_DELIVERIES = AtomicWrite(
     name="FinishDeliveries",
     request=pb.FinishDeliveriesRequest,
     response=pb.FinishDeliveriesResponse,
-    keys=lambda r: list({f.author_key for f in r.finished}),
+    keys=lambda r: list({f.author_key: None for f in r.finished}),
+    subset=_finished_of,
     apply=_finish_deliveries,
     sealed_ok=True,  # the record moves with its partition either way: forgetting it is always safe
     rpc=False,
