@@ -126,7 +126,7 @@ class AsyncFeedClient:
         assert state is not None
         if state.stale:
             await self.refresh_map()
-        attempts = state.attempts(op.method, op.key)
+        attempts = state.attempts(op.method, op.key, op.request)
         for address, timeout, metadata in attempts:
             call = getattr(self._feed(address), op.method)(op.request, timeout=timeout, metadata=metadata or None)
             try:

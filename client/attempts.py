@@ -1,8 +1,10 @@
 """What a map-aware client knows and decides, with no I/O: shared by the blocking and asyncio clients.
 
 MapState holds the routing map (and when it was fetched), the replicas that failed lately (a circuit
-breaker, common/peer_health.py), the client's read spread, and which replica took this client's
-recent writes. Attempts walks one call through its targets: a replica of the key (then the next),
+breaker, common/peer_health.py), the client's read spread, which replica took this client's recent
+writes, and which authors' posts are salted (a hot author's Post goes to the salted key its
+request_id picks, whose primary stores it without forwarding it on: common/grpc_status.py
+SALT_BUCKETS_KEY). Attempts walks one call through its targets: a replica of the key (then the next),
 then the entry address the client was given, each within the attempt deadline and all within the
 call's. client/map_aware.py and client/async_client.py only send what these say.
 """
@@ -16,7 +18,8 @@ from typing import Any
 import grpc
 
 from client.routing import READS, SPREAD_READS, RoutingTable, Spread
-from common.grpc_status import MAP_EPOCH_KEY, status_of
+from common import salting
+from common.grpc_status import MAP_EPOCH_KEY, SALT_BUCKETS_KEY, status_of
 from common.peer_health import PeerHealth
 from protos import feed_pb2
 
@@ -25,6 +28,10 @@ __all__ = ["MapState", "Attempts", "MAP_MAX_AGE_S", "READ_YOUR_WRITES_S"]
 MAP_MAX_AGE_S = 5.0
 READ_YOUR_WRITES_S = 10.0  # how long reads of a written key go to the replica that took the write
 _MAX_WRITTEN_KEYS = 10_000
+# How long a Post's word that its author is salted is used: an author who cooled down meanwhile
+# costs only the forward this saves (the node that takes the post decides its key).
+SALTED_FOR_S = 60.0
+_MAX_SALTED_AUTHORS = 10_000
 # Also CANCELLED: what a node answers for a call still running when it shuts down (a rolling
 # restart). Every call is safe to repeat elsewhere (see client/map_aware.py).
 _FAIL_OVER = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
@@ -53,6 +60,7 @@ class MapState:
         # acknowledged on it: what another client just wrote is read back (a one-shot CLI command).
         self.spread_reads = spread_reads
         self._wrote: dict[str, tuple[str, float]] = {}  # key -> (replica that took the write, when)
+        self._salted: dict[str, tuple[int, float]] = {}  # author -> (salt buckets, when a Post said so)
 
     # -- the map ---------------------------------------------------------------------------------
 
@@ -77,7 +85,8 @@ class MapState:
 
     # -- one call --------------------------------------------------------------------------------
 
-    def attempts(self, method: str, key: str) -> Attempts:
+    def attempts(self, method: str, key: str, request: Any = None) -> Attempts:
+        key = self._routing_key(method, key, request)
         read = method in READS
         replicas = (
             self._spread.order(key, self.routing.replicas(key), self.spread_reads and method in SPREAD_READS)
@@ -92,6 +101,32 @@ class MapState:
             targets.append(self.entry)
         epoch: Metadata = ((MAP_EPOCH_KEY, str(self.routing.epoch)),) if self.routing else ()
         return Attempts(self, method, key, targets, (*self.metadata, *epoch))
+
+    def _routing_key(self, method: str, key: str, request: Any) -> str:
+        """The key whose replicas take the call: `key`, except for the Post of an author known to
+        be salted, which goes to the salted key its request_id picks (feed/posts.py stores it there)."""
+        request_id = getattr(request, "request_id", "") if method == "Post" else ""
+        known = self._salted.get(key) if request_id else None
+        if known is None:
+            return key
+        buckets, at = known
+        if time.monotonic() - at > SALTED_FOR_S:
+            self._salted.pop(key, None)
+            return key
+        return salting.salted_key(key, salting.request_salt(request_id, buckets))
+
+    def _learn_salting(self, author: str, trailing: Sequence[tuple[str, Any]] | None) -> None:
+        buckets = next((v for k, v in trailing or () if k == SALT_BUCKETS_KEY), None)
+        try:
+            count = int(buckets) if buckets is not None else 0
+        except ValueError:
+            count = 0
+        if count < 1:
+            self._salted.pop(author, None)  # not (or no longer) salted: its posts go home
+            return
+        if len(self._salted) >= _MAX_SALTED_AUTHORS and author not in self._salted:
+            self._salted.clear()
+        self._salted[author] = (count, time.monotonic())
 
     def _after_own_write(self, key: str, replicas: list[str]) -> list[str]:
         wrote = self._wrote.get(key)
@@ -169,7 +204,10 @@ class Attempts:
         state = self._state
         state.health.succeeded(address)
         if self.method not in READS:
-            state._remember_write(self._key, address)
+            home, _ = salting.home_of(self._key)  # reads ask by the author, never by a salted key
+            state._remember_write(home, address)
+            if self.method == "Post":
+                state._learn_salting(home, trailing)
         if self._unanswered or any(k == MAP_EPOCH_KEY for k, _ in trailing or ()):
             state._refetch_soon()  # a failure, or a newer map out there: fetch it before the next call
 

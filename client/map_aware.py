@@ -89,7 +89,7 @@ class MapAwareCalls:
     def call(self, method: str, key: str, request: Any) -> Any:
         """Sends one Feed call to a replica of `key` (then the next, then the entry address)."""
         self.table()
-        attempts = self.state.attempts(method, key)
+        attempts = self.state.attempts(method, key, request)
         for address, timeout, metadata in attempts:
             try:
                 reply, call = getattr(self._stub(address), method).with_call(

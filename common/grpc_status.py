@@ -30,6 +30,7 @@ __all__ = [
     "BEHIND_KEY",
     "LAST_RESORT_KEY",
     "MAP_EPOCH_KEY",
+    "SALT_BUCKETS_KEY",
     "RpcStatus",
     "grpc_errors",
     "grpc_errors_stream",
@@ -46,6 +47,11 @@ EPOCH_METADATA_KEY = "feedring-epoch"
 # carries that epoch back in the trailing metadata, and the client fetches the new map
 # (feed/public_server.py, client/map_aware.py).
 MAP_EPOCH_KEY = "feedring-map-epoch"
+# A Post whose author's posts are spread over salted keys (a hot author) answers with this trailing
+# key and the number of salts S: a map-aware client sends that author's next Post, whose request_id
+# picks the salt (common/salting.py request_salt), to the salted key's primary, which stores it
+# without forwarding it on (client/attempts.py).
+SALT_BUCKETS_KEY = "feedring-salt-buckets"
 NO_RETRY_KEY = "grpc-retry-pushback-ms"  # negative: the client's retry policy stops (gRFC A6)
 # A replica that may lack writes refuses a read with this trailing key (ReplicaBehind); a caller
 # that found no other replica asks again with LAST_RESORT_KEY in its metadata, and is answered.

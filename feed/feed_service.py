@@ -15,7 +15,7 @@ import grpc
 from common import post_bytes
 from common.config import ClusterConfig
 from common.errors import InvalidArgument, NotFound
-from common.grpc_status import grpc_errors, grpc_errors_stream
+from common.grpc_status import SALT_BUCKETS_KEY, grpc_errors, grpc_errors_stream
 from common.hot_state import HotState
 from common.storage_client import StorageClient
 from feed import page_tokens
@@ -86,7 +86,11 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
     async def Post(self, request: feed_pb2.PostRequest, context: grpc.aio.ServicerContext) -> feed_pb2.Post:
         author = check_user(request.author, "author")
         text = check_text(request.text, self.limits)
-        return await self.posts.post(author, text, check_request_id(request.request_id))
+        post = await self.posts.post(author, text, check_request_id(request.request_id))
+        if self.hot.state(author) is HotState.HOT:  # where the author's next post is best sent
+            buckets = (SALT_BUCKETS_KEY, str(self.posts.buckets))
+            context.set_trailing_metadata((*(context.trailing_metadata() or ()), buckets))
+        return post
 
     @grpc_errors
     async def DeletePost(

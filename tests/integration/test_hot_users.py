@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from client import FeedClient
+from client import FeedClient, top
 from common.errors import NotFound
 from tests.integration.conftest import ClusterHandle, start_cluster
 from tests.support import eventually
@@ -28,6 +28,7 @@ def hot_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHan
             "cache_max_entries": 3,
             "cache_ttl_ms": 500,
         },
+        metrics=True,
     )
     yield handle
     handle.stop()
@@ -219,6 +220,26 @@ def test_a_configured_hot_user_is_hot_from_the_start(client: FeedClient) -> None
     assert ids(client.timeline(fan).items)[0] == post.id
     client.unfollow(fan, "pinned-celebrity")
     assert client.get_user("pinned-celebrity").hot  # pinned: never cools down
+
+
+def test_a_map_aware_clients_hot_posts_are_stored_where_they_arrive(hot_cluster: ClusterHandle) -> None:
+    """A hot author's Post tells a map-aware client that the author is salted; its next posts go to
+    the salted key's primary, which stores them with no StorePost call to another node. Through the
+    router, every one is forwarded."""
+
+    def store_posts() -> float:
+        scrapes = [top.scrape(t) for t in top.targets(hot_cluster.config) if t.name.startswith("n")]
+        return sum(s.total("feedring_rpc_calls_total", method="StorePost") for s in scrapes)
+
+    direct, routed = hot_cluster.client(), hot_cluster.client(map_aware=False)
+    star = "pinned-celebrity"
+    direct.post(star, "learns that the author is salted")
+    before = store_posts()
+    posted = [direct.post(star, f"straight to its key {i}").id for i in range(20)]
+    assert store_posts() == before
+    routed.post(star, "through the router")
+    assert store_posts() == before + 1
+    assert set(posted) <= set(ids(direct.iter_user_posts(star)))
 
 
 def test_following_again_after_the_turn_counts_once(client: FeedClient) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from client.attempts import MapState
 from client.routing import RoutingTable
-from common.grpc_status import MAP_EPOCH_KEY
+from common import salting
+from common.grpc_status import MAP_EPOCH_KEY, SALT_BUCKETS_KEY
 from protos import feed_pb2
 
 ENTRY = "router:7000"
@@ -86,6 +87,30 @@ def test_a_read_after_this_clients_write_goes_to_the_replica_that_took_it() -> N
         write.answered(address, ())
         break
     assert state.attempts("GetTimeline", "bob").targets[0] == B
+
+
+def test_a_hot_authors_next_post_goes_to_the_salted_key_its_request_id_picks() -> None:
+    # Three partitions, each with another primary: the salted keys of one author land on several.
+    state = _state()
+    state.routing = RoutingTable(epoch=7, partitions=3, addresses=(A, B, C), table=((0, 1, 2), (1, 2, 0), (2, 0, 1)))
+    home = state.routing.replicas("star")[0]
+
+    def post(request_id: str, trailing: tuple[tuple[str, str], ...]) -> str:
+        attempts = state.attempts("Post", "star", feed_pb2.PostRequest(author="star", request_id=request_id))
+        address, _, _ = next(iter(attempts))
+        attempts.answered(address, trailing)
+        return address
+
+    assert post("r0", ((SALT_BUCKETS_KEY, "4"),)) == home  # not known to be salted yet: its home
+    sent = {f"r{i}": post(f"r{i}", ((SALT_BUCKETS_KEY, "4"),)) for i in range(1, 40)}
+    for request_id, address in sent.items():
+        key = salting.salted_key("star", salting.request_salt(request_id, 4))
+        assert address == state.routing.replicas(key)[0], request_id
+    assert len(set(sent.values())) > 1  # a burst spreads over the salted keys' nodes
+    assert state.attempts("GetUserPosts", "star").targets[0] == sent["r39"]  # read-your-writes, by author
+    assert state.attempts("Post", "star").targets[0] == home  # no request id: its salt is not known
+    post("r40", ())  # an answer without the word: the author cooled down
+    assert post("r41", ()) == home
 
 
 def test_a_failed_replica_goes_last_until_it_answers_again() -> None:
