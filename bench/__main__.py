@@ -250,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
             results["reads_open"] = fanout_load.open_loop_mixed(
                 cluster, client, users, seconds, rate * mix.read, Mix(1, 0, 0), 2
             )
+            # The same mixed open loop as the map-aware client (the default FeedClient) sends it: one hop.
+            results["mixed_open_direct"] = fanout_load.open_loop_mixed(
+                cluster, client, users, seconds, rate, mix, 2, direct=True
+            )
+            drained["after_open_loop_mixed_direct"] = scenarios.wait_for_deliveries(client)
 
             print("post ack by follower class, delivery ...", flush=True)
             results["post_ack"] = scenarios.post_ack_by_class(client, classes, sizes.samples)

@@ -136,12 +136,20 @@ def _cdf(latencies_s: list[float], points: int = 100) -> list[float]:
 
 
 def open_loop_mixed(
-    cluster: LocalCluster, client: FeedClient, users: int, seconds: float, rate: float, mix: Mix, processes: int
+    cluster: LocalCluster,
+    client: FeedClient,
+    users: int,
+    seconds: float,
+    rate: float,
+    mix: Mix,
+    processes: int,
+    direct: bool = False,
 ) -> dict[str, object]:
-    """The mixed workload at a fixed `rate` of operations per second (open loop)."""
+    """The mixed workload at a fixed `rate` of operations per second (open loop); through the router,
+    or with `direct` each call to a node holding its key, as the map-aware FeedClient sends it."""
     target = cluster.config.routers[0].address
     with ServerSampler(client, server_pids(cluster)) as sampler:
-        load = run_load(target, "feed", seconds, processes, 256, mix, users, rate=rate)
+        load = run_load(target, "feed", seconds, processes, 256, mix, users, rate=rate, direct=direct)
     return {
         "rate": rate,
         "read": summary(load.get("read", []), seconds),

@@ -260,6 +260,16 @@ def _fanout_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
                 "  same reads alone (no posts): read p50 / p99",
                 f"{alone['read']['p50_ms']:.1f} / {alone['read']['p99_ms']:.1f} ms",
             ),
+        ]
+        if "mixed_open_direct" in r:
+            d = r["mixed_open_direct"]
+            rows.append(
+                (
+                    "  same mix, map-aware client (one hop): read p50 / p99, post p99",
+                    f"{d['read']['p50_ms']:.1f} / {d['read']['p99_ms']:.1f} ms, {d['post']['p99_ms']:.1f} ms",
+                )
+            )
+        rows += [
             (
                 "  fan-out lag p50 / p99, inbox writes/s",
                 f"{m['fanout']['lag_p50_ms']:,.0f} / {m['fanout']['lag_p99_ms']:,.0f} ms, "
