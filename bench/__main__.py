@@ -228,10 +228,11 @@ def main(argv: list[str] | None = None) -> int:
             results["read_single_direct"] = summary(
                 run_load(target, "feed", min(seconds, 5), 1, 1, Mix(1, 0, 0), users, direct=True)["read"]
             )
-            # The same reads and the echo in alternating rounds: the ratios the one-hop targets use.
-            results["direct_vs_echo"] = paired.direct_reads_against_echo(
-                target, users, sizes.relay_rounds, sizes.relay_seconds, args.processes, args.concurrency
-            )
+            # The same reads and the echo in alternating rounds: the ratios the read targets use.
+            for name, direct in (("router_vs_echo", False), ("direct_vs_echo", True)):
+                results[name] = paired.reads_against_echo(
+                    target, users, sizes.relay_rounds, sizes.relay_seconds, args.processes, args.concurrency, direct
+                )
             # Most synthetic readers follow a hot user (a read-time merge); the common case apart.
             plain = graphs.readers_following_no_hot_user(synthetic, threshold)
             results["plain_readers"] = len(plain)

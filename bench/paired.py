@@ -1,4 +1,4 @@
-"""Map-aware reads against a bare gRPC echo in alternating rounds: the ratios the one-hop targets use.
+"""Timeline reads against a bare gRPC echo in alternating rounds: the ratios the read targets use.
 
 The echo baseline at the start of a run and the reads minutes later can meet a different machine:
 this one is shared, and within minutes a bare echo's single-call p50 was seen anywhere from 0.44 to
@@ -15,22 +15,23 @@ import statistics
 from bench.harness import Mix, run_load, start_echo_server
 from bench.stats import summary
 
-__all__ = ["direct_reads_against_echo"]
+__all__ = ["reads_against_echo"]
 
 
-def direct_reads_against_echo(
-    target: str, users: int, rounds: int, seconds: float, processes: int, concurrency: int
+def reads_against_echo(
+    target: str, users: int, rounds: int, seconds: float, processes: int, concurrency: int, direct: bool
 ) -> dict[str, float]:
-    """Map-aware timeline reads of the cluster behind `target` against a fresh echo server."""
+    """Timeline reads through the router at `target`, or with `direct` as the map-aware client
+    sends them (one hop), against a fresh echo server."""
     echo_process, echo_target = start_echo_server()
     single, qps = [], []
     try:
         for _ in range(rounds):
             echo_single = summary(run_load(echo_target, "echo", seconds, 1, 1)["echo"])
-            read_single = summary(run_load(target, "feed", seconds, 1, 1, Mix(1, 0, 0), users, direct=True)["read"])
+            read_single = summary(run_load(target, "feed", seconds, 1, 1, Mix(1, 0, 0), users, direct=direct)["read"])
             echo_many = summary(run_load(echo_target, "echo", seconds, processes, concurrency)["echo"], seconds)
             read_many = summary(
-                run_load(target, "feed", seconds, processes, concurrency, Mix(1, 0, 0), users, direct=True)["read"],
+                run_load(target, "feed", seconds, processes, concurrency, Mix(1, 0, 0), users, direct=direct)["read"],
                 seconds,
             )
             single.append(read_single["p50_ms"] / echo_single["p50_ms"])

@@ -60,8 +60,8 @@ def test_the_smoke_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert mixed["read"]["count"] > 0 and mixed["fanout"]["records"] > 0 and mixed["fanout"]["lag_p99_ms"] > 0
     assert mixed["cpu_share"] and all(v >= 0 for v in mixed["cpu_share"].values())
     assert r["reads_open"]["read"]["count"] > 0
-    paired = r["direct_vs_echo"]
-    assert paired["rounds"] >= 1 and paired["single_p50_over_echo"] > 0 and paired["qps_over_echo"] > 0
+    for paired in (r["router_vs_echo"], r["direct_vs_echo"]):
+        assert paired["rounds"] >= 1 and paired["single_p50_over_echo"] > 0 and paired["qps_over_echo"] > 0
     direct = r["mixed_open_direct"]
     assert direct["read"]["count"] > 0 and not direct["errors"]
     assert set(r["drain_s"]) == {"after_closed_loop_mixed", "after_open_loop_mixed", "after_open_loop_mixed_direct"}
