@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -27,16 +27,47 @@ __all__ = ["MapState", "Attempts", "MAP_MAX_AGE_S", "READ_YOUR_WRITES_S"]
 
 MAP_MAX_AGE_S = 5.0
 READ_YOUR_WRITES_S = 10.0  # how long reads of a written key go to the replica that took the write
-_MAX_WRITTEN_KEYS = 10_000
 # How long a Post's word that its author is salted is used: an author who cooled down meanwhile
 # costs only the forward this saves (the node that takes the post decides its key).
 SALTED_FOR_S = 60.0
-_MAX_SALTED_AUTHORS = 10_000
+_MAX_REMEMBERED = 10_000  # keys each of the client's short memories holds
 # Also CANCELLED: what a node answers for a call still running when it shuts down (a rolling
 # restart). Every call is safe to repeat elsewhere (see client/map_aware.py).
 _FAIL_OVER = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
 
 Metadata = tuple[tuple[str, str], ...]
+
+
+V = TypeVar("V")
+
+
+class _Recent(Generic[V]):
+    """What the client learned of a key lately: each value is used for `max_age_s`, and at most
+    _MAX_REMEMBERED keys are held (the stale ones dropped first, then all)."""
+
+    def __init__(self, max_age_s: float) -> None:
+        self.max_age_s = max_age_s
+        self._held: dict[str, tuple[V, float]] = {}  # key -> (value, when learned)
+
+    def get(self, key: str) -> V | None:
+        held = self._held.get(key)
+        if held is None:
+            return None
+        if time.monotonic() - held[1] > self.max_age_s:
+            self._held.pop(key, None)
+            return None
+        return held[0]
+
+    def put(self, key: str, value: V) -> None:
+        if len(self._held) >= _MAX_REMEMBERED and key not in self._held:
+            now = time.monotonic()
+            self._held = {k: v for k, v in self._held.items() if now - v[1] <= self.max_age_s}
+            if len(self._held) >= _MAX_REMEMBERED:
+                self._held.clear()
+        self._held[key] = (value, time.monotonic())
+
+    def forget(self, key: str) -> None:
+        self._held.pop(key, None)
 
 
 class MapState:
@@ -59,8 +90,8 @@ class MapState:
         # False: every call starts at the key's primary, which coordinated (and applied) every write
         # acknowledged on it: what another client just wrote is read back (a one-shot CLI command).
         self.spread_reads = spread_reads
-        self._wrote: dict[str, tuple[str, float]] = {}  # key -> (replica that took the write, when)
-        self._salted: dict[str, tuple[int, float]] = {}  # author -> (salt buckets, when a Post said so)
+        self._wrote: _Recent[str] = _Recent(READ_YOUR_WRITES_S)  # key -> the replica that took the write
+        self._salted: _Recent[int] = _Recent(SALTED_FOR_S)  # author -> salt buckets, as a Post said
 
     # -- the map ---------------------------------------------------------------------------------
 
@@ -106,12 +137,8 @@ class MapState:
         """The key whose replicas take the call: `key`, except for the Post of an author known to
         be salted, which goes to the salted key its request_id picks (feed/posts.py stores it there)."""
         request_id = getattr(request, "request_id", "") if method == "Post" else ""
-        known = self._salted.get(key) if request_id else None
-        if known is None:
-            return key
-        buckets, at = known
-        if time.monotonic() - at > SALTED_FOR_S:
-            self._salted.pop(key, None)
+        buckets = self._salted.get(key) if request_id else None
+        if buckets is None:
             return key
         return salting.salted_key(key, salting.request_salt(request_id, buckets))
 
@@ -122,29 +149,18 @@ class MapState:
         except ValueError:
             count = 0
         if count < 1:
-            self._salted.pop(author, None)  # not (or no longer) salted: its posts go home
-            return
-        if len(self._salted) >= _MAX_SALTED_AUTHORS and author not in self._salted:
-            self._salted.clear()
-        self._salted[author] = (count, time.monotonic())
+            self._salted.forget(author)  # not (or no longer) salted: its posts go home
+        else:
+            self._salted.put(author, count)
 
     def _after_own_write(self, key: str, replicas: list[str]) -> list[str]:
-        wrote = self._wrote.get(key)
-        if wrote is None:
-            return replicas
-        address, at = wrote
-        if time.monotonic() - at > READ_YOUR_WRITES_S:
-            self._wrote.pop(key, None)
+        address = self._wrote.get(key)
+        if address is None:
             return replicas
         return [address, *(a for a in replicas if a != address)]
 
     def _remember_write(self, key: str, address: str) -> None:
-        if len(self._wrote) >= _MAX_WRITTEN_KEYS:
-            now = time.monotonic()
-            self._wrote = {k: v for k, v in self._wrote.items() if now - v[1] <= READ_YOUR_WRITES_S}
-            if len(self._wrote) >= _MAX_WRITTEN_KEYS:
-                self._wrote.clear()
-        self._wrote[key] = (address, time.monotonic())
+        self._wrote.put(key, address)
 
     def _refetch_soon(self) -> None:
         self._fetched_at = 0.0
