@@ -1,13 +1,16 @@
 """The floors under feedring's figures: what a read and an inbox entry cost with no feedring in them.
 
-`python -m bench.floors` (about 70 s; `make bench` runs both parts too, with 3 rounds):
+`python -m bench.floors` (about 90 s; `make bench` runs both parts too, with 3 rounds):
 
 **Reads.** A timeline read through a router is two gRPC hops (client -> router -> node). A bare
 relay process that forwards each call's bytes to a bare echo server is the same two hops with
 nothing else in them. A map-aware client's read is one hop to a node that reads its own store: an
-echo server that reads one LevelDB key per call is that hop with nothing else in it. Echo, relay
-and one-hop echo are measured in alternating rounds (the machine is shared and noisy), single
-calls (p50) and 2 x 16 in flight (QPS); each figure is the median over the rounds of x / echo.
+echo server that reads one LevelDB key per call is that hop with nothing else in it. The page
+floor is feedring's own public server (options, call guards) answering every GetTimeline with the
+same 20-post page: a one-hop read's wire and guards with no read in it, so a map-aware read over
+it is the node's own work per read. Echo, relay, one-hop echo and the page floor are measured in
+alternating rounds (the machine is shared and noisy), single calls (p50) and 2 x 16 in flight
+(QPS); each figure is the median over the rounds of x / echo.
 
 **Inbox entries.** Three loops over the same LevelDB and values, each a ratio to the first:
 - raw plyvel batched puts (the bench's baseline);
@@ -32,7 +35,7 @@ from pathlib import Path
 import plyvel
 
 from bench.baselines import node_table_sizes, plyvel_batched_puts_per_second
-from bench.harness import run_load, start_echo_server
+from bench.harness import Mix, run_load, start_echo_server
 from bench.stats import summary
 from node.feed_store import FeedStore
 from node.store import LevelDBStore
@@ -41,6 +44,7 @@ from protos import feed_pb2
 __all__ = ["store_floors", "relay_floor"]
 
 _PAGE = 500
+_READS, _READERS = Mix(1, 0, 0), 1000  # timeline reads only, of u0..u999 (the page floor answers all alike)
 
 
 def _minimal_edge_checked(directory: Path, consumers: list[str], posts: int, value: bytes) -> float:
@@ -96,29 +100,38 @@ def store_floors(consumers: int = 20_000, posts: int = 10) -> dict[str, float]:
 
 
 def relay_floor(rounds: int = 3, seconds: float = 3.0, processes: int = 2, concurrency: int = 16) -> dict[str, float]:
-    """Two bare hops, and one hop with a LevelDB read, against one bare hop, in alternating rounds:
-    medians of x/echo p50 and QPS."""
+    """Two bare hops, one hop with a LevelDB read, and one hop to the Feed API answering a fixed
+    timeline page (the page floor), against one bare hop, in alternating rounds: medians of x/echo
+    p50 and QPS."""
     echo_process, echo_target = start_echo_server()
     relay_process, relay_target = start_echo_server(upstream=echo_target)
     store_dir = tempfile.TemporaryDirectory()
     one_hop_process, one_hop_target = start_echo_server(leveldb=store_dir.name)
+    page_process, page_target = start_echo_server(page=True)
     p50_ratios, qps_ratios, echo_p50, relay_p50 = [], [], [], []
-    one_p50_ratios, one_qps_ratios = [], []
+    one_p50_ratios, one_qps_ratios, page_p50_ratios, page_qps_ratios = [], [], [], []
     try:
         for _ in range(rounds):
             e = summary(run_load(echo_target, "echo", seconds, 1, 1)["echo"])
             r = summary(run_load(relay_target, "echo", seconds, 1, 1)["echo"])
             o = summary(run_load(one_hop_target, "echo", seconds, 1, 1)["echo"])
+            g = summary(run_load(page_target, "feed", seconds, 1, 1, _READS, _READERS)["read"])
             eq = summary(run_load(echo_target, "echo", seconds, processes, concurrency)["echo"], seconds)
             rq = summary(run_load(relay_target, "echo", seconds, processes, concurrency)["echo"], seconds)
             oq = summary(run_load(one_hop_target, "echo", seconds, processes, concurrency)["echo"], seconds)
+            gq = summary(
+                run_load(page_target, "feed", seconds, processes, concurrency, _READS, _READERS)["read"], seconds
+            )
             echo_p50.append(e["p50_ms"])
             relay_p50.append(r["p50_ms"])
             p50_ratios.append(r["p50_ms"] / e["p50_ms"])
             qps_ratios.append(rq["qps"] / eq["qps"])
             one_p50_ratios.append(o["p50_ms"] / e["p50_ms"])
             one_qps_ratios.append(oq["qps"] / eq["qps"])
+            page_p50_ratios.append(g["p50_ms"] / e["p50_ms"])
+            page_qps_ratios.append(gq["qps"] / eq["qps"])
     finally:
+        page_process.terminate()
         relay_process.terminate()
         echo_process.terminate()
         one_hop_process.terminate()
@@ -127,6 +140,8 @@ def relay_floor(rounds: int = 3, seconds: float = 3.0, processes: int = 2, concu
     return {
         "one_hop_p50_over_echo": statistics.median(one_p50_ratios),
         "one_hop_qps_over_echo": statistics.median(one_qps_ratios),
+        "page_p50_over_echo": statistics.median(page_p50_ratios),
+        "page_qps_over_echo": statistics.median(page_qps_ratios),
         "rounds": float(rounds),
         "echo_p50_ms": statistics.median(echo_p50),
         "relay_p50_ms": statistics.median(relay_p50),
@@ -155,7 +170,9 @@ def main() -> None:
         f"two-hop bare relay / echo, median of {args.rounds} rounds: single-call p50 {relay['p50_over_echo']:.2f}x "
         f"({relay['p50_over_echo_min']:.2f}-{relay['p50_over_echo_max']:.2f}), QPS {relay['qps_over_echo']:.2f}x "
         f"({relay['qps_over_echo_min']:.2f}-{relay['qps_over_echo_max']:.2f}); one hop with a LevelDB read / "
-        f"echo: p50 {relay['one_hop_p50_over_echo']:.2f}x, QPS {relay['one_hop_qps_over_echo']:.2f}x"
+        f"echo: p50 {relay['one_hop_p50_over_echo']:.2f}x, QPS {relay['one_hop_qps_over_echo']:.2f}x; the page floor "
+        f"(the Feed API answering a fixed page) / echo: p50 {relay['page_p50_over_echo']:.2f}x, "
+        f"QPS {relay['page_qps_over_echo']:.2f}x"
     )
     base = figures["plyvel_puts_per_s"]
     print(f"raw plyvel batched puts           {base:>12,.0f} /s  1.00x")

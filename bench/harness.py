@@ -211,11 +211,15 @@ def _serve_echo(
     port_queue: multiprocessing.Queue,  # type: ignore[type-arg]
     upstream: str | None = None,
     leveldb: str | None = None,
+    page: bool = False,
 ) -> None:
     """A bare echo server; with `upstream`, a bare relay that forwards each call's bytes there and
     its reply back: two hops with nothing but gRPC in them, the floor of a router -> node read; with
     `leveldb` (a directory), an echo that reads one key from LevelDB first: the floor of a one-hop
-    read from a node."""
+    read from a node; with `page`, the Feed API as feedring serves it (_serve_page)."""
+    if page:
+        asyncio.run(_serve_page(port_queue))
+        return
 
     async def main() -> None:
         server = grpc.aio.server()
@@ -256,14 +260,54 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     return request
 
 
+async def _serve_page(port_queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """feedring's public server (feed/public_server.py: its options, call guards, epoch note, reply
+    serializer) answering every GetTimeline with the same page of 20 stored posts, built once: a
+    one-hop timeline read with no feedring read in it. What is left between it and the echo is the
+    price of the Feed API's wire (a typed request, a 20-post reply) and its guards; what is left
+    between a map-aware read and it is the node's own work per read."""
+    from pathlib import Path
+
+    from common.config import ClusterConfig
+    from common.security import Credentials
+    from common.service_handlers import add_service
+    from feed.public_server import FEED_SERVICE, public_server
+    from protos import feed_pb2, storage_pb2
+
+    config = ClusterConfig(Path("bench"), "floor", 1, 1, 1, Path("."), (), ())
+    posts = [
+        feed_pb2.Post(
+            id=7_400_000_000_000_000_000 + i, author=f"u{i}", text="bench " * 8, created_at_ms=1_765_000_000_000
+        )
+        for i in range(config.limits.page_size_default)
+    ]
+    reply = storage_pb2.EncodedPostPage(posts=[p.SerializeToString() for p in posts], next_page_token="x" * 40)
+
+    async def timeline(request: Any, context: grpc.aio.ServicerContext) -> storage_pb2.EncodedPostPage:
+        return reply
+
+    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the page floor serves GetTimeline only")
+
+    guarded = public_server(config, Credentials("", frozenset(), False), with_metrics=False, map_epoch=lambda: 1)
+    add_service(
+        guarded, FEED_SERVICE, {m.name: timeline if m.name == "GetTimeline" else refuse for m in FEED_SERVICE.methods}
+    )
+    port = guarded.server.add_insecure_port("127.0.0.1:0")
+    await guarded.server.start()
+    port_queue.put(port)
+    await guarded.server.wait_for_termination()
+
+
 def start_echo_server(
-    upstream: str | None = None, leveldb: str | None = None
+    upstream: str | None = None, leveldb: str | None = None, page: bool = False
 ) -> tuple[multiprocessing.process.BaseProcess, str]:
     """A bare gRPC server in its own process, like the router: the same harness drives it. With
     `upstream` (another echo server's address) it relays every call there: the two-hop baseline;
-    with `leveldb` (a directory) it reads a LevelDB key per call: the one-hop baseline."""
+    with `leveldb` (a directory) it reads a LevelDB key per call: the one-hop baseline; with `page`
+    it is the Feed API answering a fixed timeline page (_serve_page): the one-hop read's wire floor."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_serve_echo, args=(queue, upstream, leveldb), daemon=True)
+    process = context.Process(target=_serve_echo, args=(queue, upstream, leveldb, page), daemon=True)
     process.start()
     return process, f"127.0.0.1:{queue.get(timeout=30)}"

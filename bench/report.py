@@ -256,6 +256,28 @@ def _inactive_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _page_floor_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """The Feed API answering a fixed page (bench/floors.py), and what the node's own work per read
+    adds over it: the paired map-aware ratios over the page floor's (both are medians of x / echo)."""
+    floor = r["relay_floor"]
+    rows = [
+        (
+            "the Feed API answering a fixed 20-post page / echo (a one-hop read's wire and guards): p50, QPS",
+            f"{floor['page_p50_over_echo']:.2f}x, {floor['page_qps_over_echo']:.2f}x",
+        )
+    ]
+    if "direct_vs_echo" in r:
+        paired = r["direct_vs_echo"]
+        rows.append(
+            (
+                "  map-aware read / that floor (the node's own work per read): p50, QPS",
+                f"{paired['single_p50_over_echo'] / floor['page_p50_over_echo']:.2f}x, "
+                f"{paired['qps_over_echo'] / floor['page_qps_over_echo']:.2f}x",
+            )
+        )
+    return rows
+
+
 def _paired_ratios(p: dict[str, float]) -> str:
     """Median (min-max) of each ratio, single p50 then QPS (bench/paired.py)."""
     return ", ".join(
@@ -421,6 +443,7 @@ def print_table(r: dict[str, Any]) -> None:
                     f"{r['relay_floor']['one_hop_p50_over_echo']:.2f}x, "
                     f"{r['relay_floor']['one_hop_qps_over_echo']:.2f}x",
                 ),
+                *(_page_floor_rows(r) if "page_p50_over_echo" in r["relay_floor"] else []),
             ]
             if "read_only_direct" in r and "one_hop_p50_over_echo" in r.get("relay_floor", {})
             else []
