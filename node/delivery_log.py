@@ -11,6 +11,7 @@ This module builds, lists, checkpoints and removes records; it does no I/O beyon
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
 
@@ -127,13 +128,15 @@ class DeliveryLog:
                 await asyncio.sleep(0)
                 until = time.monotonic() + slice_s
 
-    async def oldest(self, partitions: Iterable[int]) -> tuple[int, bytes] | None:
-        """When the oldest record in `partitions` was created (ms) and its key, or None when there is
-        none: a scan that parses every record, so callers look rarely (node/delivery.py)."""
-        found: tuple[int, bytes] | None = None
+    async def oldest(self, partitions: Iterable[int], n: int = 1) -> list[tuple[int, bytes]]:
+        """The `n` oldest records in `partitions`, oldest first: when each was created (ms) and its
+        key (none: empty). A scan that parses every record, so callers look rarely (node/delivery.py)."""
+        found: list[tuple[int, bytes]] = []
         async for key, record in self.records_in_slices(partitions):
-            if found is None or (record.created_at_ms, key) < found:
-                found = (record.created_at_ms, key)
+            item = (record.created_at_ms, key)
+            if len(found) < n or item < found[-1]:
+                bisect.insort(found, item)
+                del found[n:]
         return found
 
     def get(self, key: bytes) -> storage_pb2.Delivery | None:
