@@ -143,10 +143,12 @@ class DeliveryDriver:
         if not self.log.count():
             self._oldest = []
             return 0.0
-        oldest = self._oldest
-        while len(oldest) > 1 and not self.log.held([oldest[0][1]])[0]:
+        oldest, all_done = self._oldest, not self._oldest
+        while oldest and not self.log.held([oldest[0][1]])[0]:  # one point read per record looked at
+            if len(oldest) == 1:
+                all_done = True  # its age stands, an upper bound, until the next look lands
+                break
             oldest.pop(0)  # finished since the look: the next oldest found answers
-        all_done = not oldest or not self.log.held([oldest[0][1]])[0]
         since = time.monotonic() - self._oldest_looked
         least = 100 * self._oldest_look_cost_s
         idle = self._oldest_look is None or self._oldest_look.done()
