@@ -45,6 +45,7 @@ class Job:
     rate: float = 0.0  # open loop: operations per second from this process (0: closed loop)
     readers_share: float = 0.5  # of reads, the share that picks from `readers`
     direct: bool = False  # map-aware: each call to a node holding its key (one hop), not to `target`
+    spread: tuple[str, ...] = ()  # servers to spread the calls over as over a key's replicas (not `target`)
 
 
 def _zipf_index(rng: random.Random, n: int) -> int:
@@ -65,7 +66,12 @@ async def _drive(job: Job) -> dict[str, list[float]]:
     ]
     stubs = [feed_pb2_grpc.FeedStub(c) for c in channels]
     echoes = [c.unary_unary(ECHO_METHOD) for c in channels]
-    route = await _router_of_keys(job, stubs[0], channels) if job.direct else None
+    if job.direct:
+        route = await _router_of_keys(job, stubs[0], channels)
+    elif job.spread:
+        route = _router_over(job, list(job.spread), lambda key: list(job.spread), channels)
+    else:
+        route = None
     started = time.perf_counter()
     latencies["started_wall"].append(time.time())  # offsets ("<op>_at") are from here: the caller may line them up
     deadline = started + job.seconds
@@ -150,19 +156,29 @@ async def _router_of_keys(
     FeedClient would send it to, a write to the primary. Returns the stub and a context to send
     the call in: every call counts as outstanding while it runs, as in FeedClient, so a read beside
     a write in flight spreads by key as FeedClient's would."""
-    from client.routing import RoutingTable, Spread
-    from protos import feed_pb2, feed_pb2_grpc
+    from client.routing import RoutingTable
+    from protos import feed_pb2
 
     table = RoutingTable.from_proto(await entry.GetRoutingMap(feed_pb2.GetRoutingMapRequest(), timeout=5))
+    return _router_over(job, table.all_addresses(), table.replicas, channels)
+
+
+def _router_over(
+    job: Job, addresses: list[str], replicas: Callable[[str], list[str]], channels: list[grpc.aio.Channel]
+) -> Callable[[str, int, bool], tuple[Any, AbstractContextManager[None]]]:
+    """Calls spread over `addresses` as FeedClient spreads them over a key's `replicas`."""
+    from client.routing import Spread
+    from protos import feed_pb2_grpc
+
     spread = Spread(salt=job.seed)
     by_address: dict[str, list[Any]] = {}
-    for address in table.all_addresses():
+    for address in addresses:
         node_channels = [grpc.aio.insecure_channel(address) for _ in range(CONNECTIONS_PER_PROCESS)]
         channels.extend(node_channels)
         by_address[address] = [feed_pb2_grpc.FeedStub(c) for c in node_channels]
 
     def route(key: str, connection: int, read: bool) -> tuple[Any, AbstractContextManager[None]]:
-        address = spread.order(key, table.replicas(key), read)[0]
+        address = spread.order(key, replicas(key), read)[0]
         node_stubs = by_address[address]
         return node_stubs[connection % len(node_stubs)], spread.sending()
 
@@ -185,18 +201,21 @@ def run_load(
     rate: float = 0.0,
     readers_share: float = 0.5,
     direct: bool = False,
+    spread: list[str] | None = None,
 ) -> dict[str, list[float]]:
     """Runs `processes` client processes for `seconds`; returns every latency by operation ("read",
     "post", ...), when each started ("read_at", seconds into the run) and failures ("error").
     `rate` > 0: an open loop of `rate` operations per second in all, at most `concurrency`
     outstanding per process (past that an arrival is counted in "dropped"). A read picks its
     reader from `readers` with probability `readers_share`, else a Zipf-chosen synthetic user.
-    `direct`: each call goes to a node holding its key (map-aware, one hop) instead of `target`."""
+    `direct`: each call goes to a node holding its key (map-aware, one hop) instead of `target`;
+    `spread`: each call goes to one of these servers, as a map-aware client picks among a key's
+    replicas when every server holds every key."""
     jobs = [
         Job(target, kind, seconds, concurrency, mix, users, readers or [], seed, rate / processes, readers_share)
         for seed in range(processes)
     ]
-    jobs = [replace(job, direct=direct) for job in jobs]
+    jobs = [replace(job, direct=direct, spread=tuple(spread or ())) for job in jobs]
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
         results = pool.map(_worker, jobs)

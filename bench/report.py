@@ -266,13 +266,22 @@ def _page_floor_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
             f"{floor['page_p50_over_echo']:.2f}x, {floor['page_qps_over_echo']:.2f}x",
         )
     ]
+    spread = floor.get("page_spread_qps_over_echo")  # runs before 2026-12-07 05:00 have none
+    if spread:
+        rows.append(
+            (
+                "  the same page from three servers, reads spread over them as over a 3-node cluster: QPS",
+                f"{spread:.2f}x",
+            )
+        )
     if "direct_vs_echo" in r:
         paired = r["direct_vs_echo"]
         rows.append(
             (
-                "  map-aware read / that floor (the node's own work per read): p50, QPS",
+                "  map-aware read / that floor (the node's own work per read): p50, QPS"
+                + (" (QPS over the three servers' floor)" if spread else ""),
                 f"{paired['single_p50_over_echo'] / floor['page_p50_over_echo']:.2f}x, "
-                f"{paired['qps_over_echo'] / floor['page_qps_over_echo']:.2f}x",
+                f"{paired['qps_over_echo'] / (spread or floor['page_qps_over_echo']):.2f}x",
             )
         )
     return rows

@@ -39,6 +39,7 @@ def test_the_smoke_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert r["relay_floor"]["p50_over_echo"] > 0 and r["relay_floor"]["qps_over_echo"] > 0  # the two-hop floor
     # The page floor: the Feed API answering a fixed page was read (timeline reads, not echoes).
     assert r["relay_floor"]["page_p50_over_echo"] > 0 and r["relay_floor"]["page_qps_over_echo"] > 0
+    assert r["relay_floor"]["page_spread_qps_over_echo"] > 0
     floors = r["store_floors"]
     assert floors["insert_inbox_per_s"] > 0 and floors["minimal_edge_checked_per_s"] > 0
     read = r["workload"]["read"]
