@@ -69,7 +69,8 @@ async def _drive(job: Job) -> dict[str, list[float]]:
     if job.direct:
         route = await _router_of_keys(job, stubs[0], channels)
     elif job.spread:
-        route = _router_over(job, list(job.spread), lambda key: list(job.spread), channels)
+        servers = list(job.spread)  # every server holds every key: each key's "replicas"
+        route = _router_over(job, servers, lambda key: servers, channels)
     else:
         route = None
     started = time.perf_counter()

@@ -266,7 +266,7 @@ def _page_floor_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
             f"{floor['page_p50_over_echo']:.2f}x, {floor['page_qps_over_echo']:.2f}x",
         )
     ]
-    spread = floor.get("page_spread_qps_over_echo")  # runs before 2026-12-07 05:00 have none
+    spread = floor.get("page_spread_qps_over_echo")  # runs before 2026-12-07 05:46 (994e5e6) have none
     if spread:
         rows.append(
             (
