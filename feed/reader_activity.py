@@ -4,7 +4,8 @@ timeline of a reader coming back (node/readers.py has the node side).
 A node skips inbox inserts for a reader whose last read is older than `fanout.inactive_after`. So
 every timeline read looks at the reader's record (ReadInbox returns it, at no extra cost):
 - recent: nothing to do; older than a twentieth of inactive_after: record this read (TouchReader,
-  sent without waiting), so an active reader's record is never near the limit;
+  sent without waiting), so an active reader's record is never near the limit; no record at all
+  (the user never followed anyone): nothing to do either;
 - older than nine tenths of inactive_after (the margin covers a sweep's timing and clock skew
   between processes), or a rebuild still marked under way: rebuild before answering. The record
   is marked "rebuilding" first (fan-out resumes for the reader at once, so what is posted from
@@ -56,8 +57,10 @@ class ReaderActivity:
         return inbox.rebuilding or _now_ms() - inbox.last_read_ms > self.after_ms - self.after_ms // 10
 
     def read_served(self, user: str, inbox: storage_pb2.ReadInboxResponse) -> None:
-        """Records the read if the record is older than a twentieth of inactive_after (or missing)."""
-        if self.after_ms and _now_ms() - inbox.last_read_ms > self.after_ms // 20:
+        """Records the read if the record is older than a twentieth of inactive_after. A user with
+        no record has never followed anyone (a follow writes it): fan-out has nothing to skip for
+        them, so their reads write nothing (a read of any name used to leave a replicated record)."""
+        if self.after_ms and inbox.last_read_ms and _now_ms() - inbox.last_read_ms > self.after_ms // 20:
             task = asyncio.ensure_future(self._touch(user, _now_ms(), rebuilding=False))
             self._touches.add(task)
             task.add_done_callback(self._touched)
@@ -119,4 +122,3 @@ class ReaderActivity:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-

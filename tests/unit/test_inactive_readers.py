@@ -126,3 +126,22 @@ def test_who_read_when_is_replicated_and_an_inactive_reader_is_skipped_on_every_
             assert node.data.inboxes.read("reader", 10) == [post.SerializeToString()]
 
     asyncio.run(scenario())
+
+
+def test_a_read_by_a_user_who_never_followed_anyone_writes_nothing_and_a_followers_read_is_recorded() -> None:
+    async def scenario() -> None:
+        cluster = cluster_with(AWAY_S, replication_factor=3)
+        router = cluster.router()
+        await router.follows.follow("reader", "a0")
+        await asyncio.sleep(AWAY_S / 20 + 0.05)  # the follow's record is old enough to be refreshed by a read
+        for user in ("reader", "stranger", "nobody-at-all"):
+            await router.timeline.read(user, 10, 0)
+        await asyncio.sleep(0.05)  # touches are sent without waiting
+        assert cluster.transport.count("TouchReader") == 1  # the follower's read only
+        for node in cluster.nodes.values():
+            assert node.data.readers.last_read("stranger") is None
+            assert node.data.readers.last_read("nobody-at-all") is None
+            last_ms, rebuilding = node.data.readers.last_read("reader") or (0, True)
+            assert last_ms and not rebuilding
+
+    asyncio.run(scenario())
