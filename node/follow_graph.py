@@ -224,7 +224,9 @@ class FollowGraph:
                 if len(stream) >= limit:
                     break
             streams.append(stream)
-        return salting.merge_users(streams, limit)
+        # One key (the common case: a user never hot): its stream is in order, without repeats, at
+        # most `limit` long already; the merge cost more per listed follower than its inbox write.
+        return streams[0] if len(streams) == 1 else salting.merge_users(streams, limit)
 
     def merged_at_read(self, consumer: str) -> list[str]:
         """The hot followees whose posts a read of the consumer's timeline merges in (live K edges)."""

@@ -143,13 +143,18 @@ class Replicator:
         counted: dict[str, set[int]] = defaultdict(set)
         need: dict[int, int] = {}
         request_keys = method.keys(request)
+        # By partition first: a fan-out page's keys share partitions, and each partition's replicas
+        # are looked up once (this loop ran per key, and showed in a delivered entry's profile).
+        by_partition: dict[int, list[str]] = defaultdict(list)
+        partition = cluster_map.partition
         for key in request_keys:
-            part = cluster_map.partition(key)
-            replicas = cluster_map.replicas(part)
-            pending = cluster_map.pending_table[part] if cluster_map.pending_table else ()
+            by_partition[partition(key)].append(key)
+        table, pending_table = cluster_map.table, cluster_map.pending_table
+        for part, part_keys in by_partition.items():
+            replicas = table[part]
             need[part] = self.quorum(len(replicas))
-            for node_id in dict.fromkeys((*replicas, *pending)):
-                keys_by_node[node_id].append(key)
+            for node_id in dict.fromkeys((*replicas, *pending_table[part])) if pending_table else replicas:
+                keys_by_node[node_id] += part_keys
                 if node_id in replicas:
                     counted[node_id].add(part)
 
@@ -199,8 +204,9 @@ class Replicator:
         # A replica believed down gets a hint without being tried, as long as each of its
         # partitions has enough other replicas believed up for the quorum; otherwise it is tried.
         down = {n for n in keys_by_node if not self._reachable(n)}
-        # Each replica once (this node is in `counted` already when it holds keys of the write).
-        up_count = {p: sum(1 for n in {*counted, self.node_id} if p in counted[n] and n not in down) for p in need}
+        # Each replica once (this node is in `counted` already when it holds keys of the write);
+        # counted only when a replica is believed down (per partition: a fan-out page has hundreds).
+        up_count = self._up_count(need, counted, down) if down else {}
         tasks: dict[asyncio.Task[_Outcome[Resp]], str] = {}
         sent: dict[str, storage_pb2.ReplicaWrite] = {}  # what each forward carries (a hint keeps the same)
         for node_id, node_keys in keys_by_node.items():
@@ -271,6 +277,11 @@ class Replicator:
         if unhinted:
             await asyncio.wait(unhinted)
         return waiting - unhinted
+
+    def _up_count(self, need: dict[int, int], counted: dict[str, set[int]], down: set[str]) -> dict[int, int]:
+        """Per partition of the write, its replicas believed up."""
+        up = [counted[n] for n in {*counted, self.node_id} if n not in down]
+        return {p: sum(1 for parts in up if p in parts) for p in need}
 
     def _let_finish(self, tasks: Iterable[asyncio.Task[_Outcome[Resp]]]) -> None:
         for task in tasks:

@@ -120,6 +120,32 @@ def test_with_one_replica_down_a_write_reaches_its_quorum_and_keeps_a_hint_for_i
     run(scenario)
 
 
+def test_a_replica_believed_down_gets_a_hint_without_a_call_while_the_others_make_the_quorum() -> None:
+    async def scenario() -> None:
+        cluster = three_replicas()
+        first, second, third = replicas_of(cluster, "bob")
+        coordinator = cluster.nodes[first]
+        coordinator.peers.health.failed(f"{third}.mem:1")  # its breaker is open: believed down
+        reply = await coordinator.replicator.write(
+            writes.STORE_POST, storage_pb2.StorePostRequest(author_key="bob", post=post(1, "bob"))
+        )
+        assert reply.created
+        assert cluster.transport.calls[(f"{third}.mem:1", "ApplyWrites")] == 0  # not tried
+        assert cluster.transport.calls[(f"{second}.mem:1", "ApplyWrites")] == 1
+        assert dict(coordinator.hints.counts) == {third: 1}
+        # Both others believed down: the quorum needs one of them, so each is tried after all.
+        coordinator.peers.health.failed(f"{second}.mem:1")
+        reply = await coordinator.replicator.write(
+            writes.STORE_POST, storage_pb2.StorePostRequest(author_key="bob", post=post(2, "bob"))
+        )
+        assert reply.created
+        assert cluster.transport.calls[(f"{second}.mem:1", "ApplyWrites")] == 2
+        assert cluster.transport.calls[(f"{third}.mem:1", "ApplyWrites")] == 1
+        await cluster.close()
+
+    run(scenario)
+
+
 def test_with_two_replicas_down_a_write_fails_saying_why_and_its_outcome_is_left_to_hints() -> None:
     async def scenario() -> None:
         cluster = three_replicas()
