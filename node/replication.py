@@ -143,17 +143,15 @@ class Replicator:
         counted: dict[str, set[int]] = defaultdict(set)
         need: dict[int, int] = {}
         request_keys = method.keys(request)
-        # By partition first: a fan-out page's keys share partitions, and each partition's replicas
-        # are looked up once (this loop ran per key, and showed in a delivered entry's profile).
+        # By partition first: a fan-out page's keys share partitions, whose replicas are looked up once.
         by_partition: dict[int, list[str]] = defaultdict(list)
-        partition = cluster_map.partition
         for key in request_keys:
-            by_partition[partition(key)].append(key)
-        table, pending_table = cluster_map.table, cluster_map.pending_table
+            by_partition[cluster_map.partition(key)].append(key)
         for part, part_keys in by_partition.items():
-            replicas = table[part]
+            replicas = cluster_map.replicas(part)
+            pending = cluster_map.pending_table[part] if cluster_map.pending_table else ()
             need[part] = self.quorum(len(replicas))
-            for node_id in dict.fromkeys((*replicas, *pending_table[part])) if pending_table else replicas:
+            for node_id in dict.fromkeys((*replicas, *pending)):
                 keys_by_node[node_id] += part_keys
                 if node_id in replicas:
                     counted[node_id].add(part)
