@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from common import security
 from common.call_guards import CallGuards, GuardedServer
 from common.config import ClusterConfig
-from common.service_handlers import add_unary_servicer
+from common.service_handlers import add_service, handlers_of
 from feed import request_limits
 from feed.feed_service import FeedServicer
 from protos import feed_pb2
@@ -50,11 +50,18 @@ def public_server(
 
 
 def add_feed(
-    server: GuardedServer, feed_service: FeedServicer, health_servicer: health.aio.HealthServicer, *more: str
+    server: GuardedServer,
+    feed_service: FeedServicer,
+    health_servicer: health.aio.HealthServicer,
+    *more: str,
+    served_first_by: object | None = None,
 ) -> None:
-    """The Feed API, health, and reflection of Feed and of the services named in `more`."""
+    """The Feed API, health, and reflection of Feed and of the services named in `more`. The Feed
+    methods `served_first_by` defines are answered by it (a router's read relay), the rest by
+    `feed_service`."""
     # GetTimeline answers with stored bytes (an EncodedPostPage): see common/service_handlers.py.
-    add_unary_servicer(feed_service, FEED_SERVICE, server)
+    servicers = (served_first_by, feed_service) if served_first_by is not None else (feed_service,)
+    add_service(server, FEED_SERVICE, handlers_of(FEED_SERVICE, *servicers))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     # The asyncio servicer, named: enable_server_reflection picks it only for a grpc.aio.Server.
     names = (FEED_SERVICE.full_name, *more, health.SERVICE_NAME, reflection.SERVICE_NAME)

@@ -10,6 +10,8 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from common.metrics import key_caches
+from feed.cache_metrics import hot_cache_families
+from feed.hot_cache import HotPostCache
 from node.timeline_cache import TimelineCache
 from protos import storage_pb2
 
@@ -33,10 +35,15 @@ def node_families(
     data_dir: Path,
     cached_prefixes: Callable[[], int] = lambda: 0,
     timeline_cache: TimelineCache | None = None,
+    hot_cache: Callable[[], HotPostCache | None] = lambda: None,
 ) -> Callable[[], Iterator[Metric]]:
+    """`hot_cache`: the hot-post cache of the node's Feed API, once it serves one."""
+
     def build() -> Iterator[Metric]:
         s = status()
         yield key_caches(inbox_prefixes=cached_prefixes())
+        if (cache := hot_cache()) is not None:
+            yield from hot_cache_families(cache)
         if timeline_cache is not None:
             yield GaugeMetricFamily(
                 "feedring_timeline_cache_pages", "Timelines' first pages kept in memory", value=len(timeline_cache)

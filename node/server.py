@@ -84,6 +84,7 @@ class NodeServer:
                     self.node.data_dir,
                     lambda: self.parts.data.inboxes.cached_prefixes(),
                     self.parts.store.timeline_cache,
+                    lambda: self.feed_flows.cache if self.feed_flows is not None else None,
                 ),
             )
             if self.node.metrics

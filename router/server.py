@@ -19,6 +19,7 @@ from feed.public_server import add_feed, listen, public_server, serving
 from protos import admin_pb2, admin_pb2_grpc
 from router.flows import RouterFlows
 from router.metrics import router_families
+from router.read_relay import ReadRelay
 
 __all__ = ["RouterServer"]
 
@@ -73,7 +74,9 @@ class RouterServer:
             reuse_port=self.reuse_port,
             map_epoch=lambda: storage.map.epoch,
         )
-        add_feed(public, self.feed_service, self.health, ADMIN_SERVICE.full_name)
+        # Timeline and user-post reads go whole to a node holding the key, which reads them in process.
+        self.relay = ReadRelay(self.storage, self.feed_service, self.credentials.secret, self.peer_tls)
+        add_feed(public, self.feed_service, self.health, ADMIN_SERVICE.full_name, served_first_by=self.relay)
         admin_pb2_grpc.add_AdminServicer_to_server(self.admin_service, public)
         self.server = public.server
         port = listen(self.server, self.router.listen, self.tls)
@@ -88,7 +91,7 @@ class RouterServer:
             )
         )
         if metrics_address:
-            self.metrics = metrics.MetricsEndpoint(metrics_address, router_families(self.flows))
+            self.metrics = metrics.MetricsEndpoint(metrics_address, router_families(self.flows, self.relay))
             self.metrics.start()
         self.loop_watch.start()
         log.info(
@@ -120,6 +123,7 @@ class RouterServer:
         if self.server is not None:
             await self.server.stop(grace)
         await self.flows.hot.stop()
+        await self.relay.close()
         await self.storage.close()
         await self.loop_watch.stop()
         log.info("router stopped router=%d worker=%d", self.router.id, self.worker)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -77,6 +78,38 @@ def test_every_process_serves_metrics_whose_counters_move_with_traffic(cluster: 
 def _assert_delivered(client: object, fans: list[str]) -> None:
     for fan in fans:
         assert [p.text for p in client.timeline(fan).items] == ["counted"]  # type: ignore[attr-defined]
+
+
+def test_a_router_relays_timeline_reads_whole_to_the_nodes(cluster: ClusterHandle) -> None:
+    """router/read_relay.py: each read through a router is one GetTimeline a node answers."""
+    client = cluster.client(map_aware=False)
+    run = uuid.uuid4().hex[:8]
+    reader, author = f"relay-reader-{run}", f"relay-author-{run}"
+    client.follow(reader, author)
+    post = client.post(author, "relayed")
+    eventually(lambda: _assert_ids(client, reader, [post.id]), timeout_s=10.0)
+    time.sleep(1.1)  # the state snapshots are rebuilt every second
+    before = _scrape_all(cluster)
+    for _ in range(10):
+        _assert_ids(client, reader, [post.id])
+
+    def relayed() -> None:
+        after = _scrape_all(cluster)
+        routers = [name for name in after if "." in name]
+
+        def grown(names: list[str], metric: str, **match: str) -> float:
+            return sum(after[n].total(metric, **match) - before[n].total(metric, **match) for n in names)
+
+        assert grown(routers, "feedring_timeline_reads_total", by="node") >= 10
+        assert grown(routers, "feedring_timeline_reads_total", by="router") == 0
+        served = grown(["n1", "n2", "n3"], "feedring_rpc_calls_total", method="GetTimeline", code="OK")
+        assert served >= 10, f"the nodes answered {served} GetTimeline calls"
+
+    eventually(relayed, timeout_s=5.0, interval_s=0.3)
+
+
+def _assert_ids(client: object, reader: str, expected: list[int]) -> None:
+    assert [p.id for p in client.timeline(reader).items] == expected  # type: ignore[attr-defined]
 
 
 def test_refused_and_invalid_calls_are_counted_under_their_status_code(cluster: ClusterHandle) -> None:

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from client import FeedClient, Unavailable
+from client import FeedClient, Unavailable, top
 from client.cli import main as cli_main
 from common import tls
 from tests.integration.conftest import ClusterHandle
@@ -20,7 +20,7 @@ from tests.support import eventually, write_cluster_file
 
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
-    handle = ClusterHandle(write_cluster_file(tmp_path_factory.mktemp("tls"), tls={"enabled": True}))
+    handle = ClusterHandle(write_cluster_file(tmp_path_factory.mktemp("tls"), tls={"enabled": True}, metrics=True))
     try:
         handle.start()  # makes the CA and certificates, as `make cluster` does
         yield handle
@@ -35,6 +35,23 @@ def test_a_client_trusting_the_ca_is_served_and_nodes_replicate_over_mutual_tls(
     eventually(lambda: _first_is(client, "tls-fan", post.id), timeout_s=10.0)
     status = client.cluster_status()  # the router reached every node over mTLS
     assert status.nodes and all(n.healthy for n in status.nodes)
+
+
+def test_a_router_relays_timeline_reads_to_the_nodes_over_tls(secure: ClusterHandle) -> None:
+    """router/read_relay.py calls the nodes' Feed API with its own certificate; were that refused,
+    the router would read the timeline itself, so what is checked is who answered."""
+    with secure.client(map_aware=False) as routed:
+        routed.follow("tls-relay-fan", "tls-relay-author")
+        post = routed.post("tls-relay-author", "relayed over TLS")
+        eventually(lambda: _first_is(routed, "tls-relay-fan", post.id), timeout_s=10.0)
+        routers = [t for t in top.targets(secure.config) if t.role == "router"]
+
+        def by_nodes() -> None:
+            scrapes = [top.scrape(t) for t in routers]
+            assert sum(s.total("feedring_timeline_reads_total", by="node") for s in scrapes) >= 1
+            assert sum(s.total("feedring_timeline_reads_total", by="router") for s in scrapes) == 0
+
+        eventually(by_nodes, timeout_s=5.0)
 
 
 def _first_is(client: FeedClient, user: str, post_id: int) -> None:
