@@ -91,7 +91,9 @@ def test_a_burst_of_calls_is_answered_or_refused_and_the_router_memory_stays_bou
     # Every oversized post is refused: as too long a text, or (past the calls in flight) at once.
     assert codes["OK"] >= 64 and codes["INVALID_ARGUMENT"] + codes["RESOURCE_EXHAUSTED"] >= 1200, codes
     # 12,000 calls, 1,200 of them 200 KB posts (240 MB sent). What gRPC core and malloc keep after a
-    # burst varies from run to run (measured 8-77 MB above the start, up and down between bursts,
-    # never climbing burst after burst); the bound is that no burst takes it past this.
-    assert max(rss) - rss[0] < 150e6, f"router RSS grew past 150 MB: {[round(r / 1e6) for r in rss]} MB"
+    # burst varies from run to run, up and down between bursts, never climbing burst after burst:
+    # 9-98 MB above the start with the router reading timelines itself, 25-140 MB (one run 188)
+    # since it relays them to the node over a second channel (router/read_relay.py; twelve bursts
+    # in a row: 25-139 MB, flat). The bound is that no burst takes it past this.
+    assert max(rss) - rss[0] < 250e6, f"router RSS grew past 250 MB: {[round(r / 1e6) for r in rss]} MB"
     assert narrow.client().timeline("after-the-burst").items == []
