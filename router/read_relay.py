@@ -1,4 +1,4 @@
-"""A router's timeline and user-post reads, relayed whole to a node that coordinates them.
+"""A router's timeline reads, relayed whole to a node that coordinates them.
 
 Every node serves the Feed API over its own store (node/feed_api.py): a GetTimeline sent to the
 reader's primary is read there in process, the inbox, the reader's own salted posts and the hot
@@ -10,10 +10,10 @@ call, and the node's reply bytes go back to the caller untouched.
 The key's primary first, as the router's own reads go (the primary is in every write's quorum, so
 an author sees their post in their timeline at once), a replica believed down or catching up last
 (common/storage_client.py replicas_for). A node that does not answer within the attempt timeout, or
-answers UNAVAILABLE, is passed over; when none answers, or none serves the Feed API, the router
-reads the pieces itself as before (feed/feed_service.py): the relay adds a hop's worth of failover,
-never a failure. Any other status is the node's answer to the caller (a bad page token, a bad
-name), relayed with its words.
+answers UNAVAILABLE, CANCELLED or RESOURCE_EXHAUSTED, is passed over; when none answers, or none
+serves the Feed API, the router reads the pieces itself as before (feed/feed_service.py): the relay
+adds a hop's worth of failover, never a failure. Any other status is the node's answer to the
+caller (a bad page token, a bad name), relayed with its words.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class EncodedReply:
 
 
 class ReadRelay:
-    """GetTimeline and GetUserPosts for a router's Feed API (router/server.py), relayed to nodes;
+    """GetTimeline for a router's Feed API (router/server.py), relayed to nodes (GetUserPosts is not:
+    a node learns a user turned hot by polling, and would miss a just-salted author's newest posts);
     `fallback` (the router's own FeedServicer) answers when no node does."""
 
     def __init__(
