@@ -490,6 +490,12 @@ def print_table(r: dict[str, Any]) -> None:
                     if "poll_round_p50_ms" in v
                     else ""
                 )
+                + (
+                    f"; no earlier than {v['lower_bound_p50_ms']:.1f} / {v['lower_bound_p99_ms']:.1f} ms, "
+                    f"every follower's first read showed it for {v['first_reads_showed_it']:.0%} of posts"
+                    if "first_reads_showed_it" in v
+                    else ""
+                )
                 + (f", {v['unseen']:.0f} never seen" if v.get("unseen") else ""),
             )
             for label, v in r.get("visible", {}).items()

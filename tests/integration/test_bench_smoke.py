@@ -50,6 +50,8 @@ def test_the_smoke_benchmark_produces_every_figure(tmp_path: Path) -> None:
     for method in ("visible", "visible_thread_pool"):  # every follower saw every probe post
         assert set(r[method]) == {"10", "200"}, method
         assert all(v.get("unseen", 0) == 0 and 0 < v["p50_ms"] <= v["p99_ms"] < 10_000 for v in r[method].values())
+    for v in r["visible"].values():  # the bracket: no later than the reads that showed it, no earlier than a miss
+        assert 0 <= v["lower_bound_p50_ms"] <= v["p50_ms"] and 0 <= v["first_reads_showed_it"] <= 1, v
     for label in ("plain N=100", "hot N=100"):  # every watcher saw every post
         watch = r["watch"][label]
         assert watch["missed"] == 0 and 0 < watch["p50_ms"] <= watch["p99_ms"], (label, watch)
