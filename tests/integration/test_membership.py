@@ -293,7 +293,7 @@ def test_killing_the_destination_or_the_admin_command_mid_move_loses_nothing(
     command = [sys.executable, "-m", "client.cli", "--config", str(cluster.path), "node"]
     with Writer(cluster, users) as writer:
         cli = subprocess.Popen(
-            [*command, "add", "n4", address, "--max-rate", "20"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [*command, "add", "n4", address, "--max-rate", "100"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         eventually(lambda: _check(client.cluster_status().change_progress.keys_moved > 0), timeout_s=15)
         if victim == "destination":
