@@ -24,7 +24,7 @@ from common.partitioning import partition_of
 from common.versions import VersionClock
 from node import keys, tombstones
 from node.batch import Batches, UserCounters
-from node.delivery_log import DeliveryLog
+from node.delivery_log import DeliveryLog, FinishedEarly
 from node.follow_graph import FollowGraph
 from node.hot_registry import HotRegistry
 from node.inboxes import Inboxes, TimelineListener
@@ -59,7 +59,8 @@ class FeedStore:
         self.clock = VersionClock()  # versions of edges and registry entries written here
         self.batches = Batches(store)
         self.registry = HotRegistry(self.batches, self.partition, self.clock, hot_policy or HotPolicy(), self.sparse)
-        self.posts = Posts(self.batches, self.partition, self.registry)
+        finished_early = FinishedEarly()  # finishes that came before their records (node/delivery_log.py)
+        self.posts = Posts(self.batches, self.partition, self.registry, finished_early)
         self.readers = Readers(self.batches, self.partition, inactive_after_ms)
         self.inboxes = Inboxes(self.batches, self.partition, timeline_cap, self.readers.inactive)
         self.relations = Relations(self.batches, self.partition, self.clock, self.sparse)
@@ -73,7 +74,7 @@ class FeedStore:
             self.relations,
             self.readers,
         )
-        self.deliveries = DeliveryLog(self.batches, self.partition)
+        self.deliveries = DeliveryLog(self.batches, self.partition, finished_early)
         self.tombstones_collected = 0  # since start (node/tombstones.py)
 
     def partition(self, key: str) -> int:

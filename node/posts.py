@@ -30,11 +30,19 @@ _POST_ID = struct.Struct(">Q")
 
 
 class Posts:
-    def __init__(self, batches: Batches, partition: Callable[[str], int], registry: HotRegistry) -> None:
+    def __init__(
+        self,
+        batches: Batches,
+        partition: Callable[[str], int],
+        registry: HotRegistry,
+        finished_early: delivery_log.FinishedEarly | None = None,
+    ) -> None:
         self.batches = batches
         self.store = batches.store
         self.partition = partition
         self.registry = registry
+        # Deliveries finished before their record reached this replica: not written again.
+        self.finished_early = finished_early if finished_early is not None else delivery_log.FinishedEarly()
         self.changed: TimelineListener = nobody_listens  # an author's own posts are in its timeline
 
     def store_post(
@@ -77,8 +85,9 @@ class Posts:
                 owed = delivery_log.insert(post, author, salted=state.salted)
             else:
                 owed = None
-            if owed is not None:
-                batch.put_new(keys.delivery_key(part, author_key, post.id, owed.kind), owed.SerializeToString())
+            record = keys.delivery_key(part, author_key, post.id, owed.kind) if owed is not None else b""
+            if owed is not None and not self.finished_early.take(record):
+                batch.put_new(record, owed.SerializeToString())
         batch.commit()
         if created:
             self.changed([salting.home_of(author_key)[0]])
@@ -119,7 +128,9 @@ class Posts:
         author, salted_key = salting.home_of(author_key)
         owed = delivery_log.retract(post_id, author, salted=salted_key or state.salted)
         batch.delete_existing(keys.delivery_key(part, author_key, post_id, delivery_log.INSERT))
-        batch.put_new(keys.delivery_key(part, author_key, post_id, owed.kind), owed.SerializeToString())
+        record = keys.delivery_key(part, author_key, post_id, owed.kind)
+        if not self.finished_early.take(record):
+            batch.put_new(record, owed.SerializeToString())
         return raw
 
     def get(self, author_key: str, post_id: int) -> bytes | None:

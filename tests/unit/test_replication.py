@@ -14,7 +14,7 @@ import pytest
 from common import post_bytes
 from common.errors import Unavailable
 from feed.post_ids import created_at_ms
-from node import delivery_takeover, keys, repair, writes
+from node import delivery_log, delivery_takeover, keys, repair, writes
 from node.feed_store import FeedStore
 from node.hints import HintLog
 from node.store import MemoryStore
@@ -571,3 +571,22 @@ def test_a_fan_out_page_returns_at_its_quorum_with_a_durable_hint_for_a_replica_
         await cluster.close()
 
     run(scenario)
+
+
+def test_a_finish_that_reaches_a_replica_before_its_record_keeps_the_late_record_from_coming_back() -> None:
+    # A replica sealed during a move (or down) gets the post from a hint, after the driver's note
+    # that its delivery is done: the post must be stored, the finished delivery not owed again.
+    feed = FeedStore(MemoryStore(), partitions=8, timeline_cap=10)
+    inserted = feed.deliveries.key("bob", 42, delivery_log.INSERT)
+    assert feed.deliveries.finish(inserted) == 0  # the note first: nothing to remove yet
+    created, _, _ = feed.posts.store_post("bob", feed_pb2.Post(id=42, author="bob", text="late"), replica=True)
+    assert created and [post_bytes.post_id(p) for p in feed.posts.read_posts("bob", 10)] == [42]
+    assert feed.deliveries.get(inserted) is None
+    # The same for a delete's retraction; and a post whose finish did not come first still owes its own.
+    retracted = feed.deliveries.key("bob", 42, delivery_log.RETRACT)
+    assert feed.deliveries.finish(retracted) == 0
+    assert feed.posts.remove_post("bob", 42, created_at_ms(42) << 16) is not None
+    assert feed.deliveries.get(retracted) is None
+    feed.posts.store_post("bob", feed_pb2.Post(id=43, author="bob", text="on time"))
+    assert feed.deliveries.get(feed.deliveries.key("bob", 43, delivery_log.INSERT)) is not None
+    assert len(feed.deliveries.finished_early) == 0  # each note is used once
