@@ -58,6 +58,9 @@ def test_with_one_copy_a_down_node_fails_only_what_needs_it_and_loses_nothing(si
 
     own_cluster.restart("n2")
     eventually(lambda: _reachable(client, on2), timeout_s=5.0)  # the router reconnects within ~1 s
+    # A read of on2 can take one path to n2 while another (the router's, a map-aware client's fail-over)
+    # still waits out gRPC's reconnect backoff: the router must see n2 too before the follow relies on it.
+    eventually(lambda: _equal({n.id: n.healthy for n in client.cluster_status().nodes}["n2"], True), timeout_s=10.0)
     assert client.follow(on2, on3) is True  # backfill reads n3, writes n2
     eventually(lambda: _equal([p.id for p in client.timeline(on2).items], [during.id, before.id]))
 
