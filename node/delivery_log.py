@@ -121,13 +121,11 @@ class FinishedEarly:
 
 
 class DeliveryLog:
-    def __init__(
-        self, batches: Batches, partition: Callable[[str], int], finished_early: FinishedEarly | None = None
-    ) -> None:
+    def __init__(self, batches: Batches, partition: Callable[[str], int], finished_early: FinishedEarly) -> None:
         self.batches = batches
         self.store = batches.store
         self.partition = partition
-        self.finished_early = finished_early if finished_early is not None else FinishedEarly()
+        self.finished_early = finished_early  # shared with node/posts.py, which writes the records
 
     def key(self, author_key: str, post_id: int, kind: int) -> bytes:
         return keys.delivery_key(self.partition(author_key), author_key, post_id, kind)

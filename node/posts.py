@@ -35,14 +35,14 @@ class Posts:
         batches: Batches,
         partition: Callable[[str], int],
         registry: HotRegistry,
-        finished_early: delivery_log.FinishedEarly | None = None,
+        finished_early: delivery_log.FinishedEarly,
     ) -> None:
         self.batches = batches
         self.store = batches.store
         self.partition = partition
         self.registry = registry
         # Deliveries finished before their record reached this replica: not written again.
-        self.finished_early = finished_early if finished_early is not None else delivery_log.FinishedEarly()
+        self.finished_early = finished_early
         self.changed: TimelineListener = nobody_listens  # an author's own posts are in its timeline
 
     def store_post(
@@ -85,9 +85,8 @@ class Posts:
                 owed = delivery_log.insert(post, author, salted=state.salted)
             else:
                 owed = None
-            record = keys.delivery_key(part, author_key, post.id, owed.kind) if owed is not None else b""
-            if owed is not None and not self.finished_early.take(record):
-                batch.put_new(record, owed.SerializeToString())
+            if owed is not None:
+                self._owe(batch, part, author_key, post.id, owed)
         batch.commit()
         if created:
             self.changed([salting.home_of(author_key)[0]])
@@ -128,10 +127,15 @@ class Posts:
         author, salted_key = salting.home_of(author_key)
         owed = delivery_log.retract(post_id, author, salted=salted_key or state.salted)
         batch.delete_existing(keys.delivery_key(part, author_key, post_id, delivery_log.INSERT))
+        self._owe(batch, part, author_key, post_id, owed)
+        return raw
+
+    def _owe(self, batch: Batch, part: int, author_key: str, post_id: int, owed: delivery_log.Delivery) -> None:
+        """In `batch`: the delivery record `owed`, unless its driver already finished it (the note
+        reached this replica before the write did: node/delivery_log.py, FinishedEarly)."""
         record = keys.delivery_key(part, author_key, post_id, owed.kind)
         if not self.finished_early.take(record):
             batch.put_new(record, owed.SerializeToString())
-        return raw
 
     def get(self, author_key: str, post_id: int) -> bytes | None:
         """One post as stored, or None."""
