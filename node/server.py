@@ -21,6 +21,7 @@ from common import metrics, security, tls
 from common.call_guards import CallGuards, GuardedServer
 from common.config import ClusterConfig, NodeConfig
 from common.errors import FeedringError
+from common.heap import freeze_long_lived
 from common.loop_watch import LoopWatch
 from common.server_options import pending_calls_options
 from common.service_handlers import add_service
@@ -374,6 +375,7 @@ class NodeServer:
 
     async def run_until_signalled(self) -> None:
         await self.start()
+        freeze_long_lived()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,6 +12,7 @@ from grpc_health.v1 import health
 from common import metrics, security, tls
 from common.cluster_map import initial_map
 from common.config import ClusterConfig
+from common.heap import freeze_long_lived
 from common.loop_watch import LoopWatch
 from common.storage_client import StorageClient
 from feed.post_ids import PostIdGenerator, generator_id
@@ -130,6 +131,7 @@ class RouterServer:
 
     async def run_until_signalled(self) -> None:
         await self.start()
+        freeze_long_lived()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
