@@ -132,10 +132,10 @@ class SoakSampler(PeriodicSampler):
             row["owed"] = float(sum(n.delivery.records for n in status.nodes))
         if status is not None:
             self._last_status = status
-            for node in status.nodes:
-                if node.healthy:
-                    row[f"leveldb_cache_mb/{node.id}"] = node.leveldb_cache_bytes / 2**20
-                    row[f"keys_m/{node.id}"] = sum(node.keys_by_family.values()) / 1e6
+            for health in status.nodes:
+                if health.healthy:
+                    row[f"leveldb_cache_mb/{health.id}"] = health.leveldb_cache_bytes / 2**20
+                    row[f"keys_m/{health.id}"] = sum(health.keys_by_family.values()) / 1e6
         return row
 
 
